@@ -1,0 +1,57 @@
+"""Pipeline configuration: a YAML file naming the components and their settings."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from deid.resources import digest_bytes
+from deid.spans import EntityType
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "conf" / "pipeline.yaml"
+KNOWN_COMPONENTS = ("ner", "id_number", "contact", "hospital", "address", "name", "std", "pregnancy")
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    components: tuple[str, ...]
+    ner_threads: int = 1
+    ner_batch_size: int = 64
+    type_priority: tuple[EntityType, ...] = ()
+    policies_path: str = ""
+    max_chars: int = 2_000_000
+    digest: str = ""
+    raw: dict = field(default_factory=dict, compare=False)
+
+
+def load_config(path: str | Path | None = None, **overrides) -> PipelineConfig:
+    path = Path(path or DEFAULT_CONFIG)
+    raw_bytes = path.read_bytes()
+    doc = yaml.safe_load(raw_bytes) or {}
+    doc.update(overrides)
+    components = tuple(doc.get("components", KNOWN_COMPONENTS))
+    unknown = [c for c in components if c not in KNOWN_COMPONENTS]
+    if unknown:
+        raise ConfigError(f"unknown pipeline components {unknown}; known: {', '.join(KNOWN_COMPONENTS)}")
+    ner = doc.get("ner") or {}
+    priority = tuple(EntityType(t) for t in (doc.get("merge") or {}).get("type_priority", [t.value for t in EntityType]))
+    if set(priority) != set(EntityType):
+        raise ConfigError("merge.type_priority must list every entity type once")
+    policies = Path(doc.get("policies", "policies.yaml"))
+    if not policies.is_absolute():
+        policies = path.parent / policies
+    return PipelineConfig(
+        components=components,
+        ner_threads=int(ner.get("threads", 1)),
+        ner_batch_size=int(ner.get("batch_size", 64)),
+        type_priority=priority,
+        policies_path=str(policies),
+        max_chars=int((doc.get("limits") or {}).get("max_chars", 2_000_000)),
+        digest=digest_bytes(yaml.safe_dump(doc, sort_keys=True, allow_unicode=True).encode()),
+        raw=doc,
+    )

@@ -1,0 +1,47 @@
+"""What every detector sees (a Document) and returns (spans). Detectors know nothing of masking."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Iterable, Protocol
+
+from deid.spans import Span
+from deid.text import normalize, sentences
+
+
+@dataclass
+class Document:
+    """One note. `norm` is the length-preserving normalized text that patterns run on."""
+    text: str
+    ner: list[tuple[int, int, str]] | None = None  # (start, end, PER|LOC|ORG), filled by the NER component
+    spans: list[Span] = field(default_factory=list)  # spans of components that ran earlier
+
+    @cached_property
+    def norm(self) -> str:
+        return normalize(self.text)
+
+    @cached_property
+    def sentences(self) -> list[tuple[int, int]]:
+        return sentences(self.text)
+
+    def ner_of(self, label: str) -> list[tuple[int, int]]:
+        return [(s, e) for s, e, l in (self.ner or ()) if l == label]
+
+
+class Detector(Protocol):
+    name: str
+
+    def detect(self, doc: Document) -> list[Span]: ...
+
+
+def left_context(text: str, start: int, width: int) -> str:
+    return text[max(0, start - width):start]
+
+
+def right_context(text: str, end: int, width: int) -> str:
+    return text[end:end + width]
+
+
+def any_cue(pattern: re.Pattern, texts: Iterable[str]) -> bool:
+    return any(pattern.search(t) for t in texts)

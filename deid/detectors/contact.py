@@ -1,0 +1,70 @@
+"""CONTACT: phones (mobile, landline, 400/800), e-mail, and QQ / WeChat ids where context names them.
+
+Patterns run on the normalized text, so full-width digits, full-width parentheses and dash variants match
+like their ASCII forms. Numbers that a record cue introduces (住院号, 病案号, 床 ...) are not contacts.
+"""
+from __future__ import annotations
+
+import re
+
+from deid.detectors.base import Document, left_context, right_context
+from deid.spans import EntityType, Span, make_span
+
+_SEP = r"[ \-.]?"
+_NOT_DIGIT_BEFORE = r"(?<![0-9A-Za-z])"
+_NOT_DIGIT_AFTER = r"(?![0-9])"
+_COUNTRY = r"(?:(?:\+|00)\s?86[ \-]?)"
+# Area codes in use: 010, 020-029, and four-digit 03xx-09xx.
+_AREA = r"0(?:10|2\d|[3-9]\d{2})"
+_EXT = r"(?:\s?(?:转|分机|ext\.?|x|-)\s?\d{1,5})?"
+
+_MOBILE = re.compile(_NOT_DIGIT_BEFORE + _COUNTRY + r"?1[3-9]\d" + _SEP + r"\d{4}" + _SEP + r"\d{4}" + _NOT_DIGIT_AFTER)
+_LANDLINE = re.compile(
+    _NOT_DIGIT_BEFORE
+    + r"(?:" + _COUNTRY + r"\(?0?(?:10|2\d|[3-9]\d{2})\)?|\(" + _AREA + r"\)|" + _AREA + r")"
+    + r"\s?[ \-]?\s?\d{3,4}" + _SEP + r"\d{4}" + _EXT + _NOT_DIGIT_AFTER)
+_SERVICE = re.compile(_NOT_DIGIT_BEFORE + r"[48]00" + _SEP + r"\d{3}" + _SEP + r"\d{4}" + _NOT_DIGIT_AFTER)
+_EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+# Local numbers without area code only right after a phone cue.
+_PHONE_CUE = re.compile(r"(?:电话|手机|联系方式|联系电话|电话号码|座机|Tel|TEL|tel|Phone|phone|Mobile|mobile|手机号)(?:号码|号)?\s*[:：]?\s*$")
+_LOCAL = re.compile(_NOT_DIGIT_BEFORE + r"\d{3,4}" + _SEP + r"\d{4}" + _NOT_DIGIT_AFTER)
+_QQ = re.compile(r"(?:QQ|qq|Qq|扣扣)\s*(?:号码|号)?\s*[:：]?\s*(\d{5,11})(?!\d)")
+_WECHAT = re.compile(r"(?:微信|weixin|WeChat|wechat|wx|WX|VX|vx|V信)\s*(?:号|ID|id)?\s*[:：]?\s*([A-Za-z][A-Za-z0-9_-]{5,19}|1[3-9]\d{9})(?![A-Za-z0-9_-])")
+# Numbers introduced by these cues are identifiers of the record, not contacts.
+_RECORD_CUE = re.compile(r"(?:住院号|病案号|门诊号|病历号|登记号|ID号|检查号|标本号|条码|流水号|床号|医保号|卡号|编号|No\.?)\s*[:：]?\s*$", re.I)
+_MEASURE_AFTER = re.compile(r"^\s*(?:mg|ml|mL|g|kg|mmol|μmol|umol|U|IU|mmHg|次|岁|元|cm|mm|%|/)")
+
+
+class ContactDetector:
+    name = "contact"
+
+    def detect(self, doc: Document) -> list[Span]:
+        norm, text = doc.norm, doc.text
+        found: list[Span] = []
+
+        def add(start: int, end: int, score: float, why: str):
+            if any(s.start < end and start < s.end for s in found):
+                return
+            found.append(make_span(text, start, end, EntityType.CONTACT, 1, "pattern", score, why))
+
+        def is_record_number(start: int, end: int) -> bool:
+            return bool(_RECORD_CUE.search(left_context(norm, start, 10)) or
+                        _MEASURE_AFTER.match(right_context(norm, end, 6)))
+
+        for m in _EMAIL.finditer(norm):
+            add(m.start(), m.end(), 0.99, "email")
+        for rx, why, score in ((_MOBILE, "phone.mobile", 0.97), (_LANDLINE, "phone.landline", 0.93),
+                               (_SERVICE, "phone.service", 0.9)):
+            for m in rx.finditer(norm):
+                start, end = m.start(), m.end()
+                while end > start and norm[end - 1] in " -.":
+                    end -= 1
+                if not is_record_number(start, end):
+                    add(start, end, score, why)
+        for rx, why in ((_QQ, "im.qq"), (_WECHAT, "im.wechat")):
+            for m in rx.finditer(norm):
+                add(m.start(1), m.end(1), 0.95, why)
+        for m in _LOCAL.finditer(norm):
+            if _PHONE_CUE.search(left_context(norm, m.start(), 12)):
+                add(m.start(), m.end(), 0.9, "phone.local_after_cue")
+        return found

@@ -1,0 +1,130 @@
+"""HOSPITAL: the curated dictionary (official names, aliases, English names) plus a pattern for
+institutions that are not in it: a proper prefix (a place, a person's or a university's name, an
+ordinal) followed by an institution suffix (医院, 人民医院, 妇幼保健院, 卫生院, 社区卫生服务中心, 诊所 ...).
+A department alone (心内科) or a generic phrase (当地医院, 县医院, 我院) is not a hospital.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import ahocorasick
+
+from deid import resources
+from deid.detectors.base import Document, left_context, right_context
+from deid.gazetteer import Gazetteer
+from deid.spans import EntityType, Span, make_span
+from deid.text import is_cjk
+
+_SUFFIX = re.compile(r"社区卫生服务中心|社区卫生服务站|卫生服务中心|疾病预防控制中心|妇幼保健院|妇幼保健所|妇幼保健计划生育服务中心|"
+                     r"人民医院|中西医结合医院|中医医院|中医院|保健院|卫生院|医学中心|医疗中心|防治中心|门诊部|卫生室|诊所|医院")
+# Characters that cannot be part of a hospital name's prefix: a clause or a verb boundary.
+_PREFIX_CHAR = re.compile(r"[\u4e00-\u9fa5A-Za-z0-9()（）·]")
+_PREFIX_STOP = re.compile(r"就诊于|转诊至|转入|转至|收入|收住|患者|曾在|曾于|先后在|来自|前往|入住|"
+                          r"[于在至到赴转经去往及与和、由从我外曾行予后入住诉因示见即既往]")
+# Words that on their own do not name an institution.
+_GENERIC = re.compile(r"当地|本地|外地|外院|我院|本院|上级|基层|乡镇|乡|镇|村|县级|市级|省级|区级|县|市|省|区|三甲|二甲|一级|二级|三级|"
+                      r"某|该|附近|私人|私立|民营|公立|专科|综合|中心|部队|军队|社区|妇产|儿童|肿瘤|精神|传染病|口腔|眼科|骨科|胸科|"
+                      r"中西医结合|中医|西医|人民|妇幼|保健|卫生|医疗|小|大|一家|其他|其它|多家|各|多|相关|定点|指定|合作|附属|所在|此|其|原|新|老")
+_CONTEXT_LEFT = re.compile(r"(?:在|于|转|赴|至|到|去|来|往|诊于|转诊至|来自|曾在|就诊)\s*$")
+_CONTEXT_RIGHT = re.compile(r"^\s*(?:就诊|住院|治疗|手术|复查|随访|确诊|诊断|行|查|门诊|急诊|住|看|求治|诊治|会诊|转诊)")
+_SCHOOL_RIGHT = re.compile(r"^(?:医学院|医科大学|大学|学院)")
+
+
+@dataclass(frozen=True)
+class _Entry:
+    canonical: str
+    form: str
+    kind: str   # name | alias | ambiguous | english
+
+
+def _ascii_word_boundary(text: str, start: int, end: int) -> bool:
+    before = text[start - 1] if start > 0 else " "
+    after = text[end] if end < len(text) else " "
+    return not (before.isascii() and before.isalnum()) and not (after.isascii() and after.isalnum())
+
+
+class HospitalDetector:
+    name = "hospital"
+
+    def __init__(self, gazetteer: Gazetteer | None = None):
+        self.gazetteer = gazetteer or Gazetteer()
+        res = resources.load("dictionaries/hospitals.tsv")
+        self.version = res.digest
+        self.entries: list[_Entry] = []
+        auto = ahocorasick.Automaton()
+        for row in res.rows():
+            name = row["name"]
+            forms = [(name, "name")]
+            for alias in filter(None, row.get("aliases", "").split(";")):
+                forms.append((alias[1:], "ambiguous") if alias.startswith("~") else (alias, "alias"))
+            forms += [(en, "english") for en in filter(None, row.get("english", "").split(";"))]
+            for form, kind in forms:
+                entry = _Entry(name, form, kind)
+                self.entries.append(entry)
+                key = form.lower()
+                if key not in auto or auto.get(key).kind == "ambiguous":
+                    auto.add_word(key, entry)
+        auto.make_automaton()
+        self._auto = auto
+
+    def detect(self, doc: Document) -> list[Span]:
+        text, norm = doc.text, doc.norm
+        spans = self._dictionary(text, norm) + self._pattern(text, norm)
+        return spans
+
+    def _dictionary(self, text: str, norm: str) -> list[Span]:
+        lowered = norm.lower()
+        hits = []
+        for end, entry in self._auto.iter(lowered):
+            start = end - len(entry.form) + 1
+            hits.append((start, end + 1, entry))
+        hits.sort(key=lambda h: (h[0], -(h[1] - h[0])))
+        spans, last_end = [], -1
+        for start, end, entry in hits:
+            if start < last_end:
+                continue
+            if entry.kind == "english" and not _ascii_word_boundary(norm, start, end):
+                continue
+            if entry.kind != "english" and entry.form.isascii() and not _ascii_word_boundary(norm, start, end):
+                continue
+            if entry.kind in ("alias", "ambiguous") and _SCHOOL_RIGHT.match(right_context(norm, end, 4)):
+                continue
+            if entry.kind == "ambiguous":
+                if not (_CONTEXT_LEFT.search(left_context(norm, start, 5)) or
+                        _CONTEXT_RIGHT.match(right_context(norm, end, 5))):
+                    continue
+            score = {"name": 0.99, "alias": 0.95, "english": 0.95, "ambiguous": 0.85}[entry.kind]
+            spans.append(make_span(text, start, end, EntityType.HOSPITAL, 1, "dictionary", score,
+                                   f"hospital.dict.{entry.kind}", canonical=entry.canonical))
+            last_end = end
+        return spans
+
+    def _pattern(self, text: str, norm: str) -> list[Span]:
+        spans = []
+        for m in _SUFFIX.finditer(norm):
+            start = m.start()
+            while start > 0 and m.start() - start < 24 and _PREFIX_CHAR.match(norm[start - 1]):
+                start -= 1
+            prefix = norm[start:m.start()]
+            stops = list(_PREFIX_STOP.finditer(prefix))
+            if stops:
+                start += stops[-1].end()
+                prefix = norm[start:m.start()]
+            while prefix and not (is_cjk(prefix[0]) or prefix[0].isalnum()):
+                start, prefix = start + 1, prefix[1:]
+            # Strip generic determiners at the front (当地, 我院 ...) but keep a real name behind them.
+            lead = re.match(r"(?:当地|本地|外地|附近|某|该|一家|其他|其它|多家)+", prefix)
+            if lead:
+                start, prefix = start + lead.end(), prefix[lead.end():]
+            if not prefix or not self._names_something(prefix):
+                continue
+            spans.append(make_span(text, start, m.end(), EntityType.HOSPITAL, 1, "pattern", 0.9, "hospital.pattern"))
+        return spans
+
+    def _names_something(self, prefix: str) -> bool:
+        if self.gazetteer.find(prefix):
+            return True
+        if re.search(r"第[一二三四五六七八九十0-9]+|大学|医学院|医科", prefix):
+            return True
+        return len(_GENERIC.sub("", prefix)) >= 2

@@ -1,0 +1,141 @@
+"""NAME: patients, relatives and staff alike.
+
+Three sources of evidence, combined here because each alone is weak:
+- clinical cues before a name (患者, 姓名：, 家属, 其子, 主治医师：, 签名 ...) or a role after it (王五主任);
+- the surname list (single and compound) that a candidate must start with;
+- the NER model's PER tokens, which also fix where a cue-found name ends.
+Every name found is then looked for again elsewhere in the note, so a later bare mention is caught too.
+Common clinical words that start with a surname character (高血压, 白细胞 ...) are never names.
+"""
+from __future__ import annotations
+
+import re
+
+from deid import resources
+from deid.detectors.base import Document
+from deid.spans import EntityType, Span, make_span
+from deid.text import is_cjk
+
+_CUE_BEFORE = re.compile(
+    r"(?:患者|病人|患儿|产妇|姓名|家属|其子|其女|其夫|其妻|之子|之女|配偶|丈夫|妻子|儿子|女儿|父亲|母亲|哥哥|姐姐|弟弟|妹妹|"
+    r"联系人|委托人|监护人|代理人|陪同人|陪护人|授权人|患方|"
+    r"主治医师|住院医师|主任医师|副主任医师|上级医师|经治医师|查房医师|值班医师|进修医师|实习医师|主管医师|麻醉医师|"
+    r"医师|医生|主任|教授|护士长|护士|责任护士|器械护士|巡回护士|记录者|记录人|记录|书写者|签名|签字|审核人|审核|"
+    r"主刀|术者|一助|二助|助手|参加人员|主持人|报告人|申请医生|送检医生|开单医生|汇报人|讨论者)"
+    r"(?:签名|签字)?\s*(?:[:：]|为|是)?\s*")
+_ROLE_AFTER = re.compile(r"(?:主任医师|副主任医师|主治医师|住院医师|医师|医生|主任|教授|护士长|护士|大夫|副教授|博士|"
+                         r"签名|签字|查房|指示|指出|补充|总结|同意)")
+# Characters that do not continue a given name in clinical prose; they end a cue-found candidate.
+_STOP_CHARS = set("男女性岁因于在患诉述主入出院以及和与等的了是为有无行经予今昨前后左右上下内外中伴并未已再又均可见示查术"
+                  "期间次年月日天时分个名位例号床科室病症炎痛热咳喘吐泻诊治疗手签字医护师生长任教授查房，。、；：（）() ")
+
+# Function words that also happen to be rare surnames: before a role word they start a clause, not a name.
+_FUNCTION_CHARS = set("由经请向被让给和与及在于对将把同跟为是")
+
+
+class NameDetector:
+    name = "name"
+
+    def __init__(self):
+        surnames = resources.load("dictionaries/surnames.txt")
+        stop = resources.load("dictionaries/name_stopwords.txt")
+        self.version = resources.combine_digests({"surnames": surnames.digest, "stop": stop.digest})
+        words = surnames.lines()
+        self.single = {w for w in words if len(w) == 1}
+        self.compound = {w for w in words if len(w) == 2}
+        self.stopwords = tuple(stop.lines())
+
+    # -- candidate tests -------------------------------------------------------------------------
+    def surname_len(self, s: str) -> int:
+        if s[:2] in self.compound:
+            return 2
+        return 1 if s[:1] in self.single else 0
+
+    def plausible(self, cand: str) -> bool:
+        n = self.surname_len(cand)
+        if not n or not (n + 1 <= len(cand) <= n + 2) or not all(is_cjk(c) for c in cand):
+            return False
+        if any(c in _STOP_CHARS for c in cand[n:]):
+            return False
+        return not cand.startswith(self.stopwords)
+
+    # -- detection -------------------------------------------------------------------------------
+    def detect(self, doc: Document) -> list[Span]:
+        text = doc.norm
+        per = {s: e for s, e in doc.ner_of("PER")}
+        found: dict[tuple[int, int], Span] = {}
+
+        def add(s: int, e: int, kind: str, score: float, why: str):
+            if not self.plausible(text[s:e]):
+                return
+            old = found.get((s, e))
+            if old is None:
+                found[(s, e)] = make_span(doc.text, s, e, EntityType.NAME, 1, kind, score, why)
+            else:  # cue and NER agree: keep one span that says so
+                found[(s, e)] = old.with_(score=max(old.score, score), sources=old.sources | {kind},
+                                          explanation=old.explanation + "+" + why.split(".", 1)[1])
+
+        for s, e in per.items():
+            add(s, e, "ner", 0.85, "name.ner")
+        for m in _CUE_BEFORE.finditer(text):
+            self._after_cue(text, m.end(), per, add)
+        for m in _ROLE_AFTER.finditer(text):
+            self._before_role(text, m.start(), per, add)
+        self._repeat(doc, found)
+        return list(found.values())
+
+    def _after_cue(self, text: str, pos: int, per: dict[int, int], add) -> None:
+        while pos < len(text):
+            if pos in per and self.plausible(text[pos:per[pos]]):
+                end = per[pos]
+                add(pos, end, "pattern", 0.97, "name.cue+ner")
+            else:
+                end = self._cut(text, pos)
+                if end is None:
+                    return
+                add(pos, end, "pattern", 0.92, "name.cue")
+            # A list of names after one cue: 参加人员：王五、赵六
+            if end < len(text) and text[end] in "、,，" and self.surname_len(text[end + 1:end + 3]):
+                pos = end + 1
+                continue
+            return
+
+    def _cut(self, text: str, pos: int) -> int | None:
+        """End of a surname + 1-2 given characters starting at pos, if it ends on a boundary."""
+        n = self.surname_len(text[pos:pos + 2])
+        if not n:
+            return None
+        for given in (2, 1):
+            end = pos + n + given
+            if end > len(text):
+                continue
+            cand = text[pos:end]
+            nxt = text[end] if end < len(text) else " "
+            if self.plausible(cand) and (not is_cjk(nxt) or nxt in _STOP_CHARS or _ROLE_AFTER.match(text, end)):
+                return end
+        return None
+
+    def _before_role(self, text: str, role_start: int, per: dict[int, int], add) -> None:
+        ner_end = {e: s for s, e in per.items()}
+        if role_start in ner_end and self.plausible(text[ner_end[role_start]:role_start]):
+            add(ner_end[role_start], role_start, "pattern", 0.95, "name.role_after+ner")
+            return
+        for length in (3, 2, 4):
+            s = role_start - length
+            if s < 0 or text[s] in _FUNCTION_CHARS:
+                continue
+            cand = text[s:role_start]
+            before = text[s - 1] if s > 0 else " "
+            if self.plausible(cand) and (not is_cjk(before) or before in _STOP_CHARS or before in _FUNCTION_CHARS):
+                add(s, role_start, "pattern", 0.9, "name.role_after")
+                return
+
+    def _repeat(self, doc: Document, found: dict[tuple[int, int], Span]) -> None:
+        """Every other occurrence of a name already found in this note is a name too."""
+        text = doc.norm
+        for name in {text[s:e] for s, e in found}:
+            for m in re.finditer(re.escape(name), text):
+                key = (m.start(), m.end())
+                if key in found or any(s < key[1] and key[0] < e for s, e in found):
+                    continue
+                found[key] = make_span(doc.text, key[0], key[1], EntityType.NAME, 1, "pattern", 0.9, "name.repeat")

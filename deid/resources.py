@@ -1,0 +1,57 @@
+"""Dictionaries and policies are data: loaded from resources/, each versioned by a digest of its content."""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+RESOURCES_ENV = "DEID_RESOURCES"
+
+
+def resources_dir() -> Path:
+    """resources/ beside the package, or the folder named by $DEID_RESOURCES."""
+    override = os.environ.get(RESOURCES_ENV)
+    return Path(override) if override else Path(__file__).resolve().parent.parent / "resources"
+
+
+def digest_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def combine_digests(parts: dict[str, str]) -> str:
+    """One digest over named digests, independent of dict order."""
+    joined = "\n".join(f"{k}={parts[k]}" for k in sorted(parts))
+    return digest_bytes(joined.encode())
+
+
+@dataclass(frozen=True)
+class TextResource:
+    name: str        # path relative to resources/, e.g. dictionaries/hospitals.tsv
+    content: str
+    digest: str
+
+    def lines(self) -> list[str]:
+        """Non-empty lines, '#' comments dropped."""
+        out = []
+        for line in self.content.splitlines():
+            line = line.split("#", 1)[0].strip() if not line.lstrip().startswith("#") else ""
+            if line:
+                out.append(line)
+        return out
+
+    def rows(self) -> list[dict[str, str]]:
+        """TSV rows keyed by the header line; '#' lines are comments."""
+        body = "\n".join(l for l in self.content.splitlines() if l.strip() and not l.startswith("#"))
+        return [{k: (v or "").strip() for k, v in row.items()}
+                for row in csv.DictReader(io.StringIO(body), delimiter="\t")]
+
+
+@lru_cache(maxsize=None)
+def load(name: str, root: str | None = None) -> TextResource:
+    path = Path(root) if root else resources_dir()
+    data = (path / name).read_bytes()
+    return TextResource(name, data.decode("utf-8"), digest_bytes(data))

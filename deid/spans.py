@@ -1,0 +1,84 @@
+"""The span: one finding of sensitive information, in Unicode code points (end exclusive)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from typing import Any, Mapping
+
+
+class EntityType(str, Enum):
+    NAME = "NAME"
+    ID_NUMBER = "ID_NUMBER"
+    CONTACT = "CONTACT"
+    HOSPITAL = "HOSPITAL"
+    ADDRESS = "ADDRESS"
+    STD = "STD"
+    PREGNANCY = "PREGNANCY"
+
+    @property
+    def label_zh(self) -> str:
+        return LABELS_ZH[self]
+
+
+# The paper's Chinese labels, used by masking tags and by the LLM markup.
+LABELS_ZH = {
+    EntityType.NAME: "姓名",
+    EntityType.ID_NUMBER: "身份证号",
+    EntityType.CONTACT: "联系方式",
+    EntityType.HOSPITAL: "医院名称",
+    EntityType.ADDRESS: "地址",
+    EntityType.STD: "性传播疾病",
+    EntityType.PREGNANCY: "妊娠相关",
+}
+
+# Types whose tier is fixed at 1; the other three are tiered by content.
+ALWAYS_TIER_1 = frozenset({EntityType.NAME, EntityType.ID_NUMBER, EntityType.CONTACT, EntityType.HOSPITAL})
+TIERED_TYPES = (EntityType.ADDRESS, EntityType.STD, EntityType.PREGNANCY)
+
+
+@dataclass(frozen=True)
+class Span:
+    start: int
+    end: int
+    entity_type: EntityType
+    text: str
+    tier: int
+    detector: str            # kind of recognizer: pattern | dictionary | ner | llm
+    score: float
+    explanation: str = ""    # which rule fired, short, never the matched text
+    sources: frozenset = frozenset()   # detector kinds that agreed after merging
+    attrs: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self):
+        if not (0 <= self.start < self.end):
+            raise ValueError(f"bad span offsets {self.start}..{self.end}")
+        if self.tier not in (1, 2, 3):
+            raise ValueError(f"bad tier {self.tier}")
+        if not self.sources:
+            object.__setattr__(self, "sources", frozenset({self.detector}))
+
+    def __len__(self) -> int:
+        return self.end - self.start
+
+    def overlaps(self, other: "Span") -> bool:
+        return self.start < other.end and other.start < self.end
+
+    def with_(self, **changes) -> "Span":
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return {
+            "start": self.start,
+            "end": self.end,
+            "text": self.text,
+            "type": self.entity_type.value,
+            "tier": self.tier,
+            "detector": "+".join(sorted(self.sources)),
+            "score": round(self.score, 4),
+        }
+
+
+def make_span(text: str, start: int, end: int, entity_type: EntityType, tier: int,
+              detector: str, score: float, explanation: str = "", **attrs) -> Span:
+    """Build a span whose text is sliced from the note, so offsets and text never disagree."""
+    return Span(start, end, entity_type, text[start:end], tier, detector, score, explanation, attrs=attrs)
