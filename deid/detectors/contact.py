@@ -22,7 +22,7 @@ _MOBILE = re.compile(_NOT_DIGIT_BEFORE + _COUNTRY + r"?1[3-9]\d" + _SEP + r"\d{4
 _LANDLINE = re.compile(
     _NOT_DIGIT_BEFORE
     + r"(?:" + _COUNTRY + r"\(?0?(?:10|2\d|[3-9]\d{2})\)?|\(" + _AREA + r"\)|" + _AREA + r")"
-    + r"\s?[ \-]?\s?\d{3,4}" + _SEP + r"\d{4}" + _EXT + _NOT_DIGIT_AFTER)
+    + r"\s?[ \-]?\s?(?:\d{4}" + _SEP + r"\d{3,4}|\d{3}" + _SEP + r"\d{4})" + _EXT + _NOT_DIGIT_AFTER)
 _SERVICE = re.compile(_NOT_DIGIT_BEFORE + r"[48]00" + _SEP + r"\d{3}" + _SEP + r"\d{4}" + _NOT_DIGIT_AFTER)
 _EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 # Local numbers without area code only right after a phone cue.

@@ -21,11 +21,12 @@ _SUFFIX = re.compile(r"社区卫生服务中心|社区卫生服务站|卫生服�
 # Characters that cannot be part of a hospital name's prefix: a clause or a verb boundary.
 _PREFIX_CHAR = re.compile(r"[\u4e00-\u9fa5A-Za-z0-9()（）·]")
 _PREFIX_STOP = re.compile(r"就诊于|转诊至|转入|转至|收入|收住|患者|曾在|曾于|先后在|来自|前往|入住|"
-                          r"[于在至到赴转经去往及与和、由从我外曾行予后入住诉因示见即既往]")
+                          r"[于在至到赴转经去往及与、由从我外曾行予后入住诉因示见即既往]")
 # Words that on their own do not name an institution.
-_GENERIC = re.compile(r"当地|本地|外地|外院|我院|本院|上级|基层|乡镇|乡|镇|村|县级|市级|省级|区级|县|市|省|区|三甲|二甲|一级|二级|三级|"
-                      r"某|该|附近|私人|私立|民营|公立|专科|综合|中心|部队|军队|社区|妇产|儿童|肿瘤|精神|传染病|口腔|眼科|骨科|胸科|"
-                      r"中西医结合|中医|西医|人民|妇幼|保健|卫生|医疗|小|大|一家|其他|其它|多家|各|多|相关|定点|指定|合作|附属|所在|此|其|原|新|老")
+_GENERIC = re.compile(r"当地|本地|外地|外院|我院|本院|上级|基层|乡镇|县级|市级|省级|区级|三甲|二甲|一级|二级|三级|附近|私人|私立|"
+                      r"民营|公立|专科|综合|中心|部队|军队|社区|妇产|儿童|肿瘤|精神|传染病|口腔|眼科|骨科|胸科|中西医结合|"
+                      r"中医|西医|人民|妇幼|保健|卫生|医疗|一家|其他|其它|多家|相关|定点|指定|合作|附属|所在|"
+                      r"[某该县市省区乡镇村各其此原]")
 _CONTEXT_LEFT = re.compile(r"(?:在|于|转|赴|至|到|去|来|往|诊于|转诊至|来自|曾在|就诊)\s*$")
 _CONTEXT_RIGHT = re.compile(r"^\s*(?:就诊|住院|治疗|手术|复查|随访|确诊|诊断|行|查|门诊|急诊|住|看|求治|诊治|会诊|转诊)")
 _SCHOOL_RIGHT = re.compile(r"^(?:医学院|医科大学|大学|学院)")
@@ -127,4 +128,4 @@ class HospitalDetector:
             return True
         if re.search(r"第[一二三四五六七八九十0-9]+|大学|医学院|医科", prefix):
             return True
-        return len(_GENERIC.sub("", prefix)) >= 2
+        return not re.fullmatch(f"(?:{_GENERIC.pattern})+", prefix)

