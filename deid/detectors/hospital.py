@@ -29,6 +29,7 @@ _GENERIC = re.compile(r"当地|本地|外地|外院|我院|本院|上级|基层|
                       r"[某该县市省区乡镇村各其此原]")
 _CONTEXT_LEFT = re.compile(r"(?:在|于|转|赴|至|到|去|来|往|诊于|转诊至|来自|曾在|就诊)\s*$")
 _CONTEXT_RIGHT = re.compile(r"^\s*(?:就诊|住院|治疗|手术|复查|随访|确诊|诊断|行|查|门诊|急诊|住|看|求治|诊治|会诊|转诊)")
+_COLLOQUIAL = re.compile(r"(?:市|县|区)?(?:第?[一二三四五六七八九]院|附[一二三四五六七八]院?|妇保院|妇幼|医大[一二三四五六七八]院)(?![\u4e00-\u9fa5]{0,3}(?:医院|科))")
 _SCHOOL_RIGHT = re.compile(r"^(?:医学院|医科大学|大学|学院)")
 
 
@@ -71,7 +72,7 @@ class HospitalDetector:
 
     def detect(self, doc: Document) -> list[Span]:
         text, norm = doc.text, doc.norm
-        spans = self._dictionary(text, norm) + self._pattern(text, norm)
+        spans = self._dictionary(text, norm) + self._pattern(text, norm) + self._colloquial(text, norm)
         return spans
 
     def _dictionary(self, text: str, norm: str) -> list[Span]:
@@ -101,6 +102,15 @@ class HospitalDetector:
             last_end = end
         return spans
 
+    def _colloquial(self, text: str, norm: str) -> list[Span]:
+        """赣州市一院, 长春附一院, 徐州妇保院: a division name then a numbered or abbreviated hospital."""
+        spans = []
+        for s, e, _place in self.gazetteer.find(norm):
+            m = _COLLOQUIAL.match(norm, e)
+            if m:
+                spans.append(make_span(text, s, m.end(), EntityType.HOSPITAL, 1, "pattern", 0.85, "hospital.colloquial"))
+        return spans
+
     def _pattern(self, text: str, norm: str) -> list[Span]:
         spans = []
         for m in _SUFFIX.finditer(norm):
@@ -108,7 +118,10 @@ class HospitalDetector:
             while start > 0 and m.start() - start < 24 and _PREFIX_CHAR.match(norm[start - 1]):
                 start -= 1
             prefix = norm[start:m.start()]
-            stops = list(_PREFIX_STOP.finditer(prefix))
+            places = [(s, e) for s, e, _ in self.gazetteer.find(prefix)]
+            # A stop character inside a division name (沈阳市于洪区) does not end the prefix.
+            stops = [st for st in _PREFIX_STOP.finditer(prefix)
+                     if not any(s <= st.start() < e for s, e in places)]
             if stops:
                 start += stops[-1].end()
                 prefix = norm[start:m.start()]

@@ -25,6 +25,10 @@ def _ascii_bounded(norm: str, start: int, end: int) -> bool:
     return not (before.isascii() and before.isalnum()) and not (after.isascii() and (after.isalnum()))
 
 
+# Term hits that are really parts of other words: 阳性病史 holds 性病, 阴性病灶 too.
+_FALSE_HIT = re.compile(r"[阴阳]性病")
+
+
 class TermDetector:
     """Longest-match dictionary of tiered terms for one entity type."""
 
@@ -47,6 +51,8 @@ class TermDetector:
         for start, end, _term, tier, canon in hits:
             if start < last_end or not _ascii_bounded(norm, start, end):
                 continue
+            if start > 0 and _FALSE_HIT.match(norm, start - 1):
+                continue
             spans.append(self._span(doc, start, end, tier, "dictionary", 0.95, f"{self.name}.term", canonical=canon))
             last_end = end
         return spans
@@ -61,9 +67,10 @@ class TermDetector:
 # record an abortion (A>=1), which makes them abortion history (tier 1).
 _GPA = re.compile(r"(?<![A-Za-z0-9])G\s?\d{1,2}\s?P\s?\d{1,2}(?:\s?A\s?(\d{1,2}))?(?:\s?L\s?\d{1,2})?(?![A-Za-z0-9])", re.I)
 _YUN_CHAN = re.compile(r"孕\s?(\d{1,2}|[一二三四五六七八九十])\s?产\s?(\d{1,2}|[零一二三四五六七八九十])(?:\s?(?:流产|人流|流)\s?(\d{1,2}|[零一二三四五六七八九十])次?)?")
-_GESTATION = re.compile(r"(?:孕|妊娠|停经)\s?\d{1,2}\s?(?:\+\s?\d\s?)?周(?:\s?\+?\s?\d\s?天)?|停经\s?\d{1,3}\s?天|孕\s?\d{1,2}\s?月")
+_GESTATION = re.compile(r"(?:怀孕|孕|妊娠|停经)\s?\d{1,2}\s?(?:\+\s?\d\s?)?周(?:\s?\+?\s?\d\s?天)?|停经\s?\d{1,3}\s?天|"
+                        r"(?:怀孕|孕|妊娠)\s?(?:\d{1,2}|[一二两三四五六七八九十])\s?个?月")
 _COUNT = re.compile(r"\s?(?:\d{1,2}|[一二三四五六七八九十])\s?次")
-_CHILDREN = re.compile(r"育有?\s?(?:\d|[一二三四五六])\s?(?:子|女|个孩子|孩)(?:\s?(?:\d|[一二三四五六])\s?(?:子|女))?")
+_CHILDREN = re.compile(r"(?:育有?|生过?|生育)\s?(?:\d|[一二两三四五六])\s?(?:子|女|个孩子|个小孩|胎|孩)(?:\s?(?:\d|[一二两三四五六])\s?(?:子|女))?")
 _ZERO = {"0", "零"}
 
 

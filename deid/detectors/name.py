@@ -27,7 +27,7 @@ _ROLE_AFTER = re.compile(r"(?:主任医师|副主任医师|主治医师|住院�
                          r"签名|签字|查房|指示|指出|补充|总结|同意)")
 # Words that typically follow a name in clinical prose (已向家属张三交代病情): a boundary after a name.
 _NEXT_WORD = re.compile(r"交代|交待|告知|签字|签署|签名|同意|陪同|陪护|表示|要求|拒绝|决定|知情|代诉|代述|送来|送入|携|"
-                        r"来院|到院|电话|手机|联系|已|均|等|诉|述|称")
+                        r"来院|到院|电话|手机|联系|按时|按期|定期|务必|已|均|等|诉|述|称")
 # Characters that do not continue a given name in clinical prose; they end a cue-found candidate.
 _STOP_CHARS = set("男女性岁因于在患诉述主入出院以及和与等的了是为有无行经予今昨前后左右上下内外中伴并未已再又均可见示查术"
                   "期间次年月日天时分个名位例号床科室病症炎痛热咳喘吐泻诊治疗手签字医护师生长任教授查房说讲称表要认觉看听来去"
@@ -82,6 +82,8 @@ class NameDetector:
                                           explanation=old.explanation + "+" + why.split(".", 1)[1])
 
         for s, e in per.items():
+            if s > 0 and text[s - 1:s + 1] in self.compound:   # LAC cut 上官强琴 after 上
+                s -= 1
             add(s, self._extend_to_boundary(text, s, e), "ner", 0.85, "name.ner")
         for m in _CUE_BEFORE.finditer(text):
             self._after_cue(text, m.end(), per, add)

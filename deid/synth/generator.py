@@ -177,7 +177,10 @@ class Synth:
         r = self.rng
         rows, curated = _hospitals()
         x = r.random()
-        if x < 0.35:
+        if x < 0.04:
+            _, city, _ = self.division()
+            b.entity(r.choice(V.HOSPITAL_COLLOQUIAL).format(c=(city or "北京市").rstrip("市")), HOSPITAL)
+        elif x < 0.35:
             b.entity(r.choice(rows)["name"], HOSPITAL)
         elif x < 0.6:
             row = r.choice(curated)
@@ -345,6 +348,18 @@ class NoteWriter:
             b.add("外院查")
             b.entity(ev, STD, tier)
             b.add("阳性。")
+        if r.random() < 0.08:
+            ev, tier = r.choice(V.STD_COLLOQUIAL)
+            b.add("自述曾患")
+            b.entity(ev, STD, tier)
+            b.add("，未规律治疗。")
+        if p["sex"] == "女" and r.random() < 0.12:
+            ev, tier = r.choice(V.PREGNANCY_COLLOQUIAL)
+            b.add("患者诉")
+            b.entity(ev, PREG, tier)
+            b.add("，未规律")
+            b.entity("产检", PREG, 2)
+            b.add("。")
         b.add(s.course(r.randrange(1, 4)))
         b.add(f"今为进一步诊治收入我院{r.choice(V.DEPARTMENTS)}。")
         b.add(f"发病以来，精神{r.choice(['可', '差', '尚可'])}，饮食睡眠可，大小便正常，体重无明显变化。\n")
@@ -428,6 +443,9 @@ class NoteWriter:
             b.add(f"患者{rel}")
             b.entity(p["relative"], NAME)
             b.add("交代病情，家属表示理解。")
+        if r.random() < 0.25:
+            before, after = r.choice(V.FREE_NAME_CONTEXTS).split("{n}")
+            b.add(before).entity(s.name(), NAME).add(after + "。")
         if r.random() < 0.4:
             b.add("联系人：").entity(p["relative"], NAME).add(f"（{r.choice(V.RELATIONS)}），电话：").entity(s.contact(), CONTACT).add("。")
         if r.random() < 0.15:

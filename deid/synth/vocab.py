@@ -104,3 +104,10 @@ COURSE = [
     "肺功能检查：FEV1/FVC 62%，提示阻塞性通气功能障碍。",
 ]
 RECORD_NUMBERS = ["门诊号：{d10}", "标本号：{d9}", "病案号：{m11}", "医保卡号：{d12}", "检查号：CT{d8}", "ID号：{d8}"]
+
+# Harder phrasing: colloquial or old terms, and names in free context without a cue word.
+STD_COLLOQUIAL = [("艾滋", 1), ("花柳病", 2), ("杨梅疮", 1), ("HSV-II", 2), ("疱疹病毒2型", 2)]
+PREGNANCY_COLLOQUIAL = [("小产", 1), ("打胎", 1), ("怀孕", 2), ("胎停", 1), ("生过两个孩子", 3), ("怀孕3个月", 2)]
+FREE_NAME_CONTEXTS = ["与{n}沟通病情后", "经{n}同意后", "在{n}陪同下入院", "由{n}代诉病史", "{n}（患者之女）来电询问",
+                      "嘱{n}按时复诊", "{n}于今日办理出院"]
+HOSPITAL_COLLOQUIAL = ["{c}市一院", "{c}市二院", "{c}附一院", "{c}妇保院", "{c}市中心医院"]
