@@ -19,7 +19,7 @@ _FINE_SUFFIX = (r"街道办事处|街道|镇|乡|村委会|村民委员会|居�
                 r"大街|大道|路|街|巷|弄|胡同|里|苑|庄|屯|组|工业区|开发区|园区|园")
 # A named component: a few CJK/alnum chars ending in a fine-grained suffix.
 # Characters that never occur inside a road or community name but often in the clinical text after a place.
-_NOT_IN_NAME = "医院科诊治疗病症痛查患者因的了行术椎骨腰胸腹肺肝肾脑"
+_NOT_IN_NAME = "医院诊治疗病症痛查患者因的了行术椎骨腰胸腹肺肝肾脑"
 _NAMED = re.compile(rf"(?:(?![{_NOT_IN_NAME}])[{_CJK}A-Za-z0-9]){{0,10}}?(?:{_FINE_SUFFIX})")
 # A numbered component: 27号, 3号楼, 2单元, 501室, 12栋, 3-2-501, A座, 5层.
 _NUMBERED = re.compile(rf"(?:[0-9]+(?:[-—][0-9]+)*|[一二三四五六七八九十百零〇]+|[A-Za-z])\s?"

@@ -27,11 +27,14 @@ _ROLE_AFTER = re.compile(r"(?:主任医师|副主任医师|主治医师|住院�
                          r"签名|签字|查房|指示|指出|补充|总结|同意)")
 # Words that typically follow a name in clinical prose (已向家属张三交代病情): a boundary after a name.
 _NEXT_WORD = re.compile(r"交代|交待|告知|签字|签署|签名|同意|陪同|陪护|表示|要求|拒绝|决定|知情|代诉|代述|送来|送入|携|"
-                        r"来院|到院|电话|手机|联系|按时|按期|定期|务必|已|均|等|诉|述|称")
-# Characters that do not continue a given name in clinical prose; they end a cue-found candidate.
-_STOP_CHARS = set("男女性岁因于在患诉述主入出院以及和与等的了是为有无行经予今昨前后左右上下内外中伴并未已再又均可见示查术"
-                  "期间次年月日天时分个名位例号床科室病症炎痛热咳喘吐泻诊治疗手签字医护师生长任教授查房说讲称表要认觉看听来去"
-                  "，。、；：（）() ")
+                        r"来院|到院|来电|电话|手机|联系|沟通|商量|讨论|办理|按时|按期|定期|务必|已|均|等|诉|述|称")
+# Characters that do not occur in given names: grammatical words and medical morphemes (关节痛, 阿托品, 任脉).
+_NOT_GIVEN = set("男女性岁因于在患诉述主入出院以及和与等的了是为有无行经予今昨前后左右上下内外中伴并未已再又均可见示查术"
+                 "期间次年月日天时分个名位例号床科室病症炎痛热咳喘吐泻诊治疗手签字医护师生长任教授查房说讲称表要认觉看听来去"
+                 "尿液脉穴品酸素胺醇钠钾片丸散汤膏剂霉菌毒瘤癌部肋节血压糖脂肝肾肺脑胃肠多"
+                 "，。、；：（）() ")
+# Characters that may directly follow a name: punctuation and grammatical words, not medical morphemes.
+_BOUNDARY = set("男女因于在诉述以及和与等的了是为有无行经予今昨前后伴并未已再又均之，。、；：（）() ,.;:\n\t")
 
 # Function words that also happen to be rare surnames: before a role word they start a clause, not a name.
 _FUNCTION_CHARS = set("由经请向被让给和与及在于对将把同跟为是")
@@ -61,9 +64,16 @@ class NameDetector:
         n = self.surname_len(cand)
         if not n or not (n + 1 <= len(cand) <= n + 2) or not all(is_cjk(c) for c in cand):
             return False
-        if any(c in _STOP_CHARS for c in cand[n:]):
+        if any(c in _NOT_GIVEN for c in cand[n:]):
             return False
         return not (cand + following).startswith(self.stopwords)
+
+    @staticmethod
+    def ends_cleanly(text: str, end: int) -> bool:
+        """A name may end here: end of text, a non-CJK character, a grammatical word, a role or a verb."""
+        nxt = text[end:end + 1]
+        return (not nxt or not is_cjk(nxt) or nxt in _BOUNDARY
+                or bool(_ROLE_AFTER.match(text, end)) or bool(_NEXT_WORD.match(text, end)))
 
     # -- detection -------------------------------------------------------------------------------
     def detect(self, doc: Document) -> list[Span]:
@@ -84,7 +94,9 @@ class NameDetector:
         for s, e in per.items():
             if s > 0 and text[s - 1:s + 1] in self.compound:   # LAC cut 上官强琴 after 上
                 s -= 1
-            add(s, self._extend_to_boundary(text, s, e), "ner", 0.85, "name.ner")
+            e = self._extend_to_boundary(text, s, e)
+            if self.ends_cleanly(text, e):   # 普罗布|考, 斯蒂尔|病: a PER token inside a longer word is not a name
+                add(s, e, "ner", 0.85, "name.ner")
         for m in _CUE_BEFORE.finditer(text):
             self._after_cue(text, m.end(), per, add)
         for m in _ROLE_AFTER.finditer(text):
@@ -114,12 +126,10 @@ class NameDetector:
         """LAC splits rare given names (张娟永 -> 张娟 + 永); take the next character when the three-character
         name is plausible and is followed by a clear boundary while the NER token is not."""
         nxt = text[end:end + 1]
-        after = text[end + 1:end + 2] or " "
-        if _ROLE_AFTER.match(text, end) or _NEXT_WORD.match(text, end):
+        if self.ends_cleanly(text, end):
             return end
-        if (nxt and is_cjk(nxt) and nxt not in _STOP_CHARS and self.plausible(text[start:end + 1], text[end + 1:end + 5])
-                and (not is_cjk(after) or after in _STOP_CHARS or _ROLE_AFTER.match(text, end + 1)
-                     or _NEXT_WORD.match(text, end + 1))):
+        if (nxt and is_cjk(nxt) and nxt not in _NOT_GIVEN and self.plausible(text[start:end + 1], text[end + 1:end + 5])
+                and self.ends_cleanly(text, end + 1)):
             return end + 1
         return end
 
@@ -133,11 +143,9 @@ class NameDetector:
             if end > len(text):
                 continue
             cand = text[pos:end]
-            nxt = text[end] if end < len(text) else " "
             if given == 2 and (_ROLE_AFTER.match(text, end - 1) or _NEXT_WORD.match(text, end - 1)):
                 continue   # 陈然副主任医师: the last character starts the role word
-            if self.plausible(cand, text[end:end + 4]) and (not is_cjk(nxt) or nxt in _STOP_CHARS or _ROLE_AFTER.match(text, end)
-                                                            or _NEXT_WORD.match(text, end)):
+            if self.plausible(cand, text[end:end + 4]) and self.ends_cleanly(text, end):
                 return end
         return None
 
@@ -152,7 +160,7 @@ class NameDetector:
                 continue
             cand = text[s:role_start]
             before = text[s - 1] if s > 0 else " "
-            if self.plausible(cand) and (not is_cjk(before) or before in _STOP_CHARS or before in _FUNCTION_CHARS):
+            if self.plausible(cand) and (not is_cjk(before) or before in _BOUNDARY or before in _FUNCTION_CHARS):
                 add(s, role_start, "pattern", 0.9, "name.role_after")
                 return
 

@@ -1,0 +1,53 @@
+import pytest
+
+from deid import resources
+from deid.detectors.base import Document
+from deid.detectors.hospital import HospitalDetector
+from deid.merge import merge
+
+D = HospitalDetector()
+
+
+def found(text):
+    return [s.text for s in merge(D.detect(Document(text)))]
+
+
+def test_dictionary_size_and_coverage():
+    rows = resources.load("dictionaries/hospitals.tsv").rows()
+    assert len(rows) >= 500
+    provinces = {r["province"] for r in rows}
+    assert len(provinces) >= 31
+    with_alias = [r for r in rows if r["aliases"]]
+    assert len(with_alias) >= 130
+    assert sum(1 for r in rows if r["english"]) >= 150
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("于北京协和医院就诊", ["北京协和医院"]),
+    ("曾在协和就诊", ["协和"]),
+    ("转诊至PUMCH复查", ["PUMCH"]),
+    ("Peking Union Medical College Hospital", ["Peking Union Medical College Hospital"]),
+    ("去湘雅看病", ["湘雅"]),
+    ("北医三院骨科", ["北医三院"]),
+    ("中山一院", ["中山一院"]),
+    ("华西医院", ["华西医院"]),
+    ("于中山大学附属第一医院行手术", ["中山大学附属第一医院"]),
+    ("于长沙市雨花区东塘社区卫生服务中心随访", ["长沙市雨花区东塘社区卫生服务中心"]),
+    ("在张家口市宣化区人民医院住院", ["张家口市宣化区人民医院"]),
+    ("于沈阳市于洪区新风路社区卫生服务中心随访", ["沈阳市于洪区新风路社区卫生服务中心"]),
+    ("在仁爱医院就诊", ["仁爱医院"]),
+    ("在李氏诊所就诊", ["李氏诊所"]),
+    ("就诊于新新镇卫生院", ["新新镇卫生院"]),
+    ("曾于赣州市一院住院", ["赣州市一院"]),
+    ("后转至徐州妇保院", ["徐州妇保院"]),
+])
+def test_hospitals(text, expected):
+    assert found(text) == expected
+
+
+@pytest.mark.parametrize("text", [
+    "我院心内科", "在外院行手术", "患者3年前于当地县人民医院就诊", "县医院", "北京协和医学院毕业", "心内科会诊",
+    "上级医院", "社区医院随访", "华山论剑", "同济大学", "统一院内流程",
+])
+def test_hard_negatives(text):
+    assert found(text) == []
