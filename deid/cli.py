@@ -22,6 +22,16 @@ def _annotation(pipeline, note_id, text) -> dict:
             "masked": {str(k): v for k, v in result.masked.items()}}
 
 
+def _json_line(obj) -> str:
+    """Readable UTF-8 JSON; a note with lone surrogates is written with \\u escapes instead (lossless)."""
+    line = json.dumps(obj, ensure_ascii=False)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        line = json.dumps(obj, ensure_ascii=True)
+    return line + "\n"
+
+
 def cmd_annotate(args) -> int:
     pipeline = _pipeline(args)
     if args.text is not None:
@@ -51,7 +61,7 @@ def cmd_annotate(args) -> int:
                 msg = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
                 out = {"id": note_id, "line": lineno, "error": f"{type(exc).__name__}: {msg}"}
                 bad += 1
-            dst.write(json.dumps(out, ensure_ascii=False) + "\n")
+            dst.write(_json_line(out))
     print(f"annotated {ok} notes, {bad} errors -> {args.output}", file=sys.stderr)
     return 0
 

@@ -50,8 +50,12 @@ class TextResource:
                 for row in csv.DictReader(io.StringIO(body), delimiter="\t")]
 
 
+def load(name: str) -> TextResource:
+    """A resource by its path under resources/ (or $DEID_RESOURCES), read once per process."""
+    return _load(str(resources_dir() / name), name)
+
+
 @lru_cache(maxsize=None)
-def load(name: str, root: str | None = None) -> TextResource:
-    path = Path(root) if root else resources_dir()
-    data = (path / name).read_bytes()
+def _load(path: str, name: str) -> TextResource:
+    data = Path(path).read_bytes()
     return TextResource(name, data.decode("utf-8"), digest_bytes(data))

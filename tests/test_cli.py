@@ -1,0 +1,89 @@
+import hashlib
+import json
+import subprocess
+import sys
+
+import pytest
+
+from deid.cli import main
+
+TYPES = {"NAME", "ID_NUMBER", "CONTACT", "HOSPITAL", "ADDRESS", "STD", "PREGNANCY"}
+
+
+def test_annotate_jsonl_contract(tmp_path, capsys):
+    src = tmp_path / "in.jsonl"
+    lines = [
+        {"id": 1, "text": "患者张建国，手机13812345678，于北京协和医院就诊。HIV抗体阴性。"},
+        {"id": "n2", "text": ""},
+        {"id": 3, "text": None},
+        "this is not json",
+        {"id": 5, "text": "患者\ud800李四\x00，电话：０１０－６２３４５６７８"},
+        [1, 2],
+    ]
+    src.write_text("\n".join(l if isinstance(l, str) else json.dumps(l) for l in lines) + "\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    assert main(["annotate", "--input", str(src), "--output", str(out)]) == 0
+    rows = [json.loads(l) for l in out.read_text(encoding="utf-8").splitlines()]
+    assert len(rows) == 6
+    first = rows[0]
+    assert first["id"] == 1 and set(first["masked"]) == {"1", "2", "3"}
+    for s in first["spans"]:
+        assert set(s) == {"start", "end", "text", "type", "tier", "detector", "score"}
+        assert s["type"] in TYPES and s["tier"] in (1, 2, 3)
+        assert lines[0]["text"][s["start"]:s["end"]] == s["text"]
+    assert {s["type"] for s in first["spans"]} == {"NAME", "CONTACT", "HOSPITAL", "STD"}
+    assert rows[1] == {"id": "n2", "spans": [], "masked": {"1": "", "2": "", "3": ""}}
+    assert rows[2]["id"] == 3 and "error" in rows[2]
+    assert rows[3]["id"] is None and rows[3]["line"] == 4 and "error" in rows[3]
+    assert {s["type"] for s in rows[4]["spans"]} == {"NAME", "CONTACT"}
+    assert "error" in rows[5]
+    # Error messages never quote note text.
+    assert "not json" not in rows[3]["error"]
+
+
+def test_annotate_text_pretty_prints(capsys):
+    assert main(["annotate", "--text", "患者张建国，男"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["spans"][0]["type"] == "NAME" and out["masked"]["3"] == "患者〔姓名〕，男"
+
+
+def test_synth_is_byte_for_byte_reproducible(tmp_path):
+    digests = []
+    for run in ("a", "b"):
+        assert main(["synth", "--n", "40", "--seed", "5", "--out", str(tmp_path / run)]) == 0
+        digests.append({f: hashlib.sha256((tmp_path / run / f).read_bytes()).hexdigest()
+                        for f in ("notes.jsonl", "notes.parquet")})
+    assert digests[0] == digests[1]
+    assert main(["synth", "--n", "40", "--seed", "6", "--out", str(tmp_path / "c")]) == 0
+    assert hashlib.sha256((tmp_path / "c" / "notes.jsonl").read_bytes()).hexdigest() != digests[0]["notes.jsonl"]
+
+
+def test_synth_covers_every_note_type_and_entity(tmp_path):
+    import pyarrow.parquet as pq
+    main(["synth", "--n", "120", "--seed", "3", "--out", str(tmp_path)])
+    notes = [json.loads(l) for l in (tmp_path / "notes.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len({n["note_type"] for n in notes}) == 13
+    spans = [s for n in notes for s in n["spans"]]
+    assert {s["type"] for s in spans} == TYPES
+    assert {(s["type"], s["tier"]) for s in spans} >= {("ADDRESS", 1), ("ADDRESS", 2), ("STD", 1), ("STD", 2),
+                                                       ("STD", 3), ("PREGNANCY", 1), ("PREGNANCY", 2), ("PREGNANCY", 3)}
+    for n in notes:
+        for s in n["spans"]:
+            assert n["text"][s["start"]:s["end"]] == s["text"]
+    table = pq.read_table(tmp_path / "notes.parquet")
+    assert table.num_rows == 120 and "note_text" in table.column_names and "person_id" in table.column_names
+
+
+def test_eval_prints_tables(tmp_path, capsys):
+    main(["synth", "--n", "30", "--seed", "9", "--out", str(tmp_path)])
+    capsys.readouterr()
+    assert main(["eval", "--gold", str(tmp_path / "notes.jsonl"), "--json", str(tmp_path / "s.json")]) == 0
+    out = capsys.readouterr().out
+    assert "Table 1" in out and "Table 2" in out and "level 3" in out
+    scores = json.loads((tmp_path / "s.json").read_text())
+    assert set(scores["per_type"]) == TYPES
+
+
+def test_console_script_is_installed():
+    out = subprocess.run([sys.executable, "-m", "deid.cli", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and "deid" in out.stdout

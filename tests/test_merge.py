@@ -1,0 +1,39 @@
+from deid.merge import merge
+from deid.spans import EntityType as T, Span
+
+
+def span(s, e, t, tier=1, det="pattern", score=0.9):
+    return Span(s, e, t, "x" * (e - s), tier, det, score)
+
+
+def test_longest_wins_and_keeps_agreement():
+    a = span(0, 4, T.PREGNANCY, 1, "dictionary")
+    b = span(0, 6, T.PREGNANCY, 1, "pattern")
+    out = merge([a, b])
+    assert [(s.start, s.end) for s in out] == [(0, 6)]
+    assert out[0].sources == {"dictionary", "pattern"}
+
+
+def test_container_of_other_type_wins():
+    hospital = span(0, 6, T.HOSPITAL)
+    place = span(0, 2, T.ADDRESS, 2)
+    out = merge([place, hospital])
+    assert [s.entity_type for s in out] == [T.HOSPITAL]
+
+
+def test_equal_length_uses_type_priority_then_score():
+    out = merge([span(0, 4, T.NAME, score=0.99), span(0, 4, T.HOSPITAL, score=0.5)])
+    assert out[0].entity_type is T.HOSPITAL
+
+
+def test_merging_never_lowers_protection():
+    wide = span(0, 10, T.STD, tier=3)
+    inner = span(2, 5, T.STD, tier=1)
+    out = merge([wide, inner])
+    assert len(out) == 1 and out[0].tier == 1
+
+
+def test_result_is_sorted_and_disjoint():
+    spans = [span(5, 8, T.NAME), span(0, 3, T.CONTACT), span(7, 12, T.ADDRESS, 2), span(20, 22, T.NAME)]
+    out = merge(spans)
+    assert all(a.end <= b.start for a, b in zip(out, out[1:]))

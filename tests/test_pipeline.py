@@ -1,0 +1,55 @@
+import shutil
+
+import pytest
+
+from deid.config import ConfigError, load_config
+from deid.pipeline import NoteError, NoteTooLarge, Pipeline
+from deid.resources import resources_dir
+
+
+def test_version_names_every_component(pipeline):
+    assert pipeline.version.startswith("0.1.0+")
+    assert {"ner", "hospital", "std", "pregnancy", "name", "policies", "config", "code"} <= set(pipeline.component_versions)
+
+
+def test_dictionary_edit_changes_pipeline_version(tmp_path, monkeypatch, pipeline):
+    copy = tmp_path / "resources"
+    shutil.copytree(resources_dir(), copy)
+    with open(copy / "dictionaries" / "hospitals.tsv", "a", encoding="utf-8") as f:
+        f.write("测试专科医院\t北京\t测专\t\n")
+    monkeypatch.setenv("DEID_RESOURCES", str(copy))
+    edited = Pipeline(load_config())
+    assert edited.version != pipeline.version
+    assert [s.text for s in edited.analyze("曾于测专就诊")] == ["测专"]
+    assert [s.text for s in pipeline.analyze("曾于测专就诊")] == []
+
+
+def test_bad_input_is_refused_without_quoting_it(pipeline, tmp_path):
+    with pytest.raises(NoteError, match="string"):
+        pipeline.analyze(None)
+    small = Pipeline(load_config(limits={"max_chars": 10}))
+    with pytest.raises(NoteTooLarge) as err:
+        small.analyze("患者张建国" * 3)
+    assert "张建国" not in str(err.value)
+
+
+def test_odd_text_does_not_break_offsets(pipeline):
+    text = "<p>患者\ud800张建国</p>\x00\x07电话：１３８１２３４５６７８\r\n" + "。" * 5
+    for s in pipeline.analyze(text):
+        assert text[s.start:s.end] == s.text
+
+
+def test_long_note(pipeline):
+    text = ("患者张建国，男，52岁，因胸痛入院。" + "心电图示窦性心律。" * 50) * 40
+    spans = pipeline.analyze(text)
+    assert sum(1 for s in spans if s.text == "张建国") == 40
+
+
+def test_unknown_component_is_a_config_error():
+    with pytest.raises(ConfigError, match="unknown pipeline components"):
+        load_config(components=["ner", "teleport"])
+
+
+def test_detectors_only_config_runs_without_ner():
+    p = Pipeline(load_config(components=["id_number", "contact", "name"]))
+    assert [s.text for s in p.analyze("姓名：张建国，电话13812345678")] == ["张建国", "13812345678"]
