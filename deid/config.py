@@ -22,6 +22,7 @@ class PipelineConfig:
     components: tuple[str, ...]
     ner_threads: int = 1
     ner_batch_size: int = 64
+    ner_gate: bool = True
     type_priority: tuple[EntityType, ...] = ()
     policies_path: str = ""
     max_chars: int = 2_000_000
@@ -49,6 +50,7 @@ def load_config(path: str | Path | None = None, **overrides) -> PipelineConfig:
         components=components,
         ner_threads=int(ner.get("threads", 1)),
         ner_batch_size=int(ner.get("batch_size", 64)),
+        ner_gate=bool(ner.get("gate", True)),
         type_priority=priority,
         policies_path=str(policies),
         max_chars=int((doc.get("limits") or {}).get("max_chars", 2_000_000)),

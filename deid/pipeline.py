@@ -48,13 +48,15 @@ class Pipeline:
         self.policies = load_policies(self.config.policies_path)
         self.masker = Masker(self.policies, secret)
         gazetteer = Gazetteer()
+        names = NameDetector()
+        gate = names.may_contain_name if self.config.ner_gate else None
         factories = {
-            "ner": lambda: LacNer(self.config.ner_threads, self.config.ner_batch_size),
+            "ner": lambda: LacNer(self.config.ner_threads, self.config.ner_batch_size, gate),
             "id_number": IdNumberDetector,
             "contact": ContactDetector,
             "hospital": lambda: HospitalDetector(gazetteer),
             "address": lambda: AddressDetector(gazetteer),
-            "name": NameDetector,
+            "name": lambda: names,
             "std": StdDetector,
             "pregnancy": PregnancyDetector,
         }
@@ -66,22 +68,32 @@ class Pipeline:
         self.component_versions = versions
         self.version = f"{__version__}+{combine_digests(versions)}"
 
-    def analyze(self, text: str) -> list[Span]:
+    def check(self, text) -> None:
+        """Raise NoteError for input the pipeline refuses; the message never quotes the text."""
         if not isinstance(text, str):
             raise NoteError(f"note text must be a string, not {type(text).__name__}")
         if len(text) > self.config.max_chars:
             raise NoteTooLarge(f"note has {len(text)} characters; the limit is {self.config.max_chars}")
-        doc = Document(text)
-        found: list[Span] = []
+
+    def analyze(self, text: str) -> list[Span]:
+        return self.analyze_many([text])[0]
+
+    def analyze_many(self, texts: list[str]) -> list[list[Span]]:
+        """Spans per note. NER runs once over all notes (shared batches); detectors run per note."""
+        for text in texts:
+            self.check(text)
+        docs = [Document(t) for t in texts]
+        found: list[list[Span]] = [[] for _ in docs]
         for name, component in self.components:
             t0 = time.perf_counter()
             if name == "ner":
-                component(doc)
+                component.tag_documents(docs)
             else:
-                found.extend(component.detect(doc))
+                for i, doc in enumerate(docs):
+                    found[i].extend(component.detect(doc))
             self.timings[name] += time.perf_counter() - t0
         t0 = time.perf_counter()
-        merged = merge(found, self.config.type_priority)
+        merged = [merge(spans, self.config.type_priority) for spans in found]
         self.timings["merge"] += time.perf_counter() - t0
         return merged
 
@@ -95,6 +107,11 @@ class Pipeline:
         return masked, counts
 
     def process(self, text: str, levels=LEVELS) -> Result:
-        spans = self.analyze(text)
-        masked, counts = self.mask(text, spans, levels)
-        return Result(spans, masked, counts)
+        return self.process_many([text], levels)[0]
+
+    def process_many(self, texts: list[str], levels=LEVELS) -> list[Result]:
+        results = []
+        for text, spans in zip(texts, self.analyze_many(texts)):
+            masked, counts = self.mask(text, spans, levels)
+            results.append(Result(spans, masked, counts))
+        return results

@@ -59,3 +59,18 @@ def _soft_cut(text: str, start: int, limit: int) -> int:
         if text[i] in "，,、 \t":
             return i + 1
     return limit
+
+
+_CLAUSE = re.compile(r"[^，。；！？,;!?\n\r：:、\s]+")
+
+
+def clauses(text: str, max_len: int = 120) -> list[tuple[int, int]]:
+    """Runs of text between punctuation, each at most max_len code points (NER's unit of work)."""
+    out = []
+    for m in _CLAUSE.finditer(text):
+        s, e = m.span()
+        while e - s > max_len:
+            out.append((s, s + max_len))
+            s += max_len
+        out.append((s, e))
+    return out

