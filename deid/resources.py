@@ -51,11 +51,46 @@ class TextResource:
 
 
 def load(name: str) -> TextResource:
-    """A resource by its path under resources/ (or $DEID_RESOURCES), read once per process."""
-    return _load(str(resources_dir() / name), name)
+    """A resource by its path under resources/ (or $DEID_RESOURCES); read again only when the file changes."""
+    path = resources_dir() / name
+    st = path.stat()
+    return _load(str(path), st.st_mtime_ns, st.st_size, name)
 
 
-@lru_cache(maxsize=None)
-def _load(path: str, name: str) -> TextResource:
+@lru_cache(maxsize=256)
+def _load(path: str, _mtime_ns: int, _size: int, name: str) -> TextResource:
     data = Path(path).read_bytes()
     return TextResource(name, data.decode("utf-8"), digest_bytes(data))
+
+
+def bundle(root: Path | None = None) -> dict[str, bytes]:
+    """Every resource file as {relative path: bytes}: what the Spark driver broadcasts to workers."""
+    root = Path(root or resources_dir())
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and "__pycache__" not in p.parts}
+
+
+def materialize(files: dict[str, bytes], target: Path) -> Path:
+    """Write a bundle to a folder (once per worker process) and return it."""
+    for rel, data in files.items():
+        dest = target / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(data)
+    return target
+
+
+def dictionary_terms(files: dict[str, bytes]) -> set[str]:
+    """Every term a dictionary file contributes (names, aliases, English names, terms, list entries).
+    Two bundles' symmetric difference is what a dictionary edit added or removed."""
+    terms: set[str] = set()
+    for rel, data in files.items():
+        if not rel.startswith("dictionaries/"):
+            continue
+        res = TextResource(rel, data.decode("utf-8"), digest_bytes(data))
+        if rel.endswith(".tsv"):
+            for row in res.rows():
+                for col in ("term", "name", "aliases", "english"):
+                    terms.update(v.strip().lstrip("~") for v in row.get(col, "").split(";") if v.strip())
+        else:
+            terms.update(res.lines())
+    return terms

@@ -54,3 +54,10 @@ def write_outputs(notes: list[dict], out: Path) -> list[Path]:
     parquet = out / "notes.parquet"
     pq.write_table(note_table(notes), parquet, compression="zstd")
     return [jsonl, parquet]
+
+
+def write_note_delta(notes: list[dict], path: Path) -> Path:
+    """The NOTE rows as a Delta table (delta-rs), replacing any table already there."""
+    from deltalake import write_deltalake
+    write_deltalake(str(path), note_table(notes), mode="overwrite", schema_mode="overwrite")
+    return path

@@ -1,0 +1,144 @@
+"""Delta tables: the only module that knows the output schemas and how rows land in a table.
+
+Pure Python on Arrow (delta-rs through `deltalake`); no Spark import. The Spark adapter (udfs/delta.py)
+uses these schemas and the same MERGE statement on either engine.
+
+Every output write replaces *all* rows of the notes it carries in one commit: the source holds the new rows
+plus one marker row per note (`_marker = true`), and the MERGE deletes target rows matched by a marker and
+inserts the non-marker rows. Re-running it with the same source changes nothing, which is what makes a
+retried or killed job safe.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+
+NOTE_REQUIRED = {
+    "note_id": pa.int64(), "person_id": pa.int64(), "note_date": pa.date32(), "note_datetime": pa.timestamp("us"),
+    "note_type_concept_id": pa.int32(), "note_class_concept_id": pa.int32(), "note_title": pa.string(),
+    "note_text": pa.string(), "encoding_concept_id": pa.int32(), "language_concept_id": pa.int32(),
+    "provider_id": pa.int64(), "visit_occurrence_id": pa.int64(), "visit_detail_id": pa.int64(),
+    "note_source_value": pa.string(),
+}
+NOTE_COLUMNS = list(NOTE_REQUIRED)
+MARKER = "_marker"
+LEVELS = (1, 2, 3)
+
+SPANS = pa.schema([
+    ("note_id", pa.int64()), ("person_id", pa.int64()), ("field", pa.string()),
+    ("span_start", pa.int32()), ("span_end", pa.int32()), ("entity_type", pa.string()), ("tier", pa.int8()),
+    ("detector", pa.string()), ("score", pa.float32()), ("explanation", pa.string()),
+    ("text_digest", pa.string()), ("span_text", pa.string()),
+    ("note_digest", pa.string()), ("pipeline_version", pa.string()), ("run_id", pa.string()),
+])
+MASKED = pa.schema([pa.field(c, t) for c, t in NOTE_REQUIRED.items()] + [
+    ("masked_count", pa.int32()), ("note_digest", pa.string()), ("pipeline_version", pa.string()), ("run_id", pa.string()),
+])
+QUARANTINE = pa.schema([
+    ("note_id", pa.int64()), ("person_id", pa.int64()), ("note_digest", pa.string()), ("stage", pa.string()),
+    ("error_class", pa.string()), ("message", pa.string()), ("pipeline_version", pa.string()), ("run_id", pa.string()),
+    ("quarantined_at", pa.timestamp("us", tz="UTC")),
+])
+RUNS = pa.schema([
+    ("run_id", pa.string()), ("started_at", pa.timestamp("us", tz="UTC")), ("finished_at", pa.timestamp("us", tz="UTC")),
+    ("status", pa.string()), ("engine", pa.string()), ("input_table", pa.string()), ("input_version", pa.int64()),
+    ("notes_read", pa.int64()), ("notes_written", pa.int64()), ("notes_unchanged", pa.int64()),
+    ("notes_quarantined", pa.int64()), ("notes_moved", pa.int64()), ("spans_written", pa.int64()),
+    ("pipeline_version", pa.string()), ("config_digest", pa.string()), ("dictionary_version", pa.string()),
+    ("prompt_version", pa.string()), ("model", pa.string()), ("reprocess", pa.string()), ("message", pa.string()),
+])
+
+TABLE_SCHEMAS = {"note_phi_spans": SPANS, "note_deid_l1": MASKED, "note_deid_l2": MASKED, "note_deid_l3": MASKED,
+                 "deid_quarantine": QUARANTINE, "deid_runs": RUNS}
+
+
+def with_marker(schema: pa.Schema) -> pa.Schema:
+    return schema.append(pa.field(MARKER, pa.bool_()))
+
+
+def replace_predicate() -> str:
+    return f"t.note_id = s.note_id AND s.{MARKER}"
+
+
+class SchemaError(ValueError):
+    pass
+
+
+def check_note_schema(schema: pa.Schema) -> None:
+    """Name every missing NOTE column (and any of the wrong kind) in one clear error."""
+    missing = [c for c in NOTE_REQUIRED if c not in schema.names]
+    if missing:
+        raise SchemaError(f"NOTE table is missing column(s): {', '.join(missing)}")
+    for name in ("note_id", "note_text", "note_title"):
+        got = schema.field(name).type
+        want = NOTE_REQUIRED[name]
+        if not (got == want or (pa.types.is_integer(got) and pa.types.is_integer(want))
+                or (pa.types.is_string(want) and (pa.types.is_large_string(got) or pa.types.is_string(got)))):
+            raise SchemaError(f"NOTE column {name} has type {got}, expected {want}")
+
+
+# -- delta-rs ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DeltaRs:
+    """Delta tables through delta-rs: what runs where the Delta JVM jars cannot be had."""
+    storage_options: dict | None = None
+
+    def exists(self, path: str) -> bool:
+        from deltalake import DeltaTable
+        return DeltaTable.is_deltatable(path, storage_options=self.storage_options)
+
+    def ensure(self, path: str, schema: pa.Schema) -> None:
+        from deltalake import DeltaTable
+        if not self.exists(path):
+            os.makedirs(path, exist_ok=True) if "://" not in path else None
+            DeltaTable.create(path, schema=schema, mode="ignore", storage_options=self.storage_options)
+
+    def version(self, path: str) -> int | None:
+        from deltalake import DeltaTable
+        return DeltaTable(path, storage_options=self.storage_options).version() if self.exists(path) else None
+
+    def files(self, path: str) -> list[str]:
+        """The live data files of the current version, from the Delta log (never a directory listing, which
+        would bring back files that MERGE and DELETE removed)."""
+        from deltalake import DeltaTable
+        table = DeltaTable(path, storage_options=self.storage_options)
+        features = set(table.protocol().reader_features or [])
+        if "deletionVectors" in features and any(table.deletion_vectors().column("deletion_vector")):
+            raise SchemaError(f"{path} has deletion vectors; read it with Spark's native Delta engine")
+        return table.file_uris()
+
+    def arrow_schema(self, path: str) -> pa.Schema:
+        from deltalake import DeltaTable
+        return pa.schema(DeltaTable(path, storage_options=self.storage_options).schema())
+
+    def replace_notes(self, path: str, schema: pa.Schema, source_files: list[str]) -> dict:
+        """One MERGE commit: rows of every note in the source are replaced by the source's rows."""
+        from deltalake import DeltaTable
+        self.ensure(path, schema)
+        source = ds.dataset(source_files, format="parquet", schema=with_marker(schema)).scanner().to_reader()
+        table = DeltaTable(path, storage_options=self.storage_options)
+        return (table.merge(source, predicate=replace_predicate(), source_alias="s", target_alias="t")
+                .when_matched_delete()
+                .when_not_matched_insert(updates={c: f"s.{c}" for c in schema.names}, predicate=f"NOT s.{MARKER}")
+                .execute())
+
+    def append(self, path: str, table: pa.Table) -> None:
+        from deltalake import write_deltalake
+        self.ensure(path, table.schema)
+        write_deltalake(path, table, mode="append", storage_options=self.storage_options)
+
+    def move_version(self, path: str, old: str, new: str) -> dict:
+        """Rows still at `old` belong to notes that were not re-run: move them to `new` (one commit).
+        Re-run notes already carry `new`, so the predicate leaves them alone."""
+        from deltalake import DeltaTable
+        if not self.exists(path):
+            return {}
+        return DeltaTable(path, storage_options=self.storage_options).update(
+            predicate=f"pipeline_version = '{_sql_str(old)}'", updates={"pipeline_version": f"'{_sql_str(new)}'"})
+
+
+def _sql_str(value: str) -> str:
+    return value.replace("'", "''")

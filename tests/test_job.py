@@ -1,0 +1,249 @@
+"""The Spark job on a real local SparkSession and real Delta tables (delta-rs engine here; the native
+engine's tests run where Delta's JVM jars are on the classpath and are skipped otherwise)."""
+import os
+import shutil
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from deltalake import DeltaTable, write_deltalake
+
+from deid import io as dio
+from deid.resources import resources_dir
+from deid.synth.generator import generate
+from deid.synth.omop import note_table
+from jobs.deid_notes import FAIL_ENV, ReconciliationError, build_spark, load_job_config, run
+
+ROOT = Path(__file__).resolve().parent.parent
+MASKED = ["note_deid_l1", "note_deid_l2", "note_deid_l3"]
+
+
+@pytest.fixture(scope="module")
+def spark():
+    cfg = load_job_config(ROOT / "conf" / "local.yaml")
+    cfg.spark_conf["spark.ui.enabled"] = "false"
+    session = build_spark(cfg)
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+
+
+def job(tmp_path, **changes):
+    cfg = load_job_config(ROOT / "conf" / "local.yaml")
+    cfg.input_table = str(tmp_path / "note")
+    cfg.output_root = str(tmp_path / "out")
+    cfg.staging = str(tmp_path / "out" / "_staging")
+    cfg.state = str(tmp_path / "out" / "_deid_state")
+    cfg.partitions = 2
+    for k, v in changes.items():
+        setattr(cfg, k, v)
+    return cfg
+
+
+def write_notes(tmp_path, table: pa.Table):
+    write_deltalake(str(tmp_path / "note"), table, mode="overwrite", schema_mode="overwrite")
+
+
+def table(tmp_path, name) -> pa.Table:
+    return DeltaTable(str(tmp_path / "out" / name)).to_pyarrow_table()
+
+
+def versions(tmp_path):
+    return {n: DeltaTable(str(tmp_path / "out" / n)).version() for n in ["note_phi_spans", *MASKED, "deid_quarantine"]}
+
+
+def assert_exactly_once(tmp_path, note_ids):
+    for name in MASKED:
+        ids = table(tmp_path, name).column("note_id").to_pylist()
+        assert sorted(ids) == sorted(note_ids), name
+
+
+@pytest.fixture(scope="module")
+def notes():
+    return note_table(generate(40, 123))
+
+
+def test_first_run_writes_every_table(spark, tmp_path, notes):
+    write_notes(tmp_path, notes)
+    row = run(spark, job(tmp_path))
+    assert row["status"] == "succeeded" and row["engine"] == "delta-rs"
+    assert row["notes_read"] == row["notes_written"] == 40 and row["notes_quarantined"] == 0
+    for name, schema in dio.TABLE_SCHEMAS.items():
+        got = pa.schema(DeltaTable(str(tmp_path / "out" / name)).schema())
+        assert got.names == schema.names, name
+    assert_exactly_once(tmp_path, notes.column("note_id").to_pylist())
+    spans = table(tmp_path, "note_phi_spans")
+    assert spans.num_rows == row["spans_written"] > 200
+    assert set(spans.column("pipeline_version").to_pylist()) == {row["pipeline_version"]}
+    assert spans.column("span_text").null_count == spans.num_rows          # raw text only when asked
+    l1, l3 = table(tmp_path, "note_deid_l1"), table(tmp_path, "note_deid_l3")
+    assert sum(l3.column("masked_count").to_pylist()) > sum(l1.column("masked_count").to_pylist())
+    originals = dict(zip(notes.column("note_id").to_pylist(), notes.column("note_text").to_pylist()))
+    for nid, text in zip(l3.column("note_id").to_pylist(), l3.column("note_text").to_pylist()):
+        assert "〔姓名〕" in text and text != originals[nid]
+
+    # A second run adds only its deid_runs row.
+    before = versions(tmp_path)
+    again = run(spark, job(tmp_path))
+    assert again["notes_unchanged"] == 40 and again["notes_written"] == 0
+    assert versions(tmp_path) == before
+    assert table(tmp_path, "deid_runs").num_rows == 2
+
+
+def test_changed_note_is_reprocessed_and_replaced(spark, tmp_path, notes):
+    write_notes(tmp_path, notes)
+    run(spark, job(tmp_path))
+    spans_before = table(tmp_path, "note_phi_spans").num_rows
+    texts = notes.column("note_text").to_pylist()
+    target = notes.column("note_id")[5].as_py()
+    texts[5] = texts[5] + "补充：家属王小明，电话13900001111。"
+    write_notes(tmp_path, notes.set_column(notes.schema.get_field_index("note_text"), "note_text", pa.array(texts)))
+    row = run(spark, job(tmp_path))
+    assert (row["notes_written"], row["notes_unchanged"]) == (1, 39)
+    assert_exactly_once(tmp_path, notes.column("note_id").to_pylist())
+    spans = table(tmp_path, "note_phi_spans")
+    assert spans.num_rows == spans_before + 2
+    l3 = {r["note_id"]: r["note_text"] for r in table(tmp_path, "note_deid_l3").to_pylist()}
+    assert "王小明" not in l3[target] and "13900001111" not in l3[target]
+
+
+def test_full_refresh_and_limit(spark, tmp_path, notes):
+    write_notes(tmp_path, notes)
+    assert run(spark, job(tmp_path, limit=10))["notes_read"] == 10
+    row = run(spark, job(tmp_path, full_refresh=True))
+    assert row["notes_written"] == 40
+    assert_exactly_once(tmp_path, notes.column("note_id").to_pylist())
+
+
+def test_bad_notes_are_quarantined_or_written_never_leaked(spark, tmp_path, notes):
+    base = notes.slice(0, 8).to_pylist()
+    big = "患者张建国，手机13812345678。" + "心电图示窦性心律。" * 80_000          # about 2 MB of UTF-8
+    rows = [
+        {**base[0], "note_text": None},
+        {**base[1], "note_text": ""},
+        {**base[2], "note_text": big},
+        {**base[3], "note_text": "患者李秀英\x00\x07，<p>电话：０１０－６２３４５６７８</p>"},
+        {**base[4]},
+        {**base[4], "note_text": "重复的note_id，较早的记录", "note_datetime": base[4]["note_datetime"].replace(year=2001)},
+        {**base[5], "note_text": "X" * 10},
+        {**base[6]},
+    ]
+    t = pa.Table.from_pylist(rows, schema=notes.schema)
+    # Note base[6] gets bytes that are not UTF-8 (a lone surrogate from a bad decode upstream).
+    texts = t.column("note_text").cast(pa.binary()).to_pylist()
+    texts[7] = b"\xed\xa0\x80" + "患者王五".encode()
+    t = t.set_column(t.schema.get_field_index("note_text"), "note_text", pa.array(texts, pa.binary()).view(pa.string()))
+    write_notes(tmp_path, t)
+    cfg = job(tmp_path)
+    row = run(spark, cfg)
+    assert row["notes_read"] == 8
+    assert (row["notes_written"], row["notes_quarantined"]) == (6, 2)
+    q = table(tmp_path, "deid_quarantine").to_pylist()
+    reasons = {r["error_class"] for r in q}
+    assert reasons == {"DuplicateNoteId", "InvalidEncoding"}
+    for r in q:
+        assert "患者" not in r["message"] and "王五" not in r["message"]
+    l3 = {r["note_id"]: r["note_text"] for r in table(tmp_path, "note_deid_l3").to_pylist()}
+    assert base[6]["note_id"] not in l3                                      # quarantined: in no masked table
+    assert l3[base[0]["note_id"]] is None and l3[base[1]["note_id"]] == ""
+    assert "张建国" not in l3[base[2]["note_id"]] and len(l3[base[2]["note_id"]]) > 700_000
+    assert "李秀英" not in l3[base[3]["note_id"]] and "６２３４５６７８" not in l3[base[3]["note_id"]]
+    assert "<p>" in l3[base[3]["note_id"]]
+    assert l3[base[4]["note_id"]] != "重复的note_id，较早的记录"            # the latest row of a repeated id wins
+    # Rerun: the duplicate and the bad note are quarantined again, not twice.
+    run(spark, cfg)
+    assert len(table(tmp_path, "deid_quarantine").to_pylist()) == 2
+
+
+def test_oversize_note_is_quarantined(spark, tmp_path, notes):
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "pipeline.yaml").write_text((ROOT / "conf" / "pipeline.yaml").read_text().replace("2000000", "5000"))
+    shutil.copy(ROOT / "conf" / "policies.yaml", conf / "policies.yaml")
+    rows = notes.slice(0, 3).to_pylist()
+    rows[0]["note_text"] = "患者张建国。" * 2000
+    write_notes(tmp_path, pa.Table.from_pylist(rows, schema=notes.schema))
+    row = run(spark, job(tmp_path, pipeline_config=conf / "pipeline.yaml"))
+    assert (row["notes_written"], row["notes_quarantined"]) == (2, 1)
+    (q,) = table(tmp_path, "deid_quarantine").to_pylist()
+    assert q["error_class"] == "NoteTooLarge" and q["stage"] == "validate" and "张建国" not in q["message"]
+
+
+@pytest.mark.parametrize("boundary", ["detect", "note_phi_spans", "masked_l1", "masked_l2", "masked_l3", "quarantine"])
+def test_killed_job_reruns_to_exactly_once(spark, tmp_path, notes, monkeypatch, boundary):
+    rows = notes.slice(0, 12).to_pylist()
+    rows.append({**rows[0], "note_text": "较早的重复记录", "note_datetime": rows[0]["note_datetime"].replace(year=2000)})
+    write_notes(tmp_path, pa.Table.from_pylist(rows, schema=notes.schema))
+    monkeypatch.setenv(FAIL_ENV, boundary)
+    with pytest.raises(RuntimeError, match=boundary):
+        run(spark, job(tmp_path))
+    monkeypatch.delenv(FAIL_ENV)
+    row = run(spark, job(tmp_path))
+    assert row["status"] == "succeeded"
+    ids = [r["note_id"] for r in rows[:12]]
+    assert_exactly_once(tmp_path, ids)
+    spans = table(tmp_path, "note_phi_spans").to_pylist()
+    keys = [(s["note_id"], s["field"], s["span_start"]) for s in spans]
+    assert len(keys) == len(set(keys))
+    assert len(table(tmp_path, "deid_quarantine").to_pylist()) == 1
+    statuses = sorted(r["status"] for r in table(tmp_path, "deid_runs").to_pylist())
+    assert statuses == ["failed", "succeeded"]
+    # And a clean third run has nothing left to do.
+    assert run(spark, job(tmp_path))["notes_unchanged"] == 12
+
+
+def test_affected_only_reprocessing_after_dictionary_edit(spark, tmp_path, notes, monkeypatch):
+    res = tmp_path / "resources"
+    shutil.copytree(resources_dir(), res)
+    monkeypatch.setenv("DEID_RESOURCES", str(res))
+    rows = notes.slice(0, 20).to_pylist()
+    mentions = [2, 7, 11]
+    for i in mentions:
+        rows[i]["note_text"] += "既往曾于仁心堂就诊。"
+    write_notes(tmp_path, pa.Table.from_pylist(rows, schema=notes.schema))
+    first = run(spark, job(tmp_path))
+    before = {r["note_id"]: r["note_text"] for r in table(tmp_path, "note_deid_l3").to_pylist()}
+    assert all("仁心堂" in before[rows[i]["note_id"]] for i in mentions)     # not yet a known hospital
+    with open(res / "dictionaries" / "hospitals.tsv", "a", encoding="utf-8") as f:
+        f.write("仁心堂中医医院\t北京\t仁心堂\t\n")
+    row = run(spark, job(tmp_path, reprocess="affected"))
+    assert row["pipeline_version"] != first["pipeline_version"]
+    assert (row["notes_written"], row["notes_moved"], row["notes_unchanged"]) == (3, 17, 0)
+    for name in ["note_phi_spans", *MASKED]:
+        assert set(table(tmp_path, name).column("pipeline_version").to_pylist()) == {row["pipeline_version"]}, name
+    l3 = {r["note_id"]: r["note_text"] for r in table(tmp_path, "note_deid_l3").to_pylist()}
+    assert all("仁心堂" not in l3[rows[i]["note_id"]] for i in mentions)
+    rerun_ids = {s["note_id"] for s in table(tmp_path, "note_phi_spans").to_pylist() if s["run_id"] == row["run_id"]}
+    assert rerun_ids == {rows[i]["note_id"] for i in mentions}
+    assert run(spark, job(tmp_path, reprocess="affected"))["notes_unchanged"] == 20
+
+
+def test_missing_column_is_named_and_run_marked_failed(spark, tmp_path, notes):
+    write_notes(tmp_path, notes.drop(["note_title"]))
+    with pytest.raises(dio.SchemaError, match="note_title"):
+        run(spark, job(tmp_path))
+    (r,) = table(tmp_path, "deid_runs").to_pylist()
+    assert r["status"] == "failed" and "note_title" in r["message"]
+
+
+def test_outputs_read_back_without_spark(spark, tmp_path, notes):
+    from deid.query import duckdb
+    write_notes(tmp_path, notes)
+    run(spark, job(tmp_path))
+    path = tmp_path / "out" / "note_deid_l3"
+    n = duckdb().sql(f"SELECT count(*) FROM delta_scan('{path}')").fetchone()[0]
+    assert n == DeltaTable(str(path)).count() == 40
+    by_type = dict(duckdb().sql(f"SELECT entity_type, count(*) FROM delta_scan('{tmp_path / 'out' / 'note_phi_spans'}')"
+                                " GROUP BY 1").fetchall())
+    assert set(by_type) == {"NAME", "ID_NUMBER", "CONTACT", "HOSPITAL", "ADDRESS", "STD", "PREGNANCY"}
+
+
+def test_native_delta_engine(spark, tmp_path, notes):
+    from udfs.delta import native_available
+    if not native_available(spark):
+        pytest.skip("Delta Lake's JVM jars are not on this session's classpath (offline: Maven is unreachable); "
+                    "run with spark.jars.packages io.delta:delta-spark_4.2_2.13:4.4.1 to exercise the native engine")
+    write_notes(tmp_path, notes)
+    run(spark, job(tmp_path))                      # delta-rs writes
+    row = run(spark, job(tmp_path, engine="native", full_refresh=True))   # native continues the same tables
+    assert row["engine"] == "native" and row["notes_written"] == 40
+    assert_exactly_once(tmp_path, notes.column("note_id").to_pylist())

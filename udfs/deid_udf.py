@@ -1,0 +1,72 @@
+"""mapInArrow partition function: Arrow batches of NOTE rows -> Arrow batches of deid results.
+
+The driver broadcasts one bundle (resource files, pipeline config, policies). Each Python worker
+materializes it and builds the pipeline once, cached by the bundle's digest; Spark reuses Python workers
+across tasks, so a worker pays the model and dictionary load once, not per task, batch or row.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import pyarrow as pa
+
+_WORKER_CACHE: dict[str, object] = {}
+
+
+def make_bundle(pipeline_config_raw: dict, policies_bytes: bytes, resources_root: Path | None = None) -> dict:
+    from deid.resources import bundle, combine_digests, digest_bytes
+    files = bundle(resources_root)
+    digest = combine_digests({**{k: digest_bytes(v) for k, v in files.items()},
+                              "__config__": digest_bytes(repr(sorted(pipeline_config_raw.items())).encode()),
+                              "__policies__": digest_bytes(policies_bytes)})
+    return {"digest": digest, "files": files, "config": pipeline_config_raw, "policies": policies_bytes}
+
+
+def worker_processor(bundle: dict, secret: bytes | None, keep_span_text: bool):
+    """The BatchProcessor of this worker process, built on first use."""
+    key = bundle["digest"]
+    if key not in _WORKER_CACHE:
+        from deid.batch import BatchProcessor
+        from deid.config import parse_config
+        from deid.pipeline import Pipeline
+        from deid.resources import materialize
+        root = Path(tempfile.gettempdir()) / f"deid-bundle-{key}"
+        if not (root / ".complete").exists():
+            materialize(bundle["files"], root / "resources")
+            (root / "policies.yaml").write_bytes(bundle["policies"])
+            (root / ".complete").touch()
+        os.environ["DEID_RESOURCES"] = str(root / "resources")   # this worker's configuration
+        config = parse_config({**bundle["config"], "policies": str(root / "policies.yaml")}, root)
+        _WORKER_CACHE[key] = BatchProcessor(Pipeline(config, secret), secret, keep_span_text)
+    return _WORKER_CACHE[key]
+
+
+def partition_function(bundle_broadcast, secret_env: str, keep_span_text: bool):
+    """The function given to DataFrame.mapInArrow; the secret is read from the executor's environment."""
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        secret = os.environ.get(secret_env, "").encode() or None
+        processor = worker_processor(bundle_broadcast.value, secret, keep_span_text)
+        for batch in batches:
+            yield processor.process(batch)
+    return run
+
+
+def affected_function(terms_broadcast):
+    """mapInArrow function: (note_id, note_title, note_text) -> (note_id) of notes holding a changed term."""
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        import ahocorasick
+        auto = ahocorasick.Automaton()
+        for term in terms_broadcast.value:
+            auto.add_word(term.lower(), term)
+        auto.make_automaton()
+        for batch in batches:
+            hits = []
+            for note_id, title, text in zip(*(batch.column(c).to_pylist() for c in ("note_id", "note_title", "note_text"))):
+                body = f"{title or ''}\n{text or ''}".lower()
+                if any(True for _ in auto.iter(body)):
+                    hits.append(note_id)
+            yield pa.RecordBatch.from_pydict({"note_id": pa.array(hits, pa.int64())})
+    return run

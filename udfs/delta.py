@@ -1,0 +1,145 @@
+"""Delta I/O for Spark on two engines, one format.
+
+- native: Spark's format("delta") and DeltaTable.merge, when the session has Delta Lake's JVM classes
+  (Databricks, EMR, or spark-submit --packages io.delta:delta-spark_4.2_2.13:4.4.1).
+- delta-rs: offline or without the jars. Reads take the file list from the Delta log; writes are staged by
+  executors as Parquet and land in one MERGE commit per table made by the driver through deid.io.
+Both run the same MERGE (deid.io.replace_predicate), so either engine can continue the other's tables.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+
+import pyarrow as pa
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import from_arrow_schema
+
+from deid.io import MARKER, DeltaRs, replace_predicate
+
+NATIVE, DELTA_RS = "native", "delta-rs"
+
+
+def native_available(spark: SparkSession) -> bool:
+    try:
+        spark._jvm.java.lang.Class.forName("io.delta.tables.DeltaTable")
+        return True
+    except Exception:  # noqa: BLE001 - py4j raises its own error types for a missing class
+        return False
+
+
+def choose_engine(spark: SparkSession, setting: str) -> str:
+    if setting == NATIVE or (setting == "auto" and native_available(spark)):
+        if not native_available(spark):
+            raise RuntimeError("delta.engine is 'native' but Delta Lake's JVM classes are not on the classpath "
+                               "(spark-submit --packages io.delta:delta-spark_4.2_2.13:4.4.1)")
+        return NATIVE
+    return DELTA_RS
+
+
+def spark_schema(schema: pa.Schema):
+    return from_arrow_schema(schema)
+
+
+def conform(df: DataFrame, schema: pa.Schema) -> DataFrame:
+    """Columns in the table's order and types."""
+    target = spark_schema(schema)
+    return df.select([F.col(f.name).cast(f.dataType).alias(f.name) for f in target.fields])
+
+
+class SparkDelta:
+    def __init__(self, spark: SparkSession, engine: str, staging: str):
+        self.spark = spark
+        self.engine = engine
+        self.staging = staging
+        self.rs = DeltaRs()
+
+    # -- locations: a path, or (native only) a catalog table name -----------------------------------
+    @staticmethod
+    def is_path(location: str) -> bool:
+        return "/" in location or location.startswith(".")
+
+    def _native_table(self, location: str):
+        from delta.tables import DeltaTable
+        if self.is_path(location):
+            return DeltaTable.forPath(self.spark, location)
+        return DeltaTable.forName(self.spark, location)
+
+    def exists(self, location: str) -> bool:
+        if self.engine == NATIVE:
+            from delta.tables import DeltaTable
+            if self.is_path(location):
+                return DeltaTable.isDeltaTable(self.spark, location)
+            return self.spark.catalog.tableExists(location)
+        return self.rs.exists(location)
+
+    def version(self, location: str) -> int | None:
+        if not self.exists(location):
+            return None
+        if self.engine == NATIVE:
+            return self._native_table(location).history(1).select("version").first()[0]
+        return self.rs.version(location)
+
+    def read(self, location: str, schema: pa.Schema | None = None) -> DataFrame:
+        """The current version of a table; an empty frame of `schema` when it does not exist yet."""
+        if not self.exists(location):
+            if schema is None:
+                raise FileNotFoundError(f"no Delta table at {location}")
+            return self.spark.createDataFrame([], spark_schema(schema))
+        if self.engine == NATIVE:
+            reader = self.spark.read.format("delta")
+            return reader.load(location) if self.is_path(location) else reader.table(location)
+        files = self.rs.files(location)
+        if not files:
+            return self.spark.createDataFrame([], spark_schema(self.rs.arrow_schema(location)))
+        return self.spark.read.parquet(*files)
+
+    # -- writes ---------------------------------------------------------------------------------------
+    def replace_notes(self, location: str, rows: DataFrame, note_ids: DataFrame, schema: pa.Schema, name: str) -> None:
+        """Replace every row of the notes in `note_ids` by `rows`, in one commit."""
+        markers = note_ids.select("note_id").distinct()
+        for f in spark_schema(schema).fields:
+            if f.name != "note_id":
+                markers = markers.withColumn(f.name, F.lit(None).cast(f.dataType))
+        source = (conform(rows, schema).withColumn(MARKER, F.lit(False))
+                  .unionByName(conform(markers, schema).withColumn(MARKER, F.lit(True))))
+        if self.engine == NATIVE:
+            self._ensure_native(location, schema)
+            (self._native_table(location).alias("t").merge(source.alias("s"), replace_predicate())
+             .whenMatchedDelete()
+             .whenNotMatchedInsert(condition=f"NOT s.{MARKER}", values={c: f"s.{c}" for c in schema.names})
+             .execute())
+            return
+        stage = os.path.join(self.staging, name)
+        source.write.mode("overwrite").parquet(stage)
+        self.rs.replace_notes(location, schema, sorted(glob.glob(os.path.join(stage, "*.parquet"))))
+        shutil.rmtree(stage, ignore_errors=True)
+
+    def _ensure_native(self, location: str, schema: pa.Schema) -> None:
+        if self.exists(location):
+            return
+        empty = self.spark.createDataFrame([], spark_schema(schema)).write.format("delta").mode("ignore")
+        empty.save(location) if self.is_path(location) else empty.saveAsTable(location)
+
+    def upsert_run(self, location: str, row: pa.Table) -> None:
+        """deid_runs: one row per run, inserted at start and updated at the end (keyed by run_id)."""
+        if self.engine == NATIVE:
+            self._ensure_native(location, row.schema)
+            source = self.spark.createDataFrame(row.to_pylist(), spark_schema(row.schema))
+            (self._native_table(location).alias("t").merge(source.alias("s"), "t.run_id = s.run_id")
+             .whenMatchedUpdateAll().whenNotMatchedInsertAll().execute())
+            return
+        from deltalake import DeltaTable
+        self.rs.ensure(location, row.schema)
+        (DeltaTable(location).merge(row, predicate="t.run_id = s.run_id", source_alias="s", target_alias="t")
+         .when_matched_update_all().when_not_matched_insert_all().execute())
+
+    def move_version(self, location: str, old: str, new: str) -> None:
+        if not self.exists(location):
+            return
+        if self.engine == NATIVE:
+            self._native_table(location).update(F.col("pipeline_version") == old, {"pipeline_version": F.lit(new)})
+            return
+        self.rs.move_version(location, old, new)
