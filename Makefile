@@ -40,6 +40,7 @@ eval: install
 bench: install
 	$(PY) -m pip install --quiet -e '.[test,bench]'
 	$(PY) bench/bench_detectors.py --n $(EVAL_N) --seed $(EVAL_SEED)
+	$(PY) bench/bench_job.py --n 20000
 
 # The embedded default: a sample NOTE Delta table (made once), the Spark job on local[2], a summary.
 run: install

@@ -93,7 +93,8 @@ class DeltaRs:
     def ensure(self, path: str, schema: pa.Schema) -> None:
         from deltalake import DeltaTable
         if not self.exists(path):
-            os.makedirs(path, exist_ok=True) if "://" not in path else None
+            if "://" not in path:
+                os.makedirs(path, exist_ok=True)
             DeltaTable.create(path, schema=schema, mode="ignore", storage_options=self.storage_options)
 
     def version(self, path: str) -> int | None:

@@ -15,7 +15,8 @@ import shutil
 import sys
 import time
 import uuid
-from dataclasses import dataclass, field, replace
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -24,6 +25,20 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:   # spark-submit runs this file directly; make deid and udfs importable
     sys.path.insert(0, str(ROOT))
+
+import pyarrow as pa  # noqa: E402
+from pyspark.sql import Window  # noqa: E402
+from pyspark.sql import functions as F  # noqa: E402
+from pyspark.sql.pandas.types import to_arrow_schema  # noqa: E402
+
+from deid import io as dio  # noqa: E402
+from deid.batch import RESULT  # noqa: E402
+from deid.config import load_config  # noqa: E402
+from deid.pipeline import Pipeline  # noqa: E402
+from deid.resources import bundle as resource_bundle  # noqa: E402
+from deid.resources import combine_digests, dictionary_terms, digest_bytes, materialize  # noqa: E402
+from udfs.deid_udf import affected_function, make_bundle, partition_function  # noqa: E402
+from udfs.delta import SparkDelta, choose_engine, spark_schema  # noqa: E402
 
 log = logging.getLogger("deid.job")
 FAIL_ENV = "DEID_FAIL_AFTER"   # tests: stop the job on purpose after a named write boundary
@@ -114,6 +129,9 @@ def build_spark(cfg: JobConfig):
             os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
     for k, v in cfg.spark_conf.items():
         builder = builder.config(k, v)
+    if os.environ.get(cfg.secret_env):
+        # Executors read the HMAC key from their environment; Spark's UI redacts keys matching "secret".
+        builder = builder.config(f"spark.executorEnv.{cfg.secret_env}", os.environ[cfg.secret_env])
     if cfg.engine == "native":
         builder = (builder.config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
                    .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog"))
@@ -130,7 +148,6 @@ class Counts:
     written: int = 0
     quarantined: int = 0
     spans: int = 0
-    extra: dict = field(default_factory=dict)
 
 
 def _fail_point(name: str) -> None:
@@ -145,219 +162,231 @@ def _stage(name: str, n: int, t0: float) -> None:
 
 def run(spark, cfg: JobConfig) -> dict:
     """The whole job on an existing SparkSession; returns the deid_runs row."""
-    import pyarrow as pa
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
-
-    from deid import io as dio
-    from deid.config import load_config
-    from deid.pipeline import Pipeline
-    from deid.resources import bundle as resource_bundle, combine_digests, dictionary_terms, digest_bytes, materialize
-    from udfs.deid_udf import affected_function, make_bundle, partition_function
-    from udfs.delta import SparkDelta, choose_engine
-
-    started = datetime.now(timezone.utc)
-    run_id = f"{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
-    secret = os.environ.get(cfg.secret_env, "").encode() or None
-    pconf = load_config(cfg.pipeline_config)
-    pipeline = Pipeline(pconf, secret)   # fails here, before any write, on a bad config or a missing key
-    version = pipeline.version
-    policies_bytes = Path(pconf.policies_path).read_bytes()
-    files = resource_bundle()
-    dictionary_version = combine_digests({k: digest_bytes(v) for k, v in files.items()})
-    engine = choose_engine(spark, cfg.engine)
-    io = SparkDelta(spark, engine, os.path.join(cfg.staging, run_id))
-    loc = {"spans": cfg.location(cfg.tables["spans"]), "runs": cfg.location(cfg.tables["runs"]),
-           "quarantine": cfg.location(cfg.tables["quarantine"]),
-           **{k: cfg.location(cfg.tables["masked"][k]) for k in cfg.policies}}
-    log.info("run %s: engine %s, pipeline %s, input %s", run_id, engine, version, cfg.input_table)
-
-    counts = Counts()
-    input_version = io.version(cfg.input_table)
-    run_row = dict(run_id=run_id, started_at=started, finished_at=None, status="running", engine=engine,
-                   input_table=cfg.input_table, input_version=input_version, notes_read=0, notes_written=0,
-                   notes_unchanged=0, notes_quarantined=0, notes_moved=0, spans_written=0, pipeline_version=version,
-                   config_digest=pconf.digest, dictionary_version=dictionary_version, prompt_version="none",
-                   model="detectors", reprocess="full" if cfg.full_refresh else cfg.reprocess, message=None)
-
-    def save_run(**changes):
-        run_row.update(changes)
-        io.upsert_run(loc["runs"], pa.Table.from_pylist([run_row], schema=dio.RUNS))
-
-    save_run()
-    try:
-        _process(spark, cfg, io, loc, version, run_id, secret, pconf, policies_bytes, files, counts, F, Window, pa,
-                 dio, make_bundle, partition_function, affected_function, dictionary_terms, run_row)
-        total = counts.written + counts.unchanged + counts.moved + counts.quarantined
-        if total != counts.read:
-            raise ReconciliationError(f"read {counts.read} != written {counts.written} + unchanged {counts.unchanged}"
-                                      f" + moved {counts.moved} + quarantined {counts.quarantined}")
-        materialize(files, Path(cfg.state) / "resources" / dictionary_version) if "://" not in cfg.state else None
-        save_run(status="succeeded", finished_at=datetime.now(timezone.utc), notes_read=counts.read,
-                 notes_written=counts.written, notes_unchanged=counts.unchanged, notes_quarantined=counts.quarantined,
-                 notes_moved=counts.moved, spans_written=counts.spans)
-        log.info("run %s succeeded: read %d = written %d + unchanged %d + moved %d + quarantined %d; %d spans",
-                 run_id, counts.read, counts.written, counts.unchanged, counts.moved, counts.quarantined, counts.spans)
-    except Exception as exc:
-        # The message is ours or an exception class name: never note text.
-        message = str(exc) if isinstance(exc, (ReconciliationError, dio.SchemaError, RuntimeError)) else type(exc).__name__
-        save_run(status="failed", finished_at=datetime.now(timezone.utc), notes_read=counts.read,
-                 message=message[:500])
-        raise
-    finally:
-        shutil.rmtree(os.path.join(cfg.staging, run_id), ignore_errors=True)
-    return run_row
+    return JobRun(spark, cfg).execute()
 
 
-def _process(spark, cfg, io, loc, version, run_id, secret, pconf, policies_bytes, files, counts, F, Window, pa,
-             dio, make_bundle, partition_function, affected_function, dictionary_terms, run_row):
-    sc = spark.sparkContext
-    t0 = time.perf_counter()
-    sc.setJobDescription("deid: read NOTE")
-    notes = io.read(cfg.input_table)
-    from pyspark.sql.pandas.types import to_arrow_schema
-    dio.check_note_schema(to_arrow_schema(notes.schema))
-    notes = notes.select(*dio.NOTE_COLUMNS)
-    if cfg.limit:
-        notes = notes.orderBy("note_id").limit(cfg.limit)
+class JobRun:
+    """One run: read and plan, detect, write each table once, reconcile, record."""
 
-    def tagged(col):
-        return F.when(F.col(col).isNull(), F.lit("N")).otherwise(F.concat(F.lit("V"), F.col(col)))
-    notes = notes.withColumn("note_digest", F.sha2(F.concat(tagged("note_title"), F.lit("\x1f"), tagged("note_text")), 256))
-    # A note_id that repeats: the latest note_datetime wins (then the larger digest); the others are quarantined.
-    rank = Window.partitionBy("note_id").orderBy(F.col("note_datetime").desc_nulls_last(), F.col("note_digest").desc())
-    ranked = notes.withColumn("_rank", F.row_number().over(rank)).cache()
-    notes = ranked.filter("_rank = 1").drop("_rank")
-    duplicates = ranked.filter("_rank > 1").drop("_rank")
-    counts.read = ranked.count()
-    counts.duplicates = duplicates.count()
-    _stage("read", counts.read, t0)
+    def __init__(self, spark, cfg: JobConfig):
+        self.spark, self.cfg = spark, cfg
+        self.started = datetime.now(timezone.utc)
+        self.run_id = f"{self.started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+        self.secret = os.environ.get(cfg.secret_env, "").encode() or None
+        self.pconf = load_config(cfg.pipeline_config)
+        # Built on the driver first so a bad config or a surrogate policy without a key fails before any write.
+        self.version = Pipeline(self.pconf, self.secret).version
+        self.files = resource_bundle()
+        self.dictionary_version = combine_digests({k: digest_bytes(v) for k, v in self.files.items()})
+        self.io = SparkDelta(spark, choose_engine(spark, cfg.engine), os.path.join(cfg.staging, self.run_id))
+        self.loc = {"spans": cfg.location(cfg.tables["spans"]), "runs": cfg.location(cfg.tables["runs"]),
+                    "quarantine": cfg.location(cfg.tables["quarantine"]),
+                    **{k: cfg.location(cfg.tables["masked"][k]) for k in cfg.policies}}
+        self.counts = Counts()
+        self.row = dict(run_id=self.run_id, started_at=self.started, finished_at=None, status="running",
+                        engine=self.io.engine, input_table=cfg.input_table, input_version=None, notes_read=0,
+                        notes_written=0, notes_unchanged=0, notes_quarantined=0, notes_moved=0, spans_written=0,
+                        pipeline_version=self.version, config_digest=self.pconf.digest,
+                        dictionary_version=self.dictionary_version, prompt_version="none", model="detectors",
+                        reprocess="full" if cfg.full_refresh else cfg.reprocess, message=None)
 
-    # What already landed: in every configured masked table with the same digest and version.
-    t0 = time.perf_counter()
-    state = None
-    for level in cfg.policies:
-        part = io.read(loc[level], dio.MASKED).select("note_id", "note_digest", "pipeline_version")
-        state = part if state is None else state.join(part, ["note_id", "note_digest", "pipeline_version"])
-    if cfg.full_refresh:
-        state = state.limit(0)
-    current = state.filter(F.col("pipeline_version") == version).select("note_id", "note_digest")
-    unchanged = notes.join(current, ["note_id", "note_digest"], "left_semi")
-    todo = notes.join(current, ["note_id", "note_digest"], "left_anti")
-    moved_from = None
-    if cfg.reprocess == "affected" and not cfg.full_refresh:
-        todo, moved_from = _affected(spark, cfg, io, loc, state, todo, version, files, counts, F, dictionary_terms,
-                                     affected_function, run_row)
-    todo = todo.cache()
-    counts.unchanged = unchanged.count()
-    counts.todo = todo.count()
-    _stage("plan", counts.todo, t0)
-    log.info("plan: %d to process, %d unchanged, %d to move version, %d duplicate ids",
-             counts.todo, counts.unchanged, counts.moved, counts.duplicates)
+    def save_run(self, **changes) -> None:
+        self.row.update(changes)
+        self.io.upsert_run(self.loc["runs"], pa.Table.from_pylist([self.row], schema=dio.RUNS))
 
-    if counts.todo == 0 and counts.duplicates == 0 and not moved_from:
-        log.info("nothing to write: every note already landed with pipeline %s", version)
-        return
+    def execute(self) -> dict:
+        c = self.counts
+        log.info("run %s: engine %s, pipeline %s, input %s", self.run_id, self.io.engine, self.version,
+                 self.cfg.input_table)
+        self.save_run(input_version=self.io.version(self.cfg.input_table))
+        try:
+            notes, duplicates = self.read()
+            todo, moved_from = self.plan(notes)
+            if c.todo or c.duplicates or moved_from:
+                self.write(todo, duplicates, self.detect(todo), moved_from)
+            else:
+                log.info("nothing to write: every note already landed with pipeline %s", self.version)
+            self.verify()
+            if c.written + c.unchanged + c.moved + c.quarantined != c.read:
+                raise ReconciliationError(f"read {c.read} != written {c.written} + unchanged {c.unchanged} + moved "
+                                          f"{c.moved} + quarantined {c.quarantined}")
+            # This run's dictionaries, kept for the next run's --reprocess affected.
+            materialize(self.files, Path(self.cfg.state) / "resources" / self.dictionary_version)
+            self.save_run(status="succeeded", finished_at=datetime.now(timezone.utc), notes_read=c.read,
+                          notes_written=c.written, notes_unchanged=c.unchanged, notes_quarantined=c.quarantined,
+                          notes_moved=c.moved, spans_written=c.spans)
+            log.info("run %s succeeded: read %d = written %d + unchanged %d + moved %d + quarantined %d; %d spans",
+                     self.run_id, c.read, c.written, c.unchanged, c.moved, c.quarantined, c.spans)
+        except Exception as exc:
+            # Our own messages, or only the exception's class: never note text.
+            known = (ReconciliationError, dio.SchemaError, RuntimeError)
+            message = str(exc) if isinstance(exc, known) else type(exc).__name__
+            self.save_run(status="failed", finished_at=datetime.now(timezone.utc), notes_read=c.read,
+                          message=message[:500])
+            raise
+        finally:
+            shutil.rmtree(os.path.join(self.cfg.staging, self.run_id), ignore_errors=True)
+        return self.row
 
-    # Detection: mapInArrow over partitions; executors stage the results as Parquet.
-    t0 = time.perf_counter()
-    sc.setJobDescription("deid: detect and mask")
-    results_dir = os.path.join(io.staging, "results")
-    bundle = sc.broadcast(make_bundle(pconf.raw, policies_bytes))
-    from deid.batch import RESULT
-    from udfs.delta import spark_schema
-    fn = partition_function(bundle, cfg.secret_env, cfg.keep_span_text)
-    (todo.select("note_id", "note_title", "note_text").repartition(max(1, cfg.partitions))
-     .mapInArrow(fn, spark_schema(RESULT)).write.mode("overwrite").parquet(results_dir))
-    results = spark.read.parquet(results_dir)
-    ok = results.filter("status = 'ok'")
-    bad = results.filter("status != 'ok'")
-    counts.written = ok.count()
-    counts.quarantined = bad.count() + counts.duplicates
-    _stage("detect", counts.todo, t0)
-    _fail_point("detect")
-
-    meta = todo.drop("note_title", "note_text")
-    stamp = {"pipeline_version": F.lit(version), "run_id": F.lit(run_id)}
-    t0 = time.perf_counter()
-    sc.setJobDescription("deid: write note_phi_spans")
-    spans = (ok.select("note_id", F.explode("spans").alias("s")).select("note_id", "s.*")
-             .join(meta.select("note_id", "person_id", "note_digest"), "note_id").withColumns(stamp))
-    counts.spans = ok.select(F.sum(F.size("spans"))).first()[0] or 0
-    io.replace_notes(loc["spans"], spans, todo, dio.SPANS, "spans")
-    _stage("note_phi_spans", counts.todo, t0)
-    _fail_point("note_phi_spans")
-
-    for level in cfg.policies:
+    # -- stages ----------------------------------------------------------------------------------------
+    def read(self):
         t0 = time.perf_counter()
-        sc.setJobDescription(f"deid: write masked level {level}")
-        masked = (meta.join(ok.select("note_id", F.col(f"masked_title_l{level}").alias("note_title"),
-                                      F.col(f"masked_text_l{level}").alias("note_text"),
-                                      F.col(f"masked_count_l{level}").alias("masked_count")), "note_id")
-                  .withColumns(stamp))
-        io.replace_notes(loc[level], masked, todo, dio.MASKED, f"masked_l{level}")
-        _stage(f"masked_l{level}", counts.written, t0)
-        _fail_point(f"masked_l{level}")
+        self.spark.sparkContext.setJobDescription("deid: read NOTE")
+        notes = self.io.read(self.cfg.input_table)
+        dio.check_note_schema(to_arrow_schema(notes.schema))
+        notes = notes.select(*dio.NOTE_COLUMNS)
+        if self.cfg.limit:
+            notes = notes.orderBy("note_id").limit(self.cfg.limit)
 
-    t0 = time.perf_counter()
-    sc.setJobDescription("deid: write deid_quarantine")
-    failed = (bad.select("note_id", "stage", "error_class", "message")
-              .join(meta.select("note_id", "person_id", "note_digest"), "note_id"))
-    dup_rows = duplicates.select("note_id", "person_id", "note_digest", F.lit("input").alias("stage"),
+        def tagged(col):   # null and empty must digest differently
+            return F.when(F.col(col).isNull(), F.lit("N")).otherwise(F.concat(F.lit("V"), F.col(col)))
+        notes = notes.withColumn("note_digest",
+                                 F.sha2(F.concat(tagged("note_title"), F.lit("\x1f"), tagged("note_text")), 256))
+        self.counts.read = notes.count()
+        # A note_id that repeats: the latest note_datetime wins (then the larger digest); the rest are quarantined.
+        # Ranking sorts whole notes, so it runs only over the ids that do repeat.
+        repeated = notes.groupBy("note_id").count().filter("count > 1").select("note_id").cache()
+        if repeated.count() == 0:
+            _stage("read", self.counts.read, t0)
+            return notes, notes.limit(0)
+        rank = Window.partitionBy("note_id").orderBy(F.col("note_datetime").desc_nulls_last(),
+                                                     F.col("note_digest").desc())
+        ranked = notes.join(repeated, "note_id", "left_semi").withColumn("_rank", F.row_number().over(rank))
+        losers = ranked.filter("_rank > 1").drop("_rank").cache()
+        self.counts.duplicates = losers.count()
+        keep = notes.join(losers.select("note_id", "note_digest", "note_datetime"),
+                          ["note_id", "note_digest", "note_datetime"], "left_anti")
+        # Identical repeats (same digest and time) are all dropped by the anti join: keep one of them.
+        keep = keep.unionByName(ranked.filter("_rank = 1").drop("_rank")).dropDuplicates(["note_id"])
+        _stage("read", self.counts.read, t0)
+        return keep, losers
+
+    def plan(self, notes):
+        """Split notes into unchanged (already landed at this version), to move (affected mode), and to do."""
+        t0 = time.perf_counter()
+        state = None
+        for level in self.cfg.policies:
+            part = self.io.read(self.loc[level], dio.MASKED).select("note_id", "note_digest", "pipeline_version")
+            state = part if state is None else state.join(part, ["note_id", "note_digest", "pipeline_version"])
+        if self.cfg.full_refresh:
+            state = state.limit(0)
+        current = state.filter(F.col("pipeline_version") == self.version).select("note_id", "note_digest")
+        unchanged = notes.join(current, ["note_id", "note_digest"], "left_semi")
+        todo = notes.join(current, ["note_id", "note_digest"], "left_anti")
+        moved_from = None
+        if self.cfg.reprocess == "affected" and not self.cfg.full_refresh:
+            todo, moved_from = self.affected(state, todo)
+        todo = todo.cache()
+        self.counts.unchanged = unchanged.count()
+        self.counts.todo = todo.count()
+        _stage("plan", self.counts.todo, t0)
+        log.info("plan: %d to process, %d unchanged, %d to move version, %d duplicate ids",
+                 self.counts.todo, self.counts.unchanged, self.counts.moved, self.counts.duplicates)
+        return todo, moved_from
+
+    def affected(self, state, todo):
+        """--reprocess affected: when only dictionaries changed since the last successful run, re-run only the
+        notes holding a term that was added or removed; the others move to the new version un-rerun."""
+        runs = self.io.read(self.loc["runs"], dio.RUNS).filter("status = 'succeeded'")
+        last = runs.orderBy(F.col("finished_at").desc()).first()
+        if last is None or last["pipeline_version"] == self.version:
+            return todo, None
+        old_dir = Path(self.cfg.state) / "resources" / last["dictionary_version"]
+        if not old_dir.exists() or last["config_digest"] != self.pconf.digest:
+            log.info("reprocess affected: the previous run's dictionaries or config are not comparable; re-running all")
+            return todo, None
+        old_files = {str(p.relative_to(old_dir)): p.read_bytes() for p in old_dir.rglob("*") if p.is_file()}
+        changed = {k for k in set(old_files) | set(self.files) if old_files.get(k) != self.files.get(k)}
+        if any(not k.startswith("dictionaries/") for k in changed):
+            log.info("reprocess affected: non-dictionary resources changed (%s); re-running all", sorted(changed))
+            return todo, None
+        terms = dictionary_terms(old_files) ^ dictionary_terms(self.files)
+        old_version = last["pipeline_version"]
+        at_old = state.filter(F.col("pipeline_version") == old_version).select("note_id", "note_digest")
+        candidates = todo.join(at_old, ["note_id", "note_digest"], "left_semi")
+        hit = self.spark.sparkContext.broadcast(sorted(terms))
+        affected = candidates.select("note_id", "note_title", "note_text").mapInArrow(affected_function(hit),
+                                                                                      "note_id long")
+        move = candidates.join(affected, "note_id", "left_anti")
+        self.counts.moved = move.count()
+        log.info("reprocess affected: %d terms changed; %d notes hold one, %d move to the new version",
+                 len(terms), candidates.count() - self.counts.moved, self.counts.moved)
+        return todo.join(move.select("note_id"), "note_id", "left_anti"), old_version
+
+    def detect(self, todo):
+        """mapInArrow over partitions; executors stage the results as Parquet."""
+        t0 = time.perf_counter()
+        sc = self.spark.sparkContext
+        sc.setJobDescription("deid: detect and mask")
+        results_dir = os.path.join(self.io.staging, "results")
+        bundle = sc.broadcast(make_bundle(self.pconf.raw, Path(self.pconf.policies_path).read_bytes()))
+        fn = partition_function(bundle, self.cfg.secret_env, self.cfg.keep_span_text)
+        (todo.select("note_id", "note_title", "note_text").repartition(max(1, self.cfg.partitions))
+         .mapInArrow(fn, spark_schema(RESULT)).write.mode("overwrite").parquet(results_dir))
+        results = self.spark.read.parquet(results_dir)
+        self.counts.written = results.filter("status = 'ok'").count()
+        self.counts.quarantined = results.filter("status != 'ok'").count() + self.counts.duplicates
+        _stage("detect", self.counts.todo, t0)
+        _fail_point("detect")
+        return results
+
+    def write(self, todo, duplicates, results, moved_from) -> None:
+        """One commit per table, each replacing every row of the processed notes."""
+        ok, bad = results.filter("status = 'ok'"), results.filter("status != 'ok'")
+        meta = todo.drop("note_title", "note_text")
+        keys = meta.select("note_id", "person_id", "note_digest")
+        stamp = {"pipeline_version": F.lit(self.version), "run_id": F.lit(self.run_id)}
+
+        # Spans land first: a note counts as landed once it is in every masked table, so its spans never lag.
+        spans = ok.select("note_id", F.explode("spans").alias("s")).select("note_id", "s.*").join(keys, "note_id")
+        self.counts.spans = ok.select(F.sum(F.size("spans"))).first()[0] or 0
+        self._replace("spans", spans.withColumns(stamp), todo, dio.SPANS, self.counts.todo)
+
+        writes = []
+        for level in self.cfg.policies:
+            masked = meta.join(ok.select("note_id", F.col(f"masked_title_l{level}").alias("note_title"),
+                                         F.col(f"masked_text_l{level}").alias("note_text"),
+                                         F.col(f"masked_count_l{level}").alias("masked_count")), "note_id")
+            writes.append((level, masked.withColumns(stamp), todo, dio.MASKED, self.counts.written))
+
+        failed = bad.select("note_id", "stage", "error_class", "message").join(keys, "note_id")
+        dups = duplicates.select("note_id", "person_id", "note_digest", F.lit("input").alias("stage"),
                                  F.lit("DuplicateNoteId").alias("error_class"),
                                  F.lit("note_id repeats in the input; the row with the latest note_datetime was "
                                        "processed").alias("message"))
-    quarantine = failed.unionByName(dup_rows).withColumns({**stamp, "quarantined_at": F.current_timestamp()})
-    io.replace_notes(loc["quarantine"], quarantine, todo.select("note_id").unionByName(duplicates.select("note_id")),
-                     dio.QUARANTINE, "quarantine")
-    _stage("quarantine", counts.quarantined, t0)
-    _fail_point("quarantine")
+        quarantine = failed.unionByName(dups).withColumns({**stamp, "quarantined_at": F.current_timestamp()})
+        writes.append(("quarantine", quarantine, todo.select("note_id").unionByName(duplicates.select("note_id")),
+                       dio.QUARANTINE, self.counts.quarantined))
+        # The masked tables and the quarantine are independent: commit them concurrently, one commit each.
+        with ThreadPoolExecutor(max_workers=len(writes)) as pool:
+            for future in [pool.submit(self._replace, *w) for w in writes]:
+                future.result()
 
-    if moved_from:
+        if moved_from:
+            t0 = time.perf_counter()
+            for name in ["spans", *self.cfg.policies]:
+                self.io.move_version(self.loc[name], moved_from, self.version)
+            _stage("move_version", self.counts.moved, t0)
+            _fail_point("move_version")
+
+    def _replace(self, name, rows, note_ids, schema, n) -> None:
+        label = name if isinstance(name, str) else f"masked_l{name}"
         t0 = time.perf_counter()
-        for name in ["spans", *cfg.policies]:
-            io.move_version(loc[name], moved_from, version)
-        _stage("move_version", counts.moved, t0)
-        _fail_point("move_version")
+        self.spark.sparkContext.setJobDescription(f"deid: write {label}")
+        self.io.replace_notes(self.loc[name], rows, note_ids, schema, label)
+        _stage(label, n, t0)
+        _fail_point("note_phi_spans" if name == "spans" else label)
 
-    if cfg.verify:
-        for level in cfg.policies:
-            table = io.read(loc[level])
+    def verify(self) -> None:
+        if not self.cfg.verify:
+            return
+        for level in self.cfg.policies:
+            if not self.io.exists(self.loc[level]):
+                continue
+            table = self.io.read(self.loc[level])
             n, distinct = table.count(), table.select("note_id").distinct().count()
             if n != distinct:
-                raise ReconciliationError(f"{cfg.tables['masked'][level]} holds {n - distinct} duplicate note rows")
-
-
-def _affected(spark, cfg, io, loc, state, todo, version, files, counts, F, dictionary_terms, affected_function, run_row):
-    """--reprocess affected: when only dictionaries changed since the last successful run, re-run only the notes
-    that contain a term added or removed; move the others to the new version without re-running them."""
-    from deid import io as dio
-    runs = io.read(loc["runs"], dio.RUNS).filter("status = 'succeeded'").orderBy(F.col("finished_at").desc())
-    last = runs.first()
-    if last is None or last["pipeline_version"] == version:
-        return todo, None
-    old_dir = Path(cfg.state) / "resources" / last["dictionary_version"]
-    same_rest = last["config_digest"] == run_row["config_digest"]
-    if not old_dir.exists() or not same_rest:
-        log.info("reprocess affected: previous run's dictionaries or config not comparable; re-running all")
-        return todo, None
-    old_files = {str(p.relative_to(old_dir)): p.read_bytes() for p in old_dir.rglob("*") if p.is_file()}
-    changed_files = {k for k in set(old_files) | set(files) if old_files.get(k) != files.get(k)}
-    if any(not k.startswith("dictionaries/") for k in changed_files):
-        log.info("reprocess affected: non-dictionary resources changed (%s); re-running all", sorted(changed_files))
-        return todo, None
-    terms = dictionary_terms(old_files) ^ dictionary_terms(files)
-    old_version = last["pipeline_version"]
-    at_old = state.filter(F.col("pipeline_version") == old_version).select("note_id", "note_digest")
-    candidates = todo.join(at_old, ["note_id", "note_digest"], "left_semi")
-    hit = spark.sparkContext.broadcast(sorted(terms))
-    affected = (candidates.select("note_id", "note_title", "note_text")
-                .mapInArrow(affected_function(hit), "note_id long"))
-    move = candidates.join(affected, "note_id", "left_anti")
-    counts.moved = move.count()
-    log.info("reprocess affected: %d terms changed; %d notes contain one, %d move to the new version",
-             len(terms), candidates.count() - counts.moved, counts.moved)
-    return todo.join(move.select("note_id"), "note_id", "left_anti"), old_version
+                raise ReconciliationError(f"{self.cfg.tables['masked'][level]} holds {n - distinct} duplicate rows")
 
 
 def parse_args(argv=None):

@@ -247,3 +247,12 @@ def test_native_delta_engine(spark, tmp_path, notes):
     row = run(spark, job(tmp_path, engine="native", full_refresh=True))   # native continues the same tables
     assert row["engine"] == "native" and row["notes_written"] == 40
     assert_exactly_once(tmp_path, notes.column("note_id").to_pylist())
+
+
+def test_sql_helper_queries_outputs(spark, tmp_path, notes, capsys):
+    from jobs.sql import main as sql_main
+    write_notes(tmp_path, notes)
+    run(spark, job(tmp_path))
+    assert sql_main(["--root", str(tmp_path / "out"),
+                     "SELECT count(*) AS n FROM note_deid_l3 JOIN note_deid_l1 USING (note_id)"]) == 0
+    assert "40" in capsys.readouterr().out
