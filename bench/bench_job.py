@@ -96,7 +96,11 @@ def main() -> int:
     print(f"Job benchmark: {len(texts)} notes, mean {chars / len(texts):.0f} characters, {os.cpu_count()} cores")
 
     base = baseline(texts, 2)
-    job_total, detect, peak, _ = run_job(work)
+    job_total, detect, peak, out = run_job(work)
+    print("the job's stage lines:")
+    for line in out.splitlines():
+        if "deid.job: stage" in line:
+            print("  " + line.split("deid.job: ", 1)[1])
     rows = [("plain Python pipeline, 2 processes", base), ("Spark job detect stage (local[2])", detect),
             ("Spark job end to end (spark-submit)", job_total)]
     print(f"{'':40}{'seconds':>10}{'notes/s':>10}{'vs plain':>10}")
