@@ -7,7 +7,7 @@ EVAL_SEED ?= 20251127
 EVAL_N    ?= 2000
 SAMPLE_N  ?= 2000
 # spark-submit finds Spark through the venv's python; Spark's own logging at WARN (the job logs each stage).
-SPARK_SUBMIT := PATH=$(CURDIR)/$(VENV)/bin:$$PATH spark-submit \
+SPARK_SUBMIT := PATH=$(CURDIR)/$(VENV)/bin:$$PATH SPARK_LOCAL_IP=127.0.0.1 spark-submit \
 	--driver-java-options "-Dlog4j2.configurationFile=file:$(CURDIR)/conf/log4j2.properties"
 
 .PHONY: install java test run eval bench clean
