@@ -331,7 +331,9 @@ class JobRun:
         return results
 
     def write(self, todo, duplicates, results, moved_from) -> None:
-        """One commit per table, each replacing every row of the processed notes."""
+        """One commit per table, each replacing every row of the processed notes (or, when no table holds any
+        of them yet, adding the executors' files as they are)."""
+        self.fresh = self.all_fresh(todo, duplicates)
         ok, bad = results.filter("status = 'ok'"), results.filter("status != 'ok'")
         meta = todo.drop("note_title", "note_text")
         keys = meta.select("note_id", "person_id", "note_digest")
@@ -369,11 +371,27 @@ class JobRun:
             _stage("move_version", self.counts.moved, t0)
             _fail_point("move_version")
 
+    def all_fresh(self, todo, duplicates) -> bool:
+        """True when no output table holds a row of any note this run writes: appending is then exact.
+        (A run killed after some commits left rows behind, so its rerun merges.)"""
+        held = None
+        for name in ["spans", "quarantine", *self.cfg.policies]:
+            if self.io.exists(self.loc[name]):
+                ids = self.io.read(self.loc[name]).select("note_id")
+                held = ids if held is None else held.unionByName(ids)
+        if held is None:
+            return True
+        ours = todo.select("note_id").unionByName(duplicates.select("note_id"))
+        return ours.join(held, "note_id", "left_semi").limit(1).count() == 0
+
     def _replace(self, name, rows, note_ids, schema, n) -> None:
         label = name if isinstance(name, str) else f"masked_l{name}"
         t0 = time.perf_counter()
         self.spark.sparkContext.setJobDescription(f"deid: write {label}")
-        self.io.replace_notes(self.loc[name], rows, note_ids, schema, label)
+        if self.fresh:
+            self.io.append(self.loc[name], rows, schema, label)
+        else:
+            self.io.replace_notes(self.loc[name], rows, note_ids, schema, label)
         _stage(label, n, t0)
         _fail_point("note_phi_spans" if name == "spans" else label)
 

@@ -47,6 +47,10 @@ def table(tmp_path, name) -> pa.Table:
     return DeltaTable(str(tmp_path / "out" / name)).to_pyarrow_table()
 
 
+def last_operation(tmp_path, name) -> str:
+    return DeltaTable(str(tmp_path / "out" / name)).history(1)[0]["operation"]
+
+
 def versions(tmp_path):
     return {n: DeltaTable(str(tmp_path / "out" / n)).version() for n in ["note_phi_spans", *MASKED, "deid_quarantine"]}
 
@@ -75,6 +79,8 @@ def test_first_run_writes_every_table(spark, tmp_path, notes):
     assert spans.num_rows == row["spans_written"] > 200
     assert set(spans.column("pipeline_version").to_pylist()) == {row["pipeline_version"]}
     assert spans.column("span_text").null_count == spans.num_rows          # raw text only when asked
+    # Nothing held these notes yet: the executors' files were committed as they are (no MERGE rewrite).
+    assert {last_operation(tmp_path, n) for n in ["note_phi_spans", *MASKED]} == {"WRITE"}
     l1, l3 = table(tmp_path, "note_deid_l1"), table(tmp_path, "note_deid_l3")
     assert sum(l3.column("masked_count").to_pylist()) > sum(l1.column("masked_count").to_pylist())
     originals = dict(zip(notes.column("note_id").to_pylist(), notes.column("note_text").to_pylist()))
@@ -99,6 +105,7 @@ def test_changed_note_is_reprocessed_and_replaced(spark, tmp_path, notes):
     write_notes(tmp_path, notes.set_column(notes.schema.get_field_index("note_text"), "note_text", pa.array(texts)))
     row = run(spark, job(tmp_path))
     assert (row["notes_written"], row["notes_unchanged"]) == (1, 39)
+    assert {last_operation(tmp_path, n) for n in ["note_phi_spans", *MASKED]} == {"MERGE"}
     assert_exactly_once(tmp_path, notes.column("note_id").to_pylist())
     spans = table(tmp_path, "note_phi_spans")
     assert spans.num_rows == spans_before + 2

@@ -97,6 +97,19 @@ class SparkDelta:
         return self.spark.read.parquet(*files)
 
     # -- writes ---------------------------------------------------------------------------------------
+    def append(self, location: str, rows: DataFrame, schema: pa.Schema, name: str) -> None:
+        """Rows of notes that no table holds yet: executors write the files, one commit adds them."""
+        rows = conform(rows, schema)
+        if self.engine == NATIVE:
+            self._ensure_native(location, schema)
+            writer = rows.write.format("delta").mode("append")
+            writer.save(location) if self.is_path(location) else writer.saveAsTable(location)
+            return
+        stage = os.path.join(self.staging, name)
+        rows.write.mode("overwrite").parquet(stage)
+        self.rs.commit_files(location, schema, sorted(glob.glob(os.path.join(stage, "*.parquet"))))
+        shutil.rmtree(stage, ignore_errors=True)
+
     def replace_notes(self, location: str, rows: DataFrame, note_ids: DataFrame, schema: pa.Schema, name: str) -> None:
         """Replace every row of the notes in `note_ids` by `rows`, in one commit."""
         markers = note_ids.select("note_id").distinct()
