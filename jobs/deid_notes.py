@@ -177,7 +177,8 @@ class JobRun:
         # Built on the driver first so a bad config or a surrogate policy without a key fails before any write.
         self.version = Pipeline(self.pconf, self.secret).version
         self.files = resource_bundle()
-        self.dictionary_version = combine_digests({k: digest_bytes(v) for k, v in self.files.items()})
+        self.dictionary_version = combine_digests({k: digest_bytes(v) for k, v in self.files.items()
+                                                   if k.startswith("dictionaries/")})
         self.io = SparkDelta(spark, choose_engine(spark, cfg.engine), os.path.join(cfg.staging, self.run_id))
         self.loc = {"spans": cfg.location(cfg.tables["spans"]), "runs": cfg.location(cfg.tables["runs"]),
                     "quarantine": cfg.location(cfg.tables["quarantine"]),

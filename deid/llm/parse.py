@@ -1,0 +1,194 @@
+"""From model output to spans in source offsets, for both output formats.
+
+Markup (`患者<<张三: 姓名>>`): the markers are stripped to recover the text the model echoed, the echo is aligned
+to the source character by character (the model may drop, add or alter characters), and each marker is mapped
+back through the alignment. Every alteration is reported; a marker whose text cannot be mapped is dropped.
+
+JSON (`[{"type", "text", "tier", "left"}]`): each entity is located in the source, its left context choosing
+among repeats. Code fences, prose around the JSON, truncated or invalid JSON and entities that are not in the
+text are survived and counted, never raised.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from difflib import SequenceMatcher
+
+from deid.spans import LABELS_ZH, EntityType
+
+_BY_LABEL = {**{v: k for k, v in LABELS_ZH.items()}, **{t.value: t for t in EntityType},
+             "联系电话": EntityType.CONTACT, "电话": EntityType.CONTACT, "医院": EntityType.HOSPITAL,
+             "人名": EntityType.NAME, "身份证": EntityType.ID_NUMBER, "性病": EntityType.STD, "妊娠": EntityType.PREGNANCY}
+_MARKER = re.compile(r"<<(.+?)[:：]\s*([^:：<>]{1,8}?)\s*(?:[:：]\s*([123]))?\s*>>", re.S)
+
+
+@dataclass(frozen=True)
+class Found:
+    start: int
+    end: int
+    entity_type: EntityType
+    tier: int | None
+    text: str
+
+
+@dataclass
+class ParseReport:
+    found: list[Found] = field(default_factory=list)
+    dropped: int = 0            # entities that could not be placed in the source
+    unknown_type: int = 0       # labels that are not one of the seven types
+    altered_chars: int = 0      # characters the echo changed, added or lost (markup)
+    invalid: bool = False       # no usable output at all
+
+
+def entity_type(label: str) -> EntityType | None:
+    return _BY_LABEL.get(label.strip().upper() if label.strip().isascii() else label.strip())
+
+
+# -- markup -------------------------------------------------------------------------------------------
+def parse_markup(source: str, output: str) -> ParseReport:
+    report = ParseReport()
+    output = _strip_fences(output)
+    echo, marks = [], []          # echo text and (echo_start, echo_end, label, tier)
+    pos = 0
+    for m in _MARKER.finditer(output):
+        echo.append(output[pos:m.start()])
+        start = sum(map(len, echo))
+        echo.append(m.group(1))
+        marks.append((start, start + len(m.group(1)), m.group(2), m.group(3)))
+        pos = m.end()
+    echo.append(output[pos:])
+    echoed = "".join(echo)
+    if not echoed.strip():
+        report.invalid = True
+        return report
+    to_source, altered = _align(echoed, source)
+    report.altered_chars = altered
+    for e_start, e_end, label, tier in marks:
+        etype = entity_type(label)
+        if etype is None:
+            report.unknown_type += 1
+            continue
+        mapped = [to_source[i] for i in range(e_start, e_end) if to_source[i] is not None]
+        if not mapped:
+            report.dropped += 1
+            continue
+        s, e = min(mapped), max(mapped) + 1
+        report.found.append(Found(s, e, etype, int(tier) if tier else None, source[s:e]))
+    return report
+
+
+def _align(echoed: str, source: str) -> tuple[list[int | None], int]:
+    """For each echoed character, the source offset it stands for (None if the model added it)."""
+    mapping: list[int | None] = [None] * len(echoed)
+    matcher = SequenceMatcher(None, echoed, source, autojunk=False)
+    altered = 0
+    for tag, a0, a1, b0, b1 in matcher.get_opcodes():
+        if tag == "equal":
+            for k in range(a1 - a0):
+                mapping[a0 + k] = b0 + k
+        elif tag == "replace":
+            altered += max(a1 - a0, b1 - b0)
+            for k in range(a1 - a0):   # a substituted run maps proportionally onto the source run
+                mapping[a0 + k] = b0 + min(b1 - b0 - 1, k * (b1 - b0) // max(1, a1 - a0))
+        else:
+            altered += (a1 - a0) + (b1 - b0)
+    return mapping, altered
+
+
+# -- JSON -----------------------------------------------------------------------------------------------
+def parse_json(source: str, output: str) -> ParseReport:
+    report = ParseReport()
+    items = _json_items(_strip_fences(output))
+    if items is None:
+        report.invalid = True
+        return report
+    taken: set[tuple[int, int]] = set()
+    for item in items:
+        if not isinstance(item, dict) or not isinstance(item.get("text"), str) or not item["text"]:
+            report.dropped += 1
+            continue
+        etype = entity_type(str(item.get("type", "")))
+        if etype is None:
+            report.unknown_type += 1
+            continue
+        place = _locate(source, item["text"], str(item.get("left") or ""), taken)
+        if place is None:
+            report.dropped += 1
+            continue
+        taken.add(place)
+        tier = item.get("tier")
+        tier = int(tier) if str(tier) in ("1", "2", "3") else None
+        report.found.append(Found(place[0], place[1], etype, tier, source[place[0]:place[1]]))
+    return report
+
+
+def _locate(source: str, text: str, left: str, taken: set) -> tuple[int, int] | None:
+    """The occurrence of text whose preceding characters best match `left`, preferring one not yet used."""
+    starts = [m.start() for m in re.finditer(re.escape(text), source)]
+    if not starts:
+        return None
+
+    def score(s):
+        before = source[max(0, s - len(left)):s]
+        common = 0
+        for a, b in zip(reversed(before), reversed(left)):
+            if a != b:
+                break
+            common += 1
+        return ((s, s + len(text)) not in taken, common, -s)
+    best = max(starts, key=score)
+    return best, best + len(text)
+
+
+def _json_items(text: str):
+    """The entity list in the output: the first JSON array (or an object holding one), repaired if cut off."""
+    start = min([i for i in (text.find("["), text.find("{")) if i >= 0], default=-1)
+    if start < 0:
+        return None
+    body = text[start:]
+    for candidate in (body, _balanced_prefix(body), _repair_truncated(body)):
+        if not candidate:
+            continue
+        try:
+            data = json.loads(candidate)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(data, dict):
+            data = next((v for v in data.values() if isinstance(v, list)), [data])
+        return data if isinstance(data, list) else None
+    return None
+
+
+def _balanced_prefix(body: str) -> str | None:
+    """The first complete JSON value, ignoring prose after it."""
+    depth, in_str, esc = 0, False, False
+    for i, ch in enumerate(body):
+        if in_str:
+            esc = (ch == "\\") and not esc
+            if ch == '"' and not esc:
+                in_str = False
+            continue
+        if ch == '"':
+            in_str = True
+        elif ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+            if depth == 0:
+                return body[: i + 1]
+    return None
+
+
+def _repair_truncated(body: str) -> str | None:
+    """Output cut off mid-list: keep the complete objects and close the array."""
+    if not body.startswith("["):
+        return None
+    last = body.rfind("}")
+    return body[: last + 1] + "]" if last > 0 else "[]"
+
+
+def _strip_fences(text: str) -> str:
+    text = text.strip()
+    m = re.search(r"```(?:json|text|markdown)?\s*\n(.*?)(?:```|$)", text, re.S)
+    return m.group(1) if m else text
