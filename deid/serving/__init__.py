@@ -1,0 +1,1 @@
+"""LLM serving: a Ray Serve application with an OpenAI-compatible HTTP contract (vLLM or llama.cpp inside)."""

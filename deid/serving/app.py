@@ -1,0 +1,87 @@
+"""The Ray Serve application: OpenAI-compatible POST /v1/chat/completions, GET /v1/models, GET /health.
+
+Requests are grouped by @serve.batch so the engine sees full batches; max_ongoing_requests must be at least the
+batch size (Serve's default of 5 would cap every batch at 5). Settings come from conf/serve-*.yaml.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from ray import serve
+
+log = logging.getLogger("deid.serving")
+api = FastAPI(title="deid LLM", docs_url=None, redoc_url=None)
+
+
+@serve.deployment(name="deid-llm")
+@serve.ingress(api)
+class ChatServer:
+    def __init__(self, config: dict):
+        from deid.serving.engines import make_engine
+        self.config = config
+        self.engine = make_engine(config)
+        batch = config.get("batch") or {}
+        self.complete_batch.set_max_batch_size(int(batch.get("max_batch_size", 8)))
+        self.complete_batch.set_batch_wait_timeout_s(float(batch.get("batch_wait_timeout_s", 0.02)))
+
+    @api.get("/health")
+    async def health(self) -> dict:
+        return {"status": "ok", "model": self.engine.model_name}
+
+    @api.get("/v1/models")
+    async def models(self) -> dict:
+        return {"object": "list", "data": [{"id": self.engine.model_name, "object": "model", "owned_by": "deid"}]}
+
+    @api.post("/v1/chat/completions")
+    async def chat(self, request: Request):
+        try:
+            body = await request.json()
+        except ValueError:
+            return JSONResponse({"error": {"message": "body is not JSON", "type": "invalid_request_error"}}, 400)
+        messages = body.get("messages") if isinstance(body, dict) else None
+        if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
+            return JSONResponse({"error": {"message": "messages must be a non-empty list", "type":
+                                           "invalid_request_error"}}, 400)
+        result = await self.complete_batch(body)
+        if isinstance(result, Exception):
+            # No request content in the message: it may hold note text.
+            return JSONResponse({"error": {"message": f"generation failed: {type(result).__name__}",
+                                           "type": "server_error"}}, 500)
+        return result
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.02)
+    async def complete_batch(self, bodies: list[dict]) -> list:
+        return await asyncio.gather(*(self.engine.complete(b) for b in bodies), return_exceptions=True)
+
+
+def build_app(config: dict):
+    replicas = config.get("replicas", 1)
+    batch = int((config.get("batch") or {}).get("max_batch_size", 8))
+    options = {"max_ongoing_requests": max(int(config.get("max_ongoing_requests", 2 * batch)), batch),
+               "ray_actor_options": config.get("ray_actor_options") or {"num_cpus": 1}}
+    if isinstance(replicas, dict):   # autoscaling: {min_replicas, max_replicas, target_ongoing_requests}
+        options["autoscaling_config"] = replicas
+    else:
+        options["num_replicas"] = int(replicas)
+    return ChatServer.options(**options).bind(config)
+
+
+def serve_forever(config: dict) -> None:
+    """Start Ray (local unless RAY_ADDRESS says otherwise), run the app, stop everything on exit."""
+    import signal
+
+    import ray
+    host, port = config.get("host", "127.0.0.1"), int(config.get("port", 8765))
+    ray.init(include_dashboard=False, ignore_reinit_error=True, log_to_driver=False)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        serve.start(http_options={"host": host, "port": port})
+        serve.run(build_app(config), name="deid-llm", route_prefix="/")
+        print(f"serving {config.get('model_name')} ({config.get('engine')}) on http://{host}:{port}", flush=True)
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    finally:
+        serve.shutdown()
+        ray.shutdown()

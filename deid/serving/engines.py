@@ -1,0 +1,104 @@
+"""Generation engines behind the Serve deployment. Both take OpenAI chat requests and return OpenAI chat
+completions, so the client and the Spark job cannot tell them apart.
+
+- llama_cpp: llama-cpp-python on CPU with a small Qwen2.5 GGUF; JSON-schema constrained output. `[local-llm]`.
+- vllm: Qwen2.5-72B-Instruct through vLLM's async engine on GPUs (tensor parallel, prefix caching, guided JSON
+  decoding). `[gpu]`. Imported only when chosen; it cannot run on a machine without GPUs.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Protocol
+
+
+class Engine(Protocol):
+    model_name: str
+
+    async def complete(self, request: dict) -> dict: ...
+
+
+def completion(model: str, content: str, finish: str, prompt_tokens: int, completion_tokens: int) -> dict:
+    return {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion", "created": int(time.time()),
+            "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish}],
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                      "total_tokens": prompt_tokens + completion_tokens}}
+
+
+def _json_schema(request: dict) -> dict | None:
+    fmt = request.get("response_format") or {}
+    if fmt.get("type") == "json_schema":
+        return (fmt.get("json_schema") or {}).get("schema")
+    if fmt.get("type") == "json_object":
+        return fmt.get("schema") or {"type": "object"}
+    return None
+
+
+class LlamaCppEngine:
+    def __init__(self, model_name: str, model_path: str | None = None, n_ctx: int = 4096, n_threads: int = 2,
+                 seed: int = 0):
+        from llama_cpp import Llama
+
+        from deid.serving.gguf import model_path as verified_model
+        self.model_name = model_name
+        self._llm = Llama(model_path=str(model_path or verified_model()), n_ctx=n_ctx, n_threads=n_threads,
+                          seed=seed, verbose=False)
+        self._lock = asyncio.Lock()   # llama.cpp runs one generation at a time per model
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+    async def complete(self, request: dict) -> dict:
+        kwargs = {"messages": request["messages"], "max_tokens": int(request.get("max_tokens") or 512),
+                  "temperature": float(request.get("temperature", 0.0)), "seed": int(request.get("seed", 0))}
+        schema = _json_schema(request)
+        if schema is not None:
+            kwargs["response_format"] = {"type": "json_object", "schema": schema}
+        async with self._lock:
+            out = await asyncio.to_thread(self._llm.create_chat_completion, **kwargs)
+        choice = out["choices"][0]
+        usage = out.get("usage") or {}
+        return completion(self.model_name, choice["message"]["content"] or "", choice.get("finish_reason") or "stop",
+                          usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
+
+
+class VllmEngine:
+    def __init__(self, model_name: str, model: str, tensor_parallel_size: int = 4, max_model_len: int = 16384,
+                 gpu_memory_utilization: float = 0.9, enable_prefix_caching: bool = True, dtype: str = "bfloat16",
+                 quantization: str | None = None):
+        from vllm import AsyncEngineArgs, AsyncLLMEngine
+        self.model_name = model_name
+        self._engine = AsyncLLMEngine.from_engine_args(AsyncEngineArgs(
+            model=model, tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len,
+            gpu_memory_utilization=gpu_memory_utilization, enable_prefix_caching=enable_prefix_caching,
+            dtype=dtype, quantization=quantization))
+        self._tokenizer = None
+
+    async def complete(self, request: dict) -> dict:
+        from vllm import SamplingParams
+        from vllm.sampling_params import GuidedDecodingParams
+        if self._tokenizer is None:
+            self._tokenizer = await self._engine.get_tokenizer()
+        prompt = self._tokenizer.apply_chat_template(request["messages"], tokenize=False, add_generation_prompt=True)
+        schema = _json_schema(request)
+        params = SamplingParams(temperature=float(request.get("temperature", 0.0)),
+                                max_tokens=int(request.get("max_tokens") or 512),
+                                guided_decoding=GuidedDecodingParams(json=schema) if schema is not None else None)
+        final = None
+        async for final in self._engine.generate(prompt, params, request_id=uuid.uuid4().hex):
+            pass
+        out = final.outputs[0]
+        return completion(self.model_name, out.text, out.finish_reason or "stop", len(final.prompt_token_ids),
+                          len(out.token_ids))
+
+
+def make_engine(config: dict) -> Engine:
+    kind = config.get("engine", "llama_cpp")
+    name = config.get("model_name", "qwen2.5")
+    if kind == "llama_cpp":
+        return LlamaCppEngine(name, **(config.get("llama_cpp") or {}))
+    if kind == "vllm":
+        return VllmEngine(name, **(config.get("vllm") or {}))
+    raise ValueError(f"unknown engine {kind!r}: llama_cpp or vllm")
