@@ -1,0 +1,118 @@
+"""Serving: the model file's verification, and the real Ray Serve app with llama.cpp and the real small model on
+127.0.0.1, driven by the real client, prompts and parser."""
+import importlib.util
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from deid.serving import gguf
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_corrupt_parts_are_refused(tmp_path, monkeypatch):
+    parts = []
+    for i in range(6):
+        p = tmp_path / f"part{i}.bin"
+        p.write_bytes(b"x" * 10)
+        parts.append(p)
+    monkeypatch.setattr(gguf, "part_paths", lambda: parts)
+    with pytest.raises(gguf.ModelFileError, match="does not match"):
+        gguf.model_path(tmp_path / "cache")
+    assert not list((tmp_path / "cache").glob("*"))           # nothing half-written is left behind
+
+
+def test_missing_part_package_is_named(monkeypatch):
+    monkeypatch.setattr(gguf, "PARTS", ["no_such_pkg_for_deid"])
+    with pytest.raises(gguf.ModelFileError, match="no-such-pkg-for-deid"):
+        gguf.part_paths()
+
+
+needs_llama = pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None,
+                                 reason="llama-cpp-python is not installed (pip install '.[local-llm]')")
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ray_processes():
+    out = set()
+    for p in psutil.process_iter(["pid", "cmdline"]):
+        cmd = " ".join(p.info["cmdline"] or [])
+        if "raylet" in cmd or "gcs_server" in cmd or "ray::" in cmd:
+            out.add(p.info["pid"])
+    return out
+
+
+@pytest.fixture(scope="module")
+def served():
+    port = _free_port()
+    before = _ray_processes()
+    proc = subprocess.Popen([sys.executable, "-m", "deid.cli", "serve", "--config", str(ROOT / "conf" / "serve-local.yaml"),
+                             "--port", str(port)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        try:
+            if httpx.get(url + "/health", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            raise RuntimeError(proc.stdout.read()[-3000:])
+        time.sleep(1)
+    else:
+        proc.kill()
+        raise RuntimeError("deid serve did not become healthy in 240 s")
+    yield url
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(60)
+    time.sleep(2)
+    leftover = _ray_processes() - before
+    assert not leftover, f"processes left behind: {leftover}"
+
+
+@needs_llama
+def test_openai_routes(served):
+    models = httpx.get(served + "/v1/models").json()
+    assert models["data"][0]["id"].startswith("qwen2.5")
+    bad = httpx.post(served + "/v1/chat/completions", json={"messages": []})
+    assert bad.status_code == 400
+
+
+@needs_llama
+def test_a_note_through_client_prompt_and_parser(served):
+    from deid.llm.client import ClientConfig, LlmClient
+    from deid.llm.parse import parse_json, parse_markup
+    from deid.llm.prompts import load_prompts
+    note = "患者张建国，男，52岁，手机13812345678，于北京协和医院就诊。"
+    client = LlmClient(ClientConfig(base_url=served, max_tokens=160, timeout_s=180, concurrency=2))
+    schema = {"type": "array", "items": {"type": "object", "properties": {
+        "type": {"type": "string"}, "text": {"type": "string"}, "tier": {"type": "integer"}, "left": {"type": "string"}},
+        "required": ["type", "text"]}}
+    json_reply, markup_reply = client.complete_many(
+        [load_prompts("json").messages(note, ["北京协和医院（医院名称）"]),
+         load_prompts("markup").messages(note, ["北京协和医院（医院名称）"])],
+        response_format=None)
+    assert json_reply.ok and markup_reply.ok
+    assert json_reply.prompt_tokens > 300 and json_reply.completion_tokens > 0
+    # Whatever a 0.5B model answers, the parsers place what they can and count the rest; nothing raises.
+    for report in (parse_json(note, json_reply.content), parse_markup(note, markup_reply.content)):
+        for f in report.found:
+            assert note[f.start:f.end] == f.text
+    constrained = client.complete_many([load_prompts("json").messages(note, [])],
+                                       response_format={"type": "json_schema", "json_schema": {"schema": schema}})[0]
+    assert constrained.ok
+    report = parse_json(note, constrained.content)
+    assert not report.invalid
