@@ -6,6 +6,9 @@ STAMP  := $(VENV)/.installed-$(shell cat setup.py | sha1sum | cut -c1-12)
 EVAL_SEED ?= 20251127
 EVAL_N    ?= 2000
 SAMPLE_N  ?= 2000
+# llama-cpp-python builds from source: without its tools, server, examples and tests it takes minutes, not tens
+# of minutes; portable (no -march=native) so pip's cached wheel suits any x86-64 machine.
+LLAMA_CMAKE_ARGS := -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_TOOLS=OFF -DGGML_NATIVE=OFF
 # spark-submit finds Spark through the venv's python; Spark's own logging at WARN (the job logs each stage).
 SPARK_SUBMIT := PATH=$(CURDIR)/$(VENV)/bin:$$PATH SPARK_LOCAL_IP=127.0.0.1 spark-submit \
 	--driver-java-options "-Dlog4j2.configurationFile=file:$(CURDIR)/conf/log4j2.properties"
@@ -18,7 +21,7 @@ $(STAMP): setup.py
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (Python 3.11 is required)"; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install --quiet -e '.[test,local-llm]'
 	@rm -f $(VENV)/.installed-*; touch $@
 
 # Spark needs Java 17; install Debian's headless JRE when missing and we are root.
@@ -38,7 +41,7 @@ eval: install
 	$(VENV)/bin/deid eval --gold data/eval/notes.jsonl
 
 bench: install
-	$(PY) -m pip install --quiet -e '.[test,bench]'
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install --quiet -e '.[test,local-llm,bench]'
 	$(PY) bench/bench_detectors.py --n $(EVAL_N) --seed $(EVAL_SEED)
 	$(PY) bench/bench_job.py --n 20000
 

@@ -3,8 +3,7 @@
 Requests are grouped by @serve.batch so the engine sees full batches; max_ongoing_requests must be at least the
 batch size (Serve's default of 5 would cap every batch at 5). Settings come from conf/serve-*.yaml.
 """
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: FastAPI must see the Request annotation as a class.
 import asyncio
 import logging
 
@@ -75,8 +74,10 @@ def serve_forever(config: dict) -> None:
 
     import ray
     host, port = config.get("host", "127.0.0.1"), int(config.get("port", 8765))
-    ray.init(include_dashboard=False, ignore_reinit_error=True, log_to_driver=False)
+    # Block the stop signals before Ray starts its threads, so they all inherit the mask and only sigwait
+    # below receives them: the finally clause then always runs and stops Serve and Ray.
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    ray.init(include_dashboard=False, ignore_reinit_error=True, log_to_driver=False)
     try:
         serve.start(http_options={"host": host, "port": port})
         serve.run(build_app(config), name="deid-llm", route_prefix="/")
