@@ -26,6 +26,8 @@ class PipelineConfig:
     type_priority: tuple[EntityType, ...] = ()
     policies_path: str = ""
     max_chars: int = 2_000_000
+    tier_rule: str = "detectors_first"
+    llm: object = None            # deid.llm.stage.LlmConfig
     digest: str = ""
     raw: dict = field(default_factory=dict, compare=False)
 
@@ -47,6 +49,20 @@ def parse_config(doc: dict, base_dir: Path) -> PipelineConfig:
     priority = tuple(EntityType(t) for t in (doc.get("merge") or {}).get("type_priority", [t.value for t in EntityType]))
     if set(priority) != set(EntityType):
         raise ConfigError("merge.type_priority must list every entity type once")
+    from deid.llm.stage import LlmConfig
+    from deid.merge import TIER_RULES
+    tier_rule = (doc.get("merge") or {}).get("tier_rule", "detectors_first")
+    if tier_rule not in TIER_RULES:
+        raise ConfigError(f"merge.tier_rule must be one of {', '.join(TIER_RULES)}")
+    llm_doc = dict(doc.get("llm") or {})
+    if "format" in llm_doc:
+        llm_doc["fmt"] = llm_doc.pop("format")
+    try:
+        llm = LlmConfig(**llm_doc)
+    except TypeError as exc:
+        raise ConfigError(f"llm: {exc}") from None
+    if llm.on_failure not in ("fallback", "quarantine"):
+        raise ConfigError("llm.on_failure must be fallback or quarantine")
     policies = Path(doc.get("policies", "policies.yaml"))
     if not policies.is_absolute():
         policies = Path(base_dir) / policies
@@ -58,6 +74,8 @@ def parse_config(doc: dict, base_dir: Path) -> PipelineConfig:
         type_priority=priority,
         policies_path=str(policies),
         max_chars=int((doc.get("limits") or {}).get("max_chars", 2_000_000)),
+        tier_rule=tier_rule,
+        llm=llm,
         digest=digest_bytes(yaml.safe_dump(doc, sort_keys=True, allow_unicode=True).encode()),
         raw=doc,
     )

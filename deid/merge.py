@@ -1,8 +1,14 @@
 """Overlapping spans are resolved here and only here.
 
 Longest span first; on equal length the more specific type (ARCHITECTURE's priority) and then the higher
-score. The winner keeps the detector kinds of every same-type span it overlapped (agreement), and takes
-the most sensitive tier of any span it absorbed, so merging can never lower protection.
+score. The winner keeps the detector kinds of every same-type span it overlapped (agreement).
+
+Its tier, among same-type spans, follows `tier_rule`:
+- protective: the most sensitive tier any of them gave (merging never lowers protection);
+- detectors_first: the deterministic detectors' tier where they found the span (their tiers are rule-certain:
+  a dictionary row, address granularity, a negative result), the LLM's where only the LLM found it;
+- llm_first: the LLM's tier where it gave one, else the detectors'.
+A span of another type swallowed by the winner can still only raise its sensitivity.
 """
 from __future__ import annotations
 
@@ -12,7 +18,21 @@ DEFAULT_PRIORITY = (EntityType.ID_NUMBER, EntityType.CONTACT, EntityType.HOSPITA
                     EntityType.ADDRESS, EntityType.STD, EntityType.PREGNANCY)
 
 
-def merge(spans: list[Span], priority: tuple[EntityType, ...] = DEFAULT_PRIORITY) -> list[Span]:
+TIER_RULES = ("protective", "detectors_first", "llm_first")
+
+
+def _tier(same: list[Span], rule: str) -> int:
+    detectors = [s.tier for s in same if s.detector != "llm"]
+    llm = [s.tier for s in same if s.detector == "llm"]
+    if rule == "detectors_first" and detectors:
+        return min(detectors)
+    if rule == "llm_first" and llm:
+        return min(llm)
+    return min(s.tier for s in same)
+
+
+def merge(spans: list[Span], priority: tuple[EntityType, ...] = DEFAULT_PRIORITY,
+          tier_rule: str = "protective") -> list[Span]:
     rank = {t: i for i, t in enumerate(priority)}
     ordered = sorted(spans, key=lambda s: (-(s.end - s.start), rank[s.entity_type], -s.score, s.start))
     winners: list[Span] = []
@@ -24,6 +44,7 @@ def merge(spans: list[Span], priority: tuple[EntityType, ...] = DEFAULT_PRIORITY
         absorbed = [s for s in spans if s.overlaps(w)]
         same = [s for s in absorbed if s.entity_type == w.entity_type]
         sources = frozenset().union(*(s.sources for s in same))
-        tier = min(s.tier for s in absorbed if s.entity_type == w.entity_type or s.start >= w.start and s.end <= w.end)
+        swallowed = [s.tier for s in absorbed if s.entity_type != w.entity_type and w.start <= s.start and s.end <= w.end]
+        tier = min([_tier(same, tier_rule), *swallowed])
         out.append(w.with_(sources=sources, tier=tier, score=max(s.score for s in same)))
     return sorted(out, key=lambda s: s.start)

@@ -36,10 +36,21 @@ class NoteTooLarge(NoteError):
 
 
 @dataclass(frozen=True)
+class Analysis:
+    spans: list[Span]
+    llm_status: str = "off"       # off | ok | failed:<reason>
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass(frozen=True)
 class Result:
     spans: list[Span]
     masked: dict          # level -> masked text
     masked_count: dict    # level -> number of spans masked
+    llm_status: str = "off"
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
 
 
 class Pipeline:
@@ -61,10 +72,15 @@ class Pipeline:
             "pregnancy": PregnancyDetector,
         }
         self.components = [(name, factories[name]()) for name in self.config.components]
+        self.llm = None
+        if self.config.llm.enabled:
+            from deid.llm.retrieval import build_index
+            from deid.llm.stage import LlmStage
+            self.llm = LlmStage(self.config.llm, build_index())
         self.timings: dict[str, float] = defaultdict(float)
         versions = {name: getattr(c, "version", "") for name, c in self.components}
         versions.update(code=__version__, config=self.config.digest, policies=self.policies.digest,
-                        gazetteer=gazetteer.version)
+                        gazetteer=gazetteer.version, llm=self.llm.version if self.llm else "off")
         self.component_versions = versions
         self.version = f"{__version__}+{combine_digests(versions)}"
 
@@ -79,7 +95,11 @@ class Pipeline:
         return self.analyze_many([text])[0]
 
     def analyze_many(self, texts: list[str]) -> list[list[Span]]:
-        """Spans per note. NER runs once over all notes (shared batches); detectors run per note."""
+        return [a.spans for a in self.analyze_batch(texts)]
+
+    def analyze_batch(self, texts: list[str]) -> list[Analysis]:
+        """Spans per note (and the LLM stage's status). NER runs once over all notes (shared batches); detectors
+        run per note; the LLM stage, when on, sends every chunk of every note concurrently."""
         for text in texts:
             self.check(text)
         docs = [Document(t) for t in texts]
@@ -92,10 +112,19 @@ class Pipeline:
                 for i, doc in enumerate(docs):
                     found[i].extend(component.detect(doc))
             self.timings[name] += time.perf_counter() - t0
+        outcomes = None
+        if self.llm is not None:
+            t0 = time.perf_counter()
+            outcomes = self.llm.run(texts)
+            for spans, outcome in zip(found, outcomes):
+                spans.extend(outcome.spans)
+            self.timings["llm"] += time.perf_counter() - t0
         t0 = time.perf_counter()
-        merged = [merge(spans, self.config.type_priority) for spans in found]
+        merged = [merge(spans, self.config.type_priority, self.config.tier_rule) for spans in found]
         self.timings["merge"] += time.perf_counter() - t0
-        return merged
+        if outcomes is None:
+            return [Analysis(spans) for spans in merged]
+        return [Analysis(spans, o.status, o.prompt_tokens, o.completion_tokens) for spans, o in zip(merged, outcomes)]
 
     def mask(self, text: str, spans: list[Span], levels=LEVELS) -> tuple[dict, dict]:
         t0 = time.perf_counter()
@@ -111,7 +140,7 @@ class Pipeline:
 
     def process_many(self, texts: list[str], levels=LEVELS) -> list[Result]:
         results = []
-        for text, spans in zip(texts, self.analyze_many(texts)):
-            masked, counts = self.mask(text, spans, levels)
-            results.append(Result(spans, masked, counts))
+        for text, a in zip(texts, self.analyze_batch(texts)):
+            masked, counts = self.mask(text, a.spans, levels)
+            results.append(Result(a.spans, masked, counts, a.llm_status, a.prompt_tokens, a.completion_tokens))
         return results

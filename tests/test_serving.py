@@ -116,3 +116,31 @@ def test_a_note_through_client_prompt_and_parser(served):
     assert constrained.ok
     report = parse_json(note, constrained.content)
     assert not report.invalid
+
+
+NOTE = "患者张建国，男，52岁，手机13812345678，于北京协和医院就诊。HIV抗体阴性。"
+
+
+@needs_llama
+def test_pipeline_with_the_llm_stage_on(served):
+    from deid.config import load_config
+    from deid.pipeline import Pipeline
+    p = Pipeline(load_config(llm={"enabled": True, "base_url": served, "max_tokens": 160, "timeout_s": 180,
+                                  "concurrency": 2}))
+    assert "json:" in p.component_versions["llm"]
+    (r,) = p.process_many([NOTE])
+    assert r.llm_status == "ok" and r.prompt_tokens > 300
+    kinds = {(s.entity_type.value, s.text) for s in r.spans}
+    assert {("NAME", "张建国"), ("CONTACT", "13812345678"), ("HOSPITAL", "北京协和医院")} <= kinds
+    for s in r.spans:
+        assert NOTE[s.start:s.end] == s.text
+
+
+def test_llm_down_falls_back_to_the_detectors():
+    from deid.config import load_config
+    from deid.pipeline import Pipeline
+    p = Pipeline(load_config(llm={"enabled": True, "base_url": f"http://127.0.0.1:{_free_port()}", "retries": 1,
+                                  "timeout_s": 2}))
+    (r,) = p.process_many([NOTE])
+    assert r.llm_status == "failed:connect"
+    assert "张建国" not in r.masked[3] and "13812345678" not in r.masked[3]     # never passed through unmasked

@@ -1,0 +1,92 @@
+"""The LLM stage: notes -> chunks -> retrieved dictionary entries -> prompt -> model -> parsed spans.
+
+All chunks of a batch of notes go to the server concurrently (bounded by the client), so the server's batches
+stay full. Each note gets a status: "ok", or "failed:<reason>" when any of its chunks failed; the caller
+decides whether such a note falls back to the detectors or is quarantined. Spans say detector "llm".
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from deid.llm.chunking import chunk, merge_found
+from deid.llm.client import ClientConfig, LlmClient
+from deid.llm.parse import parse_json, parse_markup
+from deid.llm.prompts import load_prompts
+from deid.spans import ALWAYS_TIER_1, Span
+
+# Output schema for constrained decoding of the JSON format: a list of entities.
+ENTITY_SCHEMA = {"type": "array", "items": {"type": "object", "properties": {
+    "type": {"type": "string"}, "text": {"type": "string"}, "tier": {"type": "integer"}, "left": {"type": "string"}},
+    "required": ["type", "text"]}}
+
+
+@dataclass(frozen=True)
+class LlmConfig:
+    enabled: bool = False
+    fmt: str = "json"                 # json | markup
+    base_url: str = "http://127.0.0.1:8765"
+    model: str = "qwen2.5-coder-0.5b-instruct-q4_k_m"
+    concurrency: int = 8
+    timeout_s: float = 60.0
+    retries: int = 3
+    max_tokens: int = 512
+    chunk_chars: int = 1500
+    chunk_overlap: int = 200
+    retrieved: int = 8
+    on_failure: str = "fallback"      # fallback (detectors only, re-run next time) | quarantine
+    default_tier: int = 1             # for a tiered type the model did not tier: the protective choice
+
+
+@dataclass
+class NoteOutcome:
+    spans: list[Span] = field(default_factory=list)
+    status: str = "ok"
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    dropped: int = 0
+
+
+class LlmStage:
+    name = "llm"
+
+    def __init__(self, config: LlmConfig, index=None):
+        self.config = config
+        self.prompts = load_prompts(config.fmt)
+        self.version = f"{config.fmt}:{self.prompts.version}:{config.model}"
+        self.index = index
+        self.client = LlmClient(ClientConfig(base_url=config.base_url, model=config.model,
+                                             concurrency=config.concurrency, timeout_s=config.timeout_s,
+                                             retries=config.retries, max_tokens=config.max_tokens))
+
+    def run(self, texts: list[str]) -> list[NoteOutcome]:
+        plan = []   # (note index, chunk, messages)
+        for i, text in enumerate(texts):
+            for c in chunk(text, self.config.chunk_chars, self.config.chunk_overlap):
+                if not c.text.strip():
+                    continue
+                entries = self.index.for_text(c.text, self.config.retrieved) if self.index is not None else []
+                plan.append((i, c, self.prompts.messages(c.text, [e.prompt_line() for e in entries])))
+        fmt = {"type": "json_schema", "json_schema": {"schema": ENTITY_SCHEMA}} if self.config.fmt == "json" else None
+        replies = self.client.complete_many([m for _, _, m in plan], response_format=fmt) if plan else []
+        outcomes = [NoteOutcome() for _ in texts]
+        per_note: dict[int, list] = {}
+        for (i, c, _), reply in zip(plan, replies):
+            out = outcomes[i]
+            out.prompt_tokens += reply.prompt_tokens
+            out.completion_tokens += reply.completion_tokens
+            if not reply.ok:
+                out.status = f"failed:{reply.error}"
+                continue
+            report = (parse_json if self.config.fmt == "json" else parse_markup)(c.text, reply.content)
+            if report.invalid:
+                out.status = "failed:unparseable"
+                continue
+            out.dropped += report.dropped + report.unknown_type
+            per_note.setdefault(i, []).append((c, report.found))
+        for i, found_lists in per_note.items():
+            text = texts[i]
+            for f in merge_found(found_lists):
+                tier = 1 if f.entity_type in ALWAYS_TIER_1 else (f.tier or self.config.default_tier)
+                outcomes[i].spans.append(Span(f.start, f.end, f.entity_type, text[f.start:f.end], tier, "llm", 0.8,
+                                              f"llm.{self.config.fmt}", attrs={"llm_tier": f.tier}))
+        return outcomes
