@@ -46,10 +46,20 @@ bench: install
 	$(PY) bench/bench_job.py --n 20000
 
 # The embedded default: a sample NOTE Delta table (made once), the Spark job on local[2], a summary.
+# `make run LLM=local` also starts the local LLM server (Ray Serve + llama.cpp) and runs the job with the LLM
+# stage on the first LLM_NOTES notes into data/llm (a 0.5B model on two CPU cores: about 20 s a note).
+LLM ?=
+LLM_NOTES ?= 10
 run: install
 	@test -d data/omop/note/_delta_log || $(VENV)/bin/deid synth --n $(SAMPLE_N) --seed 7 --out data/sample --delta data/omop/note
+ifeq ($(LLM),local)
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) jobs/with_local_llm.py -- $(SPARK_SUBMIT) jobs/deid_notes.py \
+		--config conf/local-llm.yaml --limit $(LLM_NOTES)
+	@$(VENV)/bin/deid summary --root data/llm
+else
 	$(SPARK_SUBMIT) jobs/deid_notes.py --config conf/local.yaml
 	@$(VENV)/bin/deid summary --root data
+endif
 
 clean:
 	rm -rf $(VENV) build *.egg-info data

@@ -23,7 +23,8 @@ RESULT = pa.schema(
      ("message", pa.string())]
     + [(f"{f}_l{k}", pa.string()) for k in LEVELS for f in ("masked_title", "masked_text")]
     + [(f"masked_count_l{k}", pa.int32()) for k in LEVELS]
-    + [("spans", pa.list_(SPAN_STRUCT))]
+    + [("spans", pa.list_(SPAN_STRUCT)), ("llm_status", pa.string()), ("prompt_tokens", pa.int64()),
+       ("completion_tokens", pa.int64())]
 )
 
 
@@ -87,8 +88,17 @@ class BatchProcessor:
             for i in idx:
                 self._run([i], ids, titles, texts, rows)
             return
+        quarantine_on_llm_failure = self.pipeline.config.llm.on_failure == "quarantine"
         for i, body, head in zip(idx, bodies, heads):
+            status = next((r.llm_status for r in (body, head) if r.llm_status.startswith("failed")), body.llm_status)
+            if status.startswith("failed") and quarantine_on_llm_failure:
+                rows[i] = self._failed(ids[i], "llm", "LlmUnavailable",
+                                       f"the LLM call failed ({status.split(':', 1)[1]}); the note was not written")
+                rows[i]["prompt_tokens"] = body.prompt_tokens + head.prompt_tokens
+                continue
             rows[i] = self._ok(ids[i], titles[i], texts[i], head, body)
+            rows[i].update(llm_status=status, prompt_tokens=body.prompt_tokens + head.prompt_tokens,
+                           completion_tokens=body.completion_tokens + head.completion_tokens)
 
     def _ok(self, note_id, title, text, head, body) -> dict:
         row = {"note_id": note_id, "status": "ok", "stage": None, "error_class": None, "message": None}
@@ -109,7 +119,7 @@ class BatchProcessor:
     @staticmethod
     def _failed(note_id, stage: str, error_class: str, message: str) -> dict:
         row = {"note_id": note_id, "status": "quarantined", "stage": stage, "error_class": error_class,
-               "message": message, "spans": []}
+               "message": message, "spans": [], "llm_status": None, "prompt_tokens": 0, "completion_tokens": 0}
         for k in LEVELS:
             row.update({f"masked_title_l{k}": None, f"masked_text_l{k}": None, f"masked_count_l{k}": 0})
         return row

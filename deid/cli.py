@@ -86,6 +86,18 @@ def cmd_eval(args) -> int:
     pipeline = _pipeline(args)
     with open(args.gold, encoding="utf-8") as f:
         notes = [json.loads(line) for line in f if line.strip()]
+    if args.limit:
+        notes = notes[: args.limit]
+    if args.llm:
+        from deid.evaluate import evaluate_with_llm, side_by_side
+        from deid.llm.retrieval import build_index
+        from deid.llm.stage import LlmConfig, LlmStage
+        stage = LlmStage(LlmConfig(enabled=True, base_url=args.llm, fmt=args.llm_format, timeout_s=600,
+                                   concurrency=2), build_index())
+        print(f"pipeline {pipeline.version}, LLM {stage.version} at {args.llm}, {len(notes)} notes "
+              f"(overlap P/R per type; tier micro P/R; leak per level)")
+        print(side_by_side(evaluate_with_llm(notes, pipeline, stage)))
+        return 0
     scores = evaluate(notes, pipeline)
     print(f"pipeline {pipeline.version}  gold {args.gold}")
     print(scores.to_text())
@@ -199,6 +211,9 @@ def main(argv=None) -> int:
     e.add_argument("--config", help="pipeline config (default conf/pipeline.yaml)")
     e.add_argument("--errors", type=int, default=0, help="print the first N errors")
     e.add_argument("--json", help="also write the scores as JSON here")
+    e.add_argument("--limit", type=int, help="score only the first N notes")
+    e.add_argument("--llm", help="an OpenAI-compatible endpoint: score detectors, LLM and ensemble side by side")
+    e.add_argument("--llm-format", default="json", choices=["json", "markup"])
     e.set_defaults(func=cmd_eval)
 
     m = sub.add_parser("summary", help="summarize the Delta outputs of the Spark job (no Spark needed)")

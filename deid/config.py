@@ -32,10 +32,17 @@ class PipelineConfig:
     raw: dict = field(default_factory=dict, compare=False)
 
 
+def deep_merge(base: dict, changes: dict) -> dict:
+    """A copy of base with changes applied; nested dicts are merged, anything else replaced."""
+    out = dict(base)
+    for key, value in changes.items():
+        out[key] = deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
 def load_config(path: str | Path | None = None, **overrides) -> PipelineConfig:
     path = Path(path or DEFAULT_CONFIG)
-    doc = yaml.safe_load(path.read_bytes()) or {}
-    doc.update(overrides)
+    doc = deep_merge(yaml.safe_load(path.read_bytes()) or {}, overrides)
     return parse_config(doc, path.parent)
 
 

@@ -141,3 +141,38 @@ def evaluate(notes, pipeline, batch: int = 64) -> Scores:
             masked = {lvl: [(s.start, s.end) for s in spans if s.tier <= lvl] for lvl in (1, 2, 3)}
             scores.add(note["id"], note["spans"], pred, masked)
     return scores
+
+
+def evaluate_with_llm(notes, pipeline, stage, batch: int = 16) -> dict:
+    """Detectors alone, LLM alone and the ensemble on the same notes, each scored like evaluate(). The LLM is
+    called once per note; its spans are merged alone and together with the detectors' spans."""
+    from deid.merge import merge
+    scores = {"detectors": Scores(), "llm": Scores(), "ensemble": Scores()}
+    cfg = pipeline.config
+    for i in range(0, len(notes), batch):
+        chunk = notes[i:i + batch]
+        texts = [n["text"] for n in chunk]
+        detected = pipeline.analyze_many(texts)
+        outcomes = stage.run(texts)
+        for note, det, out in zip(chunk, detected, outcomes):
+            variants = {"detectors": det, "llm": merge(out.spans, cfg.type_priority, cfg.tier_rule),
+                        "ensemble": merge(det + out.spans, cfg.type_priority, cfg.tier_rule)}
+            for name, spans in variants.items():
+                masked = {lvl: [(s.start, s.end) for s in spans if s.tier <= lvl] for lvl in (1, 2, 3)}
+                scores[name].add(note["id"], note["spans"], [s.to_dict() for s in spans], masked)
+    return scores
+
+
+def side_by_side(scores: dict) -> str:
+    names = list(scores)
+    lines = [f"{'type':<10}" + "".join(f"{n + ' P':>12}{n + ' R':>12}" for n in names)]
+    per = {n: s.per_type() for n, s in scores.items()}
+    for t in TYPES:
+        lines.append(f"{t:<10}" + "".join(f"{per[n][t]['overlap']['p']:>12.4f}{per[n][t]['overlap']['r']:>12.4f}"
+                                          for n in names))
+    tiers = {n: s.tier_scores() for n, s in scores.items()}
+    lines.append(f"{'tier':<10}" + "".join(f"{tiers[n]['p']:>12.4f}{tiers[n]['r']:>12.4f}" for n in names))
+    leaks = {n: s.leak_rates() for n, s in scores.items()}
+    for lvl in (1, 2, 3):
+        lines.append(f"{'leak L' + str(lvl):<10}" + "".join(f"{'':>12}{leaks[n].get(lvl, 0):>12.4%}" for n in names))
+    return "\n".join(lines)

@@ -31,9 +31,12 @@ SPANS = pa.schema([
     ("note_id", pa.int64()), ("person_id", pa.int64()), ("field", pa.string()),
     ("span_start", pa.int32()), ("span_end", pa.int32()), ("entity_type", pa.string()), ("tier", pa.int8()),
     ("detector", pa.string()), ("score", pa.float32()), ("explanation", pa.string()),
-    ("text_digest", pa.string()), ("span_text", pa.string()),
+    ("text_digest", pa.string()), ("span_text", pa.string()), ("llm_status", pa.string()),
     ("note_digest", pa.string()), ("pipeline_version", pa.string()), ("run_id", pa.string()),
 ])
+# A note whose LLM call failed and fell back to the detectors carries this suffix on its pipeline_version, so
+# the next incremental run (which looks for the plain version) processes it again.
+FALLBACK_SUFFIX = "+llm-fallback"
 MASKED = pa.schema([pa.field(c, t) for c, t in NOTE_REQUIRED.items()] + [
     ("masked_count", pa.int32()), ("note_digest", pa.string()), ("pipeline_version", pa.string()), ("run_id", pa.string()),
 ])
@@ -47,6 +50,7 @@ RUNS = pa.schema([
     ("status", pa.string()), ("engine", pa.string()), ("input_table", pa.string()), ("input_version", pa.int64()),
     ("notes_read", pa.int64()), ("notes_written", pa.int64()), ("notes_unchanged", pa.int64()),
     ("notes_quarantined", pa.int64()), ("notes_moved", pa.int64()), ("spans_written", pa.int64()),
+    ("notes_llm_fallback", pa.int64()), ("prompt_tokens", pa.int64()), ("completion_tokens", pa.int64()),
     ("pipeline_version", pa.string()), ("config_digest", pa.string()), ("dictionary_version", pa.string()),
     ("prompt_version", pa.string()), ("model", pa.string()), ("reprocess", pa.string()), ("message", pa.string()),
 ])

@@ -54,7 +54,8 @@ class Result:
 
 
 class Pipeline:
-    def __init__(self, config: PipelineConfig | None = None, secret: bytes | None = None):
+    def __init__(self, config: PipelineConfig | None = None, secret: bytes | None = None, llm_index=None):
+        """llm_index: a prebuilt retrieval index (the Spark job broadcasts one); built here when None."""
         self.config = config or load_config()
         self.policies = load_policies(self.config.policies_path)
         self.masker = Masker(self.policies, secret)
@@ -76,7 +77,7 @@ class Pipeline:
         if self.config.llm.enabled:
             from deid.llm.retrieval import build_index
             from deid.llm.stage import LlmStage
-            self.llm = LlmStage(self.config.llm, build_index())
+            self.llm = LlmStage(self.config.llm, llm_index or build_index())
         self.timings: dict[str, float] = defaultdict(float)
         versions = {name: getattr(c, "version", "") for name, c in self.components}
         versions.update(code=__version__, config=self.config.digest, policies=self.policies.digest,

@@ -33,7 +33,7 @@ from pyspark.sql.pandas.types import to_arrow_schema  # noqa: E402
 
 from deid import io as dio  # noqa: E402
 from deid.batch import RESULT  # noqa: E402
-from deid.config import load_config  # noqa: E402
+from deid.config import deep_merge, load_config  # noqa: E402
 from deid.pipeline import Pipeline  # noqa: E402
 from deid.resources import bundle as resource_bundle  # noqa: E402
 from deid.resources import combine_digests, dictionary_terms, digest_bytes, materialize  # noqa: E402
@@ -61,6 +61,7 @@ class JobConfig:
     state: str
     engine: str
     pipeline_config: Path
+    pipeline_overrides: dict
     policies: list[int]
     keep_span_text: bool
     secret_env: str
@@ -76,9 +77,16 @@ class JobConfig:
         return os.path.join(self.output_root, name)
 
 
+def _read_job_yaml(path: Path) -> dict:
+    """A job config; `extends: other.yaml` (relative to it) is read first and this file merged over it."""
+    doc = yaml.safe_load(path.read_text()) or {}
+    base = doc.pop("extends", None)
+    return deep_merge(_read_job_yaml(path.parent / base), doc) if base else doc
+
+
 def load_job_config(path: str, args=None) -> JobConfig:
     path = Path(path)
-    doc = yaml.safe_load(path.read_text()) or {}
+    doc = _read_job_yaml(path)
     spark, out, pipe, job = doc.get("spark", {}), doc.get("output", {}), doc.get("pipeline", {}), doc.get("job", {})
     tables = out.get("tables", {})
     cfg = JobConfig(
@@ -93,6 +101,7 @@ def load_job_config(path: str, args=None) -> JobConfig:
         staging=out.get("staging", "data/_staging"), state=out.get("state", ""),
         engine=doc.get("delta", {}).get("engine", "auto"),
         pipeline_config=(path.parent / pipe.get("config", "pipeline.yaml")),
+        pipeline_overrides=pipe.get("overrides") or {},
         policies=[int(p) for p in pipe.get("policies", [1, 2, 3])],
         keep_span_text=bool(pipe.get("keep_span_text", False)), secret_env=pipe.get("secret_env", "DEID_SECRET"),
         partitions=int(job.get("partitions", 4)), reprocess=job.get("reprocess", "version"),
@@ -173,9 +182,12 @@ class JobRun:
         self.started = datetime.now(timezone.utc)
         self.run_id = f"{self.started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
         self.secret = os.environ.get(cfg.secret_env, "").encode() or None
-        self.pconf = load_config(cfg.pipeline_config)
+        self.pconf = load_config(cfg.pipeline_config, **cfg.pipeline_overrides)
         # Built on the driver first so a bad config or a surrogate policy without a key fails before any write.
-        self.version = Pipeline(self.pconf, self.secret).version
+        driver_pipeline = Pipeline(self.pconf, self.secret)
+        self.version = driver_pipeline.version
+        llm = driver_pipeline.llm
+        self.index_bytes = llm.index.to_bytes() if llm else None
         self.files = resource_bundle()
         self.dictionary_version = combine_digests({k: digest_bytes(v) for k, v in self.files.items()
                                                    if k.startswith("dictionaries/")})
@@ -188,7 +200,10 @@ class JobRun:
                         engine=self.io.engine, input_table=cfg.input_table, input_version=None, notes_read=0,
                         notes_written=0, notes_unchanged=0, notes_quarantined=0, notes_moved=0, spans_written=0,
                         pipeline_version=self.version, config_digest=self.pconf.digest,
-                        dictionary_version=self.dictionary_version, prompt_version="none", model="detectors",
+                        dictionary_version=self.dictionary_version,
+                        prompt_version=llm.prompts.version if llm else "none",
+                        model=f"detectors+{self.pconf.llm.model}" if llm else "detectors",
+                        notes_llm_fallback=0, prompt_tokens=0, completion_tokens=0,
                         reprocess="full" if cfg.full_refresh else cfg.reprocess, message=None)
 
     def save_run(self, **changes) -> None:
@@ -320,13 +335,21 @@ class JobRun:
         sc = self.spark.sparkContext
         sc.setJobDescription("deid: detect and mask")
         results_dir = os.path.join(self.io.staging, "results")
-        bundle = sc.broadcast(make_bundle(self.pconf.raw, Path(self.pconf.policies_path).read_bytes()))
+        bundle = sc.broadcast(make_bundle(self.pconf.raw, Path(self.pconf.policies_path).read_bytes(),
+                                          index_bytes=self.index_bytes))
         fn = partition_function(bundle, self.cfg.secret_env, self.cfg.keep_span_text)
         (todo.select("note_id", "note_title", "note_text").repartition(max(1, self.cfg.partitions))
          .mapInArrow(fn, spark_schema(RESULT)).write.mode("overwrite").parquet(results_dir))
         results = self.spark.read.parquet(results_dir)
-        self.counts.written = results.filter("status = 'ok'").count()
-        self.counts.quarantined = results.filter("status != 'ok'").count() + self.counts.duplicates
+        totals = results.groupBy().agg(
+            F.sum(F.when(F.col("status") == "ok", 1).otherwise(0)).alias("ok"),
+            F.sum(F.when(F.col("status") != "ok", 1).otherwise(0)).alias("bad"),
+            F.sum(F.when(F.col("llm_status").startswith("failed"), 1).otherwise(0)).alias("fallback"),
+            F.sum("prompt_tokens").alias("prompt"), F.sum("completion_tokens").alias("completion")).first()
+        self.counts.written = totals["ok"] or 0
+        self.counts.quarantined = (totals["bad"] or 0) + self.counts.duplicates
+        self.row.update(notes_llm_fallback=totals["fallback"] or 0, prompt_tokens=totals["prompt"] or 0,
+                        completion_tokens=totals["completion"] or 0)
         _stage("detect", self.counts.todo, t0)
         _fail_point("detect")
         return results
@@ -338,19 +361,24 @@ class JobRun:
         ok, bad = results.filter("status = 'ok'"), results.filter("status != 'ok'")
         meta = todo.drop("note_title", "note_text")
         keys = meta.select("note_id", "person_id", "note_digest")
+        fell_back = F.coalesce(F.col("llm_status"), F.lit("")).startswith("failed")
+        version = F.when(fell_back, F.lit(self.version + dio.FALLBACK_SUFFIX)).otherwise(F.lit(self.version))
         stamp = {"pipeline_version": F.lit(self.version), "run_id": F.lit(self.run_id)}
+        ok = ok.withColumn("pipeline_version", version)
 
         # Spans land first: a note counts as landed once it is in every masked table, so its spans never lag.
-        spans = ok.select("note_id", F.explode("spans").alias("s")).select("note_id", "s.*").join(keys, "note_id")
+        spans = (ok.select("note_id", "llm_status", "pipeline_version", F.explode("spans").alias("s"))
+                 .select("note_id", "llm_status", "pipeline_version", "s.*").join(keys, "note_id"))
         self.counts.spans = ok.select(F.sum(F.size("spans"))).first()[0] or 0
-        self._replace("spans", spans.withColumns(stamp), todo, dio.SPANS, self.counts.todo)
+        self._replace("spans", spans.withColumn("run_id", F.lit(self.run_id)), todo, dio.SPANS, self.counts.todo)
 
         writes = []
         for level in self.cfg.policies:
-            masked = meta.join(ok.select("note_id", F.col(f"masked_title_l{level}").alias("note_title"),
+            masked = meta.join(ok.select("note_id", "pipeline_version", F.col(f"masked_title_l{level}").alias("note_title"),
                                          F.col(f"masked_text_l{level}").alias("note_text"),
                                          F.col(f"masked_count_l{level}").alias("masked_count")), "note_id")
-            writes.append((level, masked.withColumns(stamp), todo, dio.MASKED, self.counts.written))
+            writes.append((level, masked.withColumn("run_id", F.lit(self.run_id)), todo, dio.MASKED,
+                           self.counts.written))
 
         failed = bad.select("note_id", "stage", "error_class", "message").join(keys, "note_id")
         dups = duplicates.select("note_id", "person_id", "note_digest", F.lit("input").alias("stage"),

@@ -263,3 +263,25 @@ def test_sql_helper_queries_outputs(spark, tmp_path, notes, capsys):
     assert sql_main(["--root", str(tmp_path / "out"),
                      "SELECT count(*) AS n FROM note_deid_l3 JOIN note_deid_l1 USING (note_id)"]) == 0
     assert "40" in capsys.readouterr().out
+
+
+def test_llm_down_falls_back_and_is_picked_up_next_run(spark, tmp_path, notes):
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    write_notes(tmp_path, notes.slice(0, 5))
+    llm = {"llm": {"enabled": True, "base_url": dead, "retries": 0, "timeout_s": 2}}
+    row = run(spark, job(tmp_path, pipeline_overrides=llm))
+    assert row["notes_written"] == 5 and row["notes_llm_fallback"] == 5 and row["model"].startswith("detectors+")
+    l3 = table(tmp_path, "note_deid_l3").to_pylist()
+    assert {r["pipeline_version"] for r in l3} == {row["pipeline_version"] + dio.FALLBACK_SUFFIX}
+    assert all("〔姓名〕" in r["note_text"] for r in l3)                     # masked by the detectors
+    spans = table(tmp_path, "note_phi_spans").to_pylist()
+    assert {s["llm_status"] for s in spans} == {"failed:connect"}
+    again = run(spark, job(tmp_path, pipeline_overrides=llm))
+    assert again["notes_written"] == 5 and again["notes_unchanged"] == 0    # fallback notes are re-run
+    quarantined = run(spark, job(tmp_path, pipeline_overrides={"llm": {**llm["llm"], "on_failure": "quarantine"}}))
+    assert quarantined["notes_quarantined"] == 5 and quarantined["notes_written"] == 0
+    assert table(tmp_path, "note_deid_l3").num_rows == 0                      # fail closed: removed, never unmasked
+    assert {q["error_class"] for q in table(tmp_path, "deid_quarantine").to_pylist()} == {"LlmUnavailable"}

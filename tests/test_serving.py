@@ -144,3 +144,15 @@ def test_llm_down_falls_back_to_the_detectors():
     (r,) = p.process_many([NOTE])
     assert r.llm_status == "failed:connect"
     assert "张建国" not in r.masked[3] and "13812345678" not in r.masked[3]     # never passed through unmasked
+
+
+def test_eval_side_by_side_runs_without_a_server(tmp_path, capsys):
+    from deid.cli import main
+    main(["synth", "--n", "4", "--seed", "2", "--out", str(tmp_path)])
+    capsys.readouterr()
+    assert main(["eval", "--gold", str(tmp_path / "notes.jsonl"), "--llm", f"http://127.0.0.1:{_free_port()}"]) == 0
+    out = capsys.readouterr().out
+    assert "detectors P" in out and "llm R" in out and "ensemble R" in out
+    name_row = next(l for l in out.splitlines() if l.startswith("NAME"))
+    det_p, det_r, llm_p, llm_r, ens_p, ens_r = map(float, name_row.split()[1:])
+    assert llm_r == 0.0 and ens_r == det_r > 0.9          # a dead server adds nothing and takes nothing away

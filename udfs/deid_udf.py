@@ -16,13 +16,15 @@ import pyarrow as pa
 _WORKER_CACHE: dict[str, object] = {}
 
 
-def make_bundle(pipeline_config_raw: dict, policies_bytes: bytes, resources_root: Path | None = None) -> dict:
+def make_bundle(pipeline_config_raw: dict, policies_bytes: bytes, resources_root: Path | None = None,
+                index_bytes: bytes | None = None) -> dict:
     from deid.resources import bundle, combine_digests, digest_bytes
     files = bundle(resources_root)
     digest = combine_digests({**{k: digest_bytes(v) for k, v in files.items()},
                               "__config__": digest_bytes(repr(sorted(pipeline_config_raw.items())).encode()),
                               "__policies__": digest_bytes(policies_bytes)})
-    return {"digest": digest, "files": files, "config": pipeline_config_raw, "policies": policies_bytes}
+    return {"digest": digest, "files": files, "config": pipeline_config_raw, "policies": policies_bytes,
+            "index": index_bytes}
 
 
 def worker_processor(bundle: dict, secret: bytes | None, keep_span_text: bool):
@@ -40,7 +42,11 @@ def worker_processor(bundle: dict, secret: bytes | None, keep_span_text: bool):
             (root / ".complete").touch()
         os.environ["DEID_RESOURCES"] = str(root / "resources")   # this worker's configuration
         config = parse_config({**bundle["config"], "policies": str(root / "policies.yaml")}, root)
-        _WORKER_CACHE[key] = BatchProcessor(Pipeline(config, secret), secret, keep_span_text)
+        index = None
+        if bundle.get("index"):
+            from deid.llm.retrieval import EntryIndex
+            index = EntryIndex.from_bytes(bundle["index"])   # once per worker, not per task
+        _WORKER_CACHE[key] = BatchProcessor(Pipeline(config, secret, index), secret, keep_span_text)
     return _WORKER_CACHE[key]
 
 
