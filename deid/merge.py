@@ -1,7 +1,10 @@
 """Overlapping spans are resolved here and only here.
 
-Longest span first; on equal length the more specific type (ARCHITECTURE's priority) and then the higher
-score. The winner keeps the detector kinds of every same-type span it overlapped (agreement).
+Deterministic detectors' spans first, then the LLM's (an LLM span only wins where no detector span overlaps
+it: the detectors are precise, the LLM fills gaps); within each, longest first, then the more specific type
+(ARCHITECTURE's priority), then the higher score. The winner keeps the detector kinds of every same-type span
+it overlapped (agreement), and a same-type LLM span may widen it where that collides with no other winner
+(masking more, never less).
 
 Its tier, among same-type spans, follows `tier_rule`:
 - protective: the most sensitive tier any of them gave (merging never lowers protection);
@@ -34,11 +37,13 @@ def _tier(same: list[Span], rule: str) -> int:
 def merge(spans: list[Span], priority: tuple[EntityType, ...] = DEFAULT_PRIORITY,
           tier_rule: str = "protective") -> list[Span]:
     rank = {t: i for i, t in enumerate(priority)}
-    ordered = sorted(spans, key=lambda s: (-(s.end - s.start), rank[s.entity_type], -s.score, s.start))
+    ordered = sorted(spans, key=lambda s: (s.detector == "llm", -(s.end - s.start), rank[s.entity_type], -s.score,
+                                           s.start))
     winners: list[Span] = []
     for span in ordered:
         if not any(span.overlaps(w) for w in winners):
             winners.append(span)
+    winners = _widen(winners, [s for s in spans if s.detector == "llm"])
     out = []
     for w in winners:
         absorbed = [s for s in spans if s.overlaps(w)]
@@ -48,3 +53,33 @@ def merge(spans: list[Span], priority: tuple[EntityType, ...] = DEFAULT_PRIORITY
         tier = min([_tier(same, tier_rule), *swallowed])
         out.append(w.with_(sources=sources, tier=tier, score=max(s.score for s in same)))
     return sorted(out, key=lambda s: s.start)
+
+
+def _widen(winners: list[Span], llm: list[Span]) -> list[Span]:
+    """Stretch each winner over the same-type LLM spans it overlaps, unless that would reach another winner."""
+    out = []
+    for w in winners:
+        start, end = w.start, w.end
+        for s in llm:
+            if s.entity_type == w.entity_type and s.overlaps(w):
+                start, end = min(start, s.start), max(end, s.end)
+        if (start, end) != (w.start, w.end) and not any(o is not w and o.start < end and start < o.end
+                                                         for o in winners):
+            text = w.text
+            for s in llm:   # rebuild the text from the spans that cover the new extent
+                if s.entity_type == w.entity_type and s.overlaps(w):
+                    text = _union_text(w.start, w.end, text, s.start, s.end, s.text)
+                    w = w.with_(start=min(w.start, s.start), end=max(w.end, s.end), text=text)
+            out.append(w)
+        else:
+            out.append(w)
+    return out
+
+
+def _union_text(a0: int, a1: int, a: str, b0: int, b1: int, b: str) -> str:
+    start = min(a0, b0)
+    chars = [""] * (max(a1, b1) - start)
+    for off, t in ((a0, a), (b0, b)):
+        for i, ch in enumerate(t):
+            chars[off - start + i] = ch
+    return "".join(chars)

@@ -48,3 +48,18 @@ def test_tier_rules_for_the_ensemble():
     only_llm = span(10, 14, T.ADDRESS, tier=2, det="llm")
     assert merge([only_llm], tier_rule="detectors_first")[0].tier == 2
     assert merge([detector, llm], tier_rule="detectors_first")[0].sources == {"dictionary", "llm"}
+
+
+def test_detector_spans_win_conflicts_with_llm_spans_and_llm_fills_gaps():
+    address = Span(0, 6, T.ADDRESS, "北京市海淀区", 2, "dictionary", 0.95)
+    wrong = Span(0, 8, T.HOSPITAL, "北京市海淀区医院", 1, "llm", 0.8)
+    gap = Span(20, 23, T.NAME, "张建国", 1, "llm", 0.8)
+    out = merge([address, wrong, gap])
+    assert [(s.entity_type, s.start, s.end) for s in out] == [(T.ADDRESS, 0, 6), (T.NAME, 20, 23)]
+
+
+def test_same_type_llm_span_widens_a_detector_span():
+    det = Span(0, 6, T.ADDRESS, "北京市海淀区", 1, "dictionary", 0.95)
+    llm = Span(3, 10, T.ADDRESS, "海淀区中关村路", 1, "llm", 0.8)
+    (out,) = merge([det, llm])
+    assert (out.start, out.end, out.text) == (0, 10, "北京市海淀区中关村路") and out.sources == {"dictionary", "llm"}
