@@ -59,27 +59,14 @@ def _widen(winners: list[Span], llm: list[Span]) -> list[Span]:
     """Stretch each winner over the same-type LLM spans it overlaps, unless that would reach another winner."""
     out = []
     for w in winners:
-        start, end = w.start, w.end
-        for s in llm:
-            if s.entity_type == w.entity_type and s.overlaps(w):
-                start, end = min(start, s.start), max(end, s.end)
-        if (start, end) != (w.start, w.end) and not any(o is not w and o.start < end and start < o.end
-                                                         for o in winners):
-            text = w.text
-            for s in llm:   # rebuild the text from the spans that cover the new extent
-                if s.entity_type == w.entity_type and s.overlaps(w):
-                    text = _union_text(w.start, w.end, text, s.start, s.end, s.text)
-                    w = w.with_(start=min(w.start, s.start), end=max(w.end, s.end), text=text)
-            out.append(w)
-        else:
-            out.append(w)
+        cover = [s for s in llm if s.entity_type == w.entity_type and s.overlaps(w) and s is not w]
+        start, end = min([w.start, *(s.start for s in cover)]), max([w.end, *(s.end for s in cover)])
+        if cover and (start, end) != (w.start, w.end) and not any(
+                o is not w and o.start < end and start < o.end for o in winners):
+            chars = [""] * (end - start)
+            for s in (w, *cover):   # the spans' own texts, which together cover the new extent
+                for i, ch in enumerate(s.text):
+                    chars[s.start - start + i] = ch
+            w = w.with_(start=start, end=end, text="".join(chars))
+        out.append(w)
     return out
-
-
-def _union_text(a0: int, a1: int, a: str, b0: int, b1: int, b: str) -> str:
-    start = min(a0, b0)
-    chars = [""] * (max(a1, b1) - start)
-    for off, t in ((a0, a), (b0, b)):
-        for i, ch in enumerate(t):
-            chars[off - start + i] = ch
-    return "".join(chars)

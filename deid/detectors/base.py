@@ -1,13 +1,12 @@
 """What every detector sees (a Document) and returns (spans). Detectors know nothing of masking."""
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
-from typing import Iterable, Protocol
+from typing import Protocol
 
 from deid.spans import Span
-from deid.text import clauses, normalize, sentences
+from deid.text import clauses, normalize
 
 
 @dataclass
@@ -15,15 +14,10 @@ class Document:
     """One note. `norm` is the length-preserving normalized text that patterns run on."""
     text: str
     ner: list[tuple[int, int, str]] | None = None  # (start, end, PER|LOC|ORG), filled by the NER component
-    spans: list[Span] = field(default_factory=list)  # spans of components that ran earlier
 
     @cached_property
     def norm(self) -> str:
         return normalize(self.text)
-
-    @cached_property
-    def sentences(self) -> list[tuple[int, int]]:
-        return sentences(self.text)
 
     @cached_property
     def clauses(self) -> list[tuple[int, int]]:
@@ -45,7 +39,3 @@ def left_context(text: str, start: int, width: int) -> str:
 
 def right_context(text: str, end: int, width: int) -> str:
     return text[end:end + width]
-
-
-def any_cue(pattern: re.Pattern, texts: Iterable[str]) -> bool:
-    return any(pattern.search(t) for t in texts)

@@ -5,13 +5,11 @@ batch size (Serve's default of 5 would cap every batch at 5). Settings come from
 """
 # No `from __future__ import annotations` here: FastAPI must see the Request annotation as a class.
 import asyncio
-import logging
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from ray import serve
 
-log = logging.getLogger("deid.serving")
 api = FastAPI(title="deid LLM", docs_url=None, redoc_url=None)
 
 
