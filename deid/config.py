@@ -61,11 +61,8 @@ def parse_config(doc: dict, base_dir: Path) -> PipelineConfig:
     tier_rule = (doc.get("merge") or {}).get("tier_rule", "detectors_first")
     if tier_rule not in TIER_RULES:
         raise ConfigError(f"merge.tier_rule must be one of {', '.join(TIER_RULES)}")
-    llm_doc = dict(doc.get("llm") or {})
-    if "format" in llm_doc:
-        llm_doc["fmt"] = llm_doc.pop("format")
     try:
-        llm = LlmConfig(**llm_doc)
+        llm = LlmConfig.from_flat(doc.get("llm") or {})
     except TypeError as exc:
         raise ConfigError(f"llm: {exc}") from None
     if llm.on_failure not in ("fallback", "quarantine"):

@@ -24,17 +24,26 @@ ENTITY_SCHEMA = {"type": "array", "items": {"type": "object", "properties": {
 class LlmConfig:
     enabled: bool = False
     fmt: str = "json"                 # json | markup
-    base_url: str = "http://127.0.0.1:8765"
-    model: str = "qwen2.5-coder-0.5b-instruct-q4_k_m"
-    concurrency: int = 8
-    timeout_s: float = 60.0
-    retries: int = 3
-    max_tokens: int = 512
+    client: ClientConfig = ClientConfig()
     chunk_chars: int = 1500
     chunk_overlap: int = 200
     retrieved: int = 8
     on_failure: str = "fallback"      # fallback (detectors only, re-run next time) | quarantine
     default_tier: int = 1             # for a tiered type the model did not tier: the protective choice
+
+    @classmethod
+    def from_flat(cls, doc: dict) -> "LlmConfig":
+        """The `llm:` section is one flat mapping; the client's keys (base_url, model, ...) go to ClientConfig."""
+        doc = dict(doc)
+        if "format" in doc:
+            doc["fmt"] = doc.pop("format")
+        client_keys = set(ClientConfig.__dataclass_fields__)
+        client = ClientConfig(**{k: doc.pop(k) for k in list(doc) if k in client_keys})
+        return cls(client=client, **doc)
+
+    @property
+    def model(self) -> str:
+        return self.client.model
 
 
 @dataclass
@@ -54,9 +63,7 @@ class LlmStage:
         self.prompts = load_prompts(config.fmt)
         self.version = f"{config.fmt}:{self.prompts.version}:{config.model}"
         self.index = index
-        self.client = LlmClient(ClientConfig(base_url=config.base_url, model=config.model,
-                                             concurrency=config.concurrency, timeout_s=config.timeout_s,
-                                             retries=config.retries, max_tokens=config.max_tokens))
+        self.client = LlmClient(config.client)
 
     def run(self, texts: list[str]) -> list[NoteOutcome]:
         plan = []   # (note index, chunk, messages)
