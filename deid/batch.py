@@ -35,7 +35,12 @@ def text_digest(secret: bytes | None, text: str) -> str | None:
 
 
 def _read_strings(column: pa.Array) -> list:
-    """Values as str, None, or an exception for a value that is not valid UTF-8."""
+    """Values as str, None, or an exception for a value that is not valid UTF-8 (found value by value only
+    when the whole column does not decode)."""
+    try:
+        return column.to_pylist()
+    except (UnicodeDecodeError, ValueError):
+        pass
     out = []
     for i in range(len(column)):
         try:

@@ -158,6 +158,14 @@ class DeltaRs:
                 actions, mode="append", schema=schema)
         return len(actions)
 
+    def upsert(self, path: str, rows: pa.Table, key: str) -> dict:
+        """Insert rows, or update the ones whose `key` is already there (one commit)."""
+        from deltalake import DeltaTable
+        self.ensure(path, rows.schema)
+        return (DeltaTable(path, storage_options=self.storage_options)
+                .merge(rows, predicate=f"t.{key} = s.{key}", source_alias="s", target_alias="t")
+                .when_matched_update_all().when_not_matched_insert_all().execute())
+
     def move_version(self, path: str, old: str, new: str) -> dict:
         """Rows still at `old` belong to notes that were not re-run: move them to `new` (one commit).
         Re-run notes already carry `new`, so the predicate leaves them alone."""

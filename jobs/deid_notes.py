@@ -414,7 +414,7 @@ class JobRun:
         return ours.join(held, "note_id", "left_semi").limit(1).count() == 0
 
     def _replace(self, name, rows, note_ids, schema, n) -> None:
-        label = name if isinstance(name, str) else f"masked_l{name}"
+        label = {"spans": "note_phi_spans", "quarantine": "quarantine"}.get(name, f"masked_l{name}")
         t0 = time.perf_counter()
         self.spark.sparkContext.setJobDescription(f"deid: write {label}")
         if self.fresh:
@@ -422,7 +422,7 @@ class JobRun:
         else:
             self.io.replace_notes(self.loc[name], rows, note_ids, schema, label)
         _stage(label, n, t0)
-        _fail_point("note_phi_spans" if name == "spans" else label)
+        _fail_point(label)
 
     def verify(self) -> None:
         if not self.cfg.verify:

@@ -97,18 +97,27 @@ class SparkDelta:
         return self.spark.read.parquet(*files)
 
     # -- writes ---------------------------------------------------------------------------------------
+    def _save(self, writer, location: str) -> None:
+        if self.is_path(location):
+            writer.save(location)
+        else:
+            writer.saveAsTable(location)
+
+    def _staged(self, df: DataFrame, name: str, commit) -> None:
+        """Executors write df as Parquet under staging/name; commit(files) lands it; the stage is removed."""
+        stage = os.path.join(self.staging, name)
+        df.write.mode("overwrite").parquet(stage)
+        commit(sorted(glob.glob(os.path.join(stage, "*.parquet"))))
+        shutil.rmtree(stage, ignore_errors=True)
+
     def append(self, location: str, rows: DataFrame, schema: pa.Schema, name: str) -> None:
         """Rows of notes that no table holds yet: executors write the files, one commit adds them."""
         rows = conform(rows, schema)
         if self.engine == NATIVE:
             self._ensure_native(location, schema)
-            writer = rows.write.format("delta").mode("append")
-            writer.save(location) if self.is_path(location) else writer.saveAsTable(location)
+            self._save(rows.write.format("delta").mode("append"), location)
             return
-        stage = os.path.join(self.staging, name)
-        rows.write.mode("overwrite").parquet(stage)
-        self.rs.commit_files(location, schema, sorted(glob.glob(os.path.join(stage, "*.parquet"))))
-        shutil.rmtree(stage, ignore_errors=True)
+        self._staged(rows, name, lambda files: self.rs.commit_files(location, schema, files))
 
     def replace_notes(self, location: str, rows: DataFrame, note_ids: DataFrame, schema: pa.Schema, name: str) -> None:
         """Replace every row of the notes in `note_ids` by `rows`, in one commit."""
@@ -125,16 +134,13 @@ class SparkDelta:
              .whenNotMatchedInsert(condition=f"NOT s.{MARKER}", values={c: f"s.{c}" for c in schema.names})
              .execute())
             return
-        stage = os.path.join(self.staging, name)
-        source.write.mode("overwrite").parquet(stage)
-        self.rs.replace_notes(location, schema, sorted(glob.glob(os.path.join(stage, "*.parquet"))))
-        shutil.rmtree(stage, ignore_errors=True)
+        self._staged(source, name, lambda files: self.rs.replace_notes(location, schema, files))
 
     def _ensure_native(self, location: str, schema: pa.Schema) -> None:
         if self.exists(location):
             return
-        empty = self.spark.createDataFrame([], spark_schema(schema)).write.format("delta").mode("ignore")
-        empty.save(location) if self.is_path(location) else empty.saveAsTable(location)
+        empty = self.spark.createDataFrame([], spark_schema(schema))
+        self._save(empty.write.format("delta").mode("ignore"), location)
 
     def upsert_run(self, location: str, row: pa.Table) -> None:
         """deid_runs: one row per run, inserted at start and updated at the end (keyed by run_id)."""
@@ -144,10 +150,7 @@ class SparkDelta:
             (self._native_table(location).alias("t").merge(source.alias("s"), "t.run_id = s.run_id")
              .whenMatchedUpdateAll().whenNotMatchedInsertAll().execute())
             return
-        from deltalake import DeltaTable
-        self.rs.ensure(location, row.schema)
-        (DeltaTable(location).merge(row, predicate="t.run_id = s.run_id", source_alias="s", target_alias="t")
-         .when_matched_update_all().when_not_matched_insert_all().execute())
+        self.rs.upsert(location, row, key="run_id")
 
     def move_version(self, location: str, old: str, new: str) -> None:
         if not self.exists(location):
