@@ -44,6 +44,7 @@ bench: install
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install --quiet -e '.[test,local-llm,bench]'
 	$(PY) bench/bench_detectors.py --n $(EVAL_N) --seed $(EVAL_SEED)
 	$(PY) bench/bench_job.py --n 20000
+	$(PY) bench/bench_llm.py --n $(EVAL_N) --seed $(EVAL_SEED)
 
 # The embedded default: a sample NOTE Delta table (made once), the Spark job on local[2], a summary.
 # `make run LLM=local` also starts the local LLM server (Ray Serve + llama.cpp) and runs the job with the LLM

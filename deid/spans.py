@@ -82,3 +82,18 @@ def make_span(text: str, start: int, end: int, entity_type: EntityType, tier: in
               detector: str, score: float, explanation: str = "", **attrs) -> Span:
     """Build a span whose text is sliced from the note, so offsets and text never disagree."""
     return Span(start, end, entity_type, text[start:end], tier, detector, score, explanation, attrs=attrs)
+
+
+def split_spans(spans: list[Span], left_len: int, right_start: int) -> tuple[list[Span], list[Span]]:
+    """Spans found in `left + separator + right` as spans of `left` and of `right` (offsets shifted). A span
+    reaching across the separator is cut in two, so both sides stay masked; the separator itself is dropped."""
+    left, right = [], []
+    for s in spans:
+        if s.start < left_len:
+            end = min(s.end, left_len)
+            left.append(s if end == s.end else s.with_(end=end, text=s.text[:end - s.start]))
+        if s.end > right_start:
+            start = max(s.start, right_start)
+            cut = s if start == s.start else s.with_(start=start, text=s.text[start - s.start:])
+            right.append(cut.with_(start=cut.start - right_start, end=cut.end - right_start))
+    return left, right

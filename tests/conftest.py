@@ -15,3 +15,15 @@ def analyze(pipeline):
     def run(text):
         return [(s.entity_type.value, s.text, s.tier) for s in pipeline.analyze(text)]
     return run
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory):
+    """The real Ray Serve app with llama.cpp and the real small model on 127.0.0.1, shared by every test that
+    needs it (it takes a minute to start), with fault rules that only marked notes trigger."""
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (pip install '.[local-llm]')")
+    from support import Served
+    server = Served(tmp_path_factory.mktemp("serve"))
+    yield server.url
+    leftover = server.stop()
+    assert not leftover, f"processes left behind: {leftover}"

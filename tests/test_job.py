@@ -7,6 +7,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 from deltalake import DeltaTable, write_deltalake
+from support import FAULTS, dead_url
 
 from deid import io as dio
 from deid.resources import resources_dir
@@ -266,10 +267,7 @@ def test_sql_helper_queries_outputs(spark, tmp_path, notes, capsys):
 
 
 def test_llm_down_falls_back_and_is_picked_up_next_run(spark, tmp_path, notes):
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    dead = dead_url()
     write_notes(tmp_path, notes.slice(0, 5))
     llm = {"llm": {"enabled": True, "base_url": dead, "retries": 0, "timeout_s": 2}}
     row = run(spark, job(tmp_path, pipeline_overrides=llm))
@@ -285,3 +283,32 @@ def test_llm_down_falls_back_and_is_picked_up_next_run(spark, tmp_path, notes):
     assert quarantined["notes_quarantined"] == 5 and quarantined["notes_written"] == 0
     assert table(tmp_path, "note_deid_l3").num_rows == 0                      # fail closed: removed, never unmasked
     assert {q["error_class"] for q in table(tmp_path, "deid_quarantine").to_pylist()} == {"LlmUnavailable"}
+
+
+def test_llm_stage_through_the_real_server_with_faults(spark, tmp_path, notes, served):
+    """The real Serve app and model behind the job: healthy notes get LLM spans; a 500, a timeout and a
+    malformed answer each fall back to the detectors; every note is written, none unmasked."""
+    texts = ["患者张建国，男，52岁，手机13812345678，于北京协和医院就诊。",
+             "家属李秀英陪同，联系电话010-65296114，现住北京市东城区东单北大街1号。",
+             "患者王志强，HIV抗体阳性。" + FAULTS["error"],
+             "患者赵丽华，孕2产1，人工流产1次。" + FAULTS["delay"],
+             "患者孙明，电话13912345678。" + FAULTS["malformed"]]
+    phi = ["张建国", "13812345678", "李秀英", "010-65296114", "东单北大街1号", "王志强", "赵丽华", "孙明", "13912345678"]
+    five = notes.slice(0, 5)
+    write_notes(tmp_path, five.set_column(five.schema.get_field_index("note_text"), "note_text",
+                                          pa.array(texts, pa.string())))
+    llm = {"llm": {"enabled": True, "base_url": served, "timeout_s": 40, "retries": 0, "max_tokens": 128}}
+    row = run(spark, job(tmp_path, pipeline_overrides=llm))
+    assert row["notes_written"] == 5 and row["notes_quarantined"] == 0 and row["notes_llm_fallback"] == 3
+    assert row["prompt_tokens"] > 2 * 300 and row["completion_tokens"] > 0     # the two answered notes
+    ids = five.column("note_id").to_pylist()
+    status = {}
+    for s in table(tmp_path, "note_phi_spans").to_pylist():
+        if s["field"] == "note_text":
+            status.setdefault(s["note_id"], set()).add(s["llm_status"])
+    assert [status[i] for i in ids] == [{"ok"}, {"ok"}, {"failed:http_500"}, {"failed:timeout"},
+                                        {"failed:unparseable"}]
+    for name in MASKED:
+        for r in table(tmp_path, name).to_pylist():
+            assert not any(p in r["note_text"] for p in phi), name
+    assert_exactly_once(tmp_path, ids)

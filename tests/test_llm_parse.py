@@ -47,6 +47,12 @@ def test_markup_empty_output_is_invalid():
     assert parse_markup(SRC, "   ").invalid
 
 
+def test_markup_that_is_not_an_echo_of_the_note_is_invalid():
+    assert parse_markup(SRC, "抱歉，我无法完成这个任务。").invalid
+    half = SRC[: len(SRC) // 3].replace("张建国", "<<张建国: 姓名>>")     # cut short: most of the note unseen
+    assert parse_markup(SRC, half).invalid
+
+
 @pytest.mark.parametrize("output", [
     '[{"type": "姓名", "text": "张建国", "tier": 1, "left": "患者"}]',
     '好的，结果如下：\n```json\n[{"type": "姓名", "text": "张建国", "tier": 1, "left": "患者"}]\n```\n以上。',

@@ -1,21 +1,10 @@
 """Serving: the model file's verification, and the real Ray Serve app with llama.cpp and the real small model on
 127.0.0.1, driven by the real client, prompts and parser."""
-import importlib.util
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import httpx
-import psutil
 import pytest
+from support import FAULTS, SLOW_FAULT_S, dead_url
 
 from deid.serving import gguf
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_corrupt_parts_are_refused(tmp_path, monkeypatch):
@@ -36,54 +25,6 @@ def test_missing_part_package_is_named(monkeypatch):
         gguf.part_paths()
 
 
-needs_llama = pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None,
-                                 reason="llama-cpp-python is not installed (pip install '.[local-llm]')")
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _ray_processes():
-    out = set()
-    for p in psutil.process_iter(["pid", "cmdline"]):
-        cmd = " ".join(p.info["cmdline"] or [])
-        if "raylet" in cmd or "gcs_server" in cmd or "ray::" in cmd:
-            out.add(p.info["pid"])
-    return out
-
-
-@pytest.fixture(scope="module")
-def served():
-    port = _free_port()
-    before = _ray_processes()
-    proc = subprocess.Popen([sys.executable, "-m", "deid.cli", "serve", "--config", str(ROOT / "conf" / "serve-local.yaml"),
-                             "--port", str(port)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 240
-    while time.time() < deadline:
-        try:
-            if httpx.get(url + "/health", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            raise RuntimeError(proc.stdout.read()[-3000:])
-        time.sleep(1)
-    else:
-        proc.kill()
-        raise RuntimeError("deid serve did not become healthy in 240 s")
-    yield url
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(60)
-    time.sleep(2)
-    leftover = _ray_processes() - before
-    assert not leftover, f"processes left behind: {leftover}"
-
-
-@needs_llama
 def test_openai_routes(served):
     models = httpx.get(served + "/v1/models").json()
     assert models["data"][0]["id"].startswith("qwen2.5")
@@ -91,7 +32,6 @@ def test_openai_routes(served):
     assert bad.status_code == 400
 
 
-@needs_llama
 def test_a_note_through_client_prompt_and_parser(served):
     from deid.llm.client import ClientConfig, LlmClient
     from deid.llm.parse import parse_json, parse_markup
@@ -121,7 +61,6 @@ def test_a_note_through_client_prompt_and_parser(served):
 NOTE = "患者张建国，男，52岁，手机13812345678，于北京协和医院就诊。HIV抗体阴性。"
 
 
-@needs_llama
 def test_pipeline_with_the_llm_stage_on(served):
     from deid.config import load_config
     from deid.pipeline import Pipeline
@@ -136,10 +75,42 @@ def test_pipeline_with_the_llm_stage_on(served):
         assert NOTE[s.start:s.end] == s.text
 
 
+PHI = ("张建国", "13812345678")
+
+
+def test_server_faults_reach_the_client_as_failures_without_note_text(served):
+    from deid.llm.client import ClientConfig, LlmClient
+    from deid.llm.parse import parse_json, parse_markup
+    # An engine failure takes the server's own error path: a 500 whose body says nothing of the request.
+    r = httpx.post(served + "/v1/chat/completions", timeout=30,
+                   json={"messages": [{"role": "user", "content": NOTE + FAULTS["error"]}]})
+    assert r.status_code == 500 and not any(p in r.text for p in PHI)
+    client = LlmClient(ClientConfig(base_url=served, timeout_s=3, retries=1, backoff_s=0.1, max_tokens=32))
+    error, slow, malformed = client.complete_many(
+        [[{"role": "user", "content": NOTE + FAULTS[k]}] for k in ("error", "delay", "malformed")])
+    assert (error.ok, error.error, error.attempts) == (False, "http_500", 2)
+    assert (slow.ok, slow.error, slow.attempts) == (False, "timeout", 2) and slow.seconds < SLOW_FAULT_S
+    assert malformed.ok and parse_json(NOTE, malformed.content).invalid and parse_markup(NOTE, malformed.content).invalid
+
+
+@pytest.mark.parametrize("fmt", ["json", "markup"])
+def test_every_server_fault_falls_back_to_the_detectors_and_nothing_leaks(served, fmt):
+    from deid.config import load_config
+    from deid.pipeline import LEVELS, Pipeline
+    p = Pipeline(load_config(llm={"enabled": True, "format": fmt, "base_url": served, "timeout_s": 3,
+                                  "retries": 1, "backoff_s": 0.1}))
+    results = p.process_many([NOTE + FAULTS[k] for k in ("error", "delay", "malformed")])
+    assert [r.llm_status for r in results] == ["failed:http_500", "failed:timeout", "failed:unparseable"]
+    for r in results:
+        assert {"NAME", "CONTACT", "HOSPITAL", "STD"} <= {s.entity_type.value for s in r.spans}
+        for k in LEVELS:
+            assert not any(phi in r.masked[k] for phi in PHI)
+
+
 def test_llm_down_falls_back_to_the_detectors():
     from deid.config import load_config
     from deid.pipeline import Pipeline
-    p = Pipeline(load_config(llm={"enabled": True, "base_url": f"http://127.0.0.1:{_free_port()}", "retries": 1,
+    p = Pipeline(load_config(llm={"enabled": True, "base_url": dead_url(), "retries": 1,
                                   "timeout_s": 2}))
     (r,) = p.process_many([NOTE])
     assert r.llm_status == "failed:connect"
@@ -150,7 +121,7 @@ def test_eval_side_by_side_runs_without_a_server(tmp_path, capsys):
     from deid.cli import main
     main(["synth", "--n", "4", "--seed", "2", "--out", str(tmp_path)])
     capsys.readouterr()
-    assert main(["eval", "--gold", str(tmp_path / "notes.jsonl"), "--llm", f"http://127.0.0.1:{_free_port()}"]) == 0
+    assert main(["eval", "--gold", str(tmp_path / "notes.jsonl"), "--llm", dead_url()]) == 0
     out = capsys.readouterr().out
     assert "detectors P" in out and "llm R" in out and "ensemble R" in out
     name_row = next(l for l in out.splitlines() if l.startswith("NAME"))

@@ -62,8 +62,11 @@ def parse_markup(source: str, output: str) -> ParseReport:
     if not echoed.strip():
         report.invalid = True
         return report
-    to_source, altered = _align(echoed, source)
+    to_source, altered, kept = _align(echoed, source)
     report.altered_chars = altered
+    if 2 * kept < len(source.strip()):
+        report.invalid = True       # less than half the note came back: this is not an echo of it
+        return report
     for e_start, e_end, label, tier in marks:
         etype = entity_type(label)
         if etype is None:
@@ -78,13 +81,15 @@ def parse_markup(source: str, output: str) -> ParseReport:
     return report
 
 
-def _align(echoed: str, source: str) -> tuple[list[int | None], int]:
-    """For each echoed character, the source offset it stands for (None if the model added it)."""
+def _align(echoed: str, source: str) -> tuple[list[int | None], int, int]:
+    """For each echoed character, the source offset it stands for (None if the model added it); the number
+    of characters altered, and of source characters echoed unchanged."""
     mapping: list[int | None] = [None] * len(echoed)
     matcher = SequenceMatcher(None, echoed, source, autojunk=False)
-    altered = 0
+    altered = kept = 0
     for tag, a0, a1, b0, b1 in matcher.get_opcodes():
         if tag == "equal":
+            kept += a1 - a0
             for k in range(a1 - a0):
                 mapping[a0 + k] = b0 + k
         elif tag == "replace":
@@ -93,7 +98,7 @@ def _align(echoed: str, source: str) -> tuple[list[int | None], int]:
                 mapping[a0 + k] = b0 + min(b1 - b0 - 1, k * (b1 - b0) // max(1, a1 - a0))
         else:
             altered += (a1 - a0) + (b1 - b0)
-    return mapping, altered
+    return mapping, altered, kept
 
 
 # -- JSON -----------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from deid.llm.chunking import chunk, merge_found
+from deid.llm.chunking import Chunk, chunk, merge_found
 from deid.llm.client import ClientConfig, LlmClient
 from deid.llm.parse import parse_json, parse_markup
 from deid.llm.prompts import load_prompts
@@ -65,14 +65,19 @@ class LlmStage:
         self.index = index
         self.client = LlmClient(config.client)
 
-    def run(self, texts: list[str]) -> list[NoteOutcome]:
-        plan = []   # (note index, chunk, messages)
+    def requests(self, texts: list[str]) -> list[tuple[int, Chunk, list[dict]]]:
+        """(note index, chunk, chat messages) for every non-blank chunk of every note."""
+        plan = []
         for i, text in enumerate(texts):
             for c in chunk(text, self.config.chunk_chars, self.config.chunk_overlap):
                 if not c.text.strip():
                     continue
                 entries = self.index.for_text(c.text, self.config.retrieved) if self.index is not None else []
                 plan.append((i, c, self.prompts.messages(c.text, [e.prompt_line() for e in entries])))
+        return plan
+
+    def run(self, texts: list[str]) -> list[NoteOutcome]:
+        plan = self.requests(texts)
         fmt = {"type": "json_schema", "json_schema": {"schema": ENTITY_SCHEMA}} if self.config.fmt == "json" else None
         replies = self.client.complete_many([m for _, _, m in plan], response_format=fmt) if plan else []
         outcomes = [NoteOutcome() for _ in texts]

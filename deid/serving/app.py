@@ -2,6 +2,11 @@
 
 Requests are grouped by @serve.batch so the engine sees full batches; max_ongoing_requests must be at least the
 batch size (Serve's default of 5 would cap every batch at 5). Settings come from conf/serve-*.yaml.
+
+The batch handler starts the batch's generations together and returns at once with one task per request;
+each caller awaits its own. A handler that returned the answers themselves made a quick answer (or a quick
+error) wait for the slowest request of its batch, and a long generation held the batch slot so that every
+later request waited too (found by the fault tests). vLLM batches continuously inside the engine anyway.
 """
 # No `from __future__ import annotations` here: FastAPI must see the Request annotation as a class.
 import asyncio
@@ -18,11 +23,12 @@ api = FastAPI(title="deid LLM", docs_url=None, redoc_url=None)
 class ChatServer:
     def __init__(self, config: dict):
         from deid.serving.engines import make_engine
+        from deid.serving.faults import with_faults
         self.config = config
-        self.engine = make_engine(config)
+        self.engine = with_faults(make_engine(config), config.get("faults"))
         batch = config.get("batch") or {}
-        self.complete_batch.set_max_batch_size(int(batch.get("max_batch_size", 8)))
-        self.complete_batch.set_batch_wait_timeout_s(float(batch.get("batch_wait_timeout_s", 0.02)))
+        self.submit_batch.set_max_batch_size(int(batch.get("max_batch_size", 8)))
+        self.submit_batch.set_batch_wait_timeout_s(float(batch.get("batch_wait_timeout_s", 0.02)))
 
     @api.get("/health")
     async def health(self) -> dict:
@@ -42,16 +48,20 @@ class ChatServer:
         if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
             return JSONResponse({"error": {"message": "messages must be a non-empty list", "type":
                                            "invalid_request_error"}}, 400)
-        result = await self.complete_batch(body)
-        if isinstance(result, Exception):
+        task = await self.submit_batch(body)
+        try:
+            return await task
+        except asyncio.CancelledError:
+            task.cancel()          # the client went away: stop waiting or generating for it
+            raise
+        except Exception as exc:  # noqa: BLE001 - any engine failure is a 500
             # No request content in the message: it may hold note text.
-            return JSONResponse({"error": {"message": f"generation failed: {type(result).__name__}",
+            return JSONResponse({"error": {"message": f"generation failed: {type(exc).__name__}",
                                            "type": "server_error"}}, 500)
-        return result
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.02)
-    async def complete_batch(self, bodies: list[dict]) -> list:
-        return await asyncio.gather(*(self.engine.complete(b) for b in bodies), return_exceptions=True)
+    async def submit_batch(self, bodies: list[dict]) -> list[asyncio.Task]:
+        return [asyncio.ensure_future(self.engine.complete(b)) for b in bodies]
 
 
 def build_app(config: dict):

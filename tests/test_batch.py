@@ -1,0 +1,43 @@
+"""One Arrow batch through BatchProcessor: title and text analysed together, masked and reported separately."""
+import pyarrow as pa
+
+from deid.batch import BatchProcessor
+from deid.pipeline import Pipeline
+from deid.spans import EntityType, Span, split_spans
+
+
+def _batch(rows):
+    return pa.RecordBatch.from_pylist(rows, schema=pa.schema(
+        [("note_id", pa.int64()), ("note_title", pa.string()), ("note_text", pa.string())]))
+
+
+def test_title_and_text_spans_keep_their_own_offsets():
+    title, text = "张建国出院记录", "患者张建国，手机13812345678。"
+    out = BatchProcessor(Pipeline(), keep_span_text=True).process(_batch([
+        {"note_id": 1, "note_title": title, "note_text": text},
+        {"note_id": 2, "note_title": None, "note_text": text}])).to_pylist()
+    first, second = out
+    assert first["status"] == second["status"] == "ok"
+    for row in out:
+        for s in row["spans"]:
+            source = title if s["field"] == "note_title" else text
+            assert source[s["span_start"]:s["span_end"]] == s["span_text"]
+    assert {(s["field"], s["span_text"]) for s in first["spans"]} >= {
+        ("note_title", "张建国"), ("note_text", "张建国"), ("note_text", "13812345678")}
+    for k in (1, 2, 3):
+        assert "张建国" not in first[f"masked_title_l{k}"] and "张建国" not in first[f"masked_text_l{k}"]
+        assert second[f"masked_title_l{k}"] is None
+    assert all(s["field"] == "note_text" for s in second["spans"])
+    assert first["masked_count_l1"] == second["masked_count_l1"] + 1
+
+
+def test_a_span_across_the_separator_is_cut_and_both_sides_kept():
+    #            0123 4 5678
+    joined = "出院张三\n李四住院"
+    spans = [Span(2, 4, EntityType.NAME, "张三", 1, "pattern", 1.0),
+             Span(3, 7, EntityType.NAME, "三\n李四", 1, "llm", 0.8),
+             Span(5, 7, EntityType.NAME, "李四", 1, "pattern", 1.0)]
+    left, right = split_spans(spans, 4, 5)
+    assert [(s.start, s.end, s.text) for s in left] == [(2, 4, "张三"), (3, 4, "三")]
+    assert [(s.start, s.end, s.text) for s in right] == [(0, 2, "李四"), (0, 2, "李四")]
+    assert joined[5:7] == "李四"
