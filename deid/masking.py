@@ -135,17 +135,15 @@ class Masker:
 
     @staticmethod
     def _generalize(span: Span, keep: str, tag: str) -> str:
-        """Keep the address's division prefix down to `keep`, replace the rest with the tag."""
-        parts = span.attrs.get("admin_parts", ())
+        """Keep the address's longest division prefix down to `keep`, replace the rest with the tag."""
         limit = _KEEP_LEVEL[keep]
-        cut = span.start
-        for end, level in parts:
+        kept = ""
+        for prefix, level in span.attrs.get("admin_parts", ()):
             if level > limit:
                 break
-            cut = end
-        if cut <= span.start:
-            return tag
-        return span.text[: cut - span.start] + tag
+            if span.text.startswith(prefix):
+                kept = prefix
+        return kept + tag if kept and kept != span.text else tag
 
 
 # -- surrogates: same input, same key, same fake; no key, no surrogate ------------------------------

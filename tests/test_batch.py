@@ -41,3 +41,13 @@ def test_a_span_across_the_separator_is_cut_and_both_sides_kept():
     assert [(s.start, s.end, s.text) for s in left] == [(2, 4, "张三"), (3, 4, "三")]
     assert [(s.start, s.end, s.text) for s in right] == [(0, 2, "李四"), (0, 2, "李四")]
     assert joined[5:7] == "李四"
+
+
+def test_generalized_address_in_the_text_keeps_the_right_prefix_after_the_title():
+    # Offsets shift by the title's length; the address's division prefixes must not.
+    text = "现住河北省廊坊市广阳区福福街46号。"
+    (row,) = BatchProcessor(Pipeline()).process(_batch([
+        {"note_id": 1, "note_title": "入院记录", "note_text": text}])).to_pylist()
+    assert row["masked_text_l1"] == "现住河北省廊坊市广阳区〔地址〕。"
+    assert row["masked_text_l2"] == "现住河北省〔地址〕。"
+    assert row["masked_text_l3"] == "现住〔地址〕。"

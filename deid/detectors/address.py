@@ -1,8 +1,9 @@
 """ADDRESS: division names from the gazetteer, or an address cue (住址, 现住 ...), followed by
 road / community / building / room components. Granularity decides the tier: an address that reaches
 below county level (town, street, community, building, house number) is tier 1; one that stops at
-province / city / district / county is tier 2. The span records where its administrative prefix ends
-(`admin_end`), which the generalize operator keeps.
+province / city / district / county is tier 2. The span records its administrative prefixes with their
+division levels (`admin_parts`: ("河北省", 1), ("河北省廊坊市", 2) ...) as text, not offsets, so they stay
+true wherever the span is moved; the generalize operator keeps one of them.
 """
 from __future__ import annotations
 
@@ -53,7 +54,6 @@ class AddressDetector:
             if built is None:
                 continue
             end, admin_parts, fine, has_admin = built
-            admin_end = admin_parts[-1][0] if admin_parts else start
             if not has_admin and starts[start] != "cue":
                 continue
             if not has_admin and not fine:
@@ -61,7 +61,8 @@ class AddressDetector:
             tier = address_tier(fine)
             why = ("address.fine" if fine else "address.admin") + ("_cue" if starts[start] == "cue" else "")
             spans.append(make_span(text, start, end, EntityType.ADDRESS, tier, "dictionary" if has_admin else "pattern",
-                                   0.95 if has_admin else 0.85, why, admin_end=admin_end, admin_parts=tuple(admin_parts),
+                                   0.95 if has_admin else 0.85, why,
+                                   admin_parts=tuple((text[start:part_end], level) for part_end, level in admin_parts),
                                    granularity="fine" if fine else "admin"))
             covered_to = end
         return spans
