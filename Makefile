@@ -48,9 +48,10 @@ bench: install
 
 # The embedded default: a sample NOTE Delta table (made once), the Spark job on local[2], a summary.
 # `make run LLM=local` also starts the local LLM server (Ray Serve + llama.cpp) and runs the job with the LLM
-# stage on the first LLM_NOTES notes into data/llm (a 0.5B model on two CPU cores: about 20 s a note).
+# stage on the first LLM_NOTES notes into data/llm (a 0.5B model on two CPU cores: about 20 s a note, so
+# about 20 minutes for 50; the console shows Spark's task progress).
 LLM ?=
-LLM_NOTES ?= 10
+LLM_NOTES ?= 50
 run: install
 	@test -d data/omop/note/_delta_log || $(VENV)/bin/deid synth --n $(SAMPLE_N) --seed 7 --out data/sample --delta data/omop/note
 ifeq ($(LLM),local)

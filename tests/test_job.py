@@ -312,3 +312,13 @@ def test_llm_stage_through_the_real_server_with_faults(spark, tmp_path, notes, s
         for r in table(tmp_path, name).to_pylist():
             assert not any(p in r["note_text"] for p in phi), name
     assert_exactly_once(tmp_path, ids)
+    # Quarantine instead: the three fallback notes run again, fail again and leave the masked tables; the
+    # two answered notes are unchanged. Every note is accounted for, and the quarantine says why without PHI.
+    llm["llm"].update(on_failure="quarantine", timeout_s=5)
+    again = run(spark, job(tmp_path, pipeline_overrides=llm))
+    assert (again["notes_unchanged"], again["notes_quarantined"], again["notes_written"]) == (2, 3, 0)
+    assert_exactly_once(tmp_path, ids[:2])
+    quarantine = table(tmp_path, "deid_quarantine").to_pylist()
+    assert sorted(q["note_id"] for q in quarantine) == sorted(ids[2:])
+    for q in quarantine:
+        assert q["error_class"] == "LlmUnavailable" and not any(p in str(q) for p in phi)
