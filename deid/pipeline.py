@@ -38,7 +38,7 @@ class NoteTooLarge(NoteError):
 @dataclass(frozen=True)
 class Analysis:
     spans: list[Span]
-    llm_status: str = "off"       # off | ok | failed:<reason>
+    llm_status: str = "off"       # off | ok | truncated | failed:<reason>
     prompt_tokens: int = 0
     completion_tokens: int = 0
 

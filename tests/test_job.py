@@ -306,8 +306,9 @@ def test_llm_stage_through_the_real_server_with_faults(spark, tmp_path, notes, s
     for s in table(tmp_path, "note_phi_spans").to_pylist():
         if s["field"] == "note_text":
             status.setdefault(s["note_id"], set()).add(s["llm_status"])
-    assert [status[i] for i in ids] == [{"ok"}, {"ok"}, {"failed:http_500"}, {"failed:timeout"},
-                                        {"failed:unparseable"}]
+    answered = {"ok", "truncated"}            # "truncated": the small model used up max_tokens
+    assert status[ids[0]] <= answered and status[ids[1]] <= answered
+    assert [status[i] for i in ids[2:]] == [{"failed:http_500"}, {"failed:timeout"}, {"failed:unparseable"}]
     for name in MASKED:
         for r in table(tmp_path, name).to_pylist():
             assert not any(p in r["note_text"] for p in phi), name
@@ -322,3 +323,13 @@ def test_llm_stage_through_the_real_server_with_faults(spark, tmp_path, notes, s
     assert sorted(q["note_id"] for q in quarantine) == sorted(ids[2:])
     for q in quarantine:
         assert q["error_class"] == "LlmUnavailable" and not any(p in str(q) for p in phi)
+
+
+@pytest.mark.parametrize("name", ["local.yaml", "local-llm.yaml", "cluster.yaml", "cluster-llm.yaml"])
+def test_every_job_config_loads_with_its_pipeline(name):
+    from deid.config import load_config
+    cfg = load_job_config(ROOT / "conf" / name)
+    pipeline = load_config(cfg.pipeline_config, **cfg.pipeline_overrides)
+    assert pipeline.llm.enabled == name.endswith("-llm.yaml")
+    if pipeline.llm.enabled:
+        assert pipeline.llm.client.base_url.startswith("http")

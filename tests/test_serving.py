@@ -19,6 +19,15 @@ def test_corrupt_parts_are_refused(tmp_path, monkeypatch):
     assert not list((tmp_path / "cache").glob("*"))           # nothing half-written is left behind
 
 
+def test_fault_rules_are_checked_and_absent_rules_leave_the_engine_alone():
+    from deid.serving.faults import FaultRule, with_faults
+    engine = object()
+    assert with_faults(engine, None) is engine and with_faults(engine, []) is engine
+    for bad in ({"when": "", "action": "error"}, {"when": "x", "action": "explode"}):
+        with pytest.raises(ValueError, match="fault rule"):
+            FaultRule(**bad)
+
+
 def test_missing_part_package_is_named(monkeypatch):
     monkeypatch.setattr(gguf, "PARTS", ["no_such_pkg_for_deid"])
     with pytest.raises(gguf.ModelFileError, match="no-such-pkg-for-deid"):
@@ -68,7 +77,7 @@ def test_pipeline_with_the_llm_stage_on(served):
                                   "concurrency": 2}))
     assert "json:" in p.component_versions["llm"]
     (r,) = p.process_many([NOTE])
-    assert r.llm_status == "ok" and r.prompt_tokens > 300
+    assert r.llm_status in ("ok", "truncated") and r.prompt_tokens > 300
     kinds = {(s.entity_type.value, s.text) for s in r.spans}
     assert {("NAME", "张建国"), ("CONTACT", "13812345678"), ("HOSPITAL", "北京协和医院")} <= kinds
     for s in r.spans:
@@ -76,6 +85,15 @@ def test_pipeline_with_the_llm_stage_on(served):
 
 
 PHI = ("张建国", "13812345678")
+
+
+def test_an_answer_cut_at_max_tokens_is_used_and_reported(served):
+    from deid.config import load_config
+    from deid.pipeline import Pipeline
+    p = Pipeline(load_config(llm={"enabled": True, "base_url": served, "max_tokens": 8, "timeout_s": 120}))
+    (r,) = p.process_many([NOTE])
+    assert r.llm_status == "truncated" and r.completion_tokens == 8
+    assert "张建国" not in r.masked[1]
 
 
 def test_server_faults_reach_the_client_as_failures_without_note_text(served):
@@ -98,7 +116,7 @@ def test_every_server_fault_falls_back_to_the_detectors_and_nothing_leaks(served
     from deid.config import load_config
     from deid.pipeline import LEVELS, Pipeline
     p = Pipeline(load_config(llm={"enabled": True, "format": fmt, "base_url": served, "timeout_s": 3,
-                                  "retries": 1, "backoff_s": 0.1}))
+                                  "retries": 1, "backoff_s": 0.1, "max_tokens": 16}))
     results = p.process_many([NOTE + FAULTS[k] for k in ("error", "delay", "malformed")])
     assert [r.llm_status for r in results] == ["failed:http_500", "failed:timeout", "failed:unparseable"]
     for r in results:

@@ -1,8 +1,10 @@
 """The LLM stage: notes -> chunks -> retrieved dictionary entries -> prompt -> model -> parsed spans.
 
 All chunks of a batch of notes go to the server concurrently (bounded by the client), so the server's batches
-stay full. Each note gets a status: "ok", or "failed:<reason>" when any of its chunks failed; the caller
-decides whether such a note falls back to the detectors or is quarantined. Spans say detector "llm".
+stay full. Each note gets a status: "ok"; "truncated" when an answer hit max_tokens (what it holds is used;
+a rerun would cut it the same way, so it is not a failure: raise max_tokens or lower chunk_chars); or
+"failed:<reason>" when any of its chunks failed, and the caller decides whether such a note falls back to
+the detectors or is quarantined. Spans say detector "llm".
 """
 from __future__ import annotations
 
@@ -94,6 +96,8 @@ class LlmStage:
                 out.status = "failed:unparseable"
                 continue
             out.dropped += report.dropped + report.unknown_type
+            if reply.finish_reason == "length" and out.status == "ok":
+                out.status = "truncated"     # the answer hit max_tokens: entities after the cut are missing
             per_note.setdefault(i, []).append((c, report.found))
         for i, found_lists in per_note.items():
             text = texts[i]
