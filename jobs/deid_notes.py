@@ -166,7 +166,8 @@ def _fail_point(name: str) -> None:
 
 def _stage(name: str, n: int, t0: float) -> None:
     dt = max(time.perf_counter() - t0, 1e-9)
-    log.info("stage %-12s %8d notes  %7.1f s  %8.1f notes/s", name, n, dt, n / dt)
+    rate = f"{n / dt:8.1f} notes/s" if n >= dt else f"{dt / n:8.1f} s/note" if n else ""
+    log.info("stage %-12s %8d notes  %7.1f s  %s", name, n, dt, rate)
 
 
 def run(spark, cfg: JobConfig) -> dict:
