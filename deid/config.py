@@ -13,8 +13,28 @@ DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "conf" / "pipeline.yam
 KNOWN_COMPONENTS = ("ner", "id_number", "contact", "hospital", "address", "name", "std", "pregnancy")
 
 
+# Settings that change how the work is done, not what is found: left out of the digest (and so of
+# pipeline_version), so that moving the LLM endpoint or tuning concurrency does not re-process every note.
+# The policies' content has its own digest; its path differs between the driver and the workers.
+OPERATIONAL = {"ner": {"threads", "batch_size"},
+               "llm": {"base_url", "concurrency", "timeout_s", "retries", "backoff_s", "api_key_env", "on_failure"},
+               "policies": None}
+
+
 class ConfigError(ValueError):
     pass
+
+
+def output_digest(doc: dict) -> str:
+    """Digest of the settings that decide the output."""
+    kept = {}
+    for key, value in doc.items():
+        if key in OPERATIONAL and OPERATIONAL[key] is None:
+            continue
+        if key in OPERATIONAL and isinstance(value, dict):
+            value = {k: v for k, v in value.items() if k not in OPERATIONAL[key]}
+        kept[key] = value
+    return digest_bytes(yaml.safe_dump(kept, sort_keys=True, allow_unicode=True).encode())
 
 
 @dataclass(frozen=True)
@@ -80,6 +100,6 @@ def parse_config(doc: dict, base_dir: Path) -> PipelineConfig:
         max_chars=int((doc.get("limits") or {}).get("max_chars", 2_000_000)),
         tier_rule=tier_rule,
         llm=llm,
-        digest=digest_bytes(yaml.safe_dump(doc, sort_keys=True, allow_unicode=True).encode()),
+        digest=output_digest(doc),
         raw=doc,
     )

@@ -53,3 +53,15 @@ def test_unknown_component_is_a_config_error():
 def test_detectors_only_config_runs_without_ner():
     p = Pipeline(load_config(components=["id_number", "contact", "name"]))
     assert [s.text for s in p.analyze("姓名：张建国，电话13812345678")] == ["张建国", "13812345678"]
+
+
+def test_config_digest_ignores_how_the_work_is_done_and_follows_what_is_found():
+    from deid.config import load_config
+    base = load_config().digest
+    for operational in ({"llm": {"base_url": "http://elsewhere:8000", "concurrency": 64, "timeout_s": 5,
+                                 "retries": 0, "on_failure": "quarantine"}},
+                        {"ner": {"threads": 4, "batch_size": 8}}, {"policies": "/somewhere/else.yaml"}):
+        assert load_config(**operational).digest == base, operational
+    for decisive in ({"llm": {"max_tokens": 64}}, {"llm": {"format": "markup"}}, {"ner": {"gate": False}},
+                     {"merge": {"tier_rule": "protective"}}, {"components": ["name"]}):
+        assert load_config(**decisive).digest != base, decisive
