@@ -115,11 +115,11 @@ def cmd_summary(args) -> int:
     import pyarrow.compute as pc
     from deltalake import DeltaTable
 
+    from deid.io import TABLE_SCHEMAS
     root = Path(args.root)
-    names = ["note_phi_spans", "note_deid_l1", "note_deid_l2", "note_deid_l3", "deid_quarantine", "deid_runs"]
     print("Delta tables:")
     tables = {}
-    for name in names:
+    for name in TABLE_SCHEMAS:
         path = root / name
         if DeltaTable.is_deltatable(str(path)):
             tables[name] = DeltaTable(str(path))

@@ -312,7 +312,7 @@ class JobRun:
         if not old_dir.exists() or last["config_digest"] != self.pconf.digest:
             log.info("reprocess affected: the previous run's dictionaries or config are not comparable; re-running all")
             return todo, None
-        old_files = {str(p.relative_to(old_dir)): p.read_bytes() for p in old_dir.rglob("*") if p.is_file()}
+        old_files = resource_bundle(old_dir)
         changed = {k for k in set(old_files) | set(self.files) if old_files.get(k) != self.files.get(k)}
         if any(not k.startswith("dictionaries/") for k in changed):
             log.info("reprocess affected: non-dictionary resources changed (%s); re-running all", sorted(changed))
