@@ -39,7 +39,8 @@ def text_digest(secret: bytes | None, text: str) -> str | None:
 SEPARATOR = "\n"
 
 
-def _joined(title: str | None, text: str | None) -> str:
+def joined_note(title: str | None, text: str | None) -> str:
+    """Title and text as the pipeline analyses them."""
     return f"{title or ''}{SEPARATOR}{text or ''}"
 
 
@@ -77,7 +78,7 @@ class BatchProcessor:
                 rows[i] = self._failed(ids[i], "decode", "InvalidEncoding", "note text is not valid UTF-8")
                 continue
             try:
-                self.pipeline.check(_joined(title, text))
+                self.pipeline.check(joined_note(title, text))
             except NoteError as exc:
                 rows[i] = self._failed(ids[i], "validate", type(exc).__name__, str(exc))
                 continue
@@ -92,7 +93,7 @@ class BatchProcessor:
         if not idx:
             return
         try:
-            analyses = self.pipeline.analyze_batch([_joined(titles[i], texts[i]) for i in idx])
+            analyses = self.pipeline.analyze_batch([joined_note(titles[i], texts[i]) for i in idx])
             outputs = [self._mask(titles[i], texts[i], a) for i, a in zip(idx, analyses)]
         except Exception as exc:  # noqa: BLE001 - any failure must quarantine, never pass a note through
             if len(idx) == 1:

@@ -64,6 +64,8 @@ def affected_function(terms_broadcast):
     """mapInArrow function: (note_id, note_title, note_text) -> (note_id) of notes holding a changed term."""
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         import ahocorasick
+
+        from deid.batch import joined_note
         auto = ahocorasick.Automaton()
         for term in terms_broadcast.value:
             auto.add_word(term.lower(), term)
@@ -71,7 +73,7 @@ def affected_function(terms_broadcast):
         for batch in batches:
             hits = []
             for note_id, title, text in zip(*(batch.column(c).to_pylist() for c in ("note_id", "note_title", "note_text"))):
-                body = f"{title or ''}\n{text or ''}".lower()
+                body = joined_note(title, text).lower()
                 if any(True for _ in auto.iter(body)):
                     hits.append(note_id)
             yield pa.RecordBatch.from_pydict({"note_id": pa.array(hits, pa.int64())})
