@@ -33,6 +33,11 @@ class Scores:
     notes: int = 0
     errors: list = field(default_factory=list)                            # (kind, type, text, note id)
 
+    def add_spans(self, note: dict, spans) -> None:
+        """A gold note ({id, spans}) against the pipeline's Span objects; level k masks tiers <= k."""
+        masked = {lvl: [(s.start, s.end) for s in spans if s.tier <= lvl] for lvl in (1, 2, 3)}
+        self.add(note["id"], note["spans"], [s.to_dict() for s in spans], masked)
+
     def add(self, note_id, gold: list[dict], pred: list[dict], masked_by_level: dict[int, list[tuple[int, int]]]):
         self.notes += 1
         for t in TYPES:
@@ -137,9 +142,7 @@ def evaluate(notes, pipeline, batch: int = 64) -> Scores:
     for i in range(0, len(notes), batch):
         chunk = notes[i:i + batch]
         for note, spans in zip(chunk, pipeline.analyze_many([n["text"] for n in chunk])):
-            pred = [s.to_dict() for s in spans]
-            masked = {lvl: [(s.start, s.end) for s in spans if s.tier <= lvl] for lvl in (1, 2, 3)}
-            scores.add(note["id"], note["spans"], pred, masked)
+            scores.add_spans(note, spans)
     return scores
 
 
@@ -158,8 +161,7 @@ def evaluate_with_llm(notes, pipeline, stage, batch: int = 16) -> dict:
             variants = {"detectors": det, "llm": merge(out.spans, cfg.type_priority, cfg.tier_rule),
                         "ensemble": merge(det + out.spans, cfg.type_priority, cfg.tier_rule)}
             for name, spans in variants.items():
-                masked = {lvl: [(s.start, s.end) for s in spans if s.tier <= lvl] for lvl in (1, 2, 3)}
-                scores[name].add(note["id"], note["spans"], [s.to_dict() for s in spans], masked)
+                scores[name].add_spans(note, spans)
     return scores
 
 
