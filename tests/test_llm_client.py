@@ -1,7 +1,6 @@
 """The LLM client against a real HTTP server on 127.0.0.1 that misbehaves on request: down, HTTP 500, flaky,
 slower than the timeout, malformed output; and the concurrency bound."""
 import asyncio
-import socket
 import threading
 import time
 
@@ -9,6 +8,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
+from support import free_port
 
 from deid.llm.client import ClientConfig, LlmClient
 
@@ -39,12 +39,6 @@ async def chat(request: Request):
                 "usage": {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}}
     finally:
         STATE["inflight"] -= work
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

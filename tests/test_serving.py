@@ -45,11 +45,9 @@ def test_a_note_through_client_prompt_and_parser(served):
     from deid.llm.client import ClientConfig, LlmClient
     from deid.llm.parse import parse_json, parse_markup
     from deid.llm.prompts import load_prompts
+    from deid.llm.stage import ENTITY_SCHEMA
     note = "患者张建国，男，52岁，手机13812345678，于北京协和医院就诊。"
     client = LlmClient(ClientConfig(base_url=served, max_tokens=160, timeout_s=180, concurrency=2))
-    schema = {"type": "array", "items": {"type": "object", "properties": {
-        "type": {"type": "string"}, "text": {"type": "string"}, "tier": {"type": "integer"}, "left": {"type": "string"}},
-        "required": ["type", "text"]}}
     json_reply, markup_reply = client.complete_many(
         [load_prompts("json").messages(note, ["北京协和医院（医院名称）"]),
          load_prompts("markup").messages(note, ["北京协和医院（医院名称）"])],
@@ -61,7 +59,7 @@ def test_a_note_through_client_prompt_and_parser(served):
         for f in report.found:
             assert note[f.start:f.end] == f.text
     constrained = client.complete_many([load_prompts("json").messages(note, [])],
-                                       response_format={"type": "json_schema", "json_schema": {"schema": schema}})[0]
+                                       response_format={"type": "json_schema", "json_schema": {"schema": ENTITY_SCHEMA}})[0]
     assert constrained.ok
     report = parse_json(note, constrained.content)
     assert not report.invalid
