@@ -90,6 +90,10 @@ class DeltaRs:
     """Delta tables through delta-rs: what runs where the Delta JVM jars cannot be had."""
     storage_options: dict | None = None
 
+    def _table(self, path: str):
+        from deltalake import DeltaTable
+        return DeltaTable(path, storage_options=self.storage_options)
+
     def exists(self, path: str) -> bool:
         from deltalake import DeltaTable
         return DeltaTable.is_deltatable(path, storage_options=self.storage_options)
@@ -102,30 +106,25 @@ class DeltaRs:
             DeltaTable.create(path, schema=schema, mode="ignore", storage_options=self.storage_options)
 
     def version(self, path: str) -> int | None:
-        from deltalake import DeltaTable
-        return DeltaTable(path, storage_options=self.storage_options).version() if self.exists(path) else None
+        return self._table(path).version() if self.exists(path) else None
 
     def files(self, path: str) -> list[str]:
         """The live data files of the current version, from the Delta log (never a directory listing, which
         would bring back files that MERGE and DELETE removed)."""
-        from deltalake import DeltaTable
-        table = DeltaTable(path, storage_options=self.storage_options)
+        table = self._table(path)
         features = set(table.protocol().reader_features or [])
         if "deletionVectors" in features and any(table.deletion_vectors().column("deletion_vector")):
             raise SchemaError(f"{path} has deletion vectors; read it with Spark's native Delta engine")
         return table.file_uris()
 
     def arrow_schema(self, path: str) -> pa.Schema:
-        from deltalake import DeltaTable
-        return pa.schema(DeltaTable(path, storage_options=self.storage_options).schema())
+        return pa.schema(self._table(path).schema())
 
     def replace_notes(self, path: str, schema: pa.Schema, source_files: list[str]) -> dict:
         """One MERGE commit: rows of every note in the source are replaced by the source's rows."""
-        from deltalake import DeltaTable
         self.ensure(path, schema)
         source = ds.dataset(source_files, format="parquet", schema=with_marker(schema)).scanner().to_reader()
-        table = DeltaTable(path, storage_options=self.storage_options)
-        return (table.merge(source, predicate=replace_predicate(), source_alias="s", target_alias="t")
+        return (self._table(path).merge(source, predicate=replace_predicate(), source_alias="s", target_alias="t")
                 .when_matched_delete()
                 .when_not_matched_insert(updates={c: f"s.{c}" for c in schema.names}, predicate=f"NOT s.{MARKER}")
                 .execute())
@@ -139,7 +138,6 @@ class DeltaRs:
         import uuid
 
         import pyarrow.parquet as pq
-        from deltalake import DeltaTable
         from deltalake.transaction import AddAction
         self.ensure(path, schema)
         actions = []
@@ -154,25 +152,22 @@ class DeltaRs:
             actions.append(AddAction(name, os.path.getsize(dest), {}, int(os.path.getmtime(dest) * 1000), True,
                                      json.dumps({"numRecords": rows})))
         if actions:
-            DeltaTable(path, storage_options=self.storage_options).create_write_transaction(
-                actions, mode="append", schema=schema)
+            self._table(path).create_write_transaction(actions, mode="append", schema=schema)
         return len(actions)
 
     def upsert(self, path: str, rows: pa.Table, key: str) -> dict:
         """Insert rows, or update the ones whose `key` is already there (one commit)."""
-        from deltalake import DeltaTable
         self.ensure(path, rows.schema)
-        return (DeltaTable(path, storage_options=self.storage_options)
+        return (self._table(path)
                 .merge(rows, predicate=f"t.{key} = s.{key}", source_alias="s", target_alias="t")
                 .when_matched_update_all().when_not_matched_insert_all().execute())
 
     def move_version(self, path: str, old: str, new: str) -> dict:
         """Rows still at `old` belong to notes that were not re-run: move them to `new` (one commit).
         Re-run notes already carry `new`, so the predicate leaves them alone."""
-        from deltalake import DeltaTable
         if not self.exists(path):
             return {}
-        return DeltaTable(path, storage_options=self.storage_options).update(
+        return self._table(path).update(
             predicate=f"pipeline_version = '{_sql_str(old)}'", updates={"pipeline_version": f"'{_sql_str(new)}'"})
 
 
