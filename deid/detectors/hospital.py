@@ -46,6 +46,18 @@ def _ascii_word_boundary(text: str, start: int, end: int) -> bool:
     return not (before.isascii() and before.isalnum()) and not (after.isascii() and after.isalnum())
 
 
+ALIAS_KINDS = ("alias", "ambiguous")
+
+
+def hospital_forms(row: dict) -> list[tuple[str, str]]:
+    """(form, kind) for one hospitals.tsv row: its name ("name"), aliases ("alias"; "ambiguous" when marked
+    with ~ in the file: also an ordinary word), English names ("english")."""
+    forms = [(row["name"], "name")]
+    for alias in filter(None, row.get("aliases", "").split(";")):
+        forms.append((alias[1:], "ambiguous") if alias.startswith("~") else (alias, "alias"))
+    return forms + [(en, "english") for en in filter(None, row.get("english", "").split(";"))]
+
+
 class HospitalDetector:
     name = "hospital"
 
@@ -57,11 +69,7 @@ class HospitalDetector:
         auto = ahocorasick.Automaton()
         for row in res.rows():
             name = row["name"]
-            forms = [(name, "name")]
-            for alias in filter(None, row.get("aliases", "").split(";")):
-                forms.append((alias[1:], "ambiguous") if alias.startswith("~") else (alias, "alias"))
-            forms += [(en, "english") for en in filter(None, row.get("english", "").split(";"))]
-            for form, kind in forms:
+            for form, kind in hospital_forms(row):
                 entry = _Entry(name, form, kind)
                 self.entries.append(entry)
                 key = form.lower()

@@ -16,6 +16,7 @@ from typing import Protocol
 import numpy as np
 
 from deid import resources
+from deid.detectors.hospital import ALIAS_KINDS, hospital_forms
 
 
 class Embedder(Protocol):
@@ -87,10 +88,11 @@ class Entry:
 def dictionary_entries(include_aliases: bool = True) -> list[Entry]:
     entries = []
     for row in resources.load("dictionaries/hospitals.tsv").rows():
-        forms = [row["name"]] + [e for e in row["english"].split(";") if e]
+        forms = hospital_forms(row)
+        texts = [f for f, kind in forms if kind not in ALIAS_KINDS]
         if include_aliases:
-            forms += [a.lstrip("~") for a in row["aliases"].split(";") if a]
-        entries += [Entry("hospital", row["name"], f) for f in forms]
+            texts += [f for f, kind in forms if kind in ALIAS_KINDS]
+        entries += [Entry("hospital", row["name"], f) for f in texts]
     for kind, name in (("std", "std_terms.tsv"), ("pregnancy", "pregnancy_terms.tsv")):
         for row in resources.load(f"dictionaries/{name}").rows():
             entries.append(Entry(kind, row.get("canonical") or row["term"], row["term"], int(row["tier"])))
@@ -146,8 +148,8 @@ def build_index(embedder: Embedder | None = None, include_aliases: bool = True) 
 def alias_accuracy(embedder: Embedder | None = None) -> tuple[float, int]:
     """Top-1 accuracy of alias -> canonical hospital, with aliases kept out of the index build."""
     index = build_index(embedder, include_aliases=False)
-    hospitals = [r for r in resources.load("dictionaries/hospitals.tsv").rows() if r["aliases"]]
-    pairs = [(a.lstrip("~"), r["name"]) for r in hospitals for a in r["aliases"].split(";") if a]
+    pairs = [(form, row["name"]) for row in resources.load("dictionaries/hospitals.tsv").rows()
+             for form, kind in hospital_forms(row) if kind in ALIAS_KINDS]
     hits = index.search([a for a, _ in pairs], k=1)
     right = sum(1 for (_, canon), h in zip(pairs, hits) if h and h[0][1].canonical == canon)
     return right / len(pairs), len(pairs)
