@@ -1,14 +1,12 @@
-"""Helpers shared by test modules: free loopback ports, Ray's processes, the real `deid serve` process."""
-import signal
+"""Helpers shared by test modules: free loopback ports, Ray's processes, the real `deid serve` with fault rules."""
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-import httpx
 import psutil
 import yaml
+
+from deid.serving.process import ServeProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,25 +46,15 @@ class Served:
         path = workdir / "serve.yaml"
         path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
         self.before = ray_processes()
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        self.proc = subprocess.Popen([sys.executable, "-m", "deid.cli", "serve", "--config", str(path), "--port",
-                                      str(port)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        deadline = time.time() + 300
-        while time.time() < deadline:
-            try:
-                if httpx.get(self.url + "/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if self.proc.poll() is not None:
-                raise RuntimeError(self.proc.stdout.read()[-3000:])
-            time.sleep(1)
-        self.proc.kill()
-        raise RuntimeError("deid serve did not become healthy in 300 s")
+        self.server = ServeProcess(path, port=free_port(), capture=True)
+        self.url = self.server.url
+        try:
+            self.server.wait_healthy(300)
+        except RuntimeError:
+            self.server.stop()
+            raise
 
     def stop(self) -> set[int]:
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(60)
+        self.server.stop()
         time.sleep(2)
         return ray_processes() - self.before
