@@ -170,6 +170,11 @@ def _stage(name: str, n: int, t0: float) -> None:
     log.info("stage %-12s %8d notes  %7.1f s  %s", name, n, dt, rate)
 
 
+def _llm_failed():
+    """A result row whose LLM call failed: it was written from the detectors alone."""
+    return F.coalesce(F.col("llm_status"), F.lit("")).startswith("failed")
+
+
 def run(spark, cfg: JobConfig) -> dict:
     """The whole job on an existing SparkSession; returns the deid_runs row."""
     return JobRun(spark, cfg).execute()
@@ -345,7 +350,7 @@ class JobRun:
         totals = results.groupBy().agg(
             F.sum(F.when(F.col("status") == "ok", 1).otherwise(0)).alias("ok"),
             F.sum(F.when(F.col("status") != "ok", 1).otherwise(0)).alias("bad"),
-            F.sum(F.when(F.col("llm_status").startswith("failed"), 1).otherwise(0)).alias("fallback"),
+            F.sum(F.when(_llm_failed(), 1).otherwise(0)).alias("fallback"),
             F.sum("prompt_tokens").alias("prompt"), F.sum("completion_tokens").alias("completion")).first()
         self.counts.written = totals["ok"] or 0
         self.counts.quarantined = (totals["bad"] or 0) + self.counts.duplicates
@@ -362,8 +367,7 @@ class JobRun:
         ok, bad = results.filter("status = 'ok'"), results.filter("status != 'ok'")
         meta = todo.drop("note_title", "note_text")
         keys = meta.select("note_id", "person_id", "note_digest")
-        fell_back = F.coalesce(F.col("llm_status"), F.lit("")).startswith("failed")
-        version = F.when(fell_back, F.lit(self.version + dio.FALLBACK_SUFFIX)).otherwise(F.lit(self.version))
+        version = F.when(_llm_failed(), F.lit(self.version + dio.FALLBACK_SUFFIX)).otherwise(F.lit(self.version))
         stamp = {"pipeline_version": F.lit(self.version), "run_id": F.lit(self.run_id)}
         ok = ok.withColumn("pipeline_version", version)
 
