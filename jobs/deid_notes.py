@@ -341,7 +341,7 @@ class JobRun:
         sc = self.spark.sparkContext
         sc.setJobDescription("deid: detect and mask")
         results_dir = os.path.join(self.io.staging, "results")
-        bundle = sc.broadcast(make_bundle(self.pconf.raw, Path(self.pconf.policies_path).read_bytes(),
+        bundle = sc.broadcast(make_bundle(self.pconf.raw, Path(self.pconf.policies_path).read_bytes(), self.files,
                                           index_bytes=self.index_bytes))
         fn = partition_function(bundle, self.cfg.secret_env, self.cfg.keep_span_text)
         (todo.select("note_id", "note_title", "note_text").repartition(max(1, self.cfg.partitions))

@@ -16,10 +16,11 @@ import pyarrow as pa
 _WORKER_CACHE: dict[str, object] = {}
 
 
-def make_bundle(pipeline_config_raw: dict, policies_bytes: bytes, resources_root: Path | None = None,
+def make_bundle(pipeline_config_raw: dict, policies_bytes: bytes, files: dict[str, bytes],
                 index_bytes: bytes | None = None) -> dict:
-    from deid.resources import bundle, combine_digests, digest_bytes
-    files = bundle(resources_root)
+    """files: the resource files the driver read (deid.resources.bundle), so workers get the same bytes the
+    run's dictionary version was computed from."""
+    from deid.resources import combine_digests, digest_bytes
     digest = combine_digests({**{k: digest_bytes(v) for k, v in files.items()},
                               "__config__": digest_bytes(repr(sorted(pipeline_config_raw.items())).encode()),
                               "__policies__": digest_bytes(policies_bytes)})
