@@ -110,6 +110,42 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_eval_real(args) -> int:
+    """Score the pipeline on the public real-text corpora found under --data (see deid.corpora)."""
+    import os
+
+    from deid.corpora import REAL_DATA_ENV, SOURCES, load_corpora
+    from deid.evaluate import evaluate_real
+    root = args.data or os.environ.get(REAL_DATA_ENV)
+    if not root or not Path(root).is_dir():
+        print(f"no real-text data: set ${REAL_DATA_ENV} (or --data) to a folder holding these files "
+              f"(skipping, nothing to score):")
+        for key, src in SOURCES.items():
+            print(f"  {key:<14} <folder>/{src.repo.split('/')[1]}/{src.path}   (github {src.repo})")
+        return 0
+    corpora = load_corpora(Path(root), args.corpus)
+    if not corpora:
+        print(f"none of the corpora is under {root}; expected e.g. {next(iter(SOURCES.values())).location(Path(root))}")
+        return 0
+    pipeline = _pipeline(args)
+    print(f"pipeline {pipeline.version}  real text under {root}")
+    results = {}
+    for key, notes in corpora.items():
+        if args.write_gold:
+            out = Path(args.write_gold) / f"{key}.jsonl"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text("".join(_json_line(n) for n in notes), encoding="utf-8")
+        scores = evaluate_real(notes[: args.limit] if args.limit else notes, pipeline, key)
+        results[key] = scores.to_dict()
+        print(scores.to_text())
+        for kind, t, text, nid in scores.errors[: args.errors]:
+            print(f"    {kind:<8} {t:<10} {text!r}  {nid}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"pipeline": pipeline.version, "corpora": results},
+                                              ensure_ascii=False, indent=2))
+    return 0
+
+
 def cmd_summary(args) -> int:
     """What a run left behind, read with plain deltalake (no Spark)."""
     import pyarrow.compute as pc
@@ -215,6 +251,16 @@ def main(argv=None) -> int:
     e.add_argument("--llm", help="an OpenAI-compatible endpoint: score detectors, LLM and ensemble side by side")
     e.add_argument("--llm-format", default="json", choices=["json", "markup"])
     e.set_defaults(func=cmd_eval)
+
+    r = sub.add_parser("eval-real", help="score on public real-text corpora (addresses, names, EMR, questions)")
+    r.add_argument("--data", help="folder holding the corpora (default $DEID_REAL_DATA)")
+    r.add_argument("--corpus", action="append", help="only this corpus (repeatable)")
+    r.add_argument("--config", help="pipeline config (default conf/pipeline.yaml)")
+    r.add_argument("--errors", type=int, default=0, help="print the first N errors per corpus")
+    r.add_argument("--limit", type=int, help="score only the first N notes of each corpus")
+    r.add_argument("--json", help="also write the scores as JSON here")
+    r.add_argument("--write-gold", help="also write each corpus as gold JSONL (what deid eval reads) here")
+    r.set_defaults(func=cmd_eval_real)
 
     m = sub.add_parser("summary", help="summarize the Delta outputs of the Spark job (no Spark needed)")
     m.add_argument("--root", default="data", help="folder holding the output tables")

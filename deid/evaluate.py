@@ -178,3 +178,125 @@ def side_by_side(scores: dict) -> str:
     for lvl in (1, 2, 3):
         lines.append(f"{'leak L' + str(lvl):<10}" + "".join(f"{'':>12}{leaks[n].get(lvl, 0):>12.4%}" for n in names))
     return "\n".join(lines)
+
+
+# -- real text ----------------------------------------------------------------------------------------------
+# Types whose span over a clinical mention is certainly wrong (an STD or pregnancy span over a disease is not).
+NON_CLINICAL_TYPES = frozenset({"NAME", "ID_NUMBER", "CONTACT", "HOSPITAL", "ADDRESS"})
+
+
+def _coverage(start: int, end: int, intervals) -> int:
+    """Characters of [start, end) inside the union of intervals."""
+    covered, pos = 0, start
+    for s, e in sorted(intervals):
+        s, e = max(s, pos), min(e, end)
+        if e > s:
+            covered += e - s
+            pos = e
+    return covered
+
+
+@dataclass
+class RealScores:
+    """What a real corpus can show, whatever it labels: per labelled type, recall (exact, overlap, whole,
+    touched) and overlap precision; the below-county address parts masked per level; certain false positives
+    (a span of a non-clinical type over a third-party clinical mention); spans per 100 notes by type; the
+    share of characters masked at level 3."""
+    corpus: str
+    notes: int = 0
+    chars: int = 0
+    masked_chars_l3: int = 0
+    types: set = field(default_factory=set)
+    gold: Counter = field(default_factory=Counter)        # type -> gold spans
+    hits: dict = field(default_factory=lambda: defaultdict(Counter))   # type -> exact/overlap/whole/touched
+    pred: Counter = field(default_factory=Counter)        # type -> predicted spans
+    pred_right: Counter = field(default_factory=Counter)  # type -> predicted spans overlapping gold of the type
+    parts: Counter = field(default_factory=Counter)       # total, masked_l1..3
+    certain_fp: Counter = field(default_factory=Counter)  # type -> spans over a clinical mention
+    errors: list = field(default_factory=list)            # (kind, type, gold or predicted text, note id)
+
+    def add(self, note: dict, spans, masked_by_level: dict[int, list[tuple[int, int]]]) -> None:
+        text = note["text"]
+        self.notes += 1
+        self.chars += len(text)
+        self.masked_chars_l3 += _coverage(0, len(text), masked_by_level[3])
+        labelled = set(note.get("types", ()))
+        self.types |= labelled
+        pred = [s.to_dict() for s in spans]
+        for p in pred:
+            self.pred[p["type"]] += 1
+        for g in note["spans"]:
+            t = g["type"]
+            self.gold[t] += 1
+            same = [(p["start"], p["end"]) for p in pred if p["type"] == t]
+            c = self.hits[t]
+            c["exact"] += (g["start"], g["end"]) in same
+            c["overlap"] += any(s < g["end"] and g["start"] < e for s, e in same)
+            covered = _coverage(g["start"], g["end"], same)
+            whole = covered == g["end"] - g["start"] if t != "ADDRESS" else 2 * covered >= g["end"] - g["start"]
+            c["whole"] += whole
+            touched = _coverage(g["start"], g["end"], masked_by_level[3]) > 0
+            c["touched"] += touched
+            if not whole:
+                self.errors.append(("MISS" if not touched else "PART", t, g["text"], note["id"]))
+        for p in pred:
+            if p["type"] in labelled:
+                right = any(g["type"] == p["type"] and g["start"] < p["end"] and p["start"] < g["end"]
+                            for g in note["spans"])
+                self.pred_right[p["type"]] += right
+                if not right:
+                    self.errors.append(("FP", p["type"], p["text"], note["id"]))
+            if p["type"] in NON_CLINICAL_TYPES and any(
+                    m["start"] < p["end"] and p["start"] < m["end"] for m in note.get("clinical", ())):
+                self.certain_fp[p["type"]] += 1
+                self.errors.append(("CLINICAL", p["type"], p["text"], note["id"]))
+        for part in note.get("parts", ()):
+            self.parts["total"] += 1
+            for level, intervals in masked_by_level.items():
+                self.parts[f"masked_l{level}"] += _coverage(part["start"], part["end"], intervals) == part["end"] - part["start"]
+
+    def to_dict(self) -> dict:
+        per_type = {}
+        for t in sorted(self.types | set(self.gold)):
+            g, c = self.gold[t], self.hits[t]
+            per_type[t] = {"gold": g, **{k: (c[k] / g if g else None) for k in ("exact", "overlap", "whole", "touched")},
+                           "precision": (self.pred_right[t] / self.pred[t] if self.pred[t] else None)
+                           if t in self.types else None}
+        out = {"corpus": self.corpus, "notes": self.notes, "per_type": per_type,
+               "spans_per_100_notes": {t: 100 * n / self.notes for t, n in sorted(self.pred.items())} if self.notes else {},
+               "masked_chars_l3": self.masked_chars_l3 / self.chars if self.chars else 0.0,
+               "certain_fp_per_1000_notes": 1000 * sum(self.certain_fp.values()) / self.notes if self.notes else 0.0,
+               "certain_fp_by_type": dict(self.certain_fp)}
+        if self.parts["total"]:
+            out["below_county_parts"] = {"total": self.parts["total"],
+                                         **{f"masked_l{k}": self.parts[f"masked_l{k}"] / self.parts["total"] for k in (1, 2, 3)}}
+        return out
+
+    def to_text(self) -> str:
+        d = self.to_dict()
+        lines = [f"{self.corpus}: {self.notes} notes"]
+        fmt = lambda v: "   -  " if v is None else f"{v:6.4f}"   # noqa: E731
+        if d["per_type"]:
+            lines.append(f"  {'type':<10} {'gold':>6} {'exact':>6} {'overlap':>7} {'whole':>6} {'touched':>7} {'P(ovl)':>6}")
+            for t, m in d["per_type"].items():
+                lines.append(f"  {t:<10} {m['gold']:>6} {fmt(m['exact'])} {fmt(m['overlap']):>7} {fmt(m['whole'])} "
+                             f"{fmt(m['touched']):>7} {fmt(m['precision'])}")
+        if "below_county_parts" in d:
+            bp = d["below_county_parts"]
+            lines.append(f"  below-county address parts masked: L1 {bp['masked_l1']:.4f}  L2 {bp['masked_l2']:.4f}  "
+                         f"L3 {bp['masked_l3']:.4f}  (of {bp['total']})")
+        lines.append(f"  certain false positives per 1,000 notes: {d['certain_fp_per_1000_notes']:.1f} "
+                     f"{d['certain_fp_by_type'] or ''}")
+        lines.append("  spans per 100 notes: " + ", ".join(f"{t} {v:.1f}" for t, v in d["spans_per_100_notes"].items()))
+        lines.append(f"  characters masked at level 3: {d['masked_chars_l3']:.2%}")
+        return "\n".join(lines)
+
+
+def evaluate_real(notes, pipeline, corpus: str, batch: int = 64) -> RealScores:
+    scores = RealScores(corpus)
+    for i in range(0, len(notes), batch):
+        chunk = notes[i:i + batch]
+        for note, spans in zip(chunk, pipeline.analyze_many([n["text"] for n in chunk])):
+            masked = {lvl: pipeline.masker.masked_intervals(spans, lvl) for lvl in (1, 2, 3)}
+            scores.add(note, spans, masked)
+    return scores

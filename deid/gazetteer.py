@@ -22,6 +22,9 @@ _AMBIGUOUS_SHORT = {"安康", "来宾", "白银", "普洱", "中山", "长治", 
                     "保山", "鹤壁", "七台河", "宜宾", "乐山", "东方", "开封", "平凉", "松原", "遵义"}
 
 
+_DATE_UNITS = set("年月日时")
+
+
 @dataclass(frozen=True)
 class Place:
     name: str
@@ -92,6 +95,8 @@ class Gazetteer:
         out, last_end = [], -1
         for s, e, p in hits:
             if s < last_end or any(bs <= s and e <= be for bs, be in blocked):
+                continue
+            if text[s] in _DATE_UNITS and s > 0 and text[s - 1].isdigit():   # 16日照片 is a date, not 日照
                 continue
             out.append((s, e, p))
             last_end = e

@@ -128,14 +128,26 @@ class Masker:
         if spec.operator == "mask_chars":
             return "*" * len(span)
         if spec.operator == "generalize":
-            return self._generalize(span, spec.keep, tag)
+            return self._kept_prefix(span, spec.keep) + tag
         if span.entity_type not in _SURROGATE_TYPES:
             return tag
         return surrogate(self._secret, span.entity_type, span.text)
 
+    def masked_intervals(self, spans: list[Span], level: int) -> list[tuple[int, int]]:
+        """The character ranges that masking at `level` replaces (a generalized address keeps its prefix)."""
+        policy = self.policies[level]
+        out = []
+        for span in spans:
+            if span.tier > level:
+                continue
+            spec = policy.spec(span.entity_type)
+            kept = len(self._kept_prefix(span, spec.keep)) if spec.operator == "generalize" else 0
+            out.append((span.start + kept, span.end))
+        return out
+
     @staticmethod
-    def _generalize(span: Span, keep: str, tag: str) -> str:
-        """Keep the address's longest division prefix down to `keep`, replace the rest with the tag."""
+    def _kept_prefix(span: Span, keep: str) -> str:
+        """The address's longest division prefix down to `keep` (never the whole span): what generalize keeps."""
         limit = _KEEP_LEVEL[keep]
         kept = ""
         for prefix, level in span.attrs.get("admin_parts", ()):
@@ -143,7 +155,7 @@ class Masker:
                 break
             if span.text.startswith(prefix):
                 kept = prefix
-        return kept + tag if kept and kept != span.text else tag
+        return "" if kept == span.text else kept
 
 
 # -- surrogates: same input, same key, same fake; no key, no surrogate ------------------------------

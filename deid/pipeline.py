@@ -23,6 +23,7 @@ from deid.masking import Masker, load_policies
 from deid.merge import merge
 from deid.resources import combine_digests
 from deid.spans import Span
+from deid.vocabulary import ClinicalVocabulary
 
 LEVELS = (1, 2, 3)
 
@@ -60,13 +61,14 @@ class Pipeline:
         self.policies = load_policies(self.config.policies_path)
         self.masker = Masker(self.policies, secret)
         gazetteer = Gazetteer()
-        names = NameDetector()
+        vocabulary = ClinicalVocabulary()
+        names = NameDetector(vocabulary)
         gate = names.may_contain_name if self.config.ner_gate else None
         factories = {
             "ner": lambda: LacNer(self.config.ner_threads, self.config.ner_batch_size, gate),
             "id_number": IdNumberDetector,
             "contact": ContactDetector,
-            "hospital": lambda: HospitalDetector(gazetteer),
+            "hospital": lambda: HospitalDetector(gazetteer, vocabulary),
             "address": lambda: AddressDetector(gazetteer),
             "name": lambda: names,
             "std": StdDetector,
@@ -81,7 +83,7 @@ class Pipeline:
         self.timings: dict[str, float] = defaultdict(float)
         versions = {name: getattr(c, "version", "") for name, c in self.components}
         versions.update(code=__version__, config=self.config.digest, policies=self.policies.digest,
-                        gazetteer=gazetteer.version, llm=self.llm.version if self.llm else "off")
+                        gazetteer=gazetteer.version, vocabulary=vocabulary.version, llm=self.llm.version if self.llm else "off")
         self.component_versions = versions
         self.version = f"{__version__}+{combine_digests(versions)}"
 

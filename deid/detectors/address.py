@@ -14,22 +14,33 @@ from deid.gazetteer import Gazetteer
 from deid.spans import EntityType, Span, make_span
 from deid.tiers import address_tier
 
-_CUE = re.compile(r"(?:现住址|家庭住址|家庭地址|户籍地址|户口所在地|通讯地址|联系地址|居住地址|工作单位地址|住址|地址|现住|家住|住在|居住于|现居住于|现居于|现居|户籍地|籍贯|出生地)\s*[:：]?\s*")
+_CUE = re.compile(r"(?:现住址|家庭住址|家庭地址|户籍地址|户口所在地|通讯地址|联系地址|居住地址|工作单位地址|单位地址|住址|地址|"
+                  r"现住|家住|住在|居住于|现居住于|现居于|现居|户籍地|户籍|籍贯|出生地|出生于|生于|来自|寄往|送至)\s*[:：]?\s*")
 _CJK = r"\u4e00-\u9fa5"
-_FINE_SUFFIX = (r"街道办事处|街道|镇|乡|村委会|村民委员会|居委会|社区|小区|花园|家园|公寓|大厦|广场|新村|新城|"
-                r"大街|大道|路|街|巷|弄|胡同|里|苑|庄|屯|组|工业区|开发区|园区|园")
-# A named component: a few CJK/alnum chars ending in a fine-grained suffix.
+_NUM = r"(?:[0-9]+|[一二三四五六七八九十百零〇两]+|[A-Za-z])"
+# A named component ends in one of these: villages and groups, communities and places, roads.
+_FINE_SUFFIX = (r"街道办事处|街道|镇|乡|村委会|村民委员会|居委会|社区|小区|花园|家园|公寓|大厦|大楼|广场|商城|市场|"
+                r"中心|新村|新城|山庄|别墅|华庭|公馆|名苑|大院|宿舍|工业区|开发区|园区|工业园|科技园|"
+                r"大街|大道|路|街|巷|弄|胡同|里|苑|府|庄|屯|村|组|队|社|园|城|湾|坊|寓|阁|居|座|厦")
 # Characters that never occur inside a road or community name but often in the clinical text after a place.
 _NOT_IN_NAME = "医院诊治疗病症痛查患者因的了行术椎骨腰胸腹肺肝肾脑"
-_NAMED = re.compile(rf"(?:(?![{_NOT_IN_NAME}])[{_CJK}A-Za-z0-9]){{0,10}}?(?:{_FINE_SUFFIX})")
-# A numbered component: 27号, 3号楼, 2单元, 501室, 12栋, 3-2-501, A座, 5层.
-_NUMBERED = re.compile(rf"(?:[0-9]+(?:[-—][0-9]+)*|[一二三四五六七八九十百零〇]+|[A-Za-z])\s?"
-                       rf"(?:号院|号楼|号|栋|幢|座|单元|室|层|楼|弄|巷|组|期|区|排|户|段)"
-                       rf"|[0-9]+(?:-[0-9]+){{1,3}}(?![0-9])")
-# A bare room number closing an address that already has a fine component (幸福小区5栋302).
-_BARE_NUMBER = re.compile(r"[0-9]{1,5}(?=$|[，。,；;、\s)）])")
+_NAME_PART = rf"(?:(?![{_NOT_IN_NAME}])[{_CJK}A-Za-z0-9])"
+_NAMED = re.compile(rf"{_NAME_PART}{{0,10}}?(?:{_FINE_SUFFIX})(?:{_NUM}(?:区|期|片|组|队|社))?"
+                    rf"|{_NAME_PART}{{1,8}}?(?:[0-9]+|[一二三四五六七八九十]+)(?:区|期|片|组|队|社)")   # 朝晖五区
+# Numbered components in every written form: 27号, 3号楼, 二队, 13幢6单元1341房, 40-5-594, A座, 5层, 2期.
+_UNIT = r"号院|号楼|号门|号|栋|幢|座|单元|室|层|楼|弄|巷|组|队|社|期|区|排|户|段|房|门|间|片|支弄|街坊"
+_NUMBERED = re.compile(rf"{_NUM}\s?(?:{_UNIT})|[0-9]+(?:\s?[-_~]\s?[0-9]+){{1,3}}(?![0-9])")
+# A bare number closing an address that already has a fine component (幸福小区5栋302, 3单元502人).
+_BARE_NUMBER = re.compile(r"[0-9]{1,5}(?![0-9.%])(?!\s?(?:岁|天|年|月|日|次|小时|分|mg|ml|kg|cm|mm|g))")
+# One separator may stand between two components (2期 3栋, 7-2225, 136栋_5单元).
+_JOINER = re.compile(r"[-_ ](?=[0-9A-Za-z一二三四五六七八九十\u4e00-\u9fa5])")
 # Words that end an address even when a suffix char follows (a clinical clause, not a place).
 _STOP_INSIDE = re.compile(r"[，。,；;：:、（）()\s]|患者|就诊|入院|医院|门诊|科室|出院|住院|诊断|治疗|检查|手术|因|于|在|至|去|到|者|的|了|为|及|与|等")
+# Where an address starts with neither a division nor a cue: a road with a house number, or a named place with a
+# building or unit number (东明锦园7-2225, 国大全城小区136栋). The name is taken back to a clause boundary.
+_ANCHOR = re.compile(rf"(?:路|街|大道|巷|弄|小区|花园|家园|公寓|苑|村|新村|大厦|广场)"
+                     rf"(?={_NUM}\s?(?:号|栋|幢|座|单元|弄|巷|期|队|组)|[0-9]+-[0-9])")
+_NAME_CHAR = re.compile(rf"[{_CJK}A-Za-z0-9]")
 
 
 class AddressDetector:
@@ -45,6 +56,8 @@ class AddressDetector:
             starts.setdefault(s, "gazetteer")
         for m in _CUE.finditer(norm):
             starts.setdefault(m.end(), "cue")
+        for m in _ANCHOR.finditer(norm):
+            starts.setdefault(self._name_start(norm, m.start()), "anchor")
         spans: list[Span] = []
         covered_to = -1
         for start in sorted(starts):
@@ -54,18 +67,27 @@ class AddressDetector:
             if built is None:
                 continue
             end, admin_parts, fine, has_admin = built
-            if not has_admin and starts[start] != "cue":
+            if not has_admin and starts[start] == "gazetteer":
                 continue
             if not has_admin and not fine:
                 continue
             tier = address_tier(fine)
-            why = ("address.fine" if fine else "address.admin") + ("_cue" if starts[start] == "cue" else "")
+            why = ("address.fine" if fine else "address.admin") + ("" if starts[start] == "gazetteer" else "_" + starts[start])
             spans.append(make_span(text, start, end, EntityType.ADDRESS, tier, "dictionary" if has_admin else "pattern",
                                    0.95 if has_admin else 0.85, why,
                                    admin_parts=tuple((text[start:part_end], level) for part_end, level in admin_parts),
                                    granularity="fine" if fine else "admin"))
             covered_to = end
         return spans
+
+    @staticmethod
+    def _name_start(norm: str, suffix_start: int) -> int:
+        """Where the name ending at a road or place suffix begins: back over name characters to a boundary."""
+        start = suffix_start
+        while start > 0 and suffix_start - start < 8 and _NAME_CHAR.match(norm[start - 1]):
+            start -= 1
+        stops = [m.end() for rx in (_STOP_INSIDE, _CUE) for m in rx.finditer(norm, start, suffix_start)]
+        return max(stops, default=start)
 
     def _extend(self, norm: str, start: int):
         pos, admin_parts, fine, has_admin = start, [], False, False
@@ -82,6 +104,12 @@ class AddressDetector:
             if hit:  # a division name after a fine component (e.g. 某某路 in 某某区) still belongs
                 pos = hit[0]
                 continue
+            joined = fine and _JOINER.match(norm, pos)
+            if joined:   # a separator counts only when a component follows it
+                nxt = _NUMBERED.match(norm, pos + 1) or _NAMED.match(norm, pos + 1) or _BARE_NUMBER.match(norm, pos + 1)
+                if nxt and not _STOP_INSIDE.search(nxt.group()):
+                    pos = nxt.end()
+                    continue
             break
         if pos == start:
             return None

@@ -15,15 +15,23 @@ from deid.detectors.base import Document, left_context, right_context
 from deid.gazetteer import Gazetteer
 from deid.spans import EntityType, Span, make_span
 from deid.text import is_cjk
+from deid.vocabulary import ClinicalVocabulary
 
 _SUFFIX = re.compile(r"社区卫生服务中心|社区卫生服务站|卫生服务中心|疾病预防控制中心|妇幼保健院|妇幼保健所|妇幼保健计划生育服务中心|"
                      r"人民医院|中西医结合医院|中医医院|中医院|保健院|卫生院|医学中心|医疗中心|防治中心|门诊部|卫生室|诊所|医院")
-# Characters that cannot be part of a hospital name's prefix: a clause or a verb boundary.
-_PREFIX_CHAR = re.compile(r"[\u4e00-\u9fa5A-Za-z0-9()（）·]")
-_PREFIX_STOP = re.compile(r"就诊于|转诊至|转入|转至|收入|收住|患者|曾在|曾于|先后在|来自|前往|入住|"
-                          r"[于在至到赴转经去往及与、由从我外曾行予后入住诉因示见即既往]")
+# Characters of a hospital name's prefix; a bracket, a clause or a verb is a boundary.
+_PREFIX_CHAR = re.compile(r"[\u4e00-\u9fa5A-Za-z0-9·]")
+_PREFIX_STOP = re.compile(r"就诊于|转诊至|转入|转至|收入|收住|患者|曾在|曾于|先后在|来自|前往|入住|请问|首先|推荐|比较|正规|有名|"
+                          r"专业|什么|怎么|哪家|哪个|哪里|"
+                          r"[于在至到赴转经去往及与、由从我外曾行予后入住诉因示见即既往来的看治做查好最这那哪]")
+# Digits or a date glued to the front of a name (2016-10-14承德市中心医院) are not part of it.
+_LEADING_NUMBER = re.compile(r"[0-9][0-9\-./:]*(?=[\u4e00-\u9fa5])")
+# Clinical words that do name real specialist hospitals (肿瘤医院, 皮肤病医院); any other clinical word before
+# 医院 makes a description (上海胃癌医院, 银屑病医院), not a name.
+_SPECIALTY = re.compile(r"肿瘤|胸科|口腔|眼科|骨科|精神|传染病|皮肤病|结核病?|肛肠|耳鼻喉|心血管|脑科|肾病|妇产|儿童|"
+                        r"妇女|康复|中医|整形|烧伤|肝病|血液病|糖尿病|职业病")
 # Words that on their own do not name an institution.
-_GENERIC = re.compile(r"当地|本地|外地|外院|我院|本院|上级|基层|乡镇|县级|市级|省级|区级|三甲|二甲|一级|二级|三级|附近|私人|私立|"
+_GENERIC = re.compile(r"当地|本地|外地|外院|我院|本院|上一?级|下一?级|个体|基层|乡镇|县级|市级|省级|区级|三甲|二甲|一级|二级|三级|附近|私人|私立|"
                       r"民营|公立|专科|综合|中心|部队|军队|社区|妇产|儿童|肿瘤|精神|传染病|口腔|眼科|骨科|胸科|中西医结合|"
                       r"中医|西医|人民|妇幼|保健|卫生|医疗|一家|其他|其它|多家|相关|定点|指定|合作|附属|所在|"
                       r"[某该县市省区乡镇村各其此原]")
@@ -61,8 +69,9 @@ def hospital_forms(row: dict) -> list[tuple[str, str]]:
 class HospitalDetector:
     name = "hospital"
 
-    def __init__(self, gazetteer: Gazetteer | None = None):
+    def __init__(self, gazetteer: Gazetteer | None = None, vocabulary: ClinicalVocabulary | None = None):
         self.gazetteer = gazetteer or Gazetteer()
+        self.vocabulary = vocabulary or ClinicalVocabulary()
         res = resources.load("dictionaries/hospitals.tsv")
         self.version = res.digest
         self.entries: list[_Entry] = []
@@ -135,6 +144,9 @@ class HospitalDetector:
                 prefix = norm[start:m.start()]
             while prefix and not (is_cjk(prefix[0]) or prefix[0].isalnum()):
                 start, prefix = start + 1, prefix[1:]
+            number = _LEADING_NUMBER.match(prefix)
+            if number:
+                start, prefix = start + number.end(), prefix[number.end():]
             # Strip generic determiners at the front (当地, 我院 ...) but keep a real name behind them.
             lead = re.match(r"(?:当地|本地|外地|附近|某|该|一家|其他|其它|多家)+", prefix)
             if lead:
@@ -145,8 +157,15 @@ class HospitalDetector:
         return spans
 
     def _names_something(self, prefix: str) -> bool:
+        if "某" in prefix or self._describes(prefix):   # 山东省某医院, 上海胃癌医院: no institution is named
+            return False
         if self.gazetteer.find(prefix):
             return True
         if re.search(r"第[一二三四五六七八九十0-9]+|大学|医学院|医科", prefix):
             return True
         return not re.fullmatch(f"(?:{_GENERIC.pattern})+", prefix)
+
+    def _describes(self, prefix: str) -> bool:
+        """A clinical word that is not a specialty stands in the prefix."""
+        specialties = [m.span() for m in _SPECIALTY.finditer(prefix)]
+        return any(not any(ss <= s and e <= se for ss, se in specialties) for s, e in self.vocabulary.matches(prefix))

