@@ -21,6 +21,7 @@ CORE = [
     "duckdb-extension-delta==1.5.5",   # DuckDB's delta_scan, shipped in the wheel (no download)
     "aiohttp==3.14.5",        # LLM client (OpenAI-compatible HTTP)
     "faiss-cpu==1.15.1",      # retrieval index over dictionary entries
+    "PyCMeKG==0.2.5",         # Chinese medical knowledge graph (MIT): the clinical vocabulary, read as data
 ]
 
 SERVE = ["ray[serve]==2.60.0", "fastapi==0.165.0", "uvicorn==0.54.0"]

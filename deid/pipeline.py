@@ -69,7 +69,7 @@ class Pipeline:
             "id_number": IdNumberDetector,
             "contact": ContactDetector,
             "hospital": lambda: HospitalDetector(gazetteer, vocabulary),
-            "address": lambda: AddressDetector(gazetteer),
+            "address": lambda: AddressDetector(gazetteer, vocabulary),
             "name": lambda: names,
             "std": StdDetector,
             "pregnancy": PregnancyDetector,

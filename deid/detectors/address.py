@@ -13,11 +13,12 @@ from deid.detectors.base import Document
 from deid.gazetteer import Gazetteer
 from deid.spans import EntityType, Span, make_span
 from deid.tiers import address_tier
+from deid.vocabulary import ClinicalVocabulary
 
 _CUE = re.compile(r"(?:现住址|家庭住址|家庭地址|户籍地址|户口所在地|通讯地址|联系地址|居住地址|工作单位地址|单位地址|住址|地址|"
                   r"现住|家住|住在|居住于|现居住于|现居于|现居|户籍地|户籍|籍贯|出生地|出生于|生于|来自|寄往|送至)\s*[:：]?\s*")
 _CJK = r"\u4e00-\u9fa5"
-_NUM = r"(?:[0-9]+|[一二三四五六七八九十百零〇两]+|[A-Za-z])"
+_NUM = r"(?:[A-Za-z]{0,2}[0-9]+[A-Za-z]?|[一二三四五六七八九十百零〇两]+|[A-Za-z])"
 # A named component ends in one of these: villages and groups, communities and places, roads.
 _FINE_SUFFIX = (r"街道办事处|街道|镇|乡|村委会|村民委员会|居委会|社区|小区|花园|家园|公寓|大厦|大楼|广场|商城|市场|"
                 r"中心|新村|新城|山庄|别墅|华庭|公馆|名苑|大院|宿舍|工业区|开发区|园区|工业园|科技园|"
@@ -28,26 +29,38 @@ _NAME_PART = rf"(?:(?![{_NOT_IN_NAME}])[{_CJK}A-Za-z0-9])"
 _NAMED = re.compile(rf"{_NAME_PART}{{0,10}}?(?:{_FINE_SUFFIX})(?:{_NUM}(?:区|期|片|组|队|社))?"
                     rf"|{_NAME_PART}{{1,8}}?(?:[0-9]+|[一二三四五六七八九十]+)(?:区|期|片|组|队|社)")   # 朝晖五区
 # Numbered components in every written form: 27号, 3号楼, 二队, 13幢6单元1341房, 40-5-594, A座, 5层, 2期.
-_UNIT = r"号院|号楼|号门|号|栋|幢|座|单元|室|层|楼|弄|巷|组|队|社|期|区|排|户|段|房|门|间|片|支弄|街坊"
+_UNIT = r"号院|号楼|号门|号|栋|幢|座|单元|室|层|楼|弄|巷|组团|组|队|社|期|区|排|户|段|房|门|间|片|支弄|街坊|档|铺|F(?![A-Za-z])"
 _NUMBERED = re.compile(rf"{_NUM}\s?(?:{_UNIT})|[0-9]+(?:\s?[-_~]\s?[0-9]+){{1,3}}(?![0-9])")
 # A bare number closing an address that already has a fine component (幸福小区5栋302, 3单元502人).
 _BARE_NUMBER = re.compile(r"[0-9]{1,5}(?![0-9.%])(?!\s?(?:岁|天|年|月|日|次|小时|分|mg|ml|kg|cm|mm|g))")
 # One separator may stand between two components (2期 3栋, 7-2225, 136栋_5单元).
 _JOINER = re.compile(r"[-_ ](?=[0-9A-Za-z一二三四五六七八九十\u4e00-\u9fa5])")
 # Words that end an address even when a suffix char follows (a clinical clause, not a place).
-_STOP_INSIDE = re.compile(r"[，。,；;：:、（）()\s]|患者|就诊|入院|医院|门诊|科室|出院|住院|诊断|治疗|检查|手术|因|于|在|至|去|到|者|的|了|为|及|与|等")
+_STOP_INSIDE = re.compile(r"[，。,；;：:、（）()\s]|患者|就诊|入院|医院|门诊|科室|出院|住院|诊断|治疗|检查|手术|因|于|在|至|去|到|从|自|往|者|的|了|为|及|与|等")
 # Where an address starts with neither a division nor a cue: a road with a house number, or a named place with a
 # building or unit number (东明锦园7-2225, 国大全城小区136栋). The name is taken back to a clause boundary.
-_ANCHOR = re.compile(rf"(?:路|街|大道|巷|弄|小区|花园|家园|公寓|苑|村|新村|大厦|广场)"
-                     rf"(?={_NUM}\s?(?:号|栋|幢|座|单元|弄|巷|期|队|组)|[0-9]+-[0-9])")
+_ANCHOR = re.compile(rf"(?:街道|镇|乡|村|路|街|大道|巷|弄|社区|小区|花园|家园|公寓|苑|新村|大厦|广场|工业区|开发区|园区|市场|商城)"
+                     rf"(?={_NUM}\s?(?:号|栋|幢|座|单元|弄|巷|期|队|组|区|楼|层)|[0-9]+-[0-9]"
+                     rf"|{_NAME_PART}{{1,8}}?(?:{_FINE_SUFFIX}))")
+# A native place at the head of a note: 患者，男，56岁，浙江省德清县钟管镇人，
+_NATIVE_PLACE = re.compile(r"(?:岁|男|女|族)[，,]\s*(?=[^，,。；;\n]{2,30}人[，,。；;])")
 _NAME_CHAR = re.compile(rf"[{_CJK}A-Za-z0-9]")
-
+# The rest of an address phrase once it is known to be one (a cue, or a component below county level): names
+# with no suffix (仙浦, 莫家埭), shops and firms (东昌汽车销售公司), floors and rooms in any form (F1314, 4564档),
+# up to clause punctuation, a clinical or narrative word, or a native-place 人 (德清县钟管镇人，).
+_REST = re.compile(rf"(?:[{_CJK}A-Za-z0-9#·/]|[-_](?=[{_CJK}A-Za-z0-9])| (?=[A-Za-z0-9]))+")
+_REST_STOP = re.compile(r"[因于在至去到者的了为及与等被从向往经]|患者|就诊|入院|医院|门诊|科室|出院|住院|诊断|治疗|检查|手术|"
+                        r"附近|旁边|门口|对面|楼下|接回|接来|送来|送至|送入|发生|摔倒|跌倒|受伤|务农|工作|打工|经商|居住|生活|"
+                        r"久居|出生|生长|否认|来院|来诊|急诊|前往|回家|家中|时许|行(?=[\u4e00-\u9fa5]{0,6}(?:术|治疗|检查))|"
+                        r"人(?=$|[^\u4e00-\u9fa5A-Za-z0-9])")
+_REST_MAX = 30
 
 class AddressDetector:
     name = "address"
 
-    def __init__(self, gazetteer: Gazetteer | None = None):
+    def __init__(self, gazetteer: Gazetteer | None = None, vocabulary: ClinicalVocabulary | None = None):
         self.gazetteer = gazetteer or Gazetteer()
+        self.vocabulary = vocabulary or ClinicalVocabulary()
 
     def detect(self, doc: Document) -> list[Span]:
         text, norm = doc.text, doc.norm
@@ -55,6 +68,8 @@ class AddressDetector:
         for s, _e, _p in self.gazetteer.find(norm):
             starts.setdefault(s, "gazetteer")
         for m in _CUE.finditer(norm):
+            starts.setdefault(m.end(), "cue")
+        for m in _NATIVE_PLACE.finditer(norm):
             starts.setdefault(m.end(), "cue")
         for m in _ANCHOR.finditer(norm):
             starts.setdefault(self._name_start(norm, m.start()), "anchor")
@@ -69,6 +84,10 @@ class AddressDetector:
             end, admin_parts, fine, has_admin = built
             if not has_admin and starts[start] == "gazetteer":
                 continue
+            rest = self._rest(norm, end, cue=starts[start] == "cue", fine=fine,
+                              county=bool(admin_parts) and admin_parts[-1][1] == 3)
+            if rest > end:
+                end, fine = rest, True
             if not has_admin and not fine:
                 continue
             tier = address_tier(fine)
@@ -79,6 +98,25 @@ class AddressDetector:
                                    granularity="fine" if fine else "admin"))
             covered_to = end
         return spans
+
+    def _rest(self, norm: str, pos: int, cue: bool, fine: bool, county: bool) -> int:
+        """End of the address phrase from pos. After a cue or a fine component the phrase goes on to its end;
+        after a bare county it does only when a number follows (下石演590), so 江汉区退休工人 stays a county."""
+        m = _REST.match(norm, pos, min(len(norm), pos + _REST_MAX))
+        if not m or not (cue or fine or county):
+            return pos
+        end = m.end()
+        stop = _REST_STOP.search(norm, pos, end)
+        if stop:
+            end = stop.start()
+        clinical = [s for s, e in self.vocabulary.matches(norm[pos:end]) if e - s >= 3]
+        if clinical:
+            end = pos + min(clinical)
+        while end > pos and norm[end - 1] in "-_ ":
+            end -= 1
+        if not (cue or fine) and not any(c.isdigit() for c in norm[pos:end]):
+            return pos
+        return end
 
     @staticmethod
     def _name_start(norm: str, suffix_start: int) -> int:
