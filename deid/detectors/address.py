@@ -65,8 +65,10 @@ class AddressDetector:
     def detect(self, doc: Document) -> list[Span]:
         text, norm = doc.text, doc.norm
         starts: dict[int, str] = {}
-        for s, _e, _p in self.gazetteer.find(norm):
-            starts.setdefault(s, "gazetteer")
+        clinical = self.vocabulary.matches(norm)
+        for s, e, _p in self.gazetteer.find(norm):
+            if not any(cs <= s < ce and ce > e for cs, ce in clinical):   # 长春 of 长春胺, 宁德 of 瑞宁德
+                starts.setdefault(s, "gazetteer")
         for m in _CUE.finditer(norm):
             starts.setdefault(m.end(), "cue")
         for m in _NATIVE_PLACE.finditer(norm):

@@ -53,6 +53,12 @@ _BOUNDARY = set("男女因于在诉述以及和与等的了是为有无行经予
 # 张某, 欧阳某某: surname + 某; not when the surname character ends a word (其某, 该某).
 _SOMEONE = re.compile(r"某某?(?![\u4e00-\u9fa5]{0,2}(?:医院|卫生院|诊所|单位|公司|地|处|时|日|年|月|省|市|县|区|镇|村|路))")
 _SIDES = set("左右双")
+_POSITIONS = set("叶侧上下中前后缘角段支房室")
+_CLINICAL_JOINERS = set("()（）、")
+_DOSE = re.compile(r"\s?(?:[0-9][0-9.]*\s?(?:mg|g|ml|μg|ug|iu|u|万u|毫克|克|毫升|片|粒|支|袋|瓶)|[0-9]+\.[0-9])", re.I)
+# Surname characters that are also anatomy or position words (肺上叶, 胃周, vii段, 宫骶): the model's PER token
+# starting with one of them in the middle of a word is anatomy.
+_ANATOMY_SURNAMES = set("叶段周宫隆左右双")
 
 # Function words that also happen to be rare surnames: before a role word they start a clause, not a name.
 _FUNCTION_CHARS = set("由经请向被让给和与及在于对将把同跟为是")
@@ -110,12 +116,25 @@ class NameDetector:
     def clinical_word(self, text: str, start: int, end: int, clinical: list[tuple[int, int]]) -> bool:
         """The candidate is, or lies inside, or cuts into a clinical word (艾恒, 吉奥 of 替吉奥, 左髂总 of 左髂总动脉),
         its given name is one (余|腹膜), or it is a side before a body part (左膝)."""
-        if any(cs <= start and end <= ce or start < cs < end < ce for cs, ce in clinical):
+        if any(cs <= start and end <= ce or start < cs < end < ce or cs < start < ce for cs, ce in clinical):
             return True
         n = self.surname_len(text[start:start + 2])
         if text[start + n:end] in self.vocabulary:
             return True
-        return text[start] in _SIDES and text[start + 1:start + 2] in self.vocabulary.body_initials
+        return text[start] in _SIDES and (text[start + 1:start + 2] in self.vocabulary.body_initials
+                                          or text[start + 1:start + 2] in _POSITIONS)
+
+    @staticmethod
+    def in_clinical_context(text: str, start: int, end: int, clinical: list[tuple[int, int]]) -> bool:
+        """Model-only evidence does not hold where the candidate is glued to a clinical word (高敏|肌钙蛋白), stands in
+        brackets or a list beside one (替吉奥胶囊(艾奕), 予卓迪、耐信片) or is followed by a dose (方克)1g)."""
+        before = start - (1 if start and text[start - 1] in _CLINICAL_JOINERS else 0)
+        after = end + (1 if end < len(text) and text[end] in _CLINICAL_JOINERS else 0)
+        if any(ce == before or cs == after for cs, ce in clinical):
+            return True
+        if text[start] in _ANATOMY_SURNAMES and start and (is_cjk(text[start - 1]) or text[start - 1].isalnum()):
+            return True
+        return bool(_DOSE.match(text, after))
 
     def detect(self, doc: Document) -> list[Span]:
         text = doc.norm
@@ -136,7 +155,9 @@ class NameDetector:
         for s, e in per.items():
             if s > 0 and text[s - 1:s + 1] in self.compound:   # LAC cut 上官强琴 after 上
                 s -= 1
-            add(s, self._extend_to_boundary(text, s, e), "ner", 0.85, "name.ner")
+            e = self._extend_to_boundary(text, s, e)
+            if not self.in_clinical_context(text, s, e, clinical):
+                add(s, e, "ner", 0.85, "name.ner")
         for m in _CUE_BEFORE.finditer(text):
             self._after_cue(text, m.end(), per, add)
         for m in _ROLE_AFTER.finditer(text):
