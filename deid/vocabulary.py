@@ -49,6 +49,7 @@ class ClinicalVocabulary:
                     if attr in _BODY_ATTRIBUTES:
                         self._add(body, value)
         self.words = frozenset(words)
+        self.body = frozenset(body)
         # Characters that begin a body-part word: after 左/右/双 they make anatomy, not a name (左膝, 右髂总).
         self.body_initials = frozenset(w[0] for w in body)
         self._auto = ahocorasick.Automaton()

@@ -47,11 +47,21 @@ _NOT_GIVEN = set("男女性岁因于在患诉述主入出院以及和与等的�
                  "期间次年月日天时分个名位例号床科室病症炎痛热咳喘吐泻诊治疗手签字医护师生长任教授查房说讲称表要认觉看听来去"
                  "尿液脉穴品酸素胺醇钠钾片丸散汤膏剂霉菌毒瘤癌部肋节血压糖脂肝肾肺脑胃肠多"
                  "，。、；：（）() ")
+_GRAMMAR = set("男女性岁因于在的了是为有无和与及等并")
 # Characters that may directly follow a name: punctuation and grammatical words, not medical morphemes.
 _BOUNDARY = set("男女因于在诉述以及和与等的了是为有无行经予今昨前后伴并未已再又均之，。、；：（）() ,.;:\n\t")
 
 # 张某, 欧阳某某: surname + 某; not when the surname character ends a word (其某, 该某).
 _SOMEONE = re.compile(r"某某?(?![\u4e00-\u9fa5]{0,2}(?:医院|卫生院|诊所|单位|公司|地|处|时|日|年|月|省|市|县|区|镇|村|路))")
+# Characters of the standard transliteration of foreign names (Xinhua's tables: 阿, 尔, 斯, 维 ...). A PER token
+# of three or more of them, or one joined by the interpunct (米兰·昆德拉), is a foreign name though no
+# Chinese surname starts it; a sports club written the same way is told apart by what follows it.
+_TRANSLITERATION = set("阿埃艾爱安昂奥巴拜班邦鲍贝本比彼毕宾波伯博布查达戴丹道德登迪蒂丁东杜多厄恩尔法凡范菲费芬丰"
+                       "弗伏福富盖甘冈高戈哥格葛贡古瓜哈海汉豪赫黑亨胡华霍基吉加贾杰捷金卡凯坎康考柯科克肯库奎拉莱"
+                       "赖兰朗劳勒雷蕾里理利莉丽连林琳卢鲁路伦罗洛马玛迈麦曼芒梅门蒙米敏明莫姆穆纳娜奈内妮尼涅宁"
+                       "纽努诺欧帕潘庞佩彭皮珀普奇齐恰乔切钦琴丘屈让热茹若萨塞赛桑瑟森沙莎善尚舍什施史斯松苏索塔"
+                       "泰坦汤唐特滕提廷图托瓦万威韦维温翁沃乌伍西希锡谢辛休雅亚扬耶伊因英尤于约泽扎詹朱兹佐")
+_CLUB_AFTER = re.compile(r"队|俱乐部|主场|客场|主队|客队|对阵|战胜|击败|逼平|负于|vs|VS|联|城|足球|本赛季|上赛季")
 _SIDES = set("左右双")
 _POSITIONS = set("叶侧上下中前后缘角段支房室")
 _CLINICAL_JOINERS = set("()（）、")
@@ -59,9 +69,14 @@ _DOSE = re.compile(r"\s?(?:[0-9][0-9.]*\s?(?:mg|g|ml|μg|ug|iu|u|万u|毫克|克
 # Surname characters that are also anatomy or position words (肺上叶, 胃周, vii段, 宫骶): the model's PER token
 # starting with one of them in the middle of a word is anatomy.
 _ANATOMY_SURNAMES = set("叶段周宫隆左右双")
+_ORGANS = set("上下中左右前后内外侧肺肝胆胃肠肾脑心宫颈腹胸盆膀骨肌")
 
 # Function words that also happen to be rare surnames: before a role word they start a clause, not a name.
 _FUNCTION_CHARS = set("由经请向被让给和与及在于对将把同跟为是")
+# Surname characters that in clinical text nearly always begin a word instead: 余 (余同前, 20余天), 程 (化疗3程),
+# 尚 (尚可), 毕 (术毕), 窦 (胃窦), 索 (索条影), 呼 (呼叫). The model's PER token alone does not make them a name;
+# a cue or a role does.
+_WORDY_SURNAMES = _FUNCTION_CHARS | set("余程尚毕窦索呼")
 
 
 class NameDetector:
@@ -85,13 +100,14 @@ class NameDetector:
             return 2
         return 1 if s[:1] in self.single else 0
 
-    def plausible(self, cand: str, following: str = "") -> bool:
+    def plausible(self, cand: str, following: str = "", model: bool = False) -> bool:
         """Surname + 1-2 given characters, none of them a stop character, and not the start of a
-        clinical word (checked against the candidate plus the text that follows it)."""
+        clinical word (checked against the candidate plus the text that follows it). Where the NER model drew
+        the boundaries (model=True), only grammatical words are refused as given names (吴冠中, 王治国 are names)."""
         n = self.surname_len(cand)
         if not n or not (n + 1 <= len(cand) <= n + 2) or not all(is_cjk(c) for c in cand):
             return False
-        if any(c in _NOT_GIVEN for c in cand[n:]):
+        if any(c in (_GRAMMAR if model else _NOT_GIVEN) for c in cand[n:]):
             return False
         return not (cand + following).startswith(self.stopwords)
 
@@ -115,24 +131,38 @@ class NameDetector:
     # -- detection -------------------------------------------------------------------------------
     def clinical_word(self, text: str, start: int, end: int, clinical: list[tuple[int, int]]) -> bool:
         """The candidate is, or lies inside, or cuts into a clinical word (艾恒, 吉奥 of 替吉奥, 左髂总 of 左髂总动脉),
-        its given name is one (余|腹膜), or it is a side before a body part (左膝)."""
+        its given name is a body part (余|腹膜), or it is a side before a body part (左膝)."""
         if any(cs <= start and end <= ce or start < cs < end < ce or cs < start < ce for cs, ce in clinical):
             return True
         n = self.surname_len(text[start:start + 2])
-        if text[start + n:end] in self.vocabulary:
+        if text[start + n:end] in self.vocabulary.body:
             return True
         return text[start] in _SIDES and (text[start + 1:start + 2] in self.vocabulary.body_initials
                                           or text[start + 1:start + 2] in _POSITIONS)
 
     @staticmethod
+    def foreign(text: str, start: int, end: int) -> bool:
+        cand = text[start:end]
+        parts = cand.split("·")
+        if not all(parts) or not all(c in _TRANSLITERATION for p in parts for c in p):
+            return False
+        if len(parts) == 1 and len(cand) < 3:
+            return False
+        return not _CLUB_AFTER.match(text, end) and not text[max(0, start - 3):start].lower().endswith("vs")
+
+    @staticmethod
     def in_clinical_context(text: str, start: int, end: int, clinical: list[tuple[int, int]]) -> bool:
         """Model-only evidence does not hold where the candidate is glued to a clinical word (高敏|肌钙蛋白), stands in
         brackets or a list beside one (替吉奥胶囊(艾奕), 予卓迪、耐信片) or is followed by a dose (方克)1g)."""
-        before = start - (1 if start and text[start - 1] in _CLINICAL_JOINERS else 0)
-        after = end + (1 if end < len(text) and text[end] in _CLINICAL_JOINERS else 0)
-        if any(ce == before or cs == after for cs, ce in clinical):
+        joined_before = bool(start) and text[start - 1] in _CLINICAL_JOINERS
+        joined_after = end < len(text) and text[end] in _CLINICAL_JOINERS
+        before, after = start - joined_before, end + joined_after
+        # a long clinical word, or any clinical word across a bracket or list mark (短词 like 脸上 are everyday words)
+        if any(ce == before and (joined_before or ce - cs >= 3) or cs == after and (joined_after or ce - cs >= 3)
+               for cs, ce in clinical):
             return True
-        if text[start] in _ANATOMY_SURNAMES and start and (is_cjk(text[start - 1]) or text[start - 1].isalnum()):
+        prev = text[start - 1] if start else ""
+        if text[start] in _ANATOMY_SURNAMES and prev and (prev in _ORGANS or prev.isascii() and prev.isalnum()):
             return True
         return bool(_DOSE.match(text, after))
 
@@ -143,7 +173,7 @@ class NameDetector:
         found: dict[tuple[int, int], Span] = {}
 
         def add(s: int, e: int, kind: str, score: float, why: str):
-            if not self.plausible(text[s:e], text[e:e + 4]) or self.clinical_word(text, s, e, clinical):
+            if not self.plausible(text[s:e], text[e:e + 4], model=kind == "ner") or self.clinical_word(text, s, e, clinical):
                 return
             old = found.get((s, e))
             if old is None:
@@ -156,7 +186,11 @@ class NameDetector:
             if s > 0 and text[s - 1:s + 1] in self.compound:   # LAC cut 上官强琴 after 上
                 s -= 1
             e = self._extend_to_boundary(text, s, e)
-            if not self.in_clinical_context(text, s, e, clinical):
+            if text[s] in _WORDY_SURNAMES or self.in_clinical_context(text, s, e, clinical):
+                continue
+            if self.foreign(text, s, e) and not self.clinical_word(text, s, e, clinical):
+                found.setdefault((s, e), make_span(doc.text, s, e, EntityType.NAME, 1, "ner", 0.8, "name.ner_foreign"))
+            else:
                 add(s, e, "ner", 0.85, "name.ner")
         for m in _CUE_BEFORE.finditer(text):
             self._after_cue(text, m.end(), per, add)
@@ -171,7 +205,7 @@ class NameDetector:
         return list(found.values())
 
     def _after_cue(self, text: str, pos: int, per: dict[int, int], add) -> None:
-        while pos < len(text):
+        while pos < len(text) and text[pos] not in _FUNCTION_CHARS:   # 患者于受凉后: a clause, not a name
             cut = self._cut(text, pos)
             if (pos in per and self.plausible(text[pos:per[pos]]) and self.ends_cleanly(text, per[pos])
                     and (cut is None or cut <= per[pos])):
