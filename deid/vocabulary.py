@@ -15,11 +15,14 @@ from importlib import resources as importlib_resources
 
 import ahocorasick
 
+from deid.gazetteer import places
+
 # Attributes of a subject whose values are clinical words (not prose, dosage, departments or populations).
 _WORD_ATTRIBUTES = ("成份", "适应症", "不良反应", "常见症状", "通用名", "商品名", "别称", "常见发病部位", "检查", "治疗",
                     "相关疾病", "相关症状", "并发症", "临床症状及体征", "药物治疗", "相关药物")
 _BODY_ATTRIBUTES = ("常见发病部位",)
 _WORD = re.compile(r"^[\u4e00-\u9fa5]{2,12}$")
+_PLACE_ENDINGS = ("地区", "省", "市", "县", "区", "氏")   # and clan names (黄氏)
 _QUALIFIER = re.compile(r"[［\[（(].*?[］\]）)]")
 
 
@@ -48,6 +51,9 @@ class ClinicalVocabulary:
                     self._add(words, value)
                     if attr in _BODY_ATTRIBUTES:
                         self._add(body, value)
+        named = set(places())   # 黄石, 鹤壁, 康乐 and 地区-like words are places, not clinical words
+        words = {w for w in words if w not in named and not w.endswith(_PLACE_ENDINGS)
+                 and not any(w + end in named for end in _PLACE_ENDINGS)}
         self.words = frozenset(words)
         self.body = frozenset(body)
         # Characters that begin a body-part word: after 左/右/双 they make anatomy, not a name (左膝, 右髂总).

@@ -36,7 +36,7 @@ _BARE_NUMBER = re.compile(r"[0-9]{1,5}(?![0-9.%])(?!\s?(?:岁|天|年|月|日|�
 # One separator may stand between two components (2期 3栋, 7-2225, 136栋_5单元).
 _JOINER = re.compile(r"[-_ ](?=[0-9A-Za-z一二三四五六七八九十\u4e00-\u9fa5])")
 # Words that end an address even when a suffix char follows (a clinical clause, not a place).
-_STOP_INSIDE = re.compile(r"[，。,；;：:、（）()\s]|患者|就诊|入院|医院|门诊|科室|出院|住院|诊断|治疗|检查|手术|因|于|在|至|去|到|从|自|往|者|的|了|为|及|与|等")
+_STOP_INSIDE = re.compile(r"[，。,；;：:、（）()\s]|患者|就诊|入院|医院|卫生|保健|诊所|门诊|科室|出院|住院|诊断|治疗|检查|手术|因|于|在|至|去|到|从|自|往|者|的|了|为|及|与|等")
 # Where an address starts with neither a division nor a cue: a road with a house number, or a named place with a
 # building or unit number (东明锦园7-2225, 国大全城小区136栋). The name is taken back to a clause boundary.
 _ANCHOR = re.compile(rf"(?:街道|镇|乡|村|路|街|大道|巷|弄|社区|小区|花园|家园|公寓|苑|新村|大厦|广场|工业区|开发区|园区|市场|商城)"
@@ -49,9 +49,10 @@ _NAME_CHAR = re.compile(rf"[{_CJK}A-Za-z0-9]")
 # with no suffix (仙浦, 莫家埭), shops and firms (东昌汽车销售公司), floors and rooms in any form (F1314, 4564档),
 # up to clause punctuation, a clinical or narrative word, or a native-place 人 (德清县钟管镇人，).
 _REST = re.compile(rf"(?:[{_CJK}A-Za-z0-9#·/]|[-_](?=[{_CJK}A-Za-z0-9])| (?=[A-Za-z0-9]))+")
-_REST_STOP = re.compile(r"[因于在至去到者的了为及与等被从向往经]|患者|就诊|入院|医院|门诊|科室|出院|住院|诊断|治疗|检查|手术|"
+_REST_STOP = re.compile(r"[因于在至去到者的了为及与等被从向往经]|患者|就诊|入院|医院|卫生|保健|诊所|门诊|科室|出院|住院|诊断|治疗|"
+                        r"检查|手术|复查|复诊|诊治|随访|进一步|(?<![银商车发])行(?!政|业)|"
                         r"附近|旁边|门口|对面|楼下|接回|接来|送来|送至|送入|发生|摔倒|跌倒|受伤|务农|工作|打工|经商|居住|生活|"
-                        r"久居|出生|生长|否认|来院|来诊|急诊|前往|回家|家中|时许|行(?=[\u4e00-\u9fa5]{0,6}(?:术|治疗|检查))|"
+                        r"久居|出生|生长|否认|来院|来诊|急诊|前往|回家|家中|时许|"
                         r"人(?=$|[^\u4e00-\u9fa5A-Za-z0-9])")
 _REST_MAX = 30
 

@@ -28,6 +28,7 @@ _PREFIX_STOP = re.compile(r"就诊于|转诊至|转入|转至|收入|收住|患�
 _LEADING_NUMBER = re.compile(r"[0-9][0-9\-./:]*(?=[\u4e00-\u9fa5])")
 # Clinical words that do name real specialist hospitals (肿瘤医院, 皮肤病医院); any other clinical word before
 # 医院 makes a description (上海胃癌医院, 银屑病医院), not a name.
+_PLACE_OR_CLAN = re.compile(r"镇|乡|村|街道|氏|岛|山|湖|江|河")
 _SPECIALTY = re.compile(r"肿瘤|胸科|口腔|眼科|骨科|精神|传染病|皮肤病|结核病?|肛肠|耳鼻喉|心血管|脑科|肾病|妇产|儿童|"
                         r"妇女|康复|中医|整形|烧伤|肝病|血液病|糖尿病|职业病")
 # Words that on their own do not name an institution.
@@ -37,7 +38,7 @@ _GENERIC = re.compile(r"当地|本地|外地|外院|我院|本院|上一?级|下
                       r"[某该县市省区乡镇村各其此原]")
 _CONTEXT_LEFT = re.compile(r"(?:在|于|转|赴|至|到|去|来|往|诊于|转诊至|来自|曾在|就诊)\s*$")
 _CONTEXT_RIGHT = re.compile(r"^\s*(?:就诊|住院|治疗|手术|复查|随访|确诊|诊断|行|查|门诊|急诊|住|看|求治|诊治|会诊|转诊)")
-_COLLOQUIAL = re.compile(r"(?:市|县|区)?(?:第?[一二三四五六七八九]院|附[一二三四五六七八]院?|妇保院|妇幼|医大[一二三四五六七八]院)(?![\u4e00-\u9fa5]{0,3}(?:医院|科))")
+_COLLOQUIAL = re.compile(r"(?:市|县|区)?(?:第?[一二三四五六七八九]院|附[一二三四五六七八]院?|妇保院|妇幼|医大[一二三四五六七八]院)(?![\u4e00-\u9fa5]{0,3}(?:医院|保健院|保健所|科))")
 _SCHOOL_RIGHT = re.compile(r"^(?:医学院|医科大学|大学|学院)")
 
 
@@ -166,6 +167,8 @@ class HospitalDetector:
         return not re.fullmatch(f"(?:{_GENERIC.pattern})+", prefix)
 
     def _describes(self, prefix: str) -> bool:
-        """A clinical word that is not a specialty stands in the prefix."""
-        specialties = [m.span() for m in _SPECIALTY.finditer(prefix)]
-        return any(not any(ss <= s and e <= se for ss, se in specialties) for s, e in self.vocabulary.matches(prefix))
+        """A clinical word stands in the prefix that is neither a specialty nor part of a place or a clan name
+        (葫芦 of 葫芦岛市, 风团 of 风团镇, 黄氏)."""
+        named = [m.span() for m in _SPECIALTY.finditer(prefix)] + [(s, e) for s, e, _ in self.gazetteer.find(prefix)]
+        return any(not any(ns < e and s < ne for ns, ne in named) and not _PLACE_OR_CLAN.match(prefix, e)
+                   for s, e in self.vocabulary.matches(prefix))

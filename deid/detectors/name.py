@@ -73,6 +73,8 @@ _ORGANS = set("上下中左右前后内外侧肺肝胆胃肠肾脑心宫颈腹�
 
 # Function words that also happen to be rare surnames: before a role word they start a clause, not a name.
 _FUNCTION_CHARS = set("由经请向被让给和与及在于对将把同跟为是")
+# After a cue these begin a clause (患者于受凉后, 患者因腹痛), never a name.
+_CLAUSE_STARTERS = set("于在因经被由从对将把为是与及")
 # Surname characters that in clinical text nearly always begin a word instead: 余 (余同前, 20余天), 程 (化疗3程),
 # 尚 (尚可), 毕 (术毕), 窦 (胃窦), 索 (索条影), 呼 (呼叫). The model's PER token alone does not make them a name;
 # a cue or a role does.
@@ -129,10 +131,12 @@ class NameDetector:
                 or bool(_ROLE_AFTER.match(text, end)) or bool(_NEXT_WORD.match(text, end)))
 
     # -- detection -------------------------------------------------------------------------------
-    def clinical_word(self, text: str, start: int, end: int, clinical: list[tuple[int, int]]) -> bool:
+    def clinical_word(self, text: str, start: int, end: int, clinical: list[tuple[int, int]], cued: bool = False) -> bool:
         """The candidate is, or lies inside, or cuts into a clinical word (艾恒, 吉奥 of 替吉奥, 左髂总 of 左髂总动脉),
-        its given name is a body part (余|腹膜), or it is a side before a body part (左膝)."""
-        if any(cs <= start and end <= ce or start < cs < end < ce or cs < start < ce for cs, ce in clinical):
+        its given name is a body part (余|腹膜), or it is a side before a body part (左膝). After a cue (麻醉医师：李子)
+        a name that merely equals a clinical word stands; one inside or across a longer word does not."""
+        if any((cs <= start and end <= ce and not (cued and (cs, ce) == (start, end)))
+               or (start < cs < end < ce or cs < start < ce) and ce - cs >= 3 for cs, ce in clinical):
             return True
         n = self.surname_len(text[start:start + 2])
         if text[start + n:end] in self.vocabulary.body:
@@ -173,7 +177,9 @@ class NameDetector:
         found: dict[tuple[int, int], Span] = {}
 
         def add(s: int, e: int, kind: str, score: float, why: str):
-            if not self.plausible(text[s:e], text[e:e + 4], model=kind == "ner") or self.clinical_word(text, s, e, clinical):
+            cued = kind != "ner" or bool(_ROLE_AFTER.match(text, e))
+            if (not self.plausible(text[s:e], text[e:e + 4], model=kind == "ner")
+                    or self.clinical_word(text, s, e, clinical, cued=cued)):
                 return
             old = found.get((s, e))
             if old is None:
@@ -186,7 +192,7 @@ class NameDetector:
             if s > 0 and text[s - 1:s + 1] in self.compound:   # LAC cut 上官强琴 after 上
                 s -= 1
             e = self._extend_to_boundary(text, s, e)
-            if text[s] in _WORDY_SURNAMES or self.in_clinical_context(text, s, e, clinical):
+            if (text[s] in _WORDY_SURNAMES and not _ROLE_AFTER.match(text, e)) or self.in_clinical_context(text, s, e, clinical):
                 continue
             if self.foreign(text, s, e) and not self.clinical_word(text, s, e, clinical):
                 found.setdefault((s, e), make_span(doc.text, s, e, EntityType.NAME, 1, "ner", 0.8, "name.ner_foreign"))
@@ -205,7 +211,7 @@ class NameDetector:
         return list(found.values())
 
     def _after_cue(self, text: str, pos: int, per: dict[int, int], add) -> None:
-        while pos < len(text) and text[pos] not in _FUNCTION_CHARS:   # 患者于受凉后: a clause, not a name
+        while pos < len(text) and text[pos] not in _CLAUSE_STARTERS:   # 患者于受凉后: a clause, not a name
             cut = self._cut(text, pos)
             if (pos in per and self.plausible(text[pos:per[pos]]) and self.ends_cleanly(text, per[pos])
                     and (cut is None or cut <= per[pos])):
