@@ -47,7 +47,10 @@ _NOT_GIVEN = set("男女性岁因于在患诉述主入出院以及和与等的�
                  "期间次年月日天时分个名位例号床科室病症炎痛热咳喘吐泻诊治疗手签字医护师生长任教授查房说讲称表要认觉看听来去"
                  "尿液脉穴品酸素胺醇钠钾片丸散汤膏剂霉菌毒瘤癌部肋节血压糖脂肝肾肺脑胃肠多"
                  "，。、；：（）() ")
-_GRAMMAR = set("男女性岁因于在的了是为有无和与及等并")
+# Where the model drew the boundaries, only these are refused in a given name: grammar and medical morphemes
+# (丁肝, 白癜风); everyday characters that _NOT_GIVEN also refuses (治, 中, 生) do occur in names.
+_MEDICAL_MORPHEMES = set("病症炎痛热咳喘吐泻尿液脉穴酸素胺醇钠钾霉菌毒瘤癌肋血压糖脂肝肾肺脑胃肠疹癣疮癜伤")
+_GRAMMAR = set("男女性岁因于在的了是为有无和与及等并") | _MEDICAL_MORPHEMES
 # Characters that may directly follow a name: punctuation and grammatical words, not medical morphemes.
 _BOUNDARY = set("男女因于在诉述以及和与等的了是为有无行经予今昨前后伴并未已再又均之，。、；：（）() ,.;:\n\t")
 
@@ -134,8 +137,10 @@ class NameDetector:
     def clinical_word(self, text: str, start: int, end: int, clinical: list[tuple[int, int]], cued: bool = False) -> bool:
         """The candidate is, or lies inside, or cuts into a clinical word (艾恒, 吉奥 of 替吉奥, 左髂总 of 左髂总动脉),
         its given name is a body part (余|腹膜), or it is a side before a body part (左膝). After a cue (麻醉医师：李子)
-        a name that merely equals a clinical word stands; one inside or across a longer word does not."""
-        if any((cs <= start and end <= ce and not (cued and (cs, ce) == (start, end)))
+        a name that merely equals a clinical word stands (康婷, 李子) unless a medical morpheme gives it away (白癜风);
+        one inside or across a longer word does not."""
+        exact_ok = cued and not any(c in _MEDICAL_MORPHEMES for c in text[start:end])
+        if any((cs <= start and end <= ce and not (exact_ok and (cs, ce) == (start, end)))
                or (start < cs < end < ce or cs < start < ce) and ce - cs >= 3 for cs, ce in clinical):
             return True
         n = self.surname_len(text[start:start + 2])
@@ -177,7 +182,7 @@ class NameDetector:
         found: dict[tuple[int, int], Span] = {}
 
         def add(s: int, e: int, kind: str, score: float, why: str):
-            cued = kind != "ner" or bool(_ROLE_AFTER.match(text, e))
+            cued = kind != "ner" or bool(_ROLE_AFTER.match(text, e))   # a cue or a role outweighs a same-letter word
             if (not self.plausible(text[s:e], text[e:e + 4], model=kind == "ner")
                     or self.clinical_word(text, s, e, clinical, cued=cued)):
                 return
