@@ -11,7 +11,7 @@ from deid.detectors.base import Document, left_context, right_context
 from deid.spans import EntityType, Span, make_span
 
 _SEP = r"[ \-.]?"
-_NOT_DIGIT_BEFORE = r"(?<![0-9A-Za-z])"
+_NOT_DIGIT_BEFORE = r"(?<![0-9])"   # letters may touch a number (mobile13812345678)
 _NOT_DIGIT_AFTER = r"(?![0-9])"
 _COUNTRY = r"(?:(?:\+|00)\s?86[ \-]?)"
 # Area codes in use: 010, 020-029, and four-digit 03xx-09xx.
@@ -32,7 +32,11 @@ _QQ = re.compile(r"(?:QQ|qq|Qq|扣扣)\s*(?:号码|号)?\s*[:：]?\s*(\d{5,11})(
 _WECHAT = re.compile(r"(?:微信|weixin|WeChat|wechat|wx|WX|VX|vx|V信)\s*(?:号|ID|id)?\s*[:：]?\s*([A-Za-z][A-Za-z0-9_-]{5,19}|1[3-9]\d{9})(?![A-Za-z0-9_-])")
 # Numbers introduced by these cues are identifiers of the record, not contacts.
 _RECORD_CUE = re.compile(r"(?:住院号|病案号|门诊号|病历号|登记号|ID号|检查号|标本号|条码|流水号|床号|医保号|卡号|编号|No\.?)\s*[:：]?\s*$", re.I)
-_MEASURE_AFTER = re.compile(r"^\s*(?:mg|ml|mL|g|kg|mmol|μmol|umol|U|IU|mmHg|次|岁|元|cm|mm|%|/)")
+_MEASURE_AFTER = re.compile(r"^\s*(?:mg|ml|mL|g|kg|mmol|μmol|umol|U|IU|mmHg|次|岁|元|cm|mm|%|/(?![0-9]{7}))")
+# Numbers written together with nothing between them (1381234567802161234567): a digit run that splits wholly
+# into mobiles and landlines with area codes is those numbers.
+_RUN = re.compile(r"(?<![0-9])[0-9]{20,36}(?![0-9])")
+_PIECE = re.compile(r"1[3-9][0-9]{9}|0(?:10|2[0-9])[0-9]{8}|0[3-9][0-9]{2}[0-9]{7,8}")
 
 
 class ContactDetector:
@@ -49,7 +53,7 @@ class ContactDetector:
 
         def is_record_number(start: int, end: int) -> bool:
             return bool(_RECORD_CUE.search(left_context(norm, start, 10)) or
-                        _MEASURE_AFTER.match(right_context(norm, end, 6)))
+                        _MEASURE_AFTER.match(right_context(norm, end, 12)))
 
         for m in _EMAIL.finditer(norm):
             add(m.start(), m.end(), 0.99, "email")
@@ -64,7 +68,23 @@ class ContactDetector:
         for rx, why in ((_QQ, "im.qq"), (_WECHAT, "im.wechat")):
             for m in rx.finditer(norm):
                 add(m.start(1), m.end(1), 0.95, why)
+        for m in _RUN.finditer(norm):
+            for start, end in _split_run(m.group()):
+                add(m.start() + start, m.start() + end, 0.9, "phone.run")
         for m in _LOCAL.finditer(norm):
             if _PHONE_CUE.search(left_context(norm, m.start(), 12)):
                 add(m.start(), m.end(), 0.9, "phone.local_after_cue")
         return found
+
+
+def _split_run(run: str) -> list[tuple[int, int]]:
+    """(start, end) of the phone numbers a digit run consists of, or nothing when it is not wholly numbers."""
+    ways = {0: []}   # position -> pieces that cover the run up to it
+    for pos in range(len(run)):
+        if pos not in ways:
+            continue
+        for length in (11, 12):
+            piece = run[pos:pos + length]
+            if len(piece) == length and _PIECE.fullmatch(piece) and pos + length not in ways:
+                ways[pos + length] = ways[pos] + [(pos, pos + length)]
+    return ways.get(len(run), [])
