@@ -22,7 +22,8 @@ _NUM = r"(?:[A-Za-z]{0,2}[0-9]+[A-Za-z]?|[一二三四五六七八九十百零�
 # A named component ends in one of these: villages and groups, communities and places, roads.
 _FINE_SUFFIX = (r"街道办事处|街道|镇|乡|村委会|村民委员会|居委会|社区|小区|花园|家园|公寓|大厦|大楼|广场|商城|市场|"
                 r"中心|新村|新城|山庄|别墅|华庭|公馆|名苑|大院|宿舍|工业区|开发区|园区|工业园|科技园|"
-                r"大街|大道|路|街|巷|弄|胡同|里|苑|府|庄|屯|村|组|队|社|园|城|湾|坊|寓|阁|居|座|厦")
+                r"超市|商场|酒店|宾馆|饭店|公司|工厂|车站|机场|码头|"
+                r"大街|大道|路|街|巷|弄|胡同|里|苑|府|庄|屯|村|组|队|社|园|城|湾|坊|寓|阁|居|座|厦|厂")
 # Characters that never occur inside a road or community name but often in the clinical text after a place.
 _NOT_IN_NAME = "医院诊治疗病症痛查患者因的了行术椎骨腰胸腹肺肝肾脑"
 _NAME_PART = rf"(?:(?![{_NOT_IN_NAME}])[{_CJK}A-Za-z0-9])"
@@ -40,7 +41,7 @@ _STOP_INSIDE = re.compile(r"[，。,；;：:、（）()\s]|患者|就诊|入院|
 # Where an address starts with neither a division nor a cue: a road with a house number, or a named place with a
 # building or unit number (东明锦园7-2225, 国大全城小区136栋). The name is taken back to a clause boundary.
 _ANCHOR = re.compile(rf"(?:街道|镇|乡|村|路|街|大道|巷|弄|社区|小区|花园|家园|公寓|苑|新村|大厦|广场|工业区|开发区|园区|市场|商城)"
-                     rf"(?={_NUM}\s?(?:号|栋|幢|座|单元|弄|巷|期|队|组|区|楼|层)|[0-9]+-[0-9]"
+                     rf"(?={_NAME_PART}{{0,8}}?{_NUM}\s?(?:号|栋|幢|座|单元|弄|巷|期|队|组|区|楼|层)|[0-9]+-[0-9]"
                      rf"|{_NAME_PART}{{1,8}}?(?:{_FINE_SUFFIX}))")
 # A native place at the head of a note: 患者，男，56岁，浙江省德清县钟管镇人，
 _NATIVE_PLACE = re.compile(r"(?:岁|男|女|族)[，,]\s*(?=[^，,。；;\n]{2,30}人[，,。；;])")
@@ -55,6 +56,8 @@ _REST_STOP = re.compile(r"[因于在至去到者的了为及与等被从向往�
                         r"久居|出生|生长|否认|来院|来诊|急诊|前往|回家|家中|时许|"
                         r"人(?=$|[^\u4e00-\u9fa5A-Za-z0-9])")
 _REST_MAX = 30
+# What makes the words after a bare cue an address: a number or a place suffix.
+_PLACE_EVIDENCE = re.compile(rf"[0-9]|{_FINE_SUFFIX}")
 
 class AddressDetector:
     name = "address"
@@ -82,6 +85,8 @@ class AddressDetector:
             if start < covered_to:
                 continue
             built = self._extend(norm, start)
+            if built is None and starts[start] == "cue":   # 家住甘家边东995号: a cue alone opens the phrase
+                built = (start, [], False, False)
             if built is None:
                 continue
             end, admin_parts, fine, has_admin = built
@@ -91,8 +96,10 @@ class AddressDetector:
                               county=bool(admin_parts) and admin_parts[-1][1] == 3)
             if rest > end:
                 end, fine = rest, True
-            if not has_admin and not fine:
+            if not has_admin and not fine or end == start:
                 continue
+            if not has_admin and starts[start] == "cue" and not _PLACE_EVIDENCE.search(norm, start, end):
+                continue   # 家住本地, 现住院: a cue and a word, not an address
             tier = address_tier(fine)
             why = ("address.fine" if fine else "address.admin") + ("" if starts[start] == "gazetteer" else "_" + starts[start])
             spans.append(make_span(text, start, end, EntityType.ADDRESS, tier, "dictionary" if has_admin else "pattern",
