@@ -68,6 +68,11 @@ _CLUB_AFTER = re.compile(r"队|俱乐部|主场|客场|主队|客队|对阵|战�
 _SIDES = set("左右双")
 _POSITIONS = set("叶侧上下中前后缘角段支房室")
 _CLINICAL_JOINERS = set("()（）、")
+# A treatment verb right before the token makes it a drug (口服瑞宁德, 予卓迪, 加用阿柏西普).
+_TREATED_WITH = re.compile(r"(?:口服|服用|予以?|给予|加用|改用|联用|联合|使用|应用|静滴|静推|注射|外用|换用|序贯)$")
+# International nonproprietary name stems written in Chinese: a "foreign name" ending in one is a drug.
+_DRUG_STEM = re.compile(r"(?:西普|替尼|单抗|沙星|霉素|西林|头孢|唑|芬|普利|沙坦|洛尔|地平|他汀|格列|司琼|拉唑|替丁|卡因|"
+                        r"巴坦|培南|米松|松|肽|酶|醇|酮|胺|碱|钠|钾|林|宁|平|星|素|德)$")
 _DOSE = re.compile(r"\s?(?:[0-9][0-9.]*\s?(?:mg|g|ml|μg|ug|iu|u|万u|毫克|克|毫升|片|粒|支|袋|瓶)|[0-9]+\.[0-9])", re.I)
 # Surname characters that are also anatomy or position words (肺上叶, 胃周, vii段, 宫骶): the model's PER token
 # starting with one of them in the middle of a word is anatomy.
@@ -155,7 +160,7 @@ class NameDetector:
         parts = cand.split("·")
         if not all(parts) or not all(c in _TRANSLITERATION for p in parts for c in p):
             return False
-        return len(parts) > 1 or len(cand) >= 3
+        return (len(parts) > 1 or len(cand) >= 3) and not _DRUG_STEM.search(cand)
 
     @staticmethod
     def in_clinical_context(text: str, start: int, end: int, clinical: list[tuple[int, int]]) -> bool:
@@ -171,7 +176,7 @@ class NameDetector:
         prev = text[start - 1] if start else ""
         if text[start] in _ANATOMY_SURNAMES and prev and (prev in _ORGANS or prev.isascii() and prev.isalnum()):
             return True
-        return bool(_DOSE.match(text, after))
+        return bool(_DOSE.match(text, after) or _TREATED_WITH.search(text, max(0, start - 4), start))
 
     def detect(self, doc: Document) -> list[Span]:
         text = doc.norm
