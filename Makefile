@@ -13,7 +13,7 @@ LLAMA_CMAKE_ARGS := -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_B
 SPARK_SUBMIT := PATH=$(CURDIR)/$(VENV)/bin:$$PATH SPARK_LOCAL_IP=127.0.0.1 spark-submit \
 	--driver-java-options "-Dlog4j2.configurationFile=file:$(CURDIR)/conf/log4j2.properties"
 
-.PHONY: install java test run eval bench clean
+.PHONY: install java test run eval eval-real bench clean
 
 install: $(STAMP) java
 
@@ -39,6 +39,12 @@ test: install
 eval: install
 	$(VENV)/bin/deid synth --n $(EVAL_N) --seed $(EVAL_SEED) --out data/eval
 	$(VENV)/bin/deid eval --gold data/eval/notes.jsonl
+
+# Public real text (addresses, names in prose, de-identified EMR notes, patient questions, two ICD-10 editions),
+# read from $$DEID_REAL_DATA (a folder of the source repositories; deid eval-real lists the files and their
+# SHA-256). Without it this says so and exits 0.
+eval-real: install
+	$(VENV)/bin/deid eval-real $(if $(DEID_REAL_DATA),--data $(DEID_REAL_DATA)) --json data/eval-real.json
 
 bench: install
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install --quiet -e '.[test,local-llm,bench]'

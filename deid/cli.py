@@ -141,6 +141,7 @@ def cmd_eval_real(args) -> int:
         for kind, t, text, nid in scores.errors[: args.errors]:
             print(f"    {kind:<8} {t:<10} {text!r}  {nid}")
     if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps({"pipeline": pipeline.version, "corpora": results},
                                               ensure_ascii=False, indent=2))
     return 0

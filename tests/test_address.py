@@ -40,3 +40,49 @@ def test_address_does_not_swallow_clinical_text():
 def test_admin_parts_record_division_levels():
     span, = D.detect(Document("住北京市海淀区中关村大街27号"))
     assert [lvl for _, lvl in span.attrs["admin_parts"]] == [1, 3]
+
+
+def test_address_runs_to_the_end_of_the_phrase():
+    # components with no suffix, numbered sub-areas, dash and underscore forms, rooms written as 房 or bare
+    assert found("现住杭州市下城区朝晖五区40-5-594，") == [("杭州市下城区朝晖五区40-5-594", 1)]
+    assert found("家住德信早城七幢三单元，") == [("德信早城七幢三单元", 1)]
+    assert found("现住双滦区双塔山镇下店子村。") == [("双滦区双塔山镇下店子村", 1)]
+    assert found("住址：江干区丽江小区13幢6单元1341房；") == [("江干区丽江小区13幢6单元1341房", 1)]
+    assert found("家住甘家边东995号_金港科创中心_综合楼13楼684室，") == [("甘家边东995号_金港科创中心_综合楼13楼684室", 1)]
+    assert found("现住金华义乌市城北路M511号东昌汽车销售公司，") == [("金华义乌市城北路M511号东昌汽车销售公司", 1)]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("姬尧村二队99号", "姬尧村二队99号"),                                # a village group with a house number
+    ("患者于今日下午在临海大道湖景国际12号楼2门附近被撞伤。", "临海大道湖景国际12号楼2门"),
+    ("救护车从江口街道欧凯超市接回，", "江口街道欧凯超市"),
+])
+def test_address_without_division_or_cue(text, expected):
+    assert [t for t, _ in found(text)] == [expected]
+
+
+def test_native_place_at_the_head_of_a_note():
+    assert found("患者，女，40岁，阳光小区2期3栋3单元502人，因胸痛入院。") == [("阳光小区2期3栋3单元502", 1)]
+    assert found("患者，男，56岁，浙江省德清县钟管镇人，") == [("浙江省德清县钟管镇", 1)]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("患者为湖北省武汉市江汉区退休工人。", [("湖北省武汉市江汉区", 2)]),   # a county, then words: no more address
+    ("家住本地，", []), ("现住院治疗", []),                                 # a cue and a word are not an address
+    ("16日照片示右肺结节", []),                                              # a date, not 日照
+    ("予长春胺缓释胶囊口服", []),                                            # a drug, not 长春
+    ("现住北京市朝阳区幸福小区3号楼，因腹痛就诊", [("北京市朝阳区幸福小区3号楼", 1)]),
+])
+def test_address_stops_at_clinical_words(text, expected):
+    assert found(text) == expected
+
+
+def test_generalize_keeps_only_divisions_at_or_above_county():
+    from deid.config import load_config
+    from deid.masking import Masker, load_policies
+    masker = Masker(load_policies(load_config().policies_path))
+    text = "现住杭州市下城区朝晖五区40-5-594，"
+    spans = D.detect(Document(text))
+    (start, end), = masker.masked_intervals(spans, 1)
+    assert text[:start].endswith("杭州市下城区") and text[start:end] == "朝晖五区40-5-594"
+    assert masker.mask(text, spans, 1).text == "现住杭州市下城区〔地址〕，"

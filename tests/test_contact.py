@@ -54,3 +54,19 @@ def test_positive_forms(text, expected):
 ])
 def test_hard_negatives(text):
     assert found(text) == []
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("mobile13812345678", ["13812345678"]),
+    ("Tel13812345678abc", ["13812345678"]),
+    ("联系方式：1381234567813912345678", ["13812345678", "13912345678"]),
+    ("电话13812345678/13912345678", ["13812345678", "13912345678"]),
+    ("电话021-61234567/0571-87654321", ["021-61234567", "0571-87654321"]),
+])
+def test_numbers_touching_letters_or_each_other(text, expected):
+    assert found(text) == expected
+
+
+@pytest.mark.parametrize("text", ["尿量12345678/L", "检验号20230101123456789012"])
+def test_units_and_long_identifiers_are_not_split_into_phones(text):
+    assert found(text) == []

@@ -51,3 +51,25 @@ def test_hospitals(text, expected):
 ])
 def test_hard_negatives(text):
     assert found(text) == []
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("胸部正位片（承德市中心医院）示", ["承德市中心医院"]),
+    ("2016-10-14承德市市中心医院复查", ["承德市市中心医院"]),
+    ("来承德市医院就诊", ["承德市医院"]),
+])
+def test_hospital_starts_at_the_name(text, expected):
+    assert found(text) == expected
+
+
+@pytest.mark.parametrize("text", [
+    "转至上级医院治疗", "建议转上一级医院", "下级医院转入", "曾在个体诊所输液", "于山东省某医院就诊", "于当地医院就诊",
+    "上海看性病的医院哪家好", "上海胃癌医院", "上海银屑病医院",
+])
+def test_referrals_and_descriptions_are_not_hospitals(text):
+    assert found(text) == []
+
+
+def test_specialist_hospitals_keep_their_name():
+    assert found("于北京肿瘤医院化疗") == ["北京肿瘤医院"]
+    assert found("转至葫芦岛市肿瘤医院") == ["葫芦岛市肿瘤医院"]

@@ -45,3 +45,47 @@ def test_hard_negatives(analyze, text):
     assert all(x != "性病" for _, x, _ in facts(analyze, text))
     if "HIV" not in text:
         assert facts(analyze, text) == []
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("诊断：梅毒性心脏病。", ("STD", "梅毒性心脏病", 1)),
+    ("淋球菌性尿道炎", ("STD", "淋球菌性尿道炎", 1)),
+    ("病毒性肝炎乙型丁型急性无黄疸型", ("STD", "病毒性肝炎乙型丁型急性无黄疸型", 3)),
+    ("乙型丙型肝炎重叠感染", ("STD", "乙型丙型肝炎重叠感染", 3)),
+    ("慢性乙型病毒性肝炎，伴有δ因子", ("STD", "慢性乙型病毒性肝炎，伴有δ因子", 3)),
+    ("外阴疱疹", ("STD", "外阴疱疹", 2)),
+    ("肛周皮肤疱疹", ("STD", "肛周皮肤疱疹", 2)),
+    ("女性衣原体性盆腔炎", ("STD", "女性衣原体性盆腔炎", 2)),
+    ("未特指的滴虫病", ("STD", "未特指的滴虫病", 2)),
+    ("其他特指的主要为性传播的疾病", ("STD", "其他特指的主要为性传播的疾病", 2)),
+    ("医疗性流产，完全性或未特指的，并发栓塞", ("PREGNANCY", "医疗性流产，完全性或未特指的，并发栓塞", 1)),
+    ("输卵管壶腹部妊娠破裂", ("PREGNANCY", "输卵管壶腹部妊娠破裂", 2)),
+    ("受孕的未特指的异常产物", ("PREGNANCY", "受孕的未特指的异常产物", 2)),
+    ("妊娠合并梅毒", ("PREGNANCY", "妊娠合并梅毒", 1)),       # the syphilis inside makes it tier 1
+])
+def test_whole_disease_mention(analyze, text, expected):
+    assert expected in facts(analyze, text)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("患者有梅毒病史", [("STD", "梅毒", 1)]),                   # 病史 is not part of the disease
+    ("2015年行剖宫产术", [("PREGNANCY", "剖宫产术", 2)]),
+    ("梅毒的治疗", [("STD", "梅毒", 1)]),
+    ("肺炎支原体感染", []), ("肺炎衣原体感染", []), ("带状疱疹", []), ("口唇疱疹", []),
+])
+def test_mention_does_not_run_on(analyze, text, expected):
+    assert facts(analyze, text) == expected
+
+
+def test_official_vocabulary_rows_are_typed_and_tiered():
+    from deid import resources
+    rows = {r["term"]: r for r in resources.load("dictionaries/icd10_sensitive.tsv").rows()}
+    assert rows["稽留流产"]["type"] == "PREGNANCY" and rows["稽留流产"]["tier"] == "1"
+    assert rows["异位妊娠"]["tier"] == "2"
+    assert rows["一期梅毒"]["type"] == "STD" and rows["一期梅毒"]["tier"] == "1"
+    assert {r["type"] for r in rows.values()} == {"STD", "PREGNANCY"}
+
+
+def test_official_names_with_full_width_punctuation_match(analyze):
+    # the dictionary row holds '，'; the note is matched after normalization to ','
+    assert ("PREGNANCY", "不完全性自然流产，并发栓塞", 1) in facts(analyze, "诊断：不完全性自然流产，并发栓塞")

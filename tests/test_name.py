@@ -43,3 +43,30 @@ def test_name_false_positive_rate_on_clinical_lexicon(analyze):
     sentences = [f"予{w}治疗。" for w in words] + [f"患者{w}，" for w in words] + [f"{w}。" for w in words]
     false = [s for s in sentences if names(analyze, s)]
     assert len(false) / len(sentences) <= 0.01, false
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("老伴石粉兰今年52岁，", ["石粉兰"]),
+    ("专家程阳先生表示", ["程阳"]),
+    ("总裁沈东军认为，", ["沈东军"]),
+    ("经理赵加说", ["赵加"]),
+    ("患者张某，男，45岁", ["张某"]),
+    ("家属王某某签字", ["王某某"]),
+    ("据报道，米兰·昆德拉的新书出版", ["米兰·昆德拉"]),
+    ("麻醉医师：李子  麻醉方式：全麻", ["李子"]),        # a name that is also a word stands after a name field
+])
+def test_names_in_prose(analyze, text, expected):
+    assert names(analyze, text) == expected
+
+
+@pytest.mark.parametrize("text", [
+    "奥沙利铂(艾恒)150mg ivgtt d1",          # a drug brand in brackets after its generic name
+    "替吉奥胶囊40mg bid",                    # 吉奥 inside 替吉奥
+    "予乐沙定化疗", "口服瑞宁德", "加用阿柏西普",
+    "左膝疼痛2天", "右髂总动脉闭塞", "肝左叶占位", "两肺上叶条索灶", "胃周小弯侧淋巴结",
+    "双肺可闻及湿罗音", "肠鸣音亢进", "高敏肌钙蛋白升高",
+    "余同前。", "于睡前服用", "患者于受凉后出现咳嗽", "化疗3程顺利", "于我科住院",
+    "孩子白癜风怎么办", "桑坦德主场迎战", "查体：宫高：32cm",
+])
+def test_clinical_and_other_words_are_not_names(analyze, text):
+    assert names(analyze, text) == []

@@ -134,8 +134,9 @@ class AddressDetector:
         start = suffix_start
         while start > 0 and suffix_start - start < 8 and _NAME_CHAR.match(norm[start - 1]):
             start -= 1
-        stops = [m.end() for rx in (_STOP_INSIDE, _CUE) for m in rx.finditer(norm, start, suffix_start)]
-        return max(stops, default=start)
+        window = max(0, start - 6)   # a cue may begin before the name does (现住|金华义乌市城北路)
+        stops = [m.end() for rx in (_STOP_INSIDE, _CUE) for m in rx.finditer(norm, window, suffix_start)]
+        return max([start, *stops])
 
     def _extend(self, norm: str, start: int):
         pos, admin_parts, fine, has_admin = start, [], False, False

@@ -1,0 +1,40 @@
+import pickle
+
+import pytest
+
+from deid.vocabulary import ClinicalVocabulary, _DataOnly
+
+
+@pytest.fixture(scope="module")
+def vocab():
+    return ClinicalVocabulary()
+
+
+def test_drugs_brands_anatomy_and_signs_are_clinical_words(vocab):
+    for word in ("替吉奥", "比阿培南", "艾恒", "乐沙定", "舒普深", "腹膜", "罗音"):
+        assert word in vocab
+    assert "腹膜" in vocab.body
+
+
+def test_places_and_clans_are_not_clinical_words(vocab):
+    for word in ("黄石", "地区", "鹤壁", "黄氏"):
+        assert word not in vocab
+
+
+def test_matches_report_every_word_with_offsets(vocab):
+    text = "替吉奥胶囊"
+    assert (0, 3) in vocab.matches(text)
+
+
+def test_the_data_file_may_hold_only_plain_data():
+    class Evil:
+        def __reduce__(self):
+            return (print, ("boom",))
+    import io
+    with pytest.raises(pickle.UnpicklingError):
+        _DataOnly(io.BytesIO(pickle.dumps({"x": Evil()}))).load()
+
+
+def test_a_small_graph_builds_a_vocabulary():
+    v = ClinicalVocabulary({"阿莫西林胶囊": {"商品名": ["阿莫仙"], "常见发病部位": ["咽部"], "分类": ["青霉素类"]}})
+    assert {"阿莫西林胶囊", "阿莫仙", "咽部"} <= v.words and "青霉素类" not in v.words and "咽部" in v.body
