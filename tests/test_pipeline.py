@@ -2,14 +2,15 @@ import shutil
 
 import pytest
 
+from deid import __version__
 from deid.config import ConfigError, load_config
 from deid.pipeline import NoteError, NoteTooLarge, Pipeline
 from deid.resources import resources_dir
 
 
 def test_version_names_every_component(pipeline):
-    assert pipeline.version.startswith("0.1.0+")
-    assert {"ner", "hospital", "std", "pregnancy", "name", "policies", "config", "code"} <= set(pipeline.component_versions)
+    assert pipeline.version.startswith(__version__ + "+")
+    assert {"ner", "hospital", "std", "pregnancy", "name", "policies", "config", "code", "vocabulary"} <= set(pipeline.component_versions)
 
 
 def test_dictionary_edit_changes_pipeline_version(tmp_path, monkeypatch, pipeline):
