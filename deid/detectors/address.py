@@ -23,15 +23,17 @@ _NUM = r"(?:[A-Za-z]{0,2}[0-9]+[A-Za-z]?|[一二三四五六七八九十百零�
 _FINE_SUFFIX = (r"街道办事处|街道|镇|乡|村委会|村民委员会|居委会|社区|小区|花园|家园|公寓|大厦|大楼|广场|商城|市场|"
                 r"中心|新村|新城|山庄|别墅|华庭|公馆|名苑|大院|宿舍|工业区|开发区|园区|工业园|科技园|"
                 r"超市|商场|酒店|宾馆|饭店|公司|工厂|车站|机场|码头|"
-                r"大街|大道|路|街|巷|弄|胡同|里|苑|府|庄|屯|村|组|队|社|园|城|湾|坊|寓|阁|居|座|厦|厂")
+                r"大街|大道|路|街|巷|弄|胡同|里|苑|府|庄|屯|村|组|队|社|园|城|湾|坊|寓|阁|居|座|厦|厂|"
+                # rural place endings (河岙线, 阳山畈, 王浜头 ...)
+                r"线|桥|畈|浜|埭|岙|塘|墩|垟|坞|岭|铺|营|寨|堡|港|湾")
 # Characters that never occur inside a road or community name but often in the clinical text after a place.
-_NOT_IN_NAME = "医院诊治疗病症痛查患者因的了行术椎骨腰胸腹肺肝肾脑"
+_NOT_IN_NAME = "医诊治疗病症痛查患者因的了术椎骨腰胸腹肺肝肾脑"   # not 院 (濮院镇, 学院路) nor 行 (杭行路)
 _NAME_PART = rf"(?:(?![{_NOT_IN_NAME}])[{_CJK}A-Za-z0-9])"
 _NAMED = re.compile(rf"{_NAME_PART}{{0,10}}?(?:{_FINE_SUFFIX})(?:{_NUM}(?:区|期|片|组|队|社))?"
                     rf"|{_NAME_PART}{{1,8}}?(?:[0-9]+|[一二三四五六七八九十]+)(?:区|期|片|组|队|社)")   # 朝晖五区
 # Numbered components in every written form: 27号, 3号楼, 二队, 13幢6单元1341房, 40-5-594, A座, 5层, 2期.
 _UNIT = r"号院|号楼|号门|号|栋|幢|座|单元|室|层|楼|弄|巷|组团|组|队|社|期|区|排|户|段|房|门|间|片|支弄|街坊|档|铺|F(?![A-Za-z])"
-_NUMBERED = re.compile(rf"{_NUM}\s?(?:{_UNIT})|[0-9]+(?:\s?[-_~]\s?[0-9]+){{1,3}}(?![0-9])")
+_NUMBERED = re.compile(rf"{_NUM}\s?(?:{_UNIT})|[0-9]+(?:\s?(?:-+|_|~)\s?[0-9]+){{1,3}}(?:号|室)?(?![0-9])")
 # A bare number closing an address that already has a fine component (幸福小区5栋302, 3单元502人).
 _BARE_NUMBER = re.compile(r"[0-9]{1,5}(?![0-9.%])(?!\s?(?:岁|天|年|月|日|次|小时|分|mg|ml|kg|cm|mm|g))")
 # One separator may stand between two components (2期 3栋, 7-2225, 136栋_5单元).
@@ -43,6 +45,9 @@ _STOP_INSIDE = re.compile(r"[，。,；;：:、（）()\s]|患者|就诊|入院|
 _ANCHOR = re.compile(rf"(?:街道|镇|乡|村|路|街|大道|巷|弄|社区|小区|花园|家园|公寓|苑|新村|大厦|广场|工业区|开发区|园区|市场|商城)"
                      rf"(?={_NAME_PART}{{0,8}}?{_NUM}\s?(?:号|栋|幢|座|单元|弄|巷|期|队|组|区|楼|层)|[0-9]+-[0-9]"
                      rf"|{_NAME_PART}{{1,8}}?(?:{_FINE_SUFFIX}))")
+# A building number is an address on its own once a name stands before it (锦绣江南11幢, 江南4区71-11-1105);
+# a date (2015-04-18) has no name before it.
+_BUILDING = re.compile(rf"(?<=[{_CJK}]{{2}}){_NUM}\s?(?:幢|栋|单元|号楼)|(?<=[{_CJK}]{{2}})[0-9]{{1,4}}(?:-[0-9]{{1,4}}){{2}}(?![0-9])")
 # A native place at the head of a note: 患者，男，56岁，浙江省德清县钟管镇人，
 _NATIVE_PLACE = re.compile(r"(?:岁|男|女|族)[，,]\s*(?=[^，,。；;\n]{2,30}人[，,。；;])")
 _NAME_CHAR = re.compile(rf"[{_CJK}A-Za-z0-9]")
@@ -77,8 +82,10 @@ class AddressDetector:
             starts.setdefault(m.end(), "cue")
         for m in _NATIVE_PLACE.finditer(norm):
             starts.setdefault(m.end(), "cue")
-        for m in _ANCHOR.finditer(norm):
-            starts.setdefault(self._name_start(norm, m.start()), "anchor")
+        for m in (*_ANCHOR.finditer(norm), *_BUILDING.finditer(norm)):
+            name_start = self._name_start(norm, m.start())
+            if m.start() - name_start >= 2 or m.re is _ANCHOR:
+                starts.setdefault(name_start, "anchor")
         spans: list[Span] = []
         covered_to = -1
         for start in sorted(starts):
@@ -153,11 +160,15 @@ class AddressDetector:
             if hit:  # a division name after a fine component (e.g. 某某路 in 某某区) still belongs
                 pos = hit[0]
                 continue
-            joined = fine and _JOINER.match(norm, pos)
+            joined = (fine or admin_parts) and _JOINER.match(norm, pos)   # 广东省-广州市-白云区, 2期 3栋
             if joined:   # a separator counts only when a component follows it
-                nxt = _NUMBERED.match(norm, pos + 1) or _NAMED.match(norm, pos + 1) or _BARE_NUMBER.match(norm, pos + 1)
+                nxt = _NUMBERED.match(norm, pos + 1) or _NAMED.match(norm, pos + 1) or (
+                    fine and _BARE_NUMBER.match(norm, pos + 1))
                 if nxt and not _STOP_INSIDE.search(nxt.group()):
-                    pos = nxt.end()
+                    pos, fine = nxt.end(), True
+                    continue
+                if self.gazetteer.match_at(norm, pos + 1):
+                    pos += 1
                     continue
             break
         if pos == start:
