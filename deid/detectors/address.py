@@ -22,7 +22,7 @@ _NUM = r"(?:[A-Za-z]{0,2}[0-9]+[A-Za-z]?|[一二三四五六七八九十百零�
 # A named component ends in one of these: villages and groups, communities and places, roads.
 _FINE_SUFFIX = (r"街道办事处|街道|镇|乡|村委会|村民委员会|居委会|社区|小区|花园|家园|公寓|大厦|大楼|广场|商城|市场|"
                 r"中心|新村|新城|山庄|别墅|华庭|公馆|名苑|大院|宿舍|工业区|开发区|园区|工业园|科技园|"
-                r"超市|商场|酒店|宾馆|饭店|公司|工厂|车站|机场|码头|"
+                r"超市|商场|酒店|宾馆|饭店|公司|工厂|车站|机场|码头|基地|仓库|停车场|市场|广场|生活馆|专卖店|旗舰店|分行|支行|"
                 r"大街|大道|路|街|巷|弄|胡同|里|苑|府|庄|屯|村|组|队|社|园|城|湾|坊|寓|阁|居|座|厦|厂|"
                 # rural place endings (河岙线, 阳山畈, 王浜头 ...)
                 r"线|桥|畈|浜|埭|岙|塘|墩|垟|坞|岭|铺|营|寨|堡|港|湾")
@@ -51,12 +51,14 @@ _BUILDING = re.compile(rf"(?<=[{_CJK}]{{2}}){_NUM}\s?(?:幢|栋|单元|号楼)|(
 # A native place at the head of a note: 患者，男，56岁，浙江省德清县钟管镇人，
 _NATIVE_PLACE = re.compile(r"(?:岁|男|女|族)[，,]\s*(?=[^，,。；;\n]{2,30}人[，,。；;])")
 _NAME_CHAR = re.compile(rf"[{_CJK}A-Za-z0-9]")
+_CLAUSE_MARKS = set("，。,；;：:、（）() \t\n")
+_DIVISION_NAME = re.compile(r"(?:镇|乡|村|街道)$")
 # The rest of an address phrase once it is known to be one (a cue, or a component below county level): names
 # with no suffix (仙浦, 莫家埭), shops and firms (东昌汽车销售公司), floors and rooms in any form (F1314, 4564档),
 # up to clause punctuation, a clinical or narrative word, or a native-place 人 (德清县钟管镇人，).
 _REST = re.compile(rf"(?:[{_CJK}A-Za-z0-9#·/]|[-_](?=[{_CJK}A-Za-z0-9])| (?=[A-Za-z0-9]))+")
-_REST_STOP = re.compile(r"[因于在至去到者的了为及与等被从向往经]|患者|就诊|入院|医院|卫生|保健|诊所|门诊|科室|出院|住院|诊断|治疗|"
-                        r"检查|手术|复查|复诊|诊治|随访|进一步|(?<![银商车发])行(?!政|业)|"
+_REST_STOP = re.compile(r"[因于在至去到者的了为及等被从向往]|与(?![^，。,；;]{1,8}?(?:路|街|大道)(?:交叉口|交汇口|路口))|患者|就诊|入院|医院|卫生|保健|诊所|门诊|科室|出院|住院|诊断|治疗|"
+                        r"检查|手术|复查|复诊|诊治|随访|进一步|(?<![银商车发支分])行(?!政|业)|"
                         r"附近|旁边|门口|对面|楼下|接回|接来|送来|送至|送入|发生|摔倒|跌倒|受伤|务农|工作|打工|经商|居住|生活|"
                         r"久居|出生|生长|否认|来院|来诊|急诊|前往|回家|家中|时许|"
                         r"人(?=$|[^\u4e00-\u9fa5A-Za-z0-9])")
@@ -74,14 +76,13 @@ class AddressDetector:
     def detect(self, doc: Document) -> list[Span]:
         text, norm = doc.text, doc.norm
         starts: dict[int, str] = {}
+        # a cue decides how far the phrase runs, so it is recorded before a division starting at the same place
+        for m in (*_CUE.finditer(norm), *_NATIVE_PLACE.finditer(norm)):
+            starts.setdefault(m.end(), "cue")
         clinical = self.vocabulary.matches(norm)
         for s, e, _p in self.gazetteer.find(norm):
             if not any(cs <= s < ce and ce > e for cs, ce in clinical):   # 长春 of 长春胺, 宁德 of 瑞宁德
                 starts.setdefault(s, "gazetteer")
-        for m in _CUE.finditer(norm):
-            starts.setdefault(m.end(), "cue")
-        for m in _NATIVE_PLACE.finditer(norm):
-            starts.setdefault(m.end(), "cue")
         for m in (*_ANCHOR.finditer(norm), *_BUILDING.finditer(norm)):
             name_start = self._name_start(norm, m.start())
             if m.start() - name_start >= 2 or m.re is _ANCHOR:
@@ -136,6 +137,14 @@ class AddressDetector:
         return end
 
     @staticmethod
+    def _stopped(component: str) -> bool:
+        """A clinical word or clause mark inside a component ends the address; a single function character does
+        not inside a town or village name (于潜镇, 在城乡)."""
+        stop = _STOP_INSIDE.search(component)
+        return bool(stop) and not (len(stop.group()) == 1 and stop.group() not in _CLAUSE_MARKS
+                                   and _DIVISION_NAME.search(component))
+
+    @staticmethod
     def _name_start(norm: str, suffix_start: int) -> int:
         """Where the name ending at a road or place suffix begins: back over name characters to a boundary."""
         start = suffix_start
@@ -154,7 +163,7 @@ class AddressDetector:
                 admin_parts.append((pos, hit[1].level))
                 continue
             m = _NUMBERED.match(norm, pos) or _NAMED.match(norm, pos) or (fine and _BARE_NUMBER.match(norm, pos))
-            if m and not _STOP_INSIDE.search(m.group()):
+            if m and not self._stopped(m.group()):
                 pos, fine = m.end(), True
                 continue
             if hit:  # a division name after a fine component (e.g. 某某路 in 某某区) still belongs
@@ -164,7 +173,7 @@ class AddressDetector:
             if joined:   # a separator counts only when a component follows it
                 nxt = _NUMBERED.match(norm, pos + 1) or _NAMED.match(norm, pos + 1) or (
                     fine and _BARE_NUMBER.match(norm, pos + 1))
-                if nxt and not _STOP_INSIDE.search(nxt.group()):
+                if nxt and not self._stopped(nxt.group()):
                     pos, fine = nxt.end(), True
                     continue
                 if self.gazetteer.match_at(norm, pos + 1):
