@@ -43,13 +43,13 @@ _LEFT = re.compile(rf"(?:{_MODIFIER})(?:[或和]?(?:{_MODIFIER}))*$")
 # What may end a disease phrase; 病 not when it starts another word (病史, 病人, 病程 ...).
 _DISEASE_END = (r"(?:δ因子|炎|病毒|病(?![史人程情房例区灶变毒理])|症|感染|综合征|瘤|疹|疣|溃疡|下疳|损害|狭窄|关闭不全|动脉瘤|"
                 r"畸形|破裂|出血|痴呆|截瘫|麻痹|结节|白斑|坏死|栓塞|休克|衰竭|妊娠|流产|携带者|携带状态|产物|"
-                r"[甲乙丙丁戊庚]型|无?黄疸型|淤胆型|重型|轻度|中度|重度|因子|失败|宫内孕|穿孔|血肿|粘连|残留|凝血|情况)")
+                r"[甲乙丙丁戊庚]型|无?黄疸型|淤胆型|重型|轻度|中度|重度|因子|失败|宫内孕|穿孔|血肿|粘连|残留|凝血|情况|结核)")
 # Inside a phrase: CJK, but no clause word (史, a verb, a result, a conjunction that starts a new item).
 _PHRASE_CHAR = rf"(?:(?![史行予于在因及和与或者了为是有无经示见查阳阴抗治疗入院])[{_CJK}])"
 _RIGHT = re.compile(
     rf"(?:(?:[，,]\s?)?(?:并发|合并|伴有?|不伴有?|也不伴有?|但伴有?|并伴有?)(?:{_PHRASE_CHAR}|[和或]){{0,10}}?{_DISEASE_END}"  # 并发栓塞
     rf"|(?:性|型|的)?{_PHRASE_CHAR}{{0,10}}?{_DISEASE_END}"                                # 性心脏病
-    rf"|[，,]\s?(?:其他的?|其他特指的|未特指的?|特指的|完全性或未特指的?|完全性|不完全性|无并发症|有症状性的?|"
+    rf"|[，,]\s?(?:其他的?|其他特指的|未特指的?|特指的|完全性或未特指的?|完全性|不完全性|无并发症|有症状性的?|轻度|中度|重度|"
     rf"不可归类在他处者)"                                                                        # ICD qualifiers
     rf"|[\[(（【][{_CJK}A-Za-z]{{2,10}}[\])）】])+")                                           # [HIV], (共同感染)
 # Viral hepatitis written with its types in any order: 乙型丁型病毒性肝炎, 病毒性肝炎乙型丁型急性无黄疸型.

@@ -166,12 +166,25 @@ class Synth:
             b.entity(r.choice([prov + city + county, city + county]), ADDRESS, 2)
         elif g < 0.7:
             b.entity(prov + city + county + self.road() + f"{r.randrange(1, 999)}号", ADDRESS, 1)
-        elif g < 0.9:
+        elif g < 0.8:
             comm = "".join(r.choice(V.ROAD_WORDS) for _ in range(2)) + r.choice(V.COMMUNITY)
             b.entity(prov + city + county + self.road() + comm + f"{r.randrange(1, 40)}号楼{r.randrange(1, 6)}单元{r.randrange(101, 2999)}室", ADDRESS, 1)
+        elif g < 0.9:
+            b.entity(r.choice([city + county, county, ""]) + self._fine_tail(), ADDRESS, 1)
         else:
             town = "".join(r.choice(V.ROAD_WORDS) for _ in range(2)) + r.choice(["镇", "乡", "街道"])
             b.entity(city + county + town + "".join(r.choice(V.ROAD_WORDS) for _ in range(2)) + "村" + f"{r.randrange(1, 12)}组", ADDRESS, 1)
+
+    def _fine_tail(self) -> str:
+        """Below-county forms as people write them: 7幢3单元1341室, 40-5-594, 七幢三单元, 二队99号, a firm."""
+        r = self.rng
+        words = "".join(r.choice(V.ROAD_WORDS) for _ in range(2))
+        numerals = "一二三四五六七八九"
+        fields = dict(a=words + r.choice(V.COMMUNITY), k=r.randrange(1, 40), u=r.randrange(1, 8), r=r.randrange(101, 2999),
+                      kz=r.choice(numerals), uz=r.choice(numerals), v=words, w=words)
+        kind = r.random()
+        tmpl = r.choice(V.ADDRESS_TAILS if kind < 0.6 else V.VILLAGE_TAILS if kind < 0.8 else V.FIRMS)
+        return (self.road() if tmpl in V.FIRMS else "") + tmpl.format(**fields)
 
     def hospital(self, b: NoteBuilder, context: bool = True) -> None:
         r = self.rng

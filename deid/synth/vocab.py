@@ -50,6 +50,9 @@ STD_POSITIVE = [
     ("HPV", 2), ("人乳头瘤病毒", 2), ("生殖支原体", 2), ("非淋菌性尿道炎", 2),
     ("乙肝", 3), ("慢性乙型病毒性肝炎", 3), ("乙型肝炎", 3), ("HBsAg", 3), ("丙肝", 3), ("丙型肝炎", 3), ("HCV", 3),
     ("乙肝大三阳", 3), ("小三阳", 3),
+    # whole mentions as clinicians and the ICD-10 name them
+    ("梅毒性心脏病", 1), ("淋球菌性尿道炎", 1), ("外阴疱疹", 2), ("肛周尖锐湿疣", 2), ("女性衣原体性盆腔炎", 2),
+    ("乙型丁型病毒性肝炎", 3), ("慢性乙型病毒性肝炎，中度", 3), ("HIV病伴结核", 1),
 ]
 STD_SCREEN_TESTS = ["HIV", "梅毒", "TPPA", "RPR", "HBsAg", "HCV", "TRUST", "抗HCV"]
 STD_SCREEN_TIER_IF_POSITIVE = {"HIV": 1, "梅毒": 1, "TPPA": 1, "RPR": 1, "HBsAg": 3, "HCV": 3, "TRUST": 1, "抗HCV": 3}
@@ -109,7 +112,14 @@ RECORD_NUMBERS = ["门诊号：{d10}", "标本号：{d9}", "病案号：{m11}", 
 STD_COLLOQUIAL = [("艾滋", 1), ("花柳病", 2), ("杨梅疮", 1), ("HSV-II", 2), ("疱疹病毒2型", 2)]
 PREGNANCY_COLLOQUIAL = [("小产", 1), ("打胎", 1), ("怀孕", 2), ("胎停", 1), ("生过两个孩子", 3), ("怀孕3个月", 2)]
 FREE_NAME_CONTEXTS = ["与{n}沟通病情后", "经{n}同意后", "在{n}陪同下入院", "由{n}代诉病史", "{n}（患者之女）来电询问",
-                      "嘱{n}按时复诊", "{n}于今日办理出院"]
+                      "嘱{n}按时复诊", "{n}于今日办理出院", "老伴{n}今年62岁，", "其单位经理{n}来院探视，",
+                      "{n}先生（患者之夫）表示理解，", "家属称{n}认为"]
+# Address forms of real delivery addresses (neural-chinese-address-parsing's train split was read for them):
+# building-unit-room in digits or words, dash and underscore forms, village groups, firms.
+ADDRESS_TAILS = ["{a}{k}幢{u}单元{r}室", "{a}{k}-{u}-{r}", "{a}{kz}幢{uz}单元", "{a}{k}栋_{u}单元_{r}", "{a}二期{k}栋{r}",
+                 "{a}{k}号楼{u}层{r}房", "{a}五区{k}-{u}-{r}"]
+VILLAGE_TAILS = ["{v}村{kz}队{r}号", "{v}村{kz}组"]
+FIRMS = ["{w}电器有限公司", "{w}服饰厂", "{w}超市", "{w}汽车城{k}号"]
 HOSPITAL_COLLOQUIAL = ["{c}市一院", "{c}市二院", "{c}附一院", "{c}妇保院", "{c}市中心医院"]
 
 # A clinical lexicon beyond the generator's filler: measures that such words never become names.
