@@ -149,10 +149,10 @@ def cmd_eval_real(args) -> int:
 
 def cmd_summary(args) -> int:
     """What a run left behind, read with plain deltalake (no Spark)."""
-    import pyarrow.compute as pc
     from deltalake import DeltaTable
 
     from deid.io import TABLE_SCHEMAS
+    from deid.query import table
     root = Path(args.root)
     print("Delta tables:")
     tables = {}
@@ -162,19 +162,19 @@ def cmd_summary(args) -> int:
             tables[name] = DeltaTable(str(path))
             print(f"  {name:<16} {path.resolve()}  (version {tables[name].version()}, {tables[name].count()} rows)")
     if "deid_runs" in tables:
-        runs = tables["deid_runs"].to_pyarrow_table().sort_by([("started_at", "descending")]).to_pylist()
+        runs = table(root / "deid_runs").sort_by([("started_at", "descending")]).to_pylist()
         last = runs[0]
         print(f"\nlast run {last['run_id']}: {last['status']}; read {last['notes_read']}, written {last['notes_written']},"
               f" unchanged {last['notes_unchanged']}, moved {last['notes_moved']}, quarantined {last['notes_quarantined']},"
               f" spans {last['spans_written']}  ({len(runs)} runs in deid_runs)")
     if "note_phi_spans" in tables:
-        spans = tables["note_phi_spans"].to_pyarrow_table(columns=["entity_type", "tier"])
+        spans = table(root / "note_phi_spans", columns=["entity_type", "tier"])
         grouped = spans.group_by(["entity_type", "tier"]).aggregate([("tier", "count")]).sort_by(
             [("entity_type", "ascending"), ("tier", "ascending")])
         print("\nspans per entity type and tier:")
         for row in grouped.to_pylist():
             print(f"  {row['entity_type']:<10} tier {row['tier']}  {row['tier_count']:>7}")
-    levels = {k: tables[f"note_deid_l{k}"].to_pyarrow_table(columns=["note_id", "note_text", "masked_count"])
+    levels = {k: table(root / f"note_deid_l{k}", columns=["note_id", "note_text", "masked_count"])
               .sort_by("note_id").to_pylist() for k in (1, 2, 3) if f"note_deid_l{k}" in tables}
     if len(levels) == 3:
         by_id = {k: {r["note_id"]: r for r in rows} for k, rows in levels.items()}
@@ -192,8 +192,8 @@ def cmd_summary(args) -> int:
     print("\nquery them:")
     print(f"  Spark SQL : PATH=.venv/bin:$PATH spark-submit jobs/sql.py --root {root} "
           f"\"SELECT entity_type, tier, count(*) FROM note_phi_spans GROUP BY 1, 2\"")
-    print(f"  deltalake : .venv/bin/python -c \"from deltalake import DeltaTable; "
-          f"print(DeltaTable('{root}/note_deid_l3').to_pandas().head())\"")
+    print(f"  Arrow     : .venv/bin/python -c \"from deid.query import table; "
+          f"print(table('{root}/note_deid_l3', columns=['note_id', 'note_text']).slice(0, 5))\"")
     print(f"  DuckDB    : .venv/bin/python -c \"from deid.query import duckdb; "
           f"print(duckdb().sql(\\\"SELECT note_id, masked_count FROM delta_scan('{root}/note_deid_l1') LIMIT 5\\\"))\"")
     return 0

@@ -45,7 +45,8 @@ def write_notes(tmp_path, table: pa.Table):
 
 
 def table(tmp_path, name) -> pa.Table:
-    return DeltaTable(str(tmp_path / "out" / name)).to_pyarrow_table()
+    from deid.query import table as read
+    return read(tmp_path / "out" / name)
 
 
 def last_operation(tmp_path, name) -> str:
@@ -243,6 +244,36 @@ def test_outputs_read_back_without_spark(spark, tmp_path, notes):
     by_type = dict(duckdb().sql(f"SELECT entity_type, count(*) FROM delta_scan('{tmp_path / 'out' / 'note_phi_spans'}')"
                                 " GROUP BY 1").fetchall())
     assert set(by_type) == {"NAME", "ID_NUMBER", "CONTACT", "HOSPITAL", "ADDRESS", "STD", "PREGNANCY"}
+
+
+def readme_query_examples() -> list[str]:
+    """The shell lines of README.md's query examples (between the query-examples markers)."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = text.split("<!-- query-examples -->", 1)[1].split("<!-- /query-examples -->", 1)[0]
+    return [line for line in block.splitlines() if line.startswith((".venv/bin/python", "PATH="))]
+
+
+def test_readers_exit_cleanly_in_fresh_processes(spark, tmp_path, notes):
+    """deltalake's own Arrow readers abort at interpreter exit in about half of fresh processes (issue 11); every
+    README example and a plain read of every output table must exit 0, 20 times out of 20 (spark-submit twice:
+    its JVM does not touch the path that aborts and takes 20 s a start)."""
+    import subprocess
+    import sys
+    write_notes(tmp_path, notes)
+    run(spark, job(tmp_path))
+    out = tmp_path / "out"
+    read_all = (f"{sys.executable} -c \"from deid.query import table; "
+                f"print(sum(table('{out}/' + n).num_rows for n in {sorted(dio.TABLE_SCHEMAS)!r}))\"")
+    examples = readme_query_examples()
+    assert len(examples) == 3, examples
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "SPARK_LOCAL_IP": "127.0.0.1"}
+    for command in [read_all, *examples]:
+        command = command.replace("--root data", f"--root {out}").replace("'data/", f"'{out}/")
+        command = command.replace(".venv/bin/python", sys.executable)
+        for attempt in range(2 if "spark-submit" in command else 20):
+            done = subprocess.run(command, shell=True, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+            assert done.returncode == 0, (command, attempt, done.returncode, done.stderr[-2000:])
+            assert "terminate called" not in done.stderr
 
 
 def test_native_delta_engine(spark, tmp_path, notes):
