@@ -61,6 +61,9 @@ _REST_STOP = re.compile(r"[因于在至去到者的了为及等被从向往]|与
                         r"检查|手术|复查|复诊|诊治|随访|进一步|(?<![银商车发支分])行(?!政|业)|"
                         r"附近|旁边|门口|对面|楼下|接回|接来|送来|送至|送入|发生|摔倒|跌倒|受伤|务农|工作|打工|经商|居住|生活|"
                         r"久居|出生|生长|否认|来院|来诊|急诊|前往|回家|家中|时许|"
+                        # people and reporting in prose: a title or a verb of saying ends the place
+                        r"总监|经理|负责人|主任|科长|处长|局长|会长|院长|总裁|董事|书记|记者|报道|表示|认为|指出|介绍|提醒|"
+                        r"发布|透露|称|说|一直|支持|签订|"
                         r"人(?=$|[^\u4e00-\u9fa5A-Za-z0-9])")
 _REST_MAX = 30
 # What makes the words after a bare cue an address: a number or a place suffix.
@@ -80,6 +83,7 @@ class AddressDetector:
         for m in (*_CUE.finditer(norm), *_NATIVE_PLACE.finditer(norm)):
             starts.setdefault(m.end(), "cue")
         clinical = self.vocabulary.matches(norm)
+        persons = [s for s, _e in doc.ner_of("PER")]
         for s, e, _p in self.gazetteer.find(norm):
             if not any(cs <= s < ce and ce > e for cs, ce in clinical):   # 长春 of 长春胺, 宁德 of 瑞宁德
                 starts.setdefault(s, "gazetteer")
@@ -100,8 +104,7 @@ class AddressDetector:
             end, admin_parts, fine, has_admin = built
             if not has_admin and starts[start] == "gazetteer":
                 continue
-            rest = self._rest(norm, end, cue=starts[start] == "cue", fine=fine,
-                              county=bool(admin_parts) and admin_parts[-1][1] == 3)
+            rest = self._rest(norm, end, starts[start] == "cue", fine, persons)
             if rest > end:
                 end, fine = rest, True
             if not has_admin and not fine or end == start:
@@ -117,19 +120,21 @@ class AddressDetector:
             covered_to = end
         return spans
 
-    def _rest(self, norm: str, pos: int, cue: bool, fine: bool, county: bool) -> int:
-        """End of the address phrase from pos. After a cue or a fine component the phrase goes on to its end;
-        after a bare county it does only when a number follows (下石演590), so 江汉区退休工人 stays a county."""
+    def _rest(self, norm: str, pos: int, cue: bool, fine: bool, persons: list[int]) -> int:
+        """End of the address phrase from pos: up to clause punctuation, a clinical or narrative word (附近, 就诊,
+        总经理, 表示 ...), or a person the NER model names. After a cue or a component below county level the phrase
+        goes on to its end; after a bare county only when a number is in it (下石演590), so 江汉区退休工人 stays a
+        county."""
         m = _REST.match(norm, pos, min(len(norm), pos + _REST_MAX))
-        if not m or not (cue or fine or county):
+        if not m:
             return pos
         end = m.end()
         stop = _REST_STOP.search(norm, pos, end)
         if stop:
             end = stop.start()
-        clinical = [s for s, e in self.vocabulary.matches(norm[pos:end]) if e - s >= 3]
-        if clinical:
-            end = pos + min(clinical)
+        cuts = [pos + s for s, e in self.vocabulary.matches(norm[pos:end]) if e - s >= 3]
+        # a person the model names ends a phrase no cue introduced (北京大观园管委会主任马俊潼)
+        end = min([end, *cuts, *(p for p in persons if pos <= p < end and not cue)])
         while end > pos and norm[end - 1] in "-_ ":
             end -= 1
         if not (cue or fine) and not any(c.isdigit() for c in norm[pos:end]):
