@@ -54,6 +54,7 @@ def test_name_false_positive_rate_on_clinical_lexicon(analyze):
     ("家属王某某签字", ["王某某"]),
     ("据报道，米兰·昆德拉的新书出版", ["米兰·昆德拉"]),
     ("麻醉医师：李子  麻醉方式：全麻", ["李子"]),        # a name that is also a word stands after a name field
+    ("家具协会副秘书长于秀苏告诉记者", ["于秀苏"]),     # 于 starts a name when a verb of saying follows
 ])
 def test_names_in_prose(analyze, text, expected):
     assert names(analyze, text) == expected

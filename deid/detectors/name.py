@@ -64,6 +64,8 @@ _TRANSLITERATION = set("阿埃艾爱安昂奥巴拜班邦鲍贝本比彼毕宾�
                        "赖兰朗劳勒雷蕾里理利莉丽连林琳卢鲁路伦罗洛马玛迈麦曼芒梅门蒙米敏明莫姆穆纳娜奈内妮尼涅宁"
                        "纽努诺欧帕潘庞佩彭皮珀普奇齐恰乔切钦琴丘屈让热茹若萨塞赛桑瑟森沙莎善尚舍什施史斯松苏索塔"
                        "泰坦汤唐特滕提廷图托瓦万威韦维温翁沃乌伍西希锡谢辛休雅亚扬耶伊因英尤于约泽扎詹朱兹佐昆琼瑞舒蓬柏")
+# Verbs of saying after a name in prose: evidence enough for a model token whose surname is also a word (于海表示).
+_REPORTING = re.compile(r"说|表示|告诉|认为|指出|介绍|透露|称|回忆|强调|坦言|解释|承认|透露|曾|也|则|是")
 _CLUB_AFTER = re.compile(r"队|俱乐部|主场|客场|主队|客队|对阵|战胜|击败|逼平|负于|vs|VS|联|城|足球|本赛季|上赛季")
 _SIDES = set("左右双")
 _POSITIONS = set("叶侧上下中前后缘角段支房室")
@@ -155,12 +157,14 @@ class NameDetector:
                                           or text[start + 1:start + 2] in _POSITIONS)
 
     @staticmethod
-    def foreign(text: str, start: int, end: int) -> bool:
+    def foreign(text: str, start: int, end: int, reported: bool = False) -> bool:
+        """A transliterated foreign name: three or more transliteration characters, or two when a verb of saying
+        or a title follows (科尔说), or parts joined by the interpunct; not a drug name."""
         cand = text[start:end]
         parts = cand.split("·")
         if not all(parts) or not all(c in _TRANSLITERATION for p in parts for c in p):
             return False
-        return (len(parts) > 1 or len(cand) >= 3) and not _DRUG_STEM.search(cand)
+        return (len(parts) > 1 or len(cand) >= 3 or reported and len(cand) == 2) and not _DRUG_STEM.search(cand)
 
     @staticmethod
     def in_clinical_context(text: str, start: int, end: int, clinical: list[tuple[int, int]]) -> bool:
@@ -200,11 +204,12 @@ class NameDetector:
             if s > 0 and text[s - 1:s + 1] in self.compound:   # LAC cut 上官强琴 after 上
                 s -= 1
             e = self._extend_to_boundary(text, s, e)
-            if (text[s] in _WORDY_SURNAMES and not _ROLE_AFTER.match(text, e)) or self.in_clinical_context(text, s, e, clinical):
+            reported = bool(_ROLE_AFTER.match(text, e) or _REPORTING.match(text, e))
+            if (text[s] in _WORDY_SURNAMES and not reported) or self.in_clinical_context(text, s, e, clinical):
                 continue
             if _CLUB_AFTER.match(text, e) or text[max(0, s - 3):s].lower().endswith("vs"):
                 continue   # 桑坦德主场: a club, not a person
-            if self.foreign(text, s, e) and not self.clinical_word(text, s, e, clinical):
+            if self.foreign(text, s, e, reported) and not self.clinical_word(text, s, e, clinical):
                 found.setdefault((s, e), make_span(doc.text, s, e, EntityType.NAME, 1, "ner", 0.8, "name.ner_foreign"))
             else:
                 add(s, e, "ner", 0.85, "name.ner")
