@@ -140,13 +140,24 @@ def address_notes(raw: str, corpus: str, seed: int = 2025) -> list[dict]:
     return notes
 
 
+def _json_rows(raw: str):
+    """(line number, object) of each non-empty line of a JSON-lines file."""
+    for i, line in enumerate(raw.splitlines()):
+        if line.strip():
+            yield i, json.loads(line)
+
+
+def _mention(text: str, mention: dict) -> tuple[int, int] | None:
+    """(start, end) of a ChineseBLUE mention, None when its offset does not point at its text."""
+    start = int(mention["offset"])
+    end = start + len(mention["mention"])
+    return (start, end) if text[start:end] == mention["mention"] else None
+
+
 # -- CLUENER: names in free prose (news, finance, games) ---------------------------------------------------
 def cluener_notes(raw: str, corpus: str) -> list[dict]:
     notes = []
-    for i, line in enumerate(raw.splitlines()):
-        if not line.strip():
-            continue
-        row = json.loads(line)
+    for i, row in _json_rows(raw):
         text = row["text"]
         spans = []
         for _surface, offsets in row.get("label", {}).get("name", {}).items():
@@ -161,16 +172,10 @@ def cluener_notes(raw: str, corpus: str) -> list[dict]:
 def cehr_notes(raw: str, corpus: str) -> list[dict]:
     """No PHI is labelled (the text is de-identified); its clinical mentions show certain false positives."""
     notes = []
-    for i, line in enumerate(raw.splitlines()):
-        if not line.strip():
-            continue
-        row = json.loads(line)
+    for i, row in _json_rows(raw):
         text = row["text"]
-        clinical = []
-        for m in row["mention_data"]:
-            start = int(m["offset"])
-            if text[start:start + len(m["mention"])] == m["mention"]:
-                clinical.append({"start": start, "end": start + len(m["mention"]), "label": m["label"]})
+        clinical = [{"start": at[0], "end": at[1], "label": m["label"]}
+                    for m in row["mention_data"] if (at := _mention(text, m))]
         notes.append({"id": f"{corpus}-{i}", "corpus": corpus, "text": text, "types": [], "spans": [],
                       "clinical": clinical})
     return notes
@@ -208,17 +213,14 @@ def classify_mention(mention: str) -> tuple[str, int] | None:
 
 def cmedqa_notes(raw: str, corpus: str) -> list[dict]:
     notes = []
-    for i, line in enumerate(raw.splitlines()):
-        if not line.strip():
-            continue
-        row = json.loads(line)
+    for i, row in _json_rows(raw):
         text = row["text"]
         spans, clinical = [], []
         for m in row["mention_data"]:
-            start = int(m["offset"])
-            end = start + len(m["mention"])
-            if text[start:end] != m["mention"]:
+            at = _mention(text, m)
+            if at is None:
                 continue   # 82 mentions in the file have offsets that do not point at their text
+            start, end = at
             kind = classify_mention(m["mention"])
             if kind:
                 spans.append(_span(text, start, end, *kind))
