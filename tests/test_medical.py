@@ -62,6 +62,12 @@ def test_hard_negatives(analyze, text):
     ("输卵管壶腹部妊娠破裂", ("PREGNANCY", "输卵管壶腹部妊娠破裂", 2)),
     ("受孕的未特指的异常产物", ("PREGNANCY", "受孕的未特指的异常产物", 2)),
     ("妊娠合并梅毒", ("PREGNANCY", "妊娠合并梅毒", 1)),       # the syphilis inside makes it tier 1
+    ("担心对方有口腔尖锐湿疣", ("STD", "尖锐湿疣", 2)),
+    ("感染hpv33，", ("STD", "hpv33", 2)),
+    ("输卵管阻塞性不孕怎么治", ("PREGNANCY", "输卵管阻塞性不孕", 3)),
+    ("做微管可视无痛人流", ("PREGNANCY", "微管可视无痛人流", 1)),
+    ("孕前检查有哪些", ("PREGNANCY", "孕前检查", 2)),
+    ("乙肝两对半结果", ("STD", "乙肝两对半", 3)),
 ])
 def test_whole_disease_mention(analyze, text, expected):
     assert expected in facts(analyze, text)
@@ -71,7 +77,7 @@ def test_whole_disease_mention(analyze, text, expected):
     ("患者有梅毒病史", [("STD", "梅毒", 1)]),                   # 病史 is not part of the disease
     ("2015年行剖宫产术", [("PREGNANCY", "剖宫产术", 2)]),
     ("梅毒的治疗", [("STD", "梅毒", 1)]),
-    ("肺炎支原体感染", []), ("肺炎衣原体感染", []), ("带状疱疹", []), ("口唇疱疹", []),
+    ("肺炎支原体感染", []), ("肺炎衣原体感染", []), ("带状疱疹", []), ("口唇疱疹", []), ("肠滴虫病", []),
 ])
 def test_mention_does_not_run_on(analyze, text, expected):
     assert facts(analyze, text) == expected

@@ -28,8 +28,10 @@ def _ascii_bounded(norm: str, start: int, end: int) -> bool:
 
 # Term hits that are really parts of other words: 阳性病史 holds 性病, 阴性病灶 too.
 _FALSE_HIT = re.compile(r"[阴阳]性病")
-# Respiratory pathogens that share a morpheme with an STD: 肺炎支原体, 肺炎衣原体, 鹦鹉热衣原体.
-_NOT_STD_BEFORE = re.compile(r"(?:肺炎|鹦鹉热|肠道?|口腔)$")
+# Pathogens that share a morpheme with an STD but are not sexually transmitted: respiratory 肺炎支原体, 肺炎衣原体,
+# 鹦鹉热衣原体; intestinal and oral 肠滴虫, 口腔毛滴虫. (morpheme the core starts with, what stands before it)
+_NOT_STD = ((re.compile(r"支原体|衣原体"), re.compile(r"(?:肺炎|鹦鹉热)$")),
+            (re.compile(r"毛?滴虫"), re.compile(r"(?:肠道?|口腔)$")))
 
 _CJK = "\u4e00-\u9fa5"
 # A whole disease or procedure mention is built around its core term (梅毒, 淋球菌, 流产 ...): modifiers before it
@@ -37,13 +39,15 @@ _CJK = "\u4e00-\u9fa5"
 _MODIFIER = (r"急性|慢性|亚急性|迁延性|重型|重症|轻度|中度|重度|早期|晚期|潜伏性?|先天性|胎传|获得性|复发性?|习惯性|"
              r"不完全性?|完全性|医疗性|治疗性|自然|稽留|难免|感染性|原发性?|继发性?|隐性|显性|无症状性?|有症状的?|"
              r"[一二三]期|神经|心血管|女性|男性|孕妇|新生儿|婴儿|幼年型?|宫内|多发性?|播散性|病毒性|细菌性|复杂性|"
-             r"未特指的?|其他的?|特指的?|其他部位的?|主要为|初期|粘膜|黏膜|生殖器|外生殖器|外阴|阴道|宫颈|肛周|肛门|肛门周围|阴茎|龟头|尿道|直肠|咽部?|"
+             r"未特指的?|其他的?|特指的?|其他部位的?|主要为|无痛|普通|可视|微管|超导|宫腔镜|"
+             r"(?:输卵管|子宫|宫颈|卵巢|盆腔|免疫|内分泌|排卵障碍)[\u4e00-\u9fa5]{0,3}?性|初期|粘膜|黏膜|生殖器|外生殖器|外阴|阴道|宫颈|肛周|肛门|肛门周围|阴茎|龟头|尿道|直肠|咽部?|"
              r"眼部?|皮肤|输卵管(?:壶腹部|峡部|伞部|间质部)?|卵巢|子宫角?|腹腔|宫角|残角子宫|剖宫产(?:术后)?瘢痕(?:部位)?")
 _LEFT = re.compile(rf"(?:{_MODIFIER})(?:[或和]?(?:{_MODIFIER}))*$")
 # What may end a disease phrase; 病 not when it starts another word (病史, 病人, 病程 ...).
 _DISEASE_END = (r"(?:δ因子|炎|病毒|病(?![史人程情房例区灶变毒理])|症|感染|综合征|瘤|疹|疣|溃疡|下疳|损害|狭窄|关闭不全|动脉瘤|"
                 r"畸形|破裂|出血|痴呆|截瘫|麻痹|结节|白斑|坏死|栓塞|休克|衰竭|妊娠|流产|携带者|携带状态|产物|"
-                r"[甲乙丙丁戊庚]型|无?黄疸型|淤胆型|重型|轻度|中度|重度|因子|失败|宫内孕|穿孔|血肿|粘连|残留|凝血|情况|结核)")
+                r"[甲乙丙丁戊庚]型|无?黄疸型|淤胆型|重型|轻度|中度|重度|因子|失败|宫内孕|穿孔|血肿|粘连|残留|凝血|情况|结核|"
+                r"检查|试纸|两对半|五项|三阳|儿(?![童科])|期(?![间内])|不育)")
 # Inside a phrase: CJK, but no clause word (史, a verb, a result, a conjunction that starts a new item).
 _PHRASE_CHAR = rf"(?:(?![史行予于在因及和与或者了为是有无经示见查阳阴抗治疗入院])[{_CJK}])"
 _RIGHT = re.compile(
@@ -59,6 +63,8 @@ _GENITAL_SITE = r"(?:生殖器|外生殖器|外阴|阴部|阴唇|阴道|宫颈|�
 _GENITAL_HERPES = re.compile(rf"{_GENITAL_SITE}{_PHRASE_CHAR}{{0,4}}?疱疹|疱疹(?:病毒)?性?{_GENITAL_SITE}")
 # 主要为性传播的疾病, 经性传播: the mode of transmission names the disease group.
 _SEXUAL_TRANSMISSION = re.compile(r"性传播|经性接触传播")
+# HPV with its genotype (hpv33, HPV-6, HPV 11型): the dictionary's HPV would need a word boundary after it.
+_HPV_TYPE = re.compile(r"(?<![A-Za-z])HPV[-\s]?[0-9]{1,2}(?:型)?(?![0-9])", re.I)
 
 
 def whole_mention(norm: str, start: int, end: int) -> tuple[int, int]:
@@ -115,7 +121,8 @@ class TermDetector:
         norm = doc.norm
         mentions: list[list] = []
         for start, end, tier, kind, canon in self._cores(norm):
-            if self.entity_type is EntityType.STD and _NOT_STD_BEFORE.search(norm, max(0, start - 3), start):
+            if self.entity_type is EntityType.STD and any(
+                    core.match(norm, start) and before.search(norm, max(0, start - 3), start) for core, before in _NOT_STD):
                 continue
             start, end = whole_mention(norm, start, end)
             mentions.append([start, end, tier, kind, canon])
@@ -173,7 +180,7 @@ class PregnancyDetector(TermDetector):
 
 
 class StdDetector(TermDetector):
-    PATTERNS = ((_HEPATITIS, 3), (_GENITAL_HERPES, 2), (_SEXUAL_TRANSMISSION, 2))
+    PATTERNS = ((_HEPATITIS, 3), (_GENITAL_HERPES, 2), (_SEXUAL_TRANSMISSION, 2), (_HPV_TYPE, 2))
 
     def __init__(self):
         super().__init__(EntityType.STD, "dictionaries/std_terms.tsv", "std")
