@@ -64,7 +64,7 @@ _GENITAL_HERPES = re.compile(rf"{_GENITAL_SITE}{_PHRASE_CHAR}{{0,4}}?疱疹|疱�
 # 主要为性传播的疾病, 经性传播: the mode of transmission names the disease group.
 _SEXUAL_TRANSMISSION = re.compile(r"性传播|经性接触传播")
 # HPV with its genotype (hpv33, HPV-6, HPV 11型): the dictionary's HPV would need a word boundary after it.
-_HPV_TYPE = re.compile(r"(?<![A-Za-z])HPV[-\s]?[0-9]{1,2}(?:型)?(?![0-9])", re.I)
+_HPV_TYPE = re.compile(r"(?<![A-Za-z])HPV(?:-?[0-9]{1,2}(?:型)?|\s[0-9]{1,2}型)(?![0-9])", re.I)
 
 
 def whole_mention(norm: str, start: int, end: int) -> tuple[int, int]:
