@@ -147,6 +147,20 @@ def cmd_eval_real(args) -> int:
     return 0
 
 
+def cmd_icd_dictionary(args) -> int:
+    """Write resources/dictionaries/icd10_sensitive.tsv from the ICD-10 clinical edition 2.0 table."""
+    import os
+
+    from deid.corpora import REAL_DATA_ENV, write_icd_dictionary
+    root = args.data or os.environ.get(REAL_DATA_ENV)
+    if not root:
+        print(f"error: give --data or set ${REAL_DATA_ENV}", file=sys.stderr)
+        return 2
+    n = write_icd_dictionary(Path(root), Path(args.out))
+    print(f"wrote {n} diagnoses to {args.out}")
+    return 0
+
+
 def cmd_summary(args) -> int:
     """What a run left behind, read with plain deltalake (no Spark)."""
     from deltalake import DeltaTable
@@ -262,6 +276,11 @@ def main(argv=None) -> int:
     r.add_argument("--json", help="also write the scores as JSON here")
     r.add_argument("--write-gold", help="also write each corpus as gold JSONL (what deid eval reads) here")
     r.set_defaults(func=cmd_eval_real)
+
+    d = sub.add_parser("icd-dictionary", help="make the STD/pregnancy ICD-10 dictionary from the clinical edition 2.0")
+    d.add_argument("--data", help="folder holding the corpora (default $DEID_REAL_DATA)")
+    d.add_argument("--out", default="resources/dictionaries/icd10_sensitive.tsv")
+    d.set_defaults(func=cmd_icd_dictionary)
 
     m = sub.add_parser("summary", help="summarize the Delta outputs of the Spark job (no Spark needed)")
     m.add_argument("--root", default="data", help="folder holding the output tables")

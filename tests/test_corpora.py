@@ -162,3 +162,18 @@ def test_real_scores_worked_example():
     assert d["certain_fp_per_1000_notes"] == 1000 and d["certain_fp_by_type"] == {"NAME": 1}
     assert d["masked_chars_l3"] == pytest.approx(13 / len(text))
     assert d["spans_per_100_notes"] == {"ADDRESS": 100, "NAME": 200}
+
+
+def test_icd_dictionary_is_made_from_the_clinical_edition(tmp_path, monkeypatch):
+    from deid.cli import main
+    from deid.resources import TextResource
+    xlsx = _xlsx([["疾病诊断编码", "疾病诊断名称"], ["A51.001", "一期梅毒"], ["O03.900", "自然流产"], ["J18.900", "肺炎"]])
+    src = corpora.SOURCES["icd_clinical2"]
+    monkeypatch.setitem(corpora.SOURCES, "icd_clinical2", corpora.Source(src.repo, src.path, hashlib.sha256(xlsx).hexdigest()))
+    path = src.location(tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(xlsx)
+    out = tmp_path / "icd.tsv"
+    assert main(["icd-dictionary", "--data", str(tmp_path), "--out", str(out)]) == 0
+    rows = TextResource("icd", out.read_text(encoding="utf-8"), "").rows()
+    assert [(r["term"], r["type"], r["tier"]) for r in rows] == [("一期梅毒", "STD", "1"), ("自然流产", "PREGNANCY", "1")]

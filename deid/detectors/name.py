@@ -65,7 +65,7 @@ _TRANSLITERATION = set("阿埃艾爱安昂奥巴拜班邦鲍贝本比彼毕宾�
                        "纽努诺欧帕潘庞佩彭皮珀普奇齐恰乔切钦琴丘屈让热茹若萨塞赛桑瑟森沙莎善尚舍什施史斯松苏索塔"
                        "泰坦汤唐特滕提廷图托瓦万威韦维温翁沃乌伍西希锡谢辛休雅亚扬耶伊因英尤于约泽扎詹朱兹佐昆琼瑞舒蓬柏")
 # Verbs of saying after a name in prose: evidence enough for a model token whose surname is also a word (于海表示).
-_REPORTING = re.compile(r"说|表示|告诉|认为|指出|介绍|透露|称|回忆|强调|坦言|解释|承认|透露|曾|也|则|是")
+_REPORTING = re.compile(r"说|表示|告诉|认为|指出|介绍|透露|称|回忆|强调|坦言|解释|承认|曾|也|则|是")
 _CLUB_AFTER = re.compile(r"队|俱乐部|主场|客场|主队|客队|对阵|战胜|击败|逼平|负于|vs|VS|联|城|足球|本赛季|上赛季")
 _SIDES = set("左右双")
 _POSITIONS = set("叶侧上下中前后缘角段支房室")
