@@ -121,7 +121,7 @@ def cmd_eval_real(args) -> int:
         print(f"no real-text data: set ${REAL_DATA_ENV} (or --data) to a folder holding these files "
               f"(skipping, nothing to score):")
         for key, src in SOURCES.items():
-            print(f"  {key:<14} <folder>/{src.repo.split('/')[1]}/{src.path}   (github {src.repo})")
+            print(f"  {key:<14} <folder>/{src.repo.split('/')[1]}/{src.path}   (github {src.repo}, sha256 {src.sha256})")
         return 0
     corpora = load_corpora(Path(root), args.corpus)
     if not corpora:
