@@ -56,9 +56,15 @@ def test_address_runs_to_the_end_of_the_phrase():
     ("姬尧村二队99号", "姬尧村二队99号"),                                # a village group with a house number
     ("患者于今日下午在临海大道湖景国际12号楼2门附近被撞伤。", "临海大道湖景国际12号楼2门"),
     ("救护车从江口街道欧凯超市接回，", "江口街道欧凯超市"),
+    ("患者于今日下午在林之语疏桐苑3_6_2101附近被撞伤。", "林之语疏桐苑3_6_2101"),
 ])
 def test_address_without_division_or_cue(text, expected):
     assert [t for t, _ in found(text)] == [expected]
+
+
+def test_intersections_and_landmarks_stay_inside_the_phrase():
+    assert found("现住之江东路与通盛盛路交汇处宋都阳光国际，") == [("之江东路与通盛盛路交汇处宋都阳光国际", 1)]
+    assert found("现住瓯北镇双塔路保一大厦对面_五星小区，") == [("瓯北镇双塔路保一大厦对面_五星小区", 1)]
 
 
 def test_native_place_at_the_head_of_a_note():

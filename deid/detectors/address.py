@@ -43,11 +43,11 @@ _STOP_INSIDE = re.compile(r"[，。,；;：:、（）()\s]|患者|就诊|入院|
 # Where an address starts with neither a division nor a cue: a road with a house number, or a named place with a
 # building or unit number (东明锦园7-2225, 国大全城小区136栋). The name is taken back to a clause boundary.
 _ANCHOR = re.compile(rf"(?:街道|镇|乡|村|路|街|大道|巷|弄|社区|小区|花园|家园|公寓|苑|新村|大厦|广场|工业区|开发区|园区|市场|商城)"
-                     rf"(?={_NAME_PART}{{0,8}}?{_NUM}\s?(?:号|栋|幢|座|单元|弄|巷|期|队|组|区|楼|层)|[0-9]+-[0-9]"
+                     rf"(?={_NAME_PART}{{0,8}}?{_NUM}\s?(?:号|栋|幢|座|单元|弄|巷|期|队|组|区|楼|层)|[0-9]+[-_][0-9]"
                      rf"|{_NAME_PART}{{1,8}}?(?:{_FINE_SUFFIX}))")
 # A building number is an address on its own once a name stands before it (锦绣江南11幢, 江南4区71-11-1105);
 # a date (2015-04-18) has no name before it.
-_BUILDING = re.compile(rf"(?<=[{_CJK}]{{2}}){_NUM}\s?(?:幢|栋|单元|号楼)|(?<=[{_CJK}]{{2}})[0-9]{{1,4}}(?:-[0-9]{{1,4}}){{2}}(?![0-9])")
+_BUILDING = re.compile(rf"(?<=[{_CJK}]{{2}}){_NUM}\s?(?:幢|栋|单元|号楼)|(?<=[{_CJK}]{{2}})[0-9]{{1,4}}(?:[-_][0-9]{{1,4}}){{2}}(?![0-9])")
 # A native place at the head of a note: 患者，男，56岁，浙江省德清县钟管镇人，
 _NATIVE_PLACE = re.compile(r"(?:岁|男|女|族)[，,]\s*(?=[^，,。；;\n]{2,30}人[，,。；;])")
 _NAME_CHAR = re.compile(rf"[{_CJK}A-Za-z0-9]")
@@ -57,9 +57,9 @@ _DIVISION_NAME = re.compile(r"(?:镇|乡|村|街道)$")
 # with no suffix (仙浦, 莫家埭), shops and firms (东昌汽车销售公司), floors and rooms in any form (F1314, 4564档),
 # up to clause punctuation, a clinical or narrative word, or a native-place 人 (德清县钟管镇人，).
 _REST = re.compile(rf"(?:[{_CJK}A-Za-z0-9#·/]|[-_](?=[{_CJK}A-Za-z0-9])| (?=[A-Za-z0-9]))+")
-_REST_STOP = re.compile(r"[因于在至去到者的了为及等被从向往]|与(?![^，。,；;]{1,8}?(?:路|街|大道)(?:交叉口|交汇口|路口))|患者|就诊|入院|医院|卫生|保健|诊所|门诊|科室|出院|住院|诊断|治疗|"
+_REST_STOP = re.compile(r"[因于在至去到者的了为及等被从向往]|与(?![^，。,；;与]{1,8}?(?:路|街|大道|线))|患者|就诊|入院|医院|卫生|保健|诊所|门诊|科室|出院|住院|诊断|治疗|"
                         r"检查|手术|复查|复诊|诊治|随访|进一步|(?<![银商车发支分])行(?!政|业)|"
-                        r"附近|旁边|门口|对面|楼下|接回|接来|送来|送至|送入|发生|摔倒|跌倒|受伤|务农|工作|打工|经商|居住|生活|"
+                        r"附近|接回|接来|送来|送至|送入|发生|摔倒|跌倒|受伤|务农|工作|打工|经商|居住|生活|"
                         r"久居|出生|生长|否认|来院|来诊|急诊|前往|回家|家中|时许|"
                         # people and reporting in prose: a title or a verb of saying ends the place
                         r"总监|经理|负责人|主任|科长|处长|局长|会长|院长|总裁|董事|书记|记者|报道|表示|认为|指出|介绍|提醒|"
