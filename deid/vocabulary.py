@@ -22,6 +22,9 @@ _WORD_ATTRIBUTES = ("成份", "适应症", "不良反应", "常见症状", "通�
                     "相关疾病", "相关症状", "并发症", "临床症状及体征", "药物治疗", "相关药物")
 _BODY_ATTRIBUTES = ("常见发病部位",)
 _WORD = re.compile(r"^[\u4e00-\u9fa5]{2,12}$")
+# A treatment verb right before a word makes it a drug, whatever it looks like (口服瑞宁德, 予卓迪, 加用阿柏西普),
+# with at most one character between (口服他|莫西芬 is 他莫西芬 cut by the NER model).
+TREATED_WITH = re.compile(r"(?:口服|服用|予以?|给予|加用|改用|联用|联合|使用|应用|静滴|静推|注射|外用|换用|序贯)[\u4e00-\u9fa5]?$")
 _PLACE_ENDINGS = ("地区", "省", "市", "县", "区", "氏")   # and clan names (黄氏)
 _QUALIFIER = re.compile(r"[［\[（(].*?[］\]）)]")
 

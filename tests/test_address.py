@@ -77,6 +77,7 @@ def test_native_place_at_the_head_of_a_note():
     ("家住本地，", []), ("现住院治疗", []),                                 # a cue and a word are not an address
     ("16日照片示右肺结节", []),                                              # a date, not 日照
     ("予长春胺缓释胶囊口服", []),                                            # a drug, not 长春
+    ("9个月前开始口服瑞宁德。", []),                                         # a drug after a treatment verb, not 宁德
     ("现住北京市朝阳区幸福小区3号楼，因腹痛就诊", [("北京市朝阳区幸福小区3号楼", 1)]),
 ])
 def test_address_stops_at_clinical_words(text, expected):

@@ -63,7 +63,7 @@ def test_names_in_prose(analyze, text, expected):
 @pytest.mark.parametrize("text", [
     "奥沙利铂(艾恒)150mg ivgtt d1",          # a drug brand in brackets after its generic name
     "替吉奥胶囊40mg bid",                    # 吉奥 inside 替吉奥
-    "予乐沙定化疗", "口服瑞宁德", "加用阿柏西普",
+    "予乐沙定化疗", "口服瑞宁德", "加用阿柏西普", "化疗结束后口服他莫西芬。", "腔静脉旁、隆突前未见肿大淋巴结",
     "左膝疼痛2天", "右髂总动脉闭塞", "肝左叶占位", "两肺上叶条索灶", "胃周小弯侧淋巴结",
     "双肺可闻及湿罗音", "肠鸣音亢进", "高敏肌钙蛋白升高",
     "余同前。", "于睡前服用", "患者于受凉后出现咳嗽", "化疗3程顺利", "于我科住院",

@@ -13,7 +13,7 @@ from deid.detectors.base import Document
 from deid.gazetteer import Gazetteer
 from deid.spans import EntityType, Span, make_span
 from deid.tiers import address_tier
-from deid.vocabulary import ClinicalVocabulary
+from deid.vocabulary import TREATED_WITH, ClinicalVocabulary
 
 _CUE = re.compile(r"(?:现住址|家庭住址|家庭地址|户籍地址|户口所在地|通讯地址|联系地址|居住地址|工作单位地址|单位地址|住址|地址|"
                   r"现住|家住|住在|居住于|现居住于|现居于|现居|户籍地|户籍|籍贯|出生地|出生于|生于|来自|寄往|送至)\s*[:：]?\s*")
@@ -84,9 +84,13 @@ class AddressDetector:
             starts.setdefault(m.end(), "cue")
         clinical = self.vocabulary.matches(norm)
         persons = [s for s, _e in doc.ner_of("PER")]
-        for s, e, _p in self.gazetteer.find(norm):
-            if not any(cs <= s < ce and ce > e for cs, ce in clinical):   # 长春 of 长春胺, 宁德 of 瑞宁德
-                starts.setdefault(s, "gazetteer")
+        for s, e, place in self.gazetteer.find(norm):
+            if any(cs <= s < ce and ce > e for cs, ce in clinical):   # 长春 of 长春胺
+                continue
+            if place.name == norm[s:e] and not place.name.endswith(("省", "市", "县", "区")) and \
+                    TREATED_WITH.search(norm, max(0, s - 3), s):   # 口服瑞宁德: a drug, not 宁德
+                continue
+            starts.setdefault(s, "gazetteer")
         for m in (*_ANCHOR.finditer(norm), *_BUILDING.finditer(norm)):
             name_start = self._name_start(norm, m.start())
             if m.start() - name_start >= 2 or m.re is _ANCHOR:

@@ -18,7 +18,7 @@ from deid import resources
 from deid.detectors.base import Document
 from deid.spans import EntityType, Span, make_span
 from deid.text import is_cjk
-from deid.vocabulary import ClinicalVocabulary
+from deid.vocabulary import TREATED_WITH, ClinicalVocabulary
 
 _CUE_BEFORE = re.compile(
     r"(?:患者|病人|患儿|产妇|姓名|家属|其子|其女|其夫|其妻|之子|之女|配偶|丈夫|妻子|儿子|女儿|父亲|母亲|哥哥|姐姐|弟弟|妹妹|"
@@ -70,8 +70,6 @@ _CLUB_AFTER = re.compile(r"队|俱乐部|主场|客场|主队|客队|对阵|战�
 _SIDES = set("左右双")
 _POSITIONS = set("叶侧上下中前后缘角段支房室")
 _CLINICAL_JOINERS = set("()（）、")
-# A treatment verb right before the token makes it a drug (口服瑞宁德, 予卓迪, 加用阿柏西普).
-_TREATED_WITH = re.compile(r"(?:口服|服用|予以?|给予|加用|改用|联用|联合|使用|应用|静滴|静推|注射|外用|换用|序贯)$")
 # International nonproprietary name stems written in Chinese: a "foreign name" ending in one is a drug.
 _DRUG_STEM = re.compile(r"(?:西普|替尼|单抗|沙星|霉素|西林|头孢|唑|芬|普利|沙坦|洛尔|地平|他汀|格列|司琼|拉唑|替丁|卡因|"
                         r"巴坦|培南|米松|松|肽|酶|醇|酮|胺|碱|钠|钾|林|宁|平|星|素|德)$")
@@ -80,6 +78,8 @@ _DOSE = re.compile(r"\s?(?:[0-9][0-9.]*\s?(?:mg|g|ml|μg|ug|iu|u|万u|毫克|克
 # starting with one of them in the middle of a word is anatomy.
 _ANATOMY_SURNAMES = set("叶段周宫隆左右双")
 _ORGANS = set("上下中左右前后内外侧肺肝胆胃肠肾脑心宫颈腹胸盆膀骨肌")
+# ... or followed by a spatial postposition (隆突前, 叶间): an anatomical landmark.
+_LANDMARK_AFTER = re.compile(r"前|旁|下方|周围|间")
 
 # Function words that also happen to be rare surnames: before a role word they start a clause, not a name.
 _FUNCTION_CHARS = set("由经请向被让给和与及在于对将把同跟为是")
@@ -178,9 +178,10 @@ class NameDetector:
                for cs, ce in clinical):
             return True
         prev = text[start - 1] if start else ""
-        if text[start] in _ANATOMY_SURNAMES and prev and (prev in _ORGANS or prev.isascii() and prev.isalnum()):
+        if text[start] in _ANATOMY_SURNAMES and (prev and (prev in _ORGANS or prev.isascii() and prev.isalnum())
+                                                 or _LANDMARK_AFTER.match(text, end)):
             return True
-        return bool(_DOSE.match(text, after) or _TREATED_WITH.search(text, max(0, start - 4), start))
+        return bool(_DOSE.match(text, after) or TREATED_WITH.search(text, max(0, start - 5), start))   # 口服瑞宁德, 予卓迪
 
     def detect(self, doc: Document) -> list[Span]:
         text = doc.norm
