@@ -57,8 +57,9 @@ _DIVISION_NAME = re.compile(r"(?:镇|乡|村|街道)$")
 # with no suffix (仙浦, 莫家埭), shops and firms (东昌汽车销售公司), floors and rooms in any form (F1314, 4564档),
 # up to clause punctuation, a clinical or narrative word, or a native-place 人 (德清县钟管镇人，).
 _REST = re.compile(rf"(?:[{_CJK}A-Za-z0-9#·/]|[-_](?=[{_CJK}A-Za-z0-9])| (?=[A-Za-z0-9]))+")
-_REST_STOP = re.compile(r"[因于在至去到者的了为及等被从向往]|与(?![^，。,；;与]{1,8}?(?:路|街|大道|线))|患者|就诊|入院|医院|卫生|保健|诊所|门诊|科室|出院|住院|诊断|治疗|"
-                        r"检查|手术|复查|复诊|诊治|随访|进一步|(?<![银商车发支分])行(?!政|业)|"
+_REST_STOP = re.compile(r"[因于在至去到者的了为及等被从向往]|与(?![^，。,；;与]{1,8}?(?:路|街|大道|线))|"
+                        r"患者|就诊|入院|医院|卫生|保健|诊所|门诊|科室|出院|住院|诊断|治疗|检查|手术|复查|复诊|诊治|"
+                        r"随访|进一步|(?<![银商车发支分])行(?!政|业)|"
                         r"附近|接回|接来|送来|送至|送入|发生|摔倒|跌倒|受伤|务农|工作|打工|经商|居住|生活|"
                         r"久居|出生|生长|否认|来院|来诊|急诊|前往|回家|家中|时许|"
                         # people and reporting in prose: a title or a verb of saying ends the place
@@ -68,6 +69,7 @@ _REST_STOP = re.compile(r"[因于在至去到者的了为及等被从向往]|与
 _REST_MAX = 30
 # What makes the words after a bare cue an address: a number or a place suffix.
 _PLACE_EVIDENCE = re.compile(rf"[0-9]|{_FINE_SUFFIX}")
+
 
 class AddressDetector:
     name = "address"
@@ -87,9 +89,8 @@ class AddressDetector:
         for s, e, place in self.gazetteer.find(norm):
             if any(cs <= s < ce and ce > e for cs, ce in clinical):   # 长春 of 长春胺
                 continue
-            if place.name == norm[s:e] and not place.name.endswith(("省", "市", "县", "区")) and \
-                    TREATED_WITH.search(norm, max(0, s - 3), s):   # 口服瑞宁德: a drug, not 宁德
-                continue
+            if not place.name.endswith(("省", "市", "县", "区")) and TREATED_WITH.search(norm, max(0, s - 3), s):
+                continue   # 口服瑞宁德: a drug, not 宁德
             starts.setdefault(s, "gazetteer")
         for m in (*_ANCHOR.finditer(norm), *_BUILDING.finditer(norm)):
             name_start = self._name_start(norm, m.start())
