@@ -64,10 +64,15 @@ def test_hospital_starts_at_the_name(text, expected):
 
 @pytest.mark.parametrize("text", [
     "转至上级医院治疗", "建议转上一级医院", "下级医院转入", "曾在个体诊所输液", "于山东省某医院就诊", "于当地医院就诊",
-    "上海看性病的医院哪家好", "上海胃癌医院", "上海银屑病医院",
+    "上海看性病的医院哪家好", "上海胃癌医院", "上海银屑病医院", "看男科医院好不好", "有精神病医院吗", "胃痛医院",
 ])
 def test_referrals_and_descriptions_are_not_hospitals(text):
     assert found(text) == []
+
+
+def test_clan_clinics_keep_their_surname():
+    assert found("后转诊至于氏诊所") == ["于氏诊所"]
+    assert found("曾在曾氏诊所输液") == ["曾氏诊所"]
 
 
 def test_specialist_hospitals_keep_their_name():

@@ -27,7 +27,7 @@ _FINE_SUFFIX = (r"街道办事处|街道|镇|乡|村委会|村民委员会|居�
                 # rural place endings (河岙线, 阳山畈, 王浜头 ...)
                 r"线|桥|畈|浜|埭|岙|塘|墩|垟|坞|岭|铺|营|寨|堡|港|湾")
 # Characters that never occur inside a road or community name but often in the clinical text after a place.
-_NOT_IN_NAME = "医诊治疗病症痛查患者因的了术椎骨腰胸腹肺肝肾脑"   # not 院 (濮院镇, 学院路) nor 行 (杭行路)
+_NOT_IN_NAME = "医诊治疗病症痛查患者因的了术椎骨腰胸腹肺肝肾脑哪"   # not 院 (濮院镇, 学院路) nor 行 (杭行路)
 _NAME_PART = rf"(?:(?![{_NOT_IN_NAME}])[{_CJK}A-Za-z0-9])"
 _NAMED = re.compile(rf"{_NAME_PART}{{0,10}}?(?:{_FINE_SUFFIX})(?:{_NUM}(?:区|期|片|组|队|社))?"
                     rf"|{_NAME_PART}{{1,8}}?(?:[0-9]+|[一二三四五六七八九十]+)(?:区|期|片|组|队|社)")   # 朝晖五区

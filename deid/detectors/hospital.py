@@ -21,9 +21,11 @@ _SUFFIX = re.compile(r"社区卫生服务中心|社区卫生服务站|卫生服�
                      r"人民医院|中西医结合医院|中医医院|中医院|保健院|卫生院|医学中心|医疗中心|防治中心|门诊部|卫生室|诊所|医院")
 # Characters of a hospital name's prefix; a bracket, a clause or a verb is a boundary.
 _PREFIX_CHAR = re.compile(r"[\u4e00-\u9fa5A-Za-z0-9·]")
-_PREFIX_STOP = re.compile(r"就诊于|转诊至|转入|转至|收入|收住|患者|曾在|曾于|先后在|来自|前往|入住|请问|首先|推荐|比较|正规|有名|"
+_PREFIX_STOP = re.compile(r"就诊于|就诊|转诊至|常规|一般|转入|转至|收入|收住|患者|曾在|曾于|先后在|来自|前往|入住|请问|首先|推荐|比较|正规|有名|"
                           r"专业|什么|怎么|哪家|哪个|哪里|"
-                          r"[于在至到赴转经去往及与、由从我外曾行予后入住诉因示见即既往来的看治做查好最这那哪]")
+                          r"[于在至到赴转经去往及与、由从我外曾行予后入住诉因示见即既往来的看治做查好最这那哪有]")
+# A department or a kind of care names no institution (内科医院, 男科医院, 精神科医院).
+_DEPARTMENT = re.compile(r"[\u4e00-\u9fa5]{0,3}科")
 # Digits or a date glued to the front of a name (2016-10-14承德市中心医院) are not part of it.
 _LEADING_NUMBER = re.compile(r"[0-9][0-9\-./:]*(?=[\u4e00-\u9fa5])")
 # Clinical words that do name real specialist hospitals (肿瘤医院, 皮肤病医院); any other clinical word before
@@ -138,8 +140,9 @@ class HospitalDetector:
             prefix = norm[start:m.start()]
             places = [(s, e) for s, e, _ in self.gazetteer.find(prefix)]
             # A stop character inside a division name (沈阳市于洪区) does not end the prefix.
+            # nor does one that is a clan name's surname (于氏诊所, 曾氏诊所)
             stops = [st for st in _PREFIX_STOP.finditer(prefix)
-                     if not any(s <= st.start() < e for s, e in places)]
+                     if not any(s <= st.start() < e for s, e in places) and prefix[st.end():st.end() + 1] != "氏"]
             if stops:
                 start += stops[-1].end()
                 prefix = norm[start:m.start()]
@@ -158,8 +161,10 @@ class HospitalDetector:
         return spans
 
     def _names_something(self, prefix: str) -> bool:
-        if "某" in prefix or self._describes(prefix):   # 山东省某医院, 上海胃癌医院: no institution is named
-            return False
+        if "某" in prefix or len(prefix) < 2 or self._describes(prefix) or _DEPARTMENT.fullmatch(prefix):
+            return False   # 山东省某医院, 上海胃癌医院, 男科医院, 痛医院: no institution is named
+        if re.fullmatch(f"(?:{_SPECIALTY.pattern}|病)+", prefix):
+            return False   # 精神病医院, 皮肤病医院: a kind of hospital, no name
         if self.gazetteer.find(prefix):
             return True
         if re.search(r"第[一二三四五六七八九十0-9]+|大学|医学院|医科", prefix):

@@ -49,7 +49,7 @@ _NOT_GIVEN = set("男女性岁因于在患诉述主入出院以及和与等的�
                  "，。、；：（）() ")
 # Where the model drew the boundaries, only these are refused in a given name: grammar and medical morphemes
 # (丁肝, 白癜风); everyday characters that _NOT_GIVEN also refuses (治, 中, 生) do occur in names.
-_MEDICAL_MORPHEMES = set("病症炎痛热咳喘吐泻尿液脉穴酸素胺醇钠钾霉菌毒瘤癌肋血压糖脂肝肾肺脑胃肠疹癣疮癜伤")
+_MEDICAL_MORPHEMES = set("病症炎痛热咳喘吐泻尿液脉穴酸素胺醇钠钾霉菌毒瘤癌肋血压糖脂肝肾肺脑胃肠疹癣疮癜伤损")
 _GRAMMAR = set("男女性岁因于在的了是为有无和与及等并") | _MEDICAL_MORPHEMES
 # Characters that may directly follow a name: punctuation and grammatical words, not medical morphemes.
 _BOUNDARY = set("男女因于在诉述以及和与等的了是为有无行经予今昨前后伴并未已再又均之，。、；：（）() ,.;:\n\t")
