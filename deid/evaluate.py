@@ -125,24 +125,33 @@ def _ov(a: dict, b: dict) -> bool:
     return a["start"] < b["end"] and b["start"] < a["end"]
 
 
-def _covered(start: int, end: int, intervals: list[tuple[int, int]]) -> bool:
-    pos = start
+def _coverage(start: int, end: int, intervals) -> int:
+    """Characters of [start, end) inside the union of intervals."""
+    covered, pos = 0, start
     for s, e in sorted(intervals):
-        if s > pos:
-            break
-        pos = max(pos, e)
-        if pos >= end:
-            return True
-    return pos >= end
+        s, e = max(s, pos), min(e, end)
+        if e > s:
+            covered += e - s
+            pos = e
+    return covered
+
+
+def _covered(start: int, end: int, intervals: list[tuple[int, int]]) -> bool:
+    return _coverage(start, end, intervals) == end - start
+
+
+def analyzed(notes, pipeline, batch: int = 64):
+    """(note, spans) for gold notes ({id, text, ...}), analysed a batch at a time."""
+    for i in range(0, len(notes), batch):
+        chunk = notes[i:i + batch]
+        yield from zip(chunk, pipeline.analyze_many([n["text"] for n in chunk]))
 
 
 def evaluate(notes, pipeline, batch: int = 64) -> Scores:
     """Run the pipeline on gold notes ({id, text, spans}) and score it."""
     scores = Scores()
-    for i in range(0, len(notes), batch):
-        chunk = notes[i:i + batch]
-        for note, spans in zip(chunk, pipeline.analyze_many([n["text"] for n in chunk])):
-            scores.add_spans(note, spans)
+    for note, spans in analyzed(notes, pipeline, batch):
+        scores.add_spans(note, spans)
     return scores
 
 
@@ -183,17 +192,6 @@ def side_by_side(scores: dict) -> str:
 # -- real text ----------------------------------------------------------------------------------------------
 # Types whose span over a clinical mention is certainly wrong (an STD or pregnancy span over a disease is not).
 NON_CLINICAL_TYPES = frozenset({"NAME", "ID_NUMBER", "CONTACT", "HOSPITAL", "ADDRESS"})
-
-
-def _coverage(start: int, end: int, intervals) -> int:
-    """Characters of [start, end) inside the union of intervals."""
-    covered, pos = 0, start
-    for s, e in sorted(intervals):
-        s, e = max(s, pos), min(e, end)
-        if e > s:
-            covered += e - s
-            pos = e
-    return covered
 
 
 @dataclass
@@ -293,10 +291,8 @@ class RealScores:
 
 
 def evaluate_real(notes, pipeline, corpus: str, batch: int = 64) -> RealScores:
+    """Score one real corpus; what each level masks comes from the masker itself (generalize keeps a prefix)."""
     scores = RealScores(corpus)
-    for i in range(0, len(notes), batch):
-        chunk = notes[i:i + batch]
-        for note, spans in zip(chunk, pipeline.analyze_many([n["text"] for n in chunk])):
-            masked = {lvl: pipeline.masker.masked_intervals(spans, lvl) for lvl in (1, 2, 3)}
-            scores.add(note, spans, masked)
+    for note, spans in analyzed(notes, pipeline, batch):
+        scores.add(note, spans, {lvl: pipeline.masker.masked_intervals(spans, lvl) for lvl in (1, 2, 3)})
     return scores
