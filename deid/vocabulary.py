@@ -76,5 +76,11 @@ class ClinicalVocabulary:
         """Every clinical word in text, as (start, end); overlapping matches are all kept."""
         return [(end - n + 1, end + 1) for end, n in self._auto.iter(text)]
 
+    def of(self, doc) -> list[tuple[int, int]]:
+        """The clinical words of a note (a detectors.base.Document), found once and kept on it for every detector."""
+        if doc.clinical is None:
+            doc.clinical = self.matches(doc.norm)
+        return doc.clinical
+
     def __contains__(self, word: str) -> bool:
         return word in self.words

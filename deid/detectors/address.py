@@ -84,7 +84,7 @@ class AddressDetector:
         # a cue decides how far the phrase runs, so it is recorded before a division starting at the same place
         for m in (*_CUE.finditer(norm), *_NATIVE_PLACE.finditer(norm)):
             starts.setdefault(m.end(), "cue")
-        clinical = self.vocabulary.matches(norm)
+        clinical = self.vocabulary.of(doc)
         persons = [s for s, _e in doc.ner_of("PER")]
         for s, e, place in self.gazetteer.find(norm):
             if any(cs <= s < ce and ce > e for cs, ce in clinical):   # 长春 of 长春胺
@@ -109,7 +109,7 @@ class AddressDetector:
             end, admin_parts, fine, has_admin = built
             if not has_admin and starts[start] == "gazetteer":
                 continue
-            rest = self._rest(norm, end, starts[start] == "cue", fine, persons)
+            rest = self._rest(norm, end, starts[start] == "cue", fine, persons, clinical)
             if rest > end:
                 end, fine = rest, True
             if not has_admin and not fine or end == start:
@@ -125,7 +125,8 @@ class AddressDetector:
             covered_to = end
         return spans
 
-    def _rest(self, norm: str, pos: int, cue: bool, fine: bool, persons: list[int]) -> int:
+    def _rest(self, norm: str, pos: int, cue: bool, fine: bool, persons: list[int],
+              clinical: list[tuple[int, int]]) -> int:
         """End of the address phrase from pos: up to clause punctuation, a clinical or narrative word (附近, 就诊,
         总经理, 表示 ...), or a person the NER model names. After a cue or a component below county level the phrase
         goes on to its end; after a bare county only when a number is in it (下石演590), so 江汉区退休工人 stays a
@@ -137,7 +138,7 @@ class AddressDetector:
         stop = _REST_STOP.search(norm, pos, end)
         if stop:
             end = stop.start()
-        cuts = [pos + s for s, e in self.vocabulary.matches(norm[pos:end]) if e - s >= 3]
+        cuts = [s for s, e in clinical if pos <= s < end and e - s >= 3]
         # a person the model names ends a phrase no cue introduced (北京大观园管委会主任马俊潼)
         end = min([end, *cuts, *(p for p in persons if pos <= p < end and not cue)])
         while end > pos and norm[end - 1] in "-_ ":

@@ -186,7 +186,7 @@ class NameDetector:
     def detect(self, doc: Document) -> list[Span]:
         text = doc.norm
         per = {s: e for s, e in doc.ner_of("PER")}
-        clinical = self.vocabulary.matches(text)
+        clinical = self.vocabulary.of(doc)
         found: dict[tuple[int, int], Span] = {}
 
         def add(s: int, e: int, kind: str, score: float, why: str):
