@@ -71,3 +71,20 @@ def test_names_in_prose(analyze, text, expected):
 ])
 def test_clinical_and_other_words_are_not_names(analyze, text):
     assert names(analyze, text) == []
+
+
+def test_ner_tags_do_not_depend_on_the_other_notes_in_a_batch():
+    """Padded batches changed a clause's tags with its neighbours (陈旧 a PER token alone, 陈 beside these)."""
+    from deid.detectors.base import Document
+    from deid.detectors.ner import LacNer
+    ner = LacNer()
+    text = "两肺多发小结节，部分稍显饱满，仍考虑陈旧灶可能大。"
+    alone = Document(text)
+    ner.tag_documents([alone])
+    parts = ["患者反复咳嗽咳痰十余年加重三天入院既往高血压病史十年规律服药控制可", "复查胸部CT示右肺上叶见一结节影边界清楚密度均匀",
+             "予抗感染化痰平喘等对症支持治疗后症状明显好转", "今日查房患者精神可饮食睡眠一般大小便正常"]
+    others = [Document("，".join(parts)), Document("，".join([parts[3], parts[1], parts[0]])),
+              Document("，".join([parts[2], parts[0]])), Document(parts[2])]
+    together = Document(text)
+    ner.tag_documents([together, *others])
+    assert alone.ner == together.ner

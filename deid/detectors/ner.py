@@ -9,6 +9,7 @@ plausible name at all: most of a clinical note. Output: (start, end, PER|LOC|ORG
 from __future__ import annotations
 
 from importlib import resources as importlib_resources
+from itertools import groupby
 
 import numpy as np
 import onnxruntime as ort
@@ -58,7 +59,10 @@ class LacNer:
         self.tag_documents([doc])
 
     def tag_documents(self, docs: list[Document]) -> None:
-        """Tag many notes at once: their clauses share ONNX batches, so short notes fill batches too."""
+        """Tag many notes at once: their clauses share ONNX batches, so short notes fill batches too. A batch holds
+        clauses of one length only: the model reads padding (a clause's tags changed with the longer clauses beside
+        it, so a note's names depended on its neighbours in a Spark partition), and without padding it is also
+        faster (measured 0.55x the time of length-sorted padded batches)."""
         pieces = []   # (doc index, start, end)
         for i, doc in enumerate(docs):
             doc.ner = []
@@ -66,10 +70,11 @@ class LacNer:
                 if self._select is None or self._select(doc.norm[s:e]):
                     pieces.append((i, s, e))
         pieces.sort(key=lambda p: p[2] - p[1])
-        for b in range(0, len(pieces), self._batch_size):
-            batch = pieces[b:b + self._batch_size]
-            for i, start, end, label in self._tag_batch(docs, batch):
-                docs[i].ner.append((start, end, label))
+        for _length, same in groupby(pieces, key=lambda p: p[2] - p[1]):
+            same = list(same)
+            for b in range(0, len(same), self._batch_size):
+                for i, start, end, label in self._tag_batch(docs, same[b:b + self._batch_size]):
+                    docs[i].ner.append((start, end, label))
         for doc in docs:
             doc.ner.sort()
 
