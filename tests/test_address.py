@@ -93,3 +93,17 @@ def test_generalize_keeps_only_divisions_at_or_above_county():
     (start, end), = masker.masked_intervals(spans, 1)
     assert text[:start].endswith("杭州市下城区") and text[start:end] == "朝晖五区40-5-594"
     assert masker.mask(text, spans, 1).text == "现住杭州市下城区〔地址〕，"
+
+
+@pytest.mark.parametrize("text, kept", [
+    ("出生于浙江省温州市温州大道3346号，", "浙江省温州市"),          # 温州 begins a road: not kept as a division
+    ("救护车从拱墅区湖州街656号接回，", "拱墅区"),
+    ("浙江省宁波市江北区宁波利星汽车服务有限公司", "浙江省宁波市江北区"),   # no city after a county
+])
+def test_level_1_keeps_only_real_divisions(text, kept):
+    from deid.config import load_config
+    from deid.masking import Masker, load_policies
+    masker = Masker(load_policies(load_config().policies_path))
+    span, = D.detect(Document(text))
+    (start, _end), = masker.masked_intervals([span], 1)
+    assert text[span.start:start] == kept

@@ -53,6 +53,9 @@ _NATIVE_PLACE = re.compile(r"(?:岁|男|女|族)[，,]\s*(?=[^，,。；;\n]{2,3
 _NAME_CHAR = re.compile(rf"[{_CJK}A-Za-z0-9]")
 _CLAUSE_MARKS = set("，。,；;：:、（）() \t\n")
 _DIVISION_NAME = re.compile(r"(?:镇|乡|村|街道)$")
+# A division's name directly before one of these begins a road or a place (温州大道, 湖州街, 丹东街道, 天水家园), so
+# generalize must not keep it as a division; nor is a province or city after a county one (江北区|宁波利星).
+_NAMED_AFTER_PLACE = re.compile(r"路|街|大街|大道|巷|弄|新村|家园|花园|小区|公寓|广场|大厦")
 # The rest of an address phrase once it is known to be one (a cue, or a component below county level): names
 # with no suffix (仙浦, 莫家埭), shops and firms (东昌汽车销售公司), floors and rooms in any form (F1314, 4564档),
 # up to clause punctuation, a clinical or narrative word, or a native-place 人 (德清县钟管镇人，).
@@ -169,6 +172,8 @@ class AddressDetector:
         pos, admin_parts, fine, has_admin = start, [], False, False
         while pos < len(norm):
             hit = self.gazetteer.match_at(norm, pos)
+            if hit and (_NAMED_AFTER_PLACE.match(norm, hit[0]) or admin_parts and hit[1].level < admin_parts[-1][1]):
+                hit = None   # 温州大道, 湖州街, 天水家园; 江北区|宁波利星公司: a name that begins with a division's
             if hit and not fine:
                 pos, has_admin = hit[0], True
                 admin_parts.append((pos, hit[1].level))
