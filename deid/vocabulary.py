@@ -40,7 +40,7 @@ def _load_graph() -> dict:
 
 
 class ClinicalVocabulary:
-    """Longest-match finder of clinical words; `covering(text)` says where they lie."""
+    """Finder of clinical words: `matches(text)` says where they lie, `of(doc)` keeps them on a note."""
 
     version = "PyCMeKG-0.2.5"
 

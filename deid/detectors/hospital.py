@@ -28,9 +28,10 @@ _PREFIX_STOP = re.compile(r"就诊于|就诊|转诊至|常规|一般|转入|转�
 _DEPARTMENT = re.compile(r"[\u4e00-\u9fa5]{0,3}科")
 # Digits or a date glued to the front of a name (2016-10-14承德市中心医院) are not part of it.
 _LEADING_NUMBER = re.compile(r"[0-9][0-9\-./:]*(?=[\u4e00-\u9fa5])")
+# What may follow a clinical-looking word inside a name: a place or a clan (葫芦|岛市, 风团|镇, 黄|氏).
+_PLACE_OR_CLAN = re.compile(r"镇|乡|村|街道|氏|岛|山|湖|江|河")
 # Clinical words that do name real specialist hospitals (肿瘤医院, 皮肤病医院); any other clinical word before
 # 医院 makes a description (上海胃癌医院, 银屑病医院), not a name.
-_PLACE_OR_CLAN = re.compile(r"镇|乡|村|街道|氏|岛|山|湖|江|河")
 _SPECIALTY = re.compile(r"肿瘤|胸科|口腔|眼科|骨科|精神|传染病|皮肤病|结核病?|肛肠|耳鼻喉|心血管|脑科|肾病|妇产|儿童|"
                         r"妇女|康复|中医|整形|烧伤|肝病|血液病|糖尿病|职业病")
 # Words that on their own do not name an institution.
