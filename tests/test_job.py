@@ -115,6 +115,21 @@ def test_changed_note_is_reprocessed_and_replaced(spark, tmp_path, notes):
     assert "王小明" not in l3[target] and "13900001111" not in l3[target]
 
 
+def test_verify_fails_the_run_when_a_written_note_has_two_rows(spark, tmp_path, notes):
+    """verify checks the notes the run wrote (not the whole table, which earlier runs checked)."""
+    from jobs.deid_notes import JobRun
+    write_notes(tmp_path, notes)
+    run(spark, job(tmp_path))
+    l2 = tmp_path / "out" / "note_deid_l2"
+    row = table(tmp_path, "note_deid_l2").slice(3, 1)
+    write_deltalake(str(l2), row, mode="append")       # what a MERGE that kept an old row would leave
+    jr = JobRun(spark, job(tmp_path))
+    jr.counts.todo = 1
+    with pytest.raises(ReconciliationError, match="note_deid_l2 holds 1 notes twice"):
+        jr.verify(spark.createDataFrame([(row.column("note_id")[0].as_py(),)], "note_id long"))
+    jr.verify(spark.createDataFrame([(row.column("note_id")[0].as_py() + 10**9,)], "note_id long"))  # not ours
+
+
 def test_full_refresh_and_limit(spark, tmp_path, notes):
     write_notes(tmp_path, notes)
     assert run(spark, job(tmp_path, limit=10))["notes_read"] == 10
