@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import shutil
 import sys
@@ -30,6 +31,7 @@ import pyarrow as pa  # noqa: E402
 from pyspark.sql import Window  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 from pyspark.sql.pandas.types import to_arrow_schema  # noqa: E402
+from pyspark.sql.types import StructType  # noqa: E402
 
 from deid import io as dio  # noqa: E402
 from deid.batch import RESULT  # noqa: E402
@@ -66,6 +68,7 @@ class JobConfig:
     keep_span_text: bool
     secret_env: str
     partitions: int
+    notes_per_task: int
     reprocess: str
     full_refresh: bool = False
     limit: int | None = None
@@ -104,7 +107,8 @@ def load_job_config(path: str, args=None) -> JobConfig:
         pipeline_overrides=pipe.get("overrides") or {},
         policies=[int(p) for p in pipe.get("policies", [1, 2, 3])],
         keep_span_text=bool(pipe.get("keep_span_text", False)), secret_env=pipe.get("secret_env", "DEID_SECRET"),
-        partitions=int(job.get("partitions", 4)), reprocess=job.get("reprocess", "version"),
+        partitions=int(job.get("partitions", 4)), notes_per_task=int(job.get("notes_per_task", 25000)),
+        reprocess=job.get("reprocess", "version"),
         verify=bool(job.get("verify", True)),
     )
     if args is not None:
@@ -264,13 +268,16 @@ class JobRun:
             return F.when(F.col(col).isNull(), F.lit("N")).otherwise(F.concat(F.lit("V"), F.col(col)))
         notes = notes.withColumn("note_digest",
                                  F.sha2(F.concat(tagged("note_title"), F.lit("\x1f"), tagged("note_text")), 256))
-        self.counts.read = notes.count()
-        # A note_id that repeats: the latest note_datetime wins (then the larger digest); the rest are quarantined.
-        # Ranking sorts whole notes, so it runs only over the ids that do repeat.
-        repeated = notes.groupBy("note_id").count().filter("count > 1").select("note_id").cache()
-        if repeated.count() == 0:
+        # The notes and the ids that repeat, counted in one pass over note_id.
+        per_id = notes.groupBy("note_id").count()
+        totals = per_id.agg(F.sum("count").alias("notes"), F.count_if(F.col("count") > 1).alias("repeated")).first()
+        self.counts.read = totals["notes"] or 0
+        if not totals["repeated"]:
             _stage("read", self.counts.read, t0)
             return notes, notes.limit(0)
+        # A note_id that repeats: the latest note_datetime wins (then the larger digest); the rest are quarantined.
+        # Ranking sorts whole notes, so it runs only over the ids that do repeat.
+        repeated = per_id.filter("count > 1").select("note_id").cache()
         rank = Window.partitionBy("note_id").orderBy(F.col("note_datetime").desc_nulls_last(),
                                                      F.col("note_digest").desc())
         ranked = notes.join(repeated, "note_id", "left_semi").withColumn("_rank", F.row_number().over(rank))
@@ -343,9 +350,16 @@ class JobRun:
         results_dir = os.path.join(self.io.staging, "results")
         bundle = sc.broadcast(make_bundle(self.pconf.raw, Path(self.pconf.policies_path).read_bytes(), self.files,
                                           index_bytes=self.index_bytes))
-        fn = partition_function(bundle, self.cfg.secret_env, self.cfg.keep_span_text)
-        (todo.select("note_id", "note_title", "note_text").repartition(max(1, self.cfg.partitions))
-         .mapInArrow(fn, spark_schema(RESULT)).write.mode("overwrite").parquet(results_dir))
+        carry = [c for c in todo.columns if c not in ("note_title", "note_text", "note_id")]
+        fn = partition_function(bundle, self.cfg.secret_env, self.cfg.keep_span_text, tuple(carry))
+        schema = StructType(spark_schema(RESULT).fields + [todo.schema[c] for c in carry])
+        # Tasks take note_id ranges, and the writes below keep them (no join, one file per range), so each output
+        # file covers a narrow note_id range: a later MERGE of recent notes rewrites the files of the tail only.
+        tasks = max(1, self.cfg.partitions, math.ceil(self.counts.todo / self.cfg.notes_per_task))
+        (todo.repartitionByRange(tasks, "note_id").mapInArrow(fn, schema)
+         .write.mode("overwrite").parquet(results_dir))
+        # One staged file per read partition (never two ranges packed into one task).
+        self.spark.conf.set("spark.sql.files.openCostInBytes", self.spark.conf.get("spark.sql.files.maxPartitionBytes"))
         results = self.spark.read.parquet(results_dir)
         totals = results.groupBy().agg(
             F.sum(F.when(F.col("status") == "ok", 1).otherwise(0)).alias("ok"),
@@ -365,27 +379,27 @@ class JobRun:
         of them yet, adding the executors' files as they are)."""
         self.fresh = self.all_fresh(todo, duplicates)
         ok, bad = results.filter("status = 'ok'"), results.filter("status != 'ok'")
-        meta = todo.drop("note_title", "note_text")
-        keys = meta.select("note_id", "person_id", "note_digest")
+        meta = [c for c in todo.columns if c not in ("note_title", "note_text")]   # carried through detect
+        keys = ["note_id", "person_id", "note_digest"]
         version = F.when(_llm_failed(), F.lit(self.version + dio.FALLBACK_SUFFIX)).otherwise(F.lit(self.version))
         stamp = {"pipeline_version": F.lit(self.version), "run_id": F.lit(self.run_id)}
         ok = ok.withColumn("pipeline_version", version)
 
         # Spans land first: a note counts as landed once it is in every masked table, so its spans never lag.
-        spans = (ok.select("note_id", "llm_status", "pipeline_version", F.explode("spans").alias("s"))
-                 .select("note_id", "llm_status", "pipeline_version", "s.*").join(keys, "note_id"))
+        spans = (ok.select(*keys, "llm_status", "pipeline_version", F.explode("spans").alias("s"))
+                 .select(*keys, "llm_status", "pipeline_version", "s.*"))
         self.counts.spans = ok.select(F.sum(F.size("spans"))).first()[0] or 0
         self._replace("spans", spans.withColumn("run_id", F.lit(self.run_id)), todo, dio.SPANS, self.counts.todo)
 
         writes = []
         for level in self.cfg.policies:
-            masked = meta.join(ok.select("note_id", "pipeline_version", F.col(f"masked_title_l{level}").alias("note_title"),
-                                         F.col(f"masked_text_l{level}").alias("note_text"),
-                                         F.col(f"masked_count_l{level}").alias("masked_count")), "note_id")
+            masked = ok.select(*meta, "pipeline_version", F.col(f"masked_title_l{level}").alias("note_title"),
+                               F.col(f"masked_text_l{level}").alias("note_text"),
+                               F.col(f"masked_count_l{level}").alias("masked_count"))
             writes.append((level, masked.withColumn("run_id", F.lit(self.run_id)), todo, dio.MASKED,
                            self.counts.written))
 
-        failed = bad.select("note_id", "stage", "error_class", "message").join(keys, "note_id")
+        failed = bad.select(*keys, "stage", "error_class", "message")
         dups = duplicates.select("note_id", "person_id", "note_digest", F.lit("input").alias("stage"),
                                  F.lit("DuplicateNoteId").alias("error_class"),
                                  F.lit("note_id repeats in the input; the row with the latest note_datetime was "
@@ -435,13 +449,18 @@ class JobRun:
             return
         t0 = time.perf_counter()
         ours = todo.select("note_id")
-        for level in self.cfg.policies:
-            if not self.io.exists(self.loc[level]):
-                continue
-            ids = self.io.read(self.loc[level]).select("note_id").join(ours, "note_id", "left_semi")
-            repeated = ids.groupBy("note_id").count().filter("count > 1").count()
-            if repeated:
-                raise ReconciliationError(f"{self.cfg.tables['masked'][level]} holds {repeated} notes twice")
+        ids = None
+        for level in self.cfg.policies:   # one Spark job over the three tables
+            if self.io.exists(self.loc[level]):
+                part = self.io.read(self.loc[level]).select("note_id").join(ours, "note_id", "left_semi")
+                part = part.withColumn("level", F.lit(level))
+                ids = part if ids is None else ids.unionByName(part)
+        if ids is not None:
+            twice = (ids.groupBy("level", "note_id").count().filter("count > 1").groupBy("level").count()
+                     .orderBy("level").collect())
+            if twice:
+                raise ReconciliationError("; ".join(f"{self.cfg.tables['masked'][r['level']]} holds {r['count']} "
+                                                    "notes twice" for r in twice))
         _stage("verify", self.counts.todo, t0)
 
 

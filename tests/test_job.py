@@ -5,6 +5,7 @@ import shutil
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable, write_deltalake
 from support import FAULTS, dead_url
@@ -128,6 +129,26 @@ def test_verify_fails_the_run_when_a_written_note_has_two_rows(spark, tmp_path, 
     with pytest.raises(ReconciliationError, match="note_deid_l2 holds 1 notes twice"):
         jr.verify(spark.createDataFrame([(row.column("note_id")[0].as_py(),)], "note_id long"))
     jr.verify(spark.createDataFrame([(row.column("note_id")[0].as_py() + 10**9,)], "note_id long"))  # not ours
+
+
+def test_output_files_hold_note_id_ranges_so_a_recent_change_rewrites_one_file(spark, tmp_path, notes):
+    write_notes(tmp_path, notes)
+    run(spark, job(tmp_path, notes_per_task=10))            # 40 notes -> 4 tasks, 4 files per table
+    for name in ["note_phi_spans", *MASKED]:
+        ranges = sorted((f.column("note_id")[0].as_py(), f.column("note_id")[-1].as_py()) for f in
+                        (pq.read_table(u, columns=["note_id"]).sort_by("note_id")
+                         for u in DeltaTable(str(tmp_path / "out" / name)).file_uris()))
+        assert len(ranges) == 4, name
+        assert all(a[1] < b[0] for a, b in zip(ranges, ranges[1:])), (name, ranges)
+    texts = notes.column("note_text").to_pylist()
+    texts[-1] += "补充：病情稳定。"                            # the newest note changes
+    write_notes(tmp_path, notes.set_column(notes.schema.get_field_index("note_text"), "note_text", pa.array(texts)))
+    before = versions(tmp_path)
+    run(spark, job(tmp_path, notes_per_task=10))
+    for name in ["note_phi_spans", *MASKED]:
+        dt = DeltaTable(str(tmp_path / "out" / name))
+        assert dt.version() == before[name] + 1
+        assert dt.history(1)[0]["operationMetrics"]["num_target_files_removed"] == 1, name
 
 
 def test_full_refresh_and_limit(spark, tmp_path, notes):

@@ -51,13 +51,18 @@ def worker_processor(bundle: dict, secret: bytes | None, keep_span_text: bool):
     return _WORKER_CACHE[key]
 
 
-def partition_function(bundle_broadcast, secret_env: str, keep_span_text: bool):
-    """The function given to DataFrame.mapInArrow; the secret is read from the executor's environment."""
+def partition_function(bundle_broadcast, secret_env: str, keep_span_text: bool, carry: tuple[str, ...] = ()):
+    """The function given to DataFrame.mapInArrow; the secret is read from the executor's environment.
+    `carry` names input columns passed through beside each note's result (one result row per input row, in
+    order), so the writes need no join back to the notes and keep the partitions' note_id ranges."""
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         secret = os.environ.get(secret_env, "").encode() or None
         processor = worker_processor(bundle_broadcast.value, secret, keep_span_text)
         for batch in batches:
-            yield processor.process(batch)
+            result = processor.process(batch)
+            for name in carry:
+                result = result.append_column(batch.schema.field(name), batch.column(name))
+            yield result
     return run
 
 
