@@ -155,6 +155,12 @@ class DeltaRs:
             self._table(path).create_write_transaction(actions, mode="append", schema=schema)
         return len(actions)
 
+    def compact(self, path: str, target_bytes: int) -> dict:
+        """Rewrite the table's files smaller than `target_bytes` into files of about that size (one commit; the
+        rows and the table's version history do not change, readers see the same data)."""
+        metrics = self._table(path).optimize.compact(target_size=target_bytes)
+        return {"removed": metrics.get("numFilesRemoved", 0), "added": metrics.get("numFilesAdded", 0)}
+
     def upsert(self, path: str, rows: pa.Table, key: str) -> dict:
         """Insert rows, or update the ones whose `key` is already there (one commit)."""
         self.ensure(path, rows.schema)

@@ -1,5 +1,5 @@
 """spark-submit jobs/deid_notes.py --config conf/local.yaml [--input T] [--output DIR] [--policies 1,2,3]
-                                   [--limit N] [--full-refresh] [--reprocess version|affected]
+                                   [--limit N] [--full-refresh] [--reprocess version|affected] [--optimize]
 
 Reads an OMOP NOTE Delta table, finds, tiers and masks PHI with the deid pipeline, and writes the Delta
 tables note_phi_spans, note_deid_l1..l3, deid_quarantine and deid_runs. Incremental and idempotent: a note is
@@ -71,6 +71,8 @@ class JobConfig:
     notes_per_task: int
     reprocess: str
     full_refresh: bool = False
+    optimize: bool = False
+    optimize_target_mb: int = 128
     limit: int | None = None
     verify: bool = True
 
@@ -109,7 +111,8 @@ def load_job_config(path: str, args=None) -> JobConfig:
         keep_span_text=bool(pipe.get("keep_span_text", False)), secret_env=pipe.get("secret_env", "DEID_SECRET"),
         partitions=int(job.get("partitions", 4)), notes_per_task=int(job.get("notes_per_task", 25000)),
         reprocess=job.get("reprocess", "version"),
-        verify=bool(job.get("verify", True)),
+        verify=bool(job.get("verify", True)), optimize=bool(job.get("optimize", False)),
+        optimize_target_mb=int(job.get("optimize_target_mb", 128)),
     )
     if args is not None:
         if args.input:
@@ -121,6 +124,7 @@ def load_job_config(path: str, args=None) -> JobConfig:
             cfg.policies = [int(p) for p in args.policies.split(",")]
         cfg.limit = args.limit
         cfg.full_refresh = args.full_refresh
+        cfg.optimize = cfg.optimize or args.optimize
         if args.reprocess:
             cfg.reprocess = args.reprocess
     bad = [p for p in cfg.policies if p not in cfg.tables["masked"]]
@@ -233,6 +237,8 @@ class JobRun:
             else:
                 log.info("nothing to write: every note already landed with pipeline %s", self.version)
             self.verify(todo)
+            if self.cfg.optimize:
+                self.compact()
             if c.written + c.unchanged + c.moved + c.quarantined != c.read:
                 raise ReconciliationError(f"read {c.read} != written {c.written} + unchanged {c.unchanged} + moved "
                                           f"{c.moved} + quarantined {c.quarantined}")
@@ -443,6 +449,14 @@ class JobRun:
         _stage(label, n, t0)
         _fail_point(label)
 
+    def compact(self) -> None:
+        """--optimize: every day-2 run adds a few small files per table; fold them into files of the target size."""
+        t0 = time.perf_counter()
+        for name in ["spans", "quarantine", *self.cfg.policies]:
+            got = self.io.compact(self.loc[name], self.cfg.optimize_target_mb * 2**20)
+            log.info("optimize %s: %d small files rewritten into %d", self.loc[name], got["removed"], got["added"])
+        _stage("optimize", self.counts.read, t0)
+
     def verify(self, todo) -> None:
         """No note this run wrote has two rows in a masked table (earlier runs checked the notes they wrote)."""
         if not self.cfg.verify or not self.counts.todo:
@@ -472,6 +486,8 @@ def parse_args(argv=None):
     ap.add_argument("--policies", help="policy levels to write, e.g. 1,2,3")
     ap.add_argument("--limit", type=int, help="process at most N notes (by note_id)")
     ap.add_argument("--full-refresh", action="store_true", help="process every note, whatever already landed")
+    ap.add_argument("--optimize", action="store_true",
+                    help="after the run, compact each output table's small files (job.optimize_target_mb)")
     ap.add_argument("--reprocess", choices=["version", "affected"],
                     help="version: every note at another pipeline_version; affected: only notes holding a changed "
                          "dictionary term")

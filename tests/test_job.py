@@ -151,6 +151,22 @@ def test_output_files_hold_note_id_ranges_so_a_recent_change_rewrites_one_file(s
         assert dt.history(1)[0]["operationMetrics"]["num_target_files_removed"] == 1, name
 
 
+def test_optimize_compacts_small_files_without_changing_rows(spark, tmp_path, notes):
+    write_notes(tmp_path, notes.slice(0, 20))
+    run(spark, job(tmp_path, notes_per_task=5))             # 4 files per table
+    write_notes(tmp_path, notes)
+    run(spark, job(tmp_path, notes_per_task=5))             # appends 4 more
+    before = {n: (len(DeltaTable(str(tmp_path / "out" / n)).file_uris()),
+                  table(tmp_path, n).sort_by("note_id").to_pylist()) for n in ["note_phi_spans", *MASKED]}
+    row = run(spark, job(tmp_path, optimize=True))
+    assert row["notes_written"] == 0
+    for name, (files, rows) in before.items():
+        assert files == 8 and len(DeltaTable(str(tmp_path / "out" / name)).file_uris()) == 1, name
+        assert last_operation(tmp_path, name) == "OPTIMIZE"
+        got = table(tmp_path, name).sort_by("note_id").to_pylist()
+        assert sorted(map(repr, got)) == sorted(map(repr, rows)), name
+
+
 def test_full_refresh_and_limit(spark, tmp_path, notes):
     write_notes(tmp_path, notes)
     assert run(spark, job(tmp_path, limit=10))["notes_read"] == 10

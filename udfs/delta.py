@@ -152,6 +152,16 @@ class SparkDelta:
             return
         self.rs.upsert(location, row, key="run_id")
 
+    def compact(self, location: str, target_bytes: int) -> dict:
+        """OPTIMIZE-style compaction of small files; native: Delta's own bin-packing (its target size is the
+        session's spark.databricks.delta.optimize.maxFileSize)."""
+        if not self.exists(location):
+            return {"removed": 0, "added": 0}
+        if self.engine == NATIVE:
+            row = self._native_table(location).optimize().executeCompaction().select("metrics").first()
+            return {"removed": row["metrics"]["numFilesRemoved"], "added": row["metrics"]["numFilesAdded"]}
+        return self.rs.compact(location, target_bytes)
+
     def move_version(self, location: str, old: str, new: str) -> None:
         if not self.exists(location):
             return
