@@ -9,7 +9,8 @@
 
 For each step: wall seconds, notes/s, seconds per 1,000 notes of the table, peak RSS of the whole process tree
 and per role (JVM, Python driver, Python workers), files and bytes each table's commits added, and the job's
-stage times. Writes OUT/scale.json (after every size, so a stopped run keeps what it measured) and OUT/scale.png.
+stage times. Writes OUT/scale.json (after every size, so a stopped run keeps what it measured), OUT/scale.png
+and each run's log under OUT/logs/.
 
     python bench/bench_scale.py --sizes 20000,100000,400000 --out data/bench-scale
 """
@@ -130,6 +131,7 @@ def measure(size: int, args, cache: Path) -> dict:
     def step(name: str, extra: list[str] = ()) -> None:
         before = {t: log_version(out / t) for t in TABLES}
         run = spark_submit([*base_args, *extra], env)
+        (Path(args.out) / "logs" / f"{size}-{name}.log").write_text(run.log)
         writes = {t: added_since(out / t, before[t]) for t in TABLES if (out / t).exists()}
         result["steps"][name] = {"seconds": round(run.seconds, 1), "peak_mib": {k: round(v) for k, v in
                                                                                run.peak_mib.items()},
@@ -214,6 +216,7 @@ def main() -> int:
     out = Path(args.out)
     cache = out / "inputs"
     cache.mkdir(parents=True, exist_ok=True)
+    (out / "logs").mkdir(exist_ok=True)
     print(f"Scale benchmark: sizes {args.sizes}, {os.cpu_count()} cores, local[2], delta-rs engine", flush=True)
     results = []
     for size in [int(s) for s in args.sizes.split(",")]:
