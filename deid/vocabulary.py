@@ -11,6 +11,8 @@ from __future__ import annotations
 import io
 import pickle
 import re
+from dataclasses import dataclass
+from functools import cached_property
 from importlib import resources as importlib_resources
 
 import ahocorasick
@@ -39,13 +41,27 @@ def _load_graph() -> dict:
     return _DataOnly(io.BytesIO(data)).load()
 
 
+@dataclass(frozen=True)
+class _Index:
+    words: frozenset
+    body: frozenset
+    body_initials: frozenset   # characters that begin a body-part word: after 左/右/双 they make anatomy (左膝, 右髂总)
+    automaton: ahocorasick.Automaton
+
+
 class ClinicalVocabulary:
-    """Finder of clinical words: `matches(text)` says where they lie, `of(doc)` keeps them on a note."""
+    """Finder of clinical words: `matches(text)` says where they lie, `of(doc)` keeps them on a note.
+    Built on first use (about 2 s): a Spark driver that only needs the pipeline's version never pays it."""
 
     version = "PyCMeKG-0.2.5"
 
     def __init__(self, graph: dict | None = None):
-        graph = _load_graph() if graph is None else graph
+        self._graph = graph
+
+    @cached_property
+    def _index(self) -> _Index:
+        graph = _load_graph() if self._graph is None else self._graph
+        self._graph = None
         words, body = set(), set()
         for subject, attrs in graph.items():
             self._add(words, subject)
@@ -57,14 +73,23 @@ class ClinicalVocabulary:
         named = set(places())   # 黄石, 鹤壁, 康乐 and 地区-like words are places, not clinical words
         words = {w for w in words if w not in named and not w.endswith(_PLACE_ENDINGS)
                  and not any(w + end in named for end in _PLACE_ENDINGS)}
-        self.words = frozenset(words)
-        self.body = frozenset(body)
-        # Characters that begin a body-part word: after 左/右/双 they make anatomy, not a name (左膝, 右髂总).
-        self.body_initials = frozenset(w[0] for w in body)
-        self._auto = ahocorasick.Automaton()
-        for w in self.words:
-            self._auto.add_word(w, len(w))
-        self._auto.make_automaton()
+        auto = ahocorasick.Automaton()
+        for w in words:
+            auto.add_word(w, len(w))
+        auto.make_automaton()
+        return _Index(frozenset(words), frozenset(body), frozenset(w[0] for w in body), auto)
+
+    @property
+    def words(self) -> frozenset:
+        return self._index.words
+
+    @property
+    def body(self) -> frozenset:
+        return self._index.body
+
+    @property
+    def body_initials(self) -> frozenset:
+        return self._index.body_initials
 
     @staticmethod
     def _add(into: set, value: str) -> None:
@@ -74,7 +99,7 @@ class ClinicalVocabulary:
 
     def matches(self, text: str) -> list[tuple[int, int]]:
         """Every clinical word in text, as (start, end); overlapping matches are all kept."""
-        return [(end - n + 1, end + 1) for end, n in self._auto.iter(text)]
+        return [(end - n + 1, end + 1) for end, n in self._index.automaton.iter(text)]
 
     def of(self, doc) -> list[tuple[int, int]]:
         """The clinical words of a note (a detectors.base.Document), found once and kept on it for every detector."""
