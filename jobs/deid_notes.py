@@ -428,15 +428,16 @@ class JobRun:
     def all_fresh(self, todo, duplicates) -> bool:
         """True when no output table holds a row of any note this run writes: appending is then exact.
         (A run killed after some commits left rows behind, so its rerun merges.)"""
+        t0 = time.perf_counter()
         held = None
         for name in ["spans", "quarantine", *self.cfg.policies]:
             if self.io.exists(self.loc[name]):
                 ids = self.io.read(self.loc[name]).select("note_id")
                 held = ids if held is None else held.unionByName(ids)
-        if held is None:
-            return True
         ours = todo.select("note_id").unionByName(duplicates.select("note_id"))
-        return ours.join(held, "note_id", "left_semi").limit(1).count() == 0
+        fresh = held is None or ours.join(held, "note_id", "left_semi").limit(1).count() == 0
+        _stage("append_or_merge", self.counts.todo, t0)
+        return fresh
 
     def _replace(self, name, rows, note_ids, schema, n) -> None:
         label = {"spans": "note_phi_spans", "quarantine": "quarantine"}.get(name, f"masked_l{name}")
