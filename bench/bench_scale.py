@@ -204,6 +204,25 @@ def print_table(results: list[dict]) -> None:
               f"{v['day2_uniform']:.1%}, affected {v['affected']:.1%}")
 
 
+def markdown(results: list[dict]) -> str:
+    """The README's table: seconds, seconds per 1,000 notes of the table, and the share of the first load."""
+    head = ("| notes | first load | plain pipeline | first load / plain | day 2, recent changes | no-op "
+            "| day 2, changes anywhere | dictionary term, affected | peak RSS: tree / JVM / driver / workers |")
+    rows = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in results:
+        st, v = r["steps"], r["vs_first_load"]
+        peak = {k: max(s["peak_mib"][k] for s in st.values() if "peak_mib" in s) for k in ("tree", "jvm", "driver",
+                                                                                           "workers")}
+
+        def cell(step):
+            return f"{st[step]['seconds']:.1f} s ({r['s_per_1000'][step]:.2f} s/1k; {v[step]:.1%})"
+        rows.append(f"| {r['notes']:,} | {r['first_load_s']:.1f} s ({r['s_per_1000']['first_load']:.2f} s/1k) "
+                    f"| {r['plain_s']:.1f} s ({r['s_per_1000']['plain']:.2f} s/1k) | {r['first_load_vs_plain']:.2f}x "
+                    f"| {cell('day2')} | {cell('noop')} | {cell('day2_uniform')} | {cell('affected')} "
+                    f"| {peak['tree']:,} / {peak['jvm']:,} / {peak['driver']:,} / {peak['workers']:,} MiB |")
+    return "\n".join(rows)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="20000,100000,400000")
@@ -211,7 +230,11 @@ def main() -> int:
     ap.add_argument("--work", default=str(ROOT / "data" / "bench-scale" / "work"))
     ap.add_argument("--seed", type=int, default=4242)
     ap.add_argument("--keep", action="store_true", help="keep each size's tables")
+    ap.add_argument("--report", metavar="SCALE_JSON", help="print the README table of a finished run and stop")
     args = ap.parse_args()
+    if args.report:
+        print(markdown(json.loads(Path(args.report).read_text())))
+        return 0
     sys.path.insert(0, str(ROOT))
     out = Path(args.out)
     cache = out / "inputs"
