@@ -340,8 +340,9 @@ class JobRun:
         at_old = state.filter(F.col("pipeline_version") == old_version).select("note_id", "note_digest")
         candidates = todo.join(at_old, ["note_id", "note_digest"], "left_semi")
         hit = self.spark.sparkContext.broadcast(sorted(terms))
+        # Cached: the scan of every candidate's text runs once, not once per count and join below.
         affected = candidates.select("note_id", "note_title", "note_text").mapInArrow(affected_function(hit),
-                                                                                      "note_id long")
+                                                                                      "note_id long").cache()
         move = candidates.join(affected, "note_id", "left_anti")
         self.counts.moved = move.count()
         log.info("reprocess affected: %d terms changed; %d notes hold one, %d move to the new version",
