@@ -346,7 +346,7 @@ class JobRun:
         move = candidates.join(affected, "note_id", "left_anti")
         self.counts.moved = move.count()
         log.info("reprocess affected: %d terms changed; %d notes hold one, %d move to the new version",
-                 len(terms), candidates.count() - self.counts.moved, self.counts.moved)
+                 len(terms), affected.count(), self.counts.moved)
         return todo.join(move.select("note_id"), "note_id", "left_anti"), old_version
 
     def detect(self, todo):
