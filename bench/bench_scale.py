@@ -150,7 +150,12 @@ def measure(size: int, args, cache: Path) -> dict:
     step("affected", ["--reprocess", "affected"])
     result["table_files"] = {t: table_files(out / t) for t in TABLES if (out / t).exists()}
 
-    t_plain = baseline(texts, 2)
+    earlier = {r["notes"]: r for r in json.loads(Path(args.plain_from).read_text())} if args.plain_from else {}
+    if size in earlier:   # the plain pipeline's figure from an earlier run on the same notes (same pipeline code)
+        t_plain = earlier[size]["plain_s"]
+        result["plain_from"] = args.plain_from
+    else:
+        t_plain = baseline(texts, 2)
     result["steps"]["plain"] = {"seconds": round(t_plain, 1)}
     print(f"  {'plain':10} {t_plain:8.1f} s", flush=True)
 
@@ -231,6 +236,8 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=4242)
     ap.add_argument("--keep", action="store_true", help="keep each size's tables")
     ap.add_argument("--report", metavar="SCALE_JSON", help="print the README table of a finished run and stop")
+    ap.add_argument("--plain-from", metavar="SCALE_JSON",
+                    help="take step 5 (the plain pipeline) from an earlier run's figures for the same sizes")
     args = ap.parse_args()
     if args.report:
         print(markdown(json.loads(Path(args.report).read_text())))

@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 NOTE_REQUIRED = {
@@ -63,8 +64,14 @@ def with_marker(schema: pa.Schema) -> pa.Schema:
     return schema.append(pa.field(MARKER, pa.bool_()))
 
 
-def replace_predicate() -> str:
-    return f"t.note_id = s.note_id AND s.{MARKER}"
+def replace_predicate(bounds: tuple[int, int] | None = None) -> str:
+    """The MERGE condition. `bounds`, the source's smallest and largest note_id, add a condition on the target
+    alone, which lets the engine skip every file whose note_id range lies outside (the job writes files that
+    hold narrow ranges): a MERGE of recent notes then reads the tail of the table, not all of it."""
+    condition = f"t.note_id = s.note_id AND s.{MARKER}"
+    if bounds is not None:
+        condition += f" AND t.note_id >= {int(bounds[0])} AND t.note_id <= {int(bounds[1])}"
+    return condition
 
 
 class SchemaError(ValueError):
@@ -123,8 +130,11 @@ class DeltaRs:
     def replace_notes(self, path: str, schema: pa.Schema, source_files: list[str]) -> dict:
         """One MERGE commit: rows of every note in the source are replaced by the source's rows."""
         self.ensure(path, schema)
-        source = ds.dataset(source_files, format="parquet", schema=with_marker(schema)).scanner().to_reader()
-        return (self._table(path).merge(source, predicate=replace_predicate(), source_alias="s", target_alias="t")
+        staged = ds.dataset(source_files, format="parquet", schema=with_marker(schema))
+        ids = staged.to_table(columns=["note_id"]).column("note_id")
+        bounds = tuple(v.as_py() for v in pc.min_max(ids).values()) if len(ids) else None
+        return (self._table(path).merge(staged.scanner().to_reader(), predicate=replace_predicate(bounds),
+                                        source_alias="s", target_alias="t")
                 .when_matched_delete()
                 .when_not_matched_insert(updates={c: f"s.{c}" for c in schema.names}, predicate=f"NOT s.{MARKER}")
                 .execute())

@@ -19,6 +19,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import reduce
 from pathlib import Path
 
 import yaml
@@ -44,6 +45,7 @@ from udfs.delta import SparkDelta, choose_engine, spark_schema  # noqa: E402
 
 log = logging.getLogger("deid.job")
 FAIL_ENV = "DEID_FAIL_AFTER"   # tests: stop the job on purpose after a named write boundary
+BROADCAST_TODO = 500_000       # notes to do, at most, matched back to their text by a broadcast (about 50 MB)
 
 
 class ReconciliationError(RuntimeError):
@@ -297,57 +299,72 @@ class JobRun:
         return keep, losers
 
     def plan(self, notes):
-        """Split notes into unchanged (already landed at this version), to move (affected mode), and to do."""
+        """Split notes into unchanged (already landed at this version), to move (affected mode), and to do.
+        The split works on (note_id, note_digest) alone; only the notes to do are joined back to their text."""
         t0 = time.perf_counter()
-        state = None
-        for level in self.cfg.policies:
-            part = self.io.read(self.loc[level], dio.MASKED).select("note_id", "note_digest", "pipeline_version")
-            state = part if state is None else state.join(part, ["note_id", "note_digest", "pipeline_version"])
+        state = self.landed()
         if self.cfg.full_refresh:
             state = state.limit(0)
         current = state.filter(F.col("pipeline_version") == self.version).select("note_id", "note_digest")
-        todo = notes.join(current, ["note_id", "note_digest"], "left_anti")
+        todo_keys = notes.select("note_id", "note_digest").join(current, ["note_id", "note_digest"], "left_anti")
         moved_from = None
         if self.cfg.reprocess == "affected" and not self.cfg.full_refresh:
-            todo, moved_from = self.affected(state, todo)
-        todo = todo.cache()
-        self.counts.todo = todo.count()
+            todo_keys, moved_from = self.affected(state, todo_keys, notes)
+        todo_keys = todo_keys.cache()
+        self.counts.todo = todo_keys.count()
         # Every kept note is to do, to move or unchanged: counting the rest would digest and join every note again.
-        self.counts.unchanged = self.counts.read - self.counts.duplicates - self.counts.todo - self.counts.moved
+        kept = self.counts.read - self.counts.duplicates
+        self.counts.unchanged = kept - self.counts.todo - self.counts.moved
+        if self.counts.todo == kept:
+            todo = notes
+        elif self.counts.todo <= BROADCAST_TODO:   # the few notes to do find their text without a shuffle
+            todo = notes.drop("note_digest").join(F.broadcast(todo_keys), "note_id")
+        else:
+            todo = notes.join(todo_keys, ["note_id", "note_digest"], "left_semi")
+        todo = todo.cache()
         _stage("plan", self.counts.todo, t0)
         log.info("plan: %d to process, %d unchanged, %d to move version, %d duplicate ids",
                  self.counts.todo, self.counts.unchanged, self.counts.moved, self.counts.duplicates)
         return todo, moved_from
 
-    def affected(self, state, todo):
+    def landed(self):
+        """(note_id, note_digest, pipeline_version) of every note that is in each masked table at that digest and
+        version: a run killed between the masked tables' commits leaves its notes out."""
+        parts = [self.io.read(self.loc[level], dio.MASKED).select("note_id", "note_digest", "pipeline_version")
+                 for level in self.cfg.policies]
+        union = reduce(lambda a, b: a.unionByName(b), parts)
+        return (union.groupBy("note_id", "note_digest", "pipeline_version").count()
+                .filter(F.col("count") == len(parts)).drop("count"))
+
+    def affected(self, state, todo_keys, notes):
         """--reprocess affected: when only dictionaries changed since the last successful run, re-run only the
         notes holding a term that was added or removed; the others move to the new version un-rerun."""
         runs = self.io.read(self.loc["runs"], dio.RUNS).filter("status = 'succeeded'")
         last = runs.orderBy(F.col("finished_at").desc()).first()
         if last is None or last["pipeline_version"] == self.version:
-            return todo, None
+            return todo_keys, None
         old_dir = Path(self.cfg.state) / "resources" / last["dictionary_version"]
         if not old_dir.exists() or last["config_digest"] != self.pconf.digest:
             log.info("reprocess affected: the previous run's dictionaries or config are not comparable; re-running all")
-            return todo, None
+            return todo_keys, None
         old_files = resource_bundle(old_dir)
         changed = {k for k in set(old_files) | set(self.files) if old_files.get(k) != self.files.get(k)}
         if any(not k.startswith("dictionaries/") for k in changed):
             log.info("reprocess affected: non-dictionary resources changed (%s); re-running all", sorted(changed))
-            return todo, None
+            return todo_keys, None
         terms = dictionary_terms(old_files) ^ dictionary_terms(self.files)
         old_version = last["pipeline_version"]
         at_old = state.filter(F.col("pipeline_version") == old_version).select("note_id", "note_digest")
-        candidates = todo.join(at_old, ["note_id", "note_digest"], "left_semi")
+        candidates = todo_keys.join(at_old, ["note_id", "note_digest"], "left_semi")
         hit = self.spark.sparkContext.broadcast(sorted(terms))
-        # Cached: the scan of every candidate's text runs once, not once per count and join below.
-        affected = candidates.select("note_id", "note_title", "note_text").mapInArrow(affected_function(hit),
-                                                                                      "note_id long").cache()
-        move = candidates.join(affected, "note_id", "left_anti")
+        # Nearly every note is a candidate: scan all notes' text once (cached) rather than shuffle it to them.
+        holding = notes.select("note_id", "note_title", "note_text").mapInArrow(affected_function(hit),
+                                                                                "note_id long").cache()
+        move = candidates.join(holding, "note_id", "left_anti")
         self.counts.moved = move.count()
         log.info("reprocess affected: %d terms changed; %d notes hold one, %d move to the new version",
-                 len(terms), affected.count(), self.counts.moved)
-        return todo.join(move.select("note_id"), "note_id", "left_anti"), old_version
+                 len(terms), holding.count(), self.counts.moved)
+        return todo_keys.join(move.select("note_id"), "note_id", "left_anti"), old_version
 
     def detect(self, todo):
         """mapInArrow over partitions; executors stage the results as Parquet."""

@@ -129,7 +129,9 @@ class SparkDelta:
                   .unionByName(conform(markers, schema).withColumn(MARKER, F.lit(True))))
         if self.engine == NATIVE:
             self._ensure_native(location, schema)
-            (self._native_table(location).alias("t").merge(source.alias("s"), replace_predicate())
+            bounds = markers.agg(F.min("note_id"), F.max("note_id")).first()
+            (self._native_table(location).alias("t")
+             .merge(source.alias("s"), replace_predicate(None if bounds[0] is None else tuple(bounds)))
              .whenMatchedDelete()
              .whenNotMatchedInsert(condition=f"NOT s.{MARKER}", values={c: f"s.{c}" for c in schema.names})
              .execute())
