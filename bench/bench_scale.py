@@ -187,6 +187,8 @@ def plot(results: list[dict], path: Path) -> None:
         ax.plot(sizes, [r["s_per_1000"][s] for r in results], marker="o", label=label)
     ax.set_xscale("log")
     ax.set_yscale("log")
+    ax.set_xticks(sizes, [f"{n:,}" for n in sizes])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("notes in the table")
     ax.set_ylabel("seconds per 1,000 notes of the table")
     ax.set_title("deid job on local[2], delta-rs engine")
@@ -239,8 +241,10 @@ def main() -> int:
     ap.add_argument("--plain-from", metavar="SCALE_JSON",
                     help="take step 5 (the plain pipeline) from an earlier run's figures for the same sizes")
     args = ap.parse_args()
-    if args.report:
-        print(markdown(json.loads(Path(args.report).read_text())))
+    if args.report:   # the table, and the plot again beside the JSON
+        results = json.loads(Path(args.report).read_text())
+        print(markdown(results))
+        plot(results, Path(args.report).with_suffix(".png"))
         return 0
     sys.path.insert(0, str(ROOT))
     out = Path(args.out)
