@@ -321,7 +321,7 @@ class JobRun:
             todo = notes.drop("note_digest").join(F.broadcast(todo_keys), "note_id")
         else:
             todo = notes.join(todo_keys, ["note_id", "note_digest"], "left_semi")
-        todo = todo.cache()
+        # Not cached: a cache of note text overflows the heap at scale; later uses read note_id alone.
         _stage("plan", self.counts.todo, t0)
         log.info("plan: %d to process, %d unchanged, %d to move version, %d duplicate ids",
                  self.counts.todo, self.counts.unchanged, self.counts.moved, self.counts.duplicates)
