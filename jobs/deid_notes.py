@@ -318,10 +318,11 @@ class JobRun:
         if self.counts.todo == kept:
             todo = notes
         elif self.counts.todo <= BROADCAST_TODO:   # the few notes to do find their text without a shuffle
-            todo = notes.drop("note_digest").join(F.broadcast(todo_keys), "note_id")
+            # Cached: detection, the commits and verify use them again. Every note (a first load) or more than
+            # BROADCAST_TODO are not: their text would overflow the heap, and later uses read note_id alone.
+            todo = notes.drop("note_digest").join(F.broadcast(todo_keys), "note_id").cache()
         else:
             todo = notes.join(todo_keys, ["note_id", "note_digest"], "left_semi")
-        # Not cached: a cache of note text overflows the heap at scale; later uses read note_id alone.
         _stage("plan", self.counts.todo, t0)
         log.info("plan: %d to process, %d unchanged, %d to move version, %d duplicate ids",
                  self.counts.todo, self.counts.unchanged, self.counts.moved, self.counts.duplicates)
