@@ -46,6 +46,9 @@ from udfs.delta import SparkDelta, choose_engine, spark_schema  # noqa: E402
 log = logging.getLogger("deid.job")
 FAIL_ENV = "DEID_FAIL_AFTER"   # tests: stop the job on purpose after a named write boundary
 BROADCAST_TODO = 500_000       # notes to do, at most, matched back to their text by a broadcast (about 50 MB)
+# Notes to do, at most, kept in memory with their text (detection, the commits and verify read them again); more
+# would overflow the heap (400,000 did in 2 GiB), so a first load is read again instead, note_id alone after detection.
+CACHE_TODO = 50_000
 
 
 class ReconciliationError(RuntimeError):
@@ -318,9 +321,9 @@ class JobRun:
         if self.counts.todo == kept:
             todo = notes
         elif self.counts.todo <= BROADCAST_TODO:   # the few notes to do find their text without a shuffle
-            # Cached: detection, the commits and verify use them again. Every note (a first load) or more than
-            # BROADCAST_TODO are not: their text would overflow the heap, and later uses read note_id alone.
-            todo = notes.drop("note_digest").join(F.broadcast(todo_keys), "note_id").cache()
+            todo = notes.drop("note_digest").join(F.broadcast(todo_keys), "note_id")
+            if self.counts.todo <= CACHE_TODO:
+                todo = todo.cache()
         else:
             todo = notes.join(todo_keys, ["note_id", "note_digest"], "left_semi")
         _stage("plan", self.counts.todo, t0)
