@@ -155,11 +155,11 @@ class SparkDelta:
         self.rs.upsert(location, row, key="run_id")
 
     def compact(self, location: str, target_bytes: int) -> dict:
-        """OPTIMIZE-style compaction of small files; native: Delta's own bin-packing (its target size is the
-        session's spark.databricks.delta.optimize.maxFileSize)."""
+        """OPTIMIZE-style compaction of small files into files of about `target_bytes`, on either engine."""
         if not self.exists(location):
             return {"removed": 0, "added": 0}
         if self.engine == NATIVE:
+            self.spark.conf.set("spark.databricks.delta.optimize.maxFileSize", str(target_bytes))
             row = self._native_table(location).optimize().executeCompaction().select("metrics").first()
             return {"removed": row["metrics"]["numFilesRemoved"], "added": row["metrics"]["numFilesAdded"]}
         return self.rs.compact(location, target_bytes)
