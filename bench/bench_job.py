@@ -23,7 +23,7 @@ def main() -> int:
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
     from deid.synth.generator import generate
-    from deid.synth.omop import note_table, write_note_delta
+    from deid.synth.omop import write_note_delta
 
     work = Path(args.work)
     shutil.rmtree(work, ignore_errors=True)
