@@ -9,6 +9,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from deid import __version__
+from deid.allow_list import AllowList
 from deid.config import PipelineConfig, load_config
 from deid.detectors.address import AddressDetector
 from deid.detectors.base import Document
@@ -80,8 +81,10 @@ class Pipeline:
             from deid.llm.retrieval import build_index
             from deid.llm.stage import LlmStage
             self.llm = LlmStage(self.config.llm, llm_index or build_index())
+        self.allow_list = AllowList()
         self.timings: dict[str, float] = defaultdict(float)
         versions = {name: getattr(c, "version", "") for name, c in self.components}
+        versions["allow_list"] = self.allow_list.version
         versions.update(code=__version__, config=self.config.digest, policies=self.policies.digest,
                         gazetteer=gazetteer.version, vocabulary=vocabulary.version, llm=self.llm.version if self.llm else "off")
         self.component_versions = versions
@@ -123,7 +126,7 @@ class Pipeline:
                 spans.extend(outcome.spans)
             self.timings["llm"] += time.perf_counter() - t0
         t0 = time.perf_counter()
-        merged = [merge(spans, self.config.type_priority, self.config.tier_rule) for spans in found]
+        merged = [self.allow_list.apply(merge(spans, self.config.type_priority, self.config.tier_rule)) for spans in found]
         self.timings["merge"] += time.perf_counter() - t0
         if outcomes is None:
             return [Analysis(spans) for spans in merged]
