@@ -10,6 +10,7 @@ retried or killed job safe.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 
@@ -189,3 +190,10 @@ class DeltaRs:
 
 def _sql_str(value: str) -> str:
     return value.replace("'", "''")
+
+
+def note_digest(title: str | None, text: str | None) -> str:
+    """The job's note_digest (SHA-256 over the tagged title and text; null and empty differ), in Python."""
+    def tagged(value):
+        return "N" if value is None else "V" + value
+    return hashlib.sha256(f"{tagged(title)}\x1f{tagged(text)}".encode("utf-8")).hexdigest()
