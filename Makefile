@@ -13,15 +13,15 @@ LLAMA_CMAKE_ARGS := -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_B
 SPARK_SUBMIT := PATH=$(CURDIR)/$(VENV)/bin:$$PATH SPARK_LOCAL_IP=127.0.0.1 spark-submit \
 	--driver-java-options "-Dlog4j2.configurationFile=file:$(CURDIR)/conf/log4j2.properties"
 
-.PHONY: install java test run eval eval-real bench bench-scale clean
+.PHONY: install java browser test run review eval eval-real bench bench-scale clean
 
-install: $(STAMP) java
+install: $(STAMP) java browser
 
 $(STAMP): setup.py
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (Python 3.11 is required)"; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install --quiet -e '.[test,local-llm]'
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install --quiet -e '.[test,local-llm,review]'
 	@rm -f $(VENV)/.installed-*; touch $@
 
 # Spark needs Java 17; install Debian's headless JRE when missing and we are root.
@@ -31,6 +31,15 @@ java:
 	  echo "installing openjdk-17-jre-headless"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null; \
 	else echo "warning: Java 17 not found; Spark jobs will not run (install openjdk-17-jre-headless)"; fi
+
+# The review page's browser test drives Debian's headless chromium with its matching chromedriver; a CJK font
+# so that screenshots show the text. Installed when missing and we are root (like Java).
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null && fc-list 2>/dev/null | grep -qi 'wenquanyi\|noto.*cjk'; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing chromium, chromium-driver, fonts-wqy-microhei"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver fonts-wqy-microhei >/dev/null; \
+	else echo "warning: chromium/chromedriver not found; the review page's browser test will fail (install chromium chromium-driver)"; fi
 
 test: install
 	$(PY) -m pytest -q -rs tests
@@ -76,6 +85,14 @@ else
 	$(SPARK_SUBMIT) jobs/deid_notes.py --config conf/local.yaml
 	@$(VENV)/bin/deid summary --root data
 endif
+
+# The review page over `make run`'s tables on http://127.0.0.1:8787/ (REVIEW_PORT). The first time it creates an
+# admin account: the password comes from $$DEID_REVIEW_PASSWORD, else one is generated and printed once.
+REVIEW_PORT ?= 8787
+review: install
+	@test -d data/note_phi_spans/_delta_log || { echo "error: no job outputs under data/; run make run first"; exit 1; }
+	@test -f data/_review/accounts.yaml || $(VENV)/bin/deid review add-user --root data --user admin --role admin --generate
+	$(VENV)/bin/deid review --root data --port $(REVIEW_PORT)
 
 clean:
 	rm -rf $(VENV) build *.egg-info data

