@@ -74,6 +74,8 @@ bench-scale: install
 # stage on the first LLM_NOTES notes into data/llm (a 0.5B model on two CPU cores: about 20 s a note, so
 # about 20 minutes for 50; the console shows Spark's task progress).
 LLM ?=
+# More job options for `make run`, e.g. JOB_ARGS="--reprocess affected" after a dictionary edit.
+JOB_ARGS ?=
 LLM_NOTES ?= 50
 run: install
 	@test -d data/omop/note/_delta_log || $(VENV)/bin/deid synth --n $(SAMPLE_N) --seed 7 --out data/sample --delta data/omop/note
@@ -82,7 +84,7 @@ ifeq ($(LLM),local)
 		--config conf/local-llm.yaml --limit $(LLM_NOTES)
 	@$(VENV)/bin/deid summary --root data/llm
 else
-	$(SPARK_SUBMIT) jobs/deid_notes.py --config conf/local.yaml
+	$(SPARK_SUBMIT) jobs/deid_notes.py --config conf/local.yaml $(JOB_ARGS)
 	@$(VENV)/bin/deid summary --root data
 endif
 
