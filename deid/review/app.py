@@ -10,6 +10,7 @@ import asyncio
 import hmac
 import json
 import logging
+import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -308,7 +309,6 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/export/{kind}")
     async def export(request: Request, kind: str):
         session = signed_in(request, role="admin")
-        import tempfile
         rows = store.decisions()
         with tempfile.TemporaryDirectory() as tmp:
             if kind == "gold.jsonl":

@@ -86,10 +86,10 @@ class Queue:
         self.versions = dict(zip(notes.column("note_id").to_pylist(), notes.column("pipeline_version").to_pylist()))
         self.orders = orders(notes, self.source.span_index(), self.seed, self.quota)
 
-    def finished(self) -> dict[int, set[str]]:
-        """note -> reviewers who finished it at its current pipeline version."""
+    def finished(self, rows: list[dict] | None = None) -> dict[int, set[str]]:
+        """note -> reviewers who finished it at its current pipeline version (from `rows` or the store)."""
         out = defaultdict(set)
-        for r in effective(self.store.decisions()):
+        for r in effective(self.store.decisions() if rows is None else rows):
             if r["action"] == "done" and self.versions.get(r["note_id"]) == r["pipeline_version"]:
                 out[r["note_id"]].add(r["reviewer"])
         return out
@@ -121,9 +121,10 @@ class Queue:
 
     def progress(self) -> dict:
         """Notes finished per strategy (by the strategy recorded with the decision) and what is left."""
-        finished = self.finished()
+        rows = effective(self.store.decisions())
+        finished = self.finished(rows)
         by_strategy = defaultdict(set)
-        for r in effective(self.store.decisions()):
+        for r in rows:
             if r["action"] == "done" and r["note_id"] in finished:
                 by_strategy[r["strategy"]].add(r["note_id"])
         return {s: {"finished": len(by_strategy.get(s, ())), "available": len(self.orders[s])} for s in STRATEGIES}
