@@ -42,11 +42,11 @@ def baseline(texts, procs: int, batch: int = 64) -> float:
 def _role(proc: psutil.Process) -> str:
     """jvm (Spark's driver and, in local mode, its executors), driver (the Python process running the job: it
     makes the delta-rs commits), workers (Python UDF workers), other."""
-    try:
-        cmd = " ".join(proc.cmdline())
+    try:   # a process can end between listing and reading it
+        cmd, name = " ".join(proc.cmdline()), proc.name()
     except psutil.Error:
         return "other"
-    if proc.name() == "java" or "/java " in cmd:
+    if name == "java" or "/java " in cmd:
         return "jvm"
     if "pyspark.daemon" in cmd or "pyspark.worker" in cmd:
         return "workers"
