@@ -159,9 +159,8 @@ class DeltaRs:
             name = f"part-{uuid.uuid4().hex}.parquet"
             dest = os.path.join(path, name)
             shutil.move(src, dest)
-            rows = pq.read_metadata(dest).num_rows
             actions.append(AddAction(name, os.path.getsize(dest), {}, int(os.path.getmtime(dest) * 1000), True,
-                                     json.dumps({"numRecords": rows})))
+                                     json.dumps(file_stats(pq.read_metadata(dest), schema))))
         if actions:
             self._table(path).create_write_transaction(actions, mode="append", schema=schema)
         return len(actions)
@@ -186,6 +185,24 @@ class DeltaRs:
             return {}
         return self._table(path).update(
             predicate=f"pipeline_version = '{_sql_str(old)}'", updates={"pipeline_version": f"'{_sql_str(new)}'"})
+
+
+def file_stats(metadata, schema: pa.Schema) -> dict:
+    """Delta file statistics (row count; min, max and null count of the integer columns) from a Parquet footer.
+    Without min/max of note_id a MERGE cannot skip the file, so every MERGE would read the whole table."""
+    stats = {"numRecords": metadata.num_rows, "minValues": {}, "maxValues": {}, "nullCount": {}}
+    names = [metadata.schema.column(j).name for j in range(metadata.num_columns)]
+    for field in schema:
+        if not pa.types.is_integer(field.type) or field.name not in names:
+            continue
+        j = names.index(field.name)
+        columns = [metadata.row_group(i).column(j).statistics for i in range(metadata.num_row_groups)]
+        if not columns or any(c is None or not c.has_min_max or not c.has_null_count for c in columns):
+            continue
+        stats["minValues"][field.name] = min(c.min for c in columns)
+        stats["maxValues"][field.name] = max(c.max for c in columns)
+        stats["nullCount"][field.name] = sum(c.null_count for c in columns)
+    return stats
 
 
 def _sql_str(value: str) -> str:
