@@ -153,14 +153,15 @@ class DeltaRs:
         self.ensure(path, schema)
         actions = []
         for src in files:
-            got = pq.read_schema(src)
+            metadata = pq.read_metadata(src)   # one footer read: the columns to check and the statistics
+            got = metadata.schema.to_arrow_schema()
             if got.names != schema.names:
                 raise SchemaError(f"staged file columns {got.names} do not match the table's {schema.names}")
             name = f"part-{uuid.uuid4().hex}.parquet"
             dest = os.path.join(path, name)
             shutil.move(src, dest)
             actions.append(AddAction(name, os.path.getsize(dest), {}, int(os.path.getmtime(dest) * 1000), True,
-                                     json.dumps(file_stats(pq.read_metadata(dest), schema))))
+                                     json.dumps(file_stats(metadata, schema))))
         if actions:
             self._table(path).create_write_transaction(actions, mode="append", schema=schema)
         return len(actions)
