@@ -191,7 +191,8 @@ def create_app(settings: Settings) -> FastAPI:
         store.audit(session.user, "view", note_id)
         rows = store.decisions(note_id)
         mine = outcomes([r for r in rows if r["note_digest"] == view.digest], session.user)
-        stale = sum(1 for r in effective(rows) if r["note_digest"] != view.digest)
+        live = effective(rows)
+        stale = sum(1 for r in live if r["note_digest"] != view.digest)
         spans = [dict(s, i=i, text=view.original[s["field"]][s["span_start"]:s["span_end"]],
                       decision=mine.get((s["field"], s["span_start"], s["span_end"])))
                  for i, s in enumerate(view.spans)]
@@ -204,13 +205,14 @@ def create_app(settings: Settings) -> FastAPI:
         for i, s in enumerate(added, start=len(spans)):
             s["i"] = i
         all_spans = spans + added
-        comment = next((r["comment"] for r in reversed(effective(rows)) if r["action"] == "comment"
+        finished_by = reviewers_done(rows)
+        comment = next((r["comment"] for r in reversed(live) if r["action"] == "comment"
                         and r["reviewer"] == session.user), "")
         return page(request, "note.html", session, view=view, spans=all_spans, strategy=strategy,
                     segments={f: segments(view.original[f], [s for s in all_spans if s["field"] == f]) for f in FIELDS},
                     fields=FIELDS, types=TYPES, labels={t: LABELS_ZH[EntityType(t)] for t in TYPES},
-                    stale=stale, comment=comment or "", finished=session.user in reviewers_done(rows),
-                    reviewers=sorted(reviewers_done(rows)))
+                    stale=stale, comment=comment or "", finished=session.user in finished_by,
+                    reviewers=sorted(finished_by))
 
     def current_note(note_id: int, digest: str | None):
         view = source.note(note_id)

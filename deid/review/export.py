@@ -12,6 +12,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from deid.detectors.hospital import hospital_forms
 from deid.resources import TextResource, digest_bytes, resources_dir
 from deid.review.stats import NOT_PHI, final_label, finished_notes, reviewed_spans
 from deid.review.store import effective
@@ -74,8 +75,7 @@ def propose_edits(rows: list[dict], source, min_rejections: int = 2) -> Dictiona
 def _tsv_row(name: str, term: str, tier: int, existing: list[dict]) -> str | None:
     """The row to append to a dictionary for a missed term, None if the file already has it."""
     if name.endswith("hospitals.tsv"):
-        known = {v.strip().lstrip("~") for row in existing for col in ("name", "aliases", "english")
-                 for v in row.get(col, "").split(";")}
+        known = {form for row in existing for form, _ in hospital_forms(row)}
         return None if term in known else f"{term}\t\t\t"
     if any(row.get("term") == term for row in existing):
         return None
