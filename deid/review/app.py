@@ -368,6 +368,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8787, certfil
           keyfile: str | None = None) -> None:
     import uvicorn
     check_bind(host, bool(certfile and keyfile), settings.trusted_proxy_header)
+    ReviewStore(settings.root).compact()
     app = create_app(settings)
     print(f"deid review on {'https' if settings.tls else 'http'}://{host}:{port}/ (tables under {settings.root})",
           flush=True)

@@ -70,12 +70,11 @@ class Decision:
 class ReviewStore:
     """deid_review and deid_review_audit under the output root."""
 
-    def __init__(self, root: str | Path, retries: int = 20, compact_every: int = 200):
+    def __init__(self, root: str | Path, retries: int = 20):
         self.root = Path(root)
         self.review_path = str(self.root / REVIEW_TABLE)
         self.audit_path = str(self.root / AUDIT_TABLE)
         self.retries = retries
-        self.compact_every = compact_every
         self._lock = threading.Lock()   # one commit at a time from this process; other processes retry
 
     def append(self, decisions: list[Decision]) -> None:
@@ -100,19 +99,15 @@ class ReviewStore:
                     time.sleep(0.05 * (attempt + 1))
             else:
                 raise RuntimeError(f"could not append to {Path(path).name} after {self.retries} attempts")
-            self._compact_now_and_then(path)
 
-    def _compact_now_and_then(self, path: str) -> None:
-        """One small file per decision would make every read slower: compact every `compact_every` commits.
-        Best effort: a compaction that loses a race with another writer is left to the next turn."""
+    def compact(self) -> None:
+        """Rewrite each table's small files (one per decision) into few. Not done while writing: a compaction
+        racing another process's appends duplicated rows in testing, so the server runs it once at start-up,
+        before it takes any write."""
         from deltalake import DeltaTable
-        from deltalake.exceptions import CommitFailedError
-        table = DeltaTable(path)
-        if table.version() % self.compact_every == 0:
-            try:
-                table.optimize.compact()
-            except CommitFailedError:
-                pass
+        for path in (self.review_path, self.audit_path):
+            if DeltaTable.is_deltatable(path):
+                DeltaTable(path).optimize.compact()
 
     def decisions(self, note_id: int | None = None) -> list[dict]:
         """Every decision row (of one note), oldest first."""
