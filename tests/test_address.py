@@ -107,3 +107,59 @@ def test_level_1_keeps_only_real_divisions(text, kept):
     span, = D.detect(Document(text))
     (start, _end), = masker.masked_intervals([span], 1)
     assert text[span.start:start] == kept
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("家住建设路12号大华锁行，", "建设路12号大华锁行"),                     # 行 ends a clause, but here a shop
+    ("住址：文一路5号海天生活区；", "文一路5号海天生活区"),                 # 生活 is narrative, 生活区 a place
+    ("现住城东新村四季青苑3幢2单元，", "城东新村四季青苑3幢2单元"),         # a herb's name inside a community's
+])
+def test_a_stop_word_inside_a_place_name_does_not_end_the_address(text, expected):
+    assert [t for t, _ in found(text)] == [expected]
+
+
+def test_a_stop_word_before_words_that_are_no_place_still_ends_it():
+    assert [t for t, _ in found("家住金桂园小区，在家务农。")] == ["金桂园小区"]
+    assert [t for t, _ in found("现住金桂园小区在家务农")] == ["金桂园小区"]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("救护车从绿洲花语12幢3单元1802接回，", "绿洲花语12幢3单元1802"),      # a name with no place ending
+    ("患者于今日下午在西溪4区12-3-501附近被撞伤。", "西溪4区12-3-501"),
+    ("救护车从东湖印象8-1602接回，", "东湖印象8-1602"),
+    ("救护车从银泰名品六楼1208号接回，", "银泰名品六楼1208号"),
+    ("救护车从文三路478华星科技大厦接回，", "文三路478华星科技大厦"),    # a road with a bare house number
+    ("现住双塔路88、90号，", "双塔路88、90号"),                          # numbers in a list
+    ("现住开元路7号华联商厦3---12号，", "开元路7号华联商厦3---12号"),    # a run of dashes
+])
+def test_buildings_and_numbers_open_an_address_without_a_cue(text, expected):
+    assert [t for t, _ in found(text)] == [expected]
+
+
+@pytest.mark.parametrize("text", [
+    "复查日期2023-05-17血常规正常", "尿量1200-1800ml", "建立静脉通路2条", "静脉通路16G留置针", "环路3圈",
+    "转入我院3楼病房", "冠脉搭桥术后桥血管通路12支通畅",
+])
+def test_dates_ranges_and_pathways_are_not_addresses(text):
+    assert found(text) == []
+
+
+def test_a_building_inside_an_institution_is_an_address():
+    assert ("5号楼3楼", 1) in found("住址：滨江区第二医院5号楼3楼")
+    assert ("12楼", 1) in found("救护车从县人民医院住院部12楼接回，")
+
+
+def test_a_named_place_after_a_bare_county_is_part_of_the_address():
+    assert found("杭州市西湖区明珠眼镜店") == [("杭州市西湖区明珠眼镜店", 1)]
+    assert found("湖北省武汉市江汉区退休工人") == [("湖北省武汉市江汉区", 2)]
+
+
+def test_a_division_name_beginning_a_place_is_not_kept_by_generalize():
+    from deid.config import load_config
+    from deid.masking import Masker, load_policies
+    masker = Masker(load_policies(load_config().policies_path))
+    for text, kept in [("现住温州经济技术开发区滨海二道8号", ""), ("家住浙江省浙江师范大学宿舍", "浙江省"),
+                       ("住址：朝阳西路88号", ""), ("现住平湖镇河南村5组", "")]:
+        span, = D.detect(Document(text))
+        (start, _end), = masker.masked_intervals([span], 1)
+        assert text[span.start:start] == kept, text

@@ -28,26 +28,39 @@ _FINE_SUFFIX = (r"街道办事处|街道|镇|乡|村委会|村民委员会|居�
                 r"线|桥|畈|浜|埭|岙|塘|墩|垟|坞|岭|铺|营|寨|堡|港|湾")
 # Characters that never occur inside a road or community name but often in the clinical text after a place.
 _NOT_IN_NAME = "医诊治疗病症痛查患者因的了术椎骨腰胸腹肺肝肾脑哪"   # not 院 (濮院镇, 学院路) nor 行 (杭行路)
-_NAME_PART = rf"(?:(?![{_NOT_IN_NAME}])[{_CJK}A-Za-z0-9])"
+_NAME_PART = rf"(?:(?![{_NOT_IN_NAME}])[{_CJK}A-Za-z0-9]|(?<=[技艺美])术)"   # 经济技术开发区
 _NAMED = re.compile(rf"{_NAME_PART}{{0,10}}?(?:{_FINE_SUFFIX})(?:{_NUM}(?:区|期|片|组|队|社))?"
                     rf"|{_NAME_PART}{{1,8}}?(?:[0-9]+|[一二三四五六七八九十]+)(?:区|期|片|组|队|社)")   # 朝晖五区
 # Numbered components in every written form: 27号, 3号楼, 二队, 13幢6单元1341房, 40-5-594, A座, 5层, 2期.
 _UNIT = r"号院|号楼|号门|号|栋|幢|座|单元|室|层|楼|弄|巷|组团|组|队|社|期|区|排|户|段|房|门|间|片|支弄|街坊|档|铺|F(?![A-Za-z])"
-_NUMBERED = re.compile(rf"{_NUM}\s?(?:{_UNIT})|[0-9]+(?:\s?(?:-+|_|~)\s?[0-9]+){{1,3}}(?:号|室)?(?![0-9])")
+_NUMBERED = re.compile(rf"{_NUM}\s?(?:{_UNIT})|[0-9]+(?:\s?(?:-+|_|~)\s?[0-9]+){{1,3}}(?:号|室)?(?![0-9])"
+                       r"|[0-9]+(?:、[0-9]+)+(?:号|室)")   # 167、169、171号
 # A bare number closing an address that already has a fine component (幸福小区5栋302, 3单元502人).
-_BARE_NUMBER = re.compile(r"[0-9]{1,5}(?![0-9.%])(?!\s?(?:岁|天|年|月|日|次|小时|分|mg|ml|kg|cm|mm|g))")
+_BARE_NUMBER = re.compile(r"[A-Za-z]?[0-9]{1,5}(?![0-9.%])(?!\s?(?:岁|天|年|月|日|次|小时|分|mg|ml|kg|cm|mm|g))")
 # One separator may stand between two components (2期 3栋, 7-2225, 136栋_5单元).
 _JOINER = re.compile(r"[-_ ](?=[0-9A-Za-z一二三四五六七八九十\u4e00-\u9fa5])")
 # Words that end an address even when a suffix char follows (a clinical clause, not a place).
-_STOP_INSIDE = re.compile(r"[，。,；;：:、（）()\s]|患者|就诊|入院|医院|卫生|保健|诊所|门诊|科室|出院|住院|诊断|治疗|检查|手术|因|于|在|至|去|到|从|自|往|者|的|了|为|及|与|等")
+_STOP_INSIDE = re.compile(r"[，。,；;：:（）()\s]|(?<![0-9])、|、(?![0-9])|患者|就诊|入院|医院|卫生|保健|诊所|门诊|科室|出院|住院|诊断|治疗|检查|手术|因|于|在|至|去|到|从|自|往|者|的|了|为|及|与|等")
 # Where an address starts with neither a division nor a cue: a road with a house number, or a named place with a
 # building or unit number (东明锦园7-2225, 国大全城小区136栋). The name is taken back to a clause boundary.
 _ANCHOR = re.compile(rf"(?:街道|镇|乡|村|路|街|大道|巷|弄|社区|小区|花园|家园|公寓|苑|新村|大厦|广场|工业区|开发区|园区|市场|商城)"
                      rf"(?={_NAME_PART}{{0,8}}?{_NUM}\s?(?:号|栋|幢|座|单元|弄|巷|期|队|组|区|楼|层)|[0-9]+[-_][0-9]"
                      rf"|{_NAME_PART}{{1,8}}?(?:{_FINE_SUFFIX}))")
-# A building number is an address on its own once a name stands before it (锦绣江南11幢, 江南4区71-11-1105);
-# a date (2015-04-18) has no name before it.
-_BUILDING = re.compile(rf"(?<=[{_CJK}]{{2}}){_NUM}\s?(?:幢|栋|单元|号楼)|(?<=[{_CJK}]{{2}})[0-9]{{1,4}}(?:[-_][0-9]{{1,4}}){{2}}(?![0-9])")
+# A road with a bare house number of two digits or more (闻川路1722金乐染织有限公司, 宾虹路853OPPO体验店); not a
+# count or a measure (静脉通路2条, 环路3圈), nor a road word inside a clinical one (checked where it is used).
+_ROAD_NUMBER = re.compile(r"(?:路|街|大道)(?=[0-9]{2,5}(?![0-9.%])(?![A-Za-z](?![A-Za-z]))(?!\s?(?:[条支圈根个处枚例针次天年月日周岁时分秒度]|"
+                          r"小时|mg|ml|kg|cm|mm|g|mmHg)))")
+# A building number is an address on its own once a name stands before it (锦绣江南11幢, 江南4区71-11-1105,
+# 龙祥园91-1846, 国贸名品九楼1363号); not a date (2015-04-18) nor a range with a unit (尿量1000-1500ml).
+_NOT_DATE = r"(?!(?:19|20)[0-9]{2}[-_][01]?[0-9][-_][0-3]?[0-9](?![0-9]))"
+_NO_UNIT_AFTER = r"(?![0-9.%A-Za-z])(?!\s?(?:岁|天|年|月|日|周|次|小时|分|秒|毫|克|升|米|厘|粒|片|支|袋|滴|度|℃))"
+_BUILDING = re.compile(rf"(?<=[{_CJK}]{{2}}){_NUM}\s?(?:幢|栋|单元|号楼|号门)"
+                       rf"|(?<=[{_CJK}]{{2}}){_NUM}\s?(?:楼|层)(?=[A-Za-z]?[0-9]{{2,5}})"
+                       rf"|(?<=[{_CJK}]){_NOT_DATE}[0-9]{{1,4}}(?:[-_][0-9]{{1,4}}){{2}}{_NO_UNIT_AFTER}"
+                       rf"|(?<=[{_CJK}]{{2}}){_NOT_DATE}[0-9]{{1,4}}[-_][0-9]{{3,4}}{_NO_UNIT_AFTER}")
+# A building, floor or room inside an institution named before it (温州市人民医院17幢11楼, 财经大学9号楼): the
+# institution is its own span, the numbers after it are the address below it.
+_INSIDE_INSTITUTION = re.compile(rf"(?:(?<=医院)|(?<=卫生院)|(?<=住院部)|(?<=门诊楼)|(?<=大学)|(?<=学院))(?={_NUM}\s?(?:号楼|幢|栋|座|楼|层)(?!梯|道))")
 # A native place at the head of a note: 患者，男，56岁，浙江省德清县钟管镇人，
 _NATIVE_PLACE = re.compile(r"(?:岁|男|女|族)[，,]\s*(?=[^，,。；;\n]{2,30}人[，,。；;])")
 _NAME_CHAR = re.compile(rf"[{_CJK}A-Za-z0-9]")
@@ -55,11 +68,14 @@ _CLAUSE_MARKS = set("，。,；;：:、（）() \t\n")
 _DIVISION_NAME = re.compile(r"(?:镇|乡|村|街道)$")
 # A division's name directly before one of these begins a road or a place (温州大道, 湖州街, 丹东街道, 天水家园), so
 # generalize must not keep it as a division; nor is a province or city after a county one (江北区|宁波利星).
-_NAMED_AFTER_PLACE = re.compile(r"路|街|大街|大道|巷|弄|新村|家园|花园|小区|公寓|广场|大厦")
+_NAMED_AFTER_PLACE = re.compile(rf"(?:[东西南北中]|[0-9一二三四五六七八九十]+)?(?:路|街|大街|大道|巷|弄)|新村|家园|花园|小区|公寓|"
+                                rf"广场|大厦|村|[东西南北]?站|(?:(?![省市县区])[{_CJK}]){{0,7}}?"
+                                rf"(?:开发区|集聚区|新区|产业园|创业园|大学|学院|学校|机场|公司)")
+
 # The rest of an address phrase once it is known to be one (a cue, or a component below county level): names
 # with no suffix (仙浦, 莫家埭), shops and firms (东昌汽车销售公司), floors and rooms in any form (F1314, 4564档),
 # up to clause punctuation, a clinical or narrative word, or a native-place 人 (德清县钟管镇人，).
-_REST = re.compile(rf"(?:[{_CJK}A-Za-z0-9#·/]|[-_](?=[{_CJK}A-Za-z0-9])| (?=[A-Za-z0-9]))+")
+_REST = re.compile(rf"(?:[{_CJK}A-Za-z0-9#·/]|[-_]+(?=[{_CJK}A-Za-z0-9])| (?=[A-Za-z0-9]))+")
 _REST_STOP = re.compile(r"[因于在至去到者的了为及等被从向往]|与(?![^，。,；;与]{1,8}?(?:路|街|大道|线))|"
                         r"患者|就诊|入院|医院|卫生|保健|诊所|门诊|科室|出院|住院|诊断|治疗|检查|手术|复查|复诊|诊治|"
                         r"随访|进一步|(?<![银商车发支分])行(?!政|业)|"
@@ -70,8 +86,20 @@ _REST_STOP = re.compile(r"[因于在至去到者的了为及等被从向往]|与
                         r"发布|透露|称|说|一直|支持|签订|"
                         r"人(?=$|[^\u4e00-\u9fa5A-Za-z0-9])")
 _REST_MAX = 30
+# Endings of shops, firms and institutions that close a place name (万通锁行, 清绿茶叶店, 生活区, 工作室, 克拉玛依校区).
+_BUSINESS_SUFFIX = r"店|行|厂|局|所|部|室|馆|区|学校|大学|学院|校区|中学|小学|幼儿园|银行|集团|物流|科技|建设|企业"
+# The rest of a phrase after a stop word is still a place when it is all named and numbered components: then the
+# word is part of a name (四季青常青六楼4564档, 会龙乡于庄村黄庄114号), not the clinical clause it usually begins.
+_PLACE_TAIL = re.compile(rf"(?:{_NUM}\s?(?:{_UNIT})|[0-9]+(?:[-_][0-9]+)*|[{_CJK}A-Za-z]{{0,8}}?(?:{_FINE_SUFFIX}|{_BUSINESS_SUFFIX})"
+                         rf"|[{_CJK}]{{1,6}}?[0-9]+(?:号|号楼|栋|幢|单元|室))+")   # 陈家12号
 # What makes the words after a bare cue an address: a number or a place suffix.
 _PLACE_EVIDENCE = re.compile(rf"[0-9]|{_FINE_SUFFIX}")
+
+
+def _begins_named_place(norm: str, place, end: int) -> bool:
+    """A division's short name that begins a road or place (温州大道, 朝阳西路, 河南村, 浙江师范大学); a full name
+    (浙江省, 西湖区) is the division itself whatever follows."""
+    return not place.name.endswith(("省", "市", "县", "区")) and bool(_NAMED_AFTER_PLACE.match(norm, end))
 
 
 class AddressDetector:
@@ -89,28 +117,43 @@ class AddressDetector:
             starts.setdefault(m.end(), "cue")
         clinical = self.vocabulary.of(doc)
         persons = [s for s, _e in doc.ner_of("PER")]
+        anchored: set[int] = set()   # starts a named place also opens, whatever opened them first
         for s, e, place in self.gazetteer.find(norm):
             if any(cs <= s < ce and ce > e for cs, ce in clinical):   # 长春 of 长春胺
                 continue
             if not place.name.endswith(("省", "市", "县", "区")) and TREATED_WITH.search(norm, max(0, s - 3), s):
                 continue   # 口服瑞宁德: a drug, not 宁德
             starts.setdefault(s, "gazetteer")
-        for m in (*_ANCHOR.finditer(norm), *_BUILDING.finditer(norm)):
-            name_start = self._name_start(norm, m.start())
-            if m.start() - name_start >= 2 or m.re is _ANCHOR:
+            if _begins_named_place(norm, place, e):   # 杭州学院路, 鄞县大道: the division's name begins a named place
+                anchored.add(s)
+        for m in _INSIDE_INSTITUTION.finditer(norm):
+            starts.setdefault(m.start(), "anchor")
+        named_buildings: dict[int, int] = {}   # name start -> where its building number begins
+        # a road name holding a clinical word is a pathway (静脉通路16G), not a road
+        road_numbers = [m for m in _ROAD_NUMBER.finditer(norm)
+                        if not any(cs < m.end() and self._name_start(norm, m.start(), 8) < ce for cs, ce in clinical)]
+        for m in (*_ANCHOR.finditer(norm), *road_numbers, *_BUILDING.finditer(norm)):
+            # a place named before a building may be long (洪家星星电子产业基地A11幢)
+            name_start = self._name_start(norm, m.start(), 12 if m.re is _BUILDING else 8)
+            if m.start() - name_start >= 2 or m.re is not _BUILDING:
                 starts.setdefault(name_start, "anchor")
+                anchored.add(name_start)
+            if m.re is _BUILDING and m.start() - name_start >= 2:
+                named_buildings.setdefault(name_start, m.start())
         spans: list[Span] = []
         covered_to = -1
         for start in sorted(starts):
             if start < covered_to:
                 continue
             built = self._extend(norm, start)
+            if built is None and start in named_buildings:   # 锦绣江南11幢九单元2112: a name with no place ending
+                built = self._extend(norm, named_buildings[start])
             if built is None and starts[start] == "cue":   # 家住甘家边东995号: a cue alone opens the phrase
                 built = (start, [], False, False)
             if built is None:
                 continue
             end, admin_parts, fine, has_admin = built
-            if not has_admin and starts[start] == "gazetteer":
+            if not has_admin and starts[start] == "gazetteer" and start not in anchored:
                 continue
             rest = self._rest(norm, end, starts[start] == "cue", fine, persons, clinical)
             if rest > end:
@@ -138,17 +181,26 @@ class AddressDetector:
         if not m:
             return pos
         end = m.end()
-        stop = _REST_STOP.search(norm, pos, end)
-        if stop:
-            end = stop.start()
-        cuts = [s for s, e in clinical if pos <= s < end and e - s >= 3]
+        stops = sorted({*(m.span() for m in _REST_STOP.finditer(norm, pos, end)),
+                        *((s, e) for s, e in clinical if pos <= s < end and e - s >= 3)})
+        for s, e in stops:   # a stop word followed, up to the next one, by a place is part of its name
+            nxt = next((s2 for s2, _e2 in stops if s2 >= e), end)
+            if not self._place_tail(norm, s, nxt):
+                end = s
+                break
         # a person the model names ends a phrase no cue introduced (北京大观园管委会主任马俊潼)
-        end = min([end, *cuts, *(p for p in persons if pos <= p < end and not cue)])
+        end = min([end, *(p for p in persons if pos <= p < end and not cue and not self._place_tail(norm, p, end))])
         while end > pos and norm[end - 1] in "-_ ":
             end -= 1
-        if not (cue or fine) and not any(c.isdigit() for c in norm[pos:end]):
-            return pos
+        if not (cue or fine) and not any(c.isdigit() for c in norm[pos:end]) and not (
+                end - pos >= 3 and self._place_tail(norm, pos, end)):
+            return pos   # after a bare county only a number or a named place goes on (江汉区退休工人 stops)
         return end
+
+    @staticmethod
+    def _place_tail(norm: str, start: int, end: int) -> bool:
+        m = _PLACE_TAIL.match(norm, start, end)
+        return bool(m) and m.end() == end
 
     @staticmethod
     def _stopped(component: str) -> bool:
@@ -159,10 +211,10 @@ class AddressDetector:
                                    and _DIVISION_NAME.search(component))
 
     @staticmethod
-    def _name_start(norm: str, suffix_start: int) -> int:
+    def _name_start(norm: str, suffix_start: int, reach: int) -> int:
         """Where the name ending at a road or place suffix begins: back over name characters to a boundary."""
         start = suffix_start
-        while start > 0 and suffix_start - start < 8 and _NAME_CHAR.match(norm[start - 1]):
+        while start > 0 and suffix_start - start < reach and _NAME_CHAR.match(norm[start - 1]):
             start -= 1
         window = max(0, start - 6)   # a cue may begin before the name does (现住|金华义乌市城北路)
         stops = [m.end() for rx in (_STOP_INSIDE, _CUE) for m in rx.finditer(norm, window, suffix_start)]
@@ -172,7 +224,7 @@ class AddressDetector:
         pos, admin_parts, fine, has_admin = start, [], False, False
         while pos < len(norm):
             hit = self.gazetteer.match_at(norm, pos)
-            if hit and (_NAMED_AFTER_PLACE.match(norm, hit[0]) or admin_parts and hit[1].level < admin_parts[-1][1]):
+            if hit and (_begins_named_place(norm, hit[1], hit[0]) or admin_parts and hit[1].level < admin_parts[-1][1]):
                 hit = None   # 温州大道, 湖州街, 天水家园; 江北区|宁波利星公司: a name that begins with a division's
             if hit and not fine:
                 pos, has_admin = hit[0], True
