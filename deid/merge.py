@@ -4,7 +4,8 @@ Deterministic detectors' spans first, then the LLM's (an LLM span only wins wher
 it: the detectors are precise, the LLM fills gaps); within each, longest first, then the more specific type
 (ARCHITECTURE's priority), then the higher score. The winner keeps the detector kinds of every same-type span
 it overlapped (agreement), and a same-type LLM span may widen it where that collides with no other winner
-(masking more, never less).
+(masking more, never less). A detector span that loses an overlap keeps the parts no winner covers (two
+characters or more), so a boundary two detectors disagree on never unmasks text.
 
 Its tier, among same-type spans, follows `tier_rule`:
 - protective: the most sensitive tier any of them gave (merging never lowers protection);
@@ -44,6 +45,7 @@ def merge(spans: list[Span], priority: tuple[EntityType, ...] = DEFAULT_PRIORITY
         if not any(span.overlaps(w) for w in winners):
             winners.append(span)
     winners = _widen(winners, [s for s in spans if s.detector == "llm"])
+    winners = sorted([*winners, *_remainders(ordered, winners)], key=lambda s: s.start)
     out = []
     for w in winners:
         absorbed = [s for s in spans if s.overlaps(w)]
@@ -53,6 +55,29 @@ def merge(spans: list[Span], priority: tuple[EntityType, ...] = DEFAULT_PRIORITY
         tier = min([_tier(same, tier_rule), *swallowed])
         out.append(w.with_(sources=sources, tier=tier, score=max(s.score for s in same)))
     return sorted(out, key=lambda s: s.start)
+
+
+def _remainders(ordered: list[Span], winners: list[Span]) -> list[Span]:
+    """The parts of a losing detector span that no winner covers (浣纱路356号_杭州市第一人民|医院: the address won
+    the overlap, the hospital keeps 医院), so two detectors disagreeing on a boundary never unmask text either
+    would mask. Parts shorter than two characters are dropped, and so is a span that overlaps a winner of its own
+type (the winner settled that boundary); an LLM span that loses is wrong, not cut."""
+    out: list[Span] = []
+    for span in ordered:
+        if span.detector == "llm" or span in winners:
+            continue
+        taken = sorted((w.start, w.end) for w in (*winners, *out) if w.overlaps(span))
+        if any(w.entity_type == span.entity_type for w in winners if w.overlaps(span)):
+            continue   # the same type found wider or elsewhere: a boundary the winner already settled
+        pos, pieces = span.start, []
+        for start, end in taken:
+            pieces.append((pos, min(start, span.end)))
+            pos = max(pos, end)
+        pieces.append((pos, span.end))
+        for start, end in pieces:
+            if end - start >= 2:
+                out.append(span.with_(start=start, end=end, text=span.text[start - span.start:end - span.start]))
+    return out
 
 
 def _widen(winners: list[Span], llm: list[Span]) -> list[Span]:

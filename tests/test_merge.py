@@ -63,3 +63,16 @@ def test_same_type_llm_span_widens_a_detector_span():
     llm = Span(3, 10, T.ADDRESS, "海淀区中关村路", 1, "llm", 0.8)
     (out,) = merge([det, llm])
     assert (out.start, out.end, out.text) == (0, 10, "北京市海淀区中关村路") and out.sources == {"dictionary", "llm"}
+
+
+def test_a_losing_detector_span_keeps_what_no_winner_covers():
+    text = "浣纱路356号_杭州市第一人民医院"
+    hospital_at = text.index("杭州")
+    address = Span(0, len(text) - 2, T.ADDRESS, text[:-2], 1, "pattern", 0.85)
+    hospital = Span(hospital_at, len(text), T.HOSPITAL, text[hospital_at:], 1, "pattern", 0.9)
+    out = merge([address, hospital])
+    assert [(s.entity_type, s.text) for s in out] == [(T.ADDRESS, text[:-2]), (T.HOSPITAL, "医院")]
+    one_char = Span(len(text) - 3, len(text) - 1, T.NAME, text[-3:-1], 1, "ner", 0.7)   # 民医: 1 char left
+    assert [s.entity_type for s in merge([address, one_char])] == [T.ADDRESS]
+    llm = Span(hospital_at, len(text), T.HOSPITAL, text[hospital_at:], 1, "llm", 0.8)  # a losing LLM span is dropped
+    assert [s.entity_type for s in merge([address, llm])] == [T.ADDRESS]

@@ -16,7 +16,7 @@ from deid.tiers import address_tier
 from deid.vocabulary import TREATED_WITH, ClinicalVocabulary
 
 _CUE = re.compile(r"(?:现住址|家庭住址|家庭地址|户籍地址|户口所在地|通讯地址|联系地址|居住地址|工作单位地址|单位地址|住址|地址|"
-                  r"现住|家住|住在|居住于|现居住于|现居于|现居|户籍地|户籍|籍贯|出生地|出生于|生于|来自|寄往|送至)\s*[:：]?\s*")
+                  r"现住|家住|住在|居住于|现居住于|现居于|现居|户籍地|户籍|籍贯|出生地|出生于|(?<![发产寄滋衍])生于|来自|寄往|送至)\s*[:：]?\s*")
 _CJK = r"\u4e00-\u9fa5"
 _NUM = r"(?:[A-Za-z]{0,2}[0-9]+[A-Za-z]?|[一二三四五六七八九十百零〇两]+|[A-Za-z])"
 # A named component ends in one of these: villages and groups, communities and places, roads.
@@ -38,29 +38,31 @@ _NUMBERED = re.compile(rf"{_NUM}\s?(?:{_UNIT})|[0-9]+(?:\s?(?:-+|_|~)\s?[0-9]+){
 # A bare number closing an address that already has a fine component (幸福小区5栋302, 3单元502人).
 _BARE_NUMBER = re.compile(r"[A-Za-z]?[0-9]{1,5}(?![0-9.%])(?!\s?(?:岁|天|年|月|日|次|小时|分|mg|ml|kg|cm|mm|g))")
 # One separator may stand between two components (2期 3栋, 7-2225, 136栋_5单元).
-_JOINER = re.compile(r"[-_ ](?=[0-9A-Za-z一二三四五六七八九十\u4e00-\u9fa5])")
+_JOINER = re.compile(r"[-_ ](?=[0-9A-Za-z一二三四五六七八九十\u4e00-\u9fa5])|、(?=[0-9A-Za-z])")   # 、 in 38F、17F
 # Words that end an address even when a suffix char follows (a clinical clause, not a place).
 _STOP_INSIDE = re.compile(r"[，。,；;：:（）()\s]|(?<![0-9])、|、(?![0-9])|患者|就诊|入院|医院|卫生|保健|诊所|门诊|科室|出院|住院|诊断|治疗|检查|手术|因|于|在|至|去|到|从|自|往|者|的|了|为|及|与|等")
 # Where an address starts with neither a division nor a cue: a road with a house number, or a named place with a
 # building or unit number (东明锦园7-2225, 国大全城小区136栋). The name is taken back to a clause boundary.
 _ANCHOR = re.compile(rf"(?:街道|镇|乡|村|路|街|大道|巷|弄|社区|小区|花园|家园|公寓|苑|新村|大厦|广场|工业区|开发区|园区|市场|商城)"
-                     rf"(?={_NAME_PART}{{0,8}}?{_NUM}\s?(?:号|栋|幢|座|单元|弄|巷|期|队|组|区|楼|层)|[0-9]+[-_][0-9]"
+                     rf"(?=[-_ ]?{_NAME_PART}{{0,8}}?{_NUM}\s?(?:号|栋|幢|座|单元|弄|巷|期|队|组|区|楼|层)|[0-9]+[-_][0-9]"
                      rf"|{_NAME_PART}{{1,8}}?(?:{_FINE_SUFFIX}))")
-# A road with a bare house number of two digits or more (闻川路1722金乐染织有限公司, 宾虹路853OPPO体验店); not a
-# count or a measure (静脉通路2条, 环路3圈), nor a road word inside a clinical one (checked where it is used).
-_ROAD_NUMBER = re.compile(r"(?:路|街|大道)(?=[0-9]{2,5}(?![0-9.%])(?![A-Za-z](?![A-Za-z]))(?!\s?(?:[条支圈根个处枚例针次天年月日周岁时分秒度]|"
+# A road or place with a bare number of two digits or more (闻川路1722金乐染织有限公司, 宾虹路853OPPO体验店,
+# 南虹广场2153); not a count or a measure (静脉通路2条, 环路3圈), nor a road word inside a clinical one (checked
+# where it is used).
+_PLACE_NUMBER = re.compile(r"(?:路|街|大道|广场|大厦|小区|花园|公寓|新村|家园|苑|中心|商城|市场)(?=[0-9]{2,5}(?![0-9.%])(?![A-Za-z](?![A-Za-z]))(?!\s?(?:[条支圈根个处枚例针次天年月日周岁时分秒度]|"
                           r"小时|mg|ml|kg|cm|mm|g|mmHg)))")
 # A building number is an address on its own once a name stands before it (锦绣江南11幢, 江南4区71-11-1105,
 # 龙祥园91-1846, 国贸名品九楼1363号); not a date (2015-04-18) nor a range with a unit (尿量1000-1500ml).
 _NOT_DATE = r"(?!(?:19|20)[0-9]{2}[-_][01]?[0-9][-_][0-3]?[0-9](?![0-9]))"
 _NO_UNIT_AFTER = r"(?![0-9.%A-Za-z])(?!\s?(?:岁|天|年|月|日|周|次|小时|分|秒|毫|克|升|米|厘|粒|片|支|袋|滴|度|℃))"
-_BUILDING = re.compile(rf"(?<=[{_CJK}]{{2}}){_NUM}\s?(?:幢|栋|单元|号楼|号门)"
+_BUILDING = re.compile(rf"(?<=[{_CJK}]{{2}}){_NUM}\s?(?:幢|栋|单元|号楼|号门)|(?<=[{_CJK}]{{2}})[0-9]{{1,4}}号(?=[0-9]{{2,4}}(?![0-9]))"
                        rf"|(?<=[{_CJK}]{{2}}){_NUM}\s?(?:楼|层)(?=[A-Za-z]?[0-9]{{2,5}})"
                        rf"|(?<=[{_CJK}]){_NOT_DATE}[0-9]{{1,4}}(?:[-_][0-9]{{1,4}}){{2}}{_NO_UNIT_AFTER}"
-                       rf"|(?<=[{_CJK}]{{2}}){_NOT_DATE}[0-9]{{1,4}}[-_][0-9]{{3,4}}{_NO_UNIT_AFTER}")
+                       rf"|(?<=[园苑区期城村庄府居庭湾座寓阁楼厦]){_NOT_DATE}[0-9]{{1,4}}[-_][0-9]{{3,4}}{_NO_UNIT_AFTER}")
 # A building, floor or room inside an institution named before it (温州市人民医院17幢11楼, 财经大学9号楼): the
 # institution is its own span, the numbers after it are the address below it.
-_INSIDE_INSTITUTION = re.compile(rf"(?:(?<=医院)|(?<=卫生院)|(?<=住院部)|(?<=门诊楼)|(?<=大学)|(?<=学院))(?={_NUM}\s?(?:号楼|幢|栋|座|楼|层)(?!梯|道))")
+_INSIDE_INSTITUTION = re.compile(rf"(?:(?<=医院)|(?<=卫生院)|(?<=大学)|(?<=学院))(?:[门急]诊楼|住院部|门诊部|[行综]\w楼|[A-Z]区)?"
+                                 rf"(?={_NUM}\s?(?:号楼|幢|栋|座|楼|层)(?!梯|道))")
 # A native place at the head of a note: 患者，男，56岁，浙江省德清县钟管镇人，
 _NATIVE_PLACE = re.compile(r"(?:岁|男|女|族)[，,]\s*(?=[^，,。；;\n]{2,30}人[，,。；;])")
 _NAME_CHAR = re.compile(rf"[{_CJK}A-Za-z0-9]")
@@ -75,7 +77,7 @@ _NAMED_AFTER_PLACE = re.compile(rf"(?:[东西南北中]|[0-9一二三四五六�
 # The rest of an address phrase once it is known to be one (a cue, or a component below county level): names
 # with no suffix (仙浦, 莫家埭), shops and firms (东昌汽车销售公司), floors and rooms in any form (F1314, 4564档),
 # up to clause punctuation, a clinical or narrative word, or a native-place 人 (德清县钟管镇人，).
-_REST = re.compile(rf"(?:[{_CJK}A-Za-z0-9#·/]|[-_]+(?=[{_CJK}A-Za-z0-9])| (?=[A-Za-z0-9]))+")
+_REST = re.compile(rf"(?:[{_CJK}A-Za-z0-9#·/]|[-_]+(?=[{_CJK}A-Za-z0-9])| (?=[A-Za-z0-9])|(?<=[0-9A-Za-z号])、(?=[A-Za-z]?[0-9]))+")
 _REST_STOP = re.compile(r"[因于在至去到者的了为及等被从向往]|与(?![^，。,；;与]{1,8}?(?:路|街|大道|线))|"
                         r"患者|就诊|入院|医院|卫生|保健|诊所|门诊|科室|出院|住院|诊断|治疗|检查|手术|复查|复诊|诊治|"
                         r"随访|进一步|(?<![银商车发支分])行(?!政|业)|"
@@ -90,16 +92,21 @@ _REST_MAX = 30
 _BUSINESS_SUFFIX = r"店|行|厂|局|所|部|室|馆|区|学校|大学|学院|校区|中学|小学|幼儿园|银行|集团|物流|科技|建设|企业"
 # The rest of a phrase after a stop word is still a place when it is all named and numbered components: then the
 # word is part of a name (四季青常青六楼4564档, 会龙乡于庄村黄庄114号), not the clinical clause it usually begins.
-_PLACE_TAIL = re.compile(rf"(?:{_NUM}\s?(?:{_UNIT})|[0-9]+(?:[-_][0-9]+)*|[{_CJK}A-Za-z]{{0,8}}?(?:{_FINE_SUFFIX}|{_BUSINESS_SUFFIX})"
+_PLACE_TAIL = re.compile(rf"(?:{_NUM}\s?(?:{_UNIT})|[0-9]+(?:[-_][0-9]+)*|(?:(?![的了症痛疗查哪那])[{_CJK}A-Za-z]){{0,8}}?(?:{_FINE_SUFFIX}|{_BUSINESS_SUFFIX})"
                          rf"|[{_CJK}]{{1,6}}?[0-9]+(?:号|号楼|栋|幢|单元|室))+")   # 陈家12号
 # What makes the words after a bare cue an address: a number or a place suffix.
 _PLACE_EVIDENCE = re.compile(rf"[0-9]|{_FINE_SUFFIX}")
 
+# Development zones are named after the division that holds them, full name and all (平湖市经济开发区).
+_ZONE = re.compile(r"(?:经济技术|经济|高新技术|高新|工业)?(?:开发区|产业园区|工业园区|园区|新区)")
+
 
 def _begins_named_place(norm: str, place, end: int) -> bool:
     """A division's short name that begins a road or place (温州大道, 朝阳西路, 河南村, 浙江师范大学); a full name
-    (浙江省, 西湖区) is the division itself whatever follows."""
-    return not place.name.endswith(("省", "市", "县", "区")) and bool(_NAMED_AFTER_PLACE.match(norm, end))
+    (浙江省, 西湖区) is the division itself, except as the name of a development zone (永康市经济开发区)."""
+    if place.name.endswith(("省", "市", "县", "区")):
+        return bool(_ZONE.match(norm, end))
+    return bool(_NAMED_AFTER_PLACE.match(norm, end))
 
 
 class AddressDetector:
@@ -126,13 +133,14 @@ class AddressDetector:
             starts.setdefault(s, "gazetteer")
             if _begins_named_place(norm, place, e):   # 杭州学院路, 鄞县大道: the division's name begins a named place
                 anchored.add(s)
+        named_buildings: dict[int, int] = {}   # name start -> where its building number begins
         for m in _INSIDE_INSTITUTION.finditer(norm):
             starts.setdefault(m.start(), "anchor")
-        named_buildings: dict[int, int] = {}   # name start -> where its building number begins
+            named_buildings.setdefault(m.start(), m.end())   # 住院部|165层
         # a road name holding a clinical word is a pathway (静脉通路16G), not a road
-        road_numbers = [m for m in _ROAD_NUMBER.finditer(norm)
+        place_numbers = [m for m in _PLACE_NUMBER.finditer(norm)
                         if not any(cs < m.end() and self._name_start(norm, m.start(), 8) < ce for cs, ce in clinical)]
-        for m in (*_ANCHOR.finditer(norm), *road_numbers, *_BUILDING.finditer(norm)):
+        for m in (*_ANCHOR.finditer(norm), *place_numbers, *_BUILDING.finditer(norm)):
             # a place named before a building may be long (洪家星星电子产业基地A11幢)
             name_start = self._name_start(norm, m.start(), 12 if m.re is _BUILDING else 8)
             if m.start() - name_start >= 2 or m.re is not _BUILDING:
@@ -185,11 +193,13 @@ class AddressDetector:
                         *((s, e) for s, e in clinical if pos <= s < end and e - s >= 3)})
         for s, e in stops:   # a stop word followed, up to the next one, by a place is part of its name
             nxt = next((s2 for s2, _e2 in stops if s2 >= e), end)
-            if not self._place_tail(norm, s, nxt):
+            if nxt <= e or not self._place_tail(norm, s, nxt):   # (a place word after it: not 中心|行|手术)
                 end = s
                 break
         # a person the model names ends a phrase no cue introduced (北京大观园管委会主任马俊潼)
-        end = min([end, *(p for p in persons if pos <= p < end and not cue and not self._place_tail(norm, p, end))])
+        # (not a shop's name right after a house number: 拥军路1279号大盈袜业)
+        end = min([end, *(p for p in persons if pos <= p < end and not cue and not self._place_tail(norm, p, end)
+                          and not (p and norm[p - 1] in "0123456789号-_"))])
         while end > pos and norm[end - 1] in "-_ ":
             end -= 1
         if not (cue or fine) and not any(c.isdigit() for c in norm[pos:end]) and not (
@@ -238,7 +248,12 @@ class AddressDetector:
                 pos = hit[0]
                 continue
             joined = (fine or admin_parts) and _JOINER.match(norm, pos)   # 广东省-广州市-白云区, 2期 3栋
-            if joined:   # a separator counts only when a component follows it
+            if joined and joined.group() == "、":   # a list of numbers (38F、17F), not of places
+                nxt = fine and _NUMBERED.match(norm, pos + 1)
+                if nxt:
+                    pos = nxt.end()
+                    continue
+            elif joined:   # a separator counts only when a component follows it
                 nxt = _NUMBERED.match(norm, pos + 1) or _NAMED.match(norm, pos + 1) or (
                     fine and _BARE_NUMBER.match(norm, pos + 1))
                 if nxt and not self._stopped(nxt.group()):
