@@ -53,6 +53,8 @@ def test_name_false_positive_rate_on_clinical_lexicon(analyze):
     ("患者张某，男，45岁", ["张某"]),
     ("家属王某某签字", ["王某某"]),
     ("据报道，米兰·昆德拉的新书出版", ["米兰·昆德拉"]),
+    ("这部小说的作者托马斯·怀特曾在伦敦教书", ["托马斯·怀特"]),   # parts joined by the interpunct
+    ("俄罗斯教练谢尔盖耶夫认为", ["谢尔盖耶夫"]),                  # 夫, 耶: transliteration characters
     ("麻醉医师：李子  麻醉方式：全麻", ["李子"]),        # a name that is also a word stands after a name field
     ("家具协会副秘书长于秀苏告诉记者", ["于秀苏"]),     # 于 starts a name when a verb of saying follows
 ])
