@@ -55,6 +55,7 @@ def test_name_false_positive_rate_on_clinical_lexicon(analyze):
     ("据报道，米兰·昆德拉的新书出版", ["米兰·昆德拉"]),
     ("这部小说的作者托马斯·怀特曾在伦敦教书", ["托马斯·怀特"]),   # parts joined by the interpunct
     ("俄罗斯教练谢尔盖耶夫认为", ["谢尔盖耶夫"]),                  # 夫, 耶: transliteration characters
+    ("主持人王平与DavidSmith对话", ["王平", "DavidSmith"]),         # a capitalised name in Latin letters
     ("麻醉医师：李子  麻醉方式：全麻", ["李子"]),        # a name that is also a word stands after a name field
     ("家具协会副秘书长于秀苏告诉记者", ["于秀苏"]),     # 于 starts a name when a verb of saying follows
 ])
@@ -69,7 +70,7 @@ def test_names_in_prose(analyze, text, expected):
     "左膝疼痛2天", "右髂总动脉闭塞", "肝左叶占位", "两肺上叶条索灶", "胃周小弯侧淋巴结",
     "双肺可闻及湿罗音", "肠鸣音亢进", "高敏肌钙蛋白升高",
     "余同前。", "于睡前服用", "患者于受凉后出现咳嗽", "化疗3程顺利", "于我科住院",
-    "孩子白癜风怎么办", "桑坦德主场迎战", "查体：宫高：32cm",
+    "孩子白癜风怎么办", "桑坦德主场迎战", "查体：宫高：32cm", "李医生查体：Murphy征阳性，Babinski征阴性",
 ])
 def test_clinical_and_other_words_are_not_names(analyze, text):
     assert names(analyze, text) == []

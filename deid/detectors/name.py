@@ -65,6 +65,8 @@ _TRANSLITERATION = set("阿埃艾爱安昂奥巴拜班邦鲍贝本比彼毕宾�
                        "纽努诺欧帕潘庞佩彭皮珀普奇齐恰乔切钦琴丘屈让热茹若萨塞赛桑瑟森沙莎善尚舍什施史斯松苏索塔"
                        "泰坦汤唐特滕提廷图托瓦万威韦维温翁沃乌伍西希锡谢辛休雅亚扬耶伊因英尤于约泽扎詹朱兹佐昆琼瑞舒蓬柏"
                        "夫逊廉翰摩怀代南当济易")
+# A name in Latin letters: capitalised words, not an acronym (CT, MRI) nor a lower-case word.
+_LATIN_NAME = re.compile(r"(?:[A-Z][a-z]{2,}){1,3}")
 # Verbs of saying after a name in prose: evidence enough for a model token whose surname is also a word (于海表示).
 _REPORTING = re.compile(r"说|表示|告诉|认为|指出|介绍|透露|称|回忆|强调|坦言|解释|承认|曾|也|则|是")
 _CLUB_AFTER = re.compile(r"队|俱乐部|主场|客场|主队|客队|对阵|战胜|击败|逼平|负于|vs|VS|联|城|足球|本赛季|上赛季")
@@ -162,6 +164,8 @@ class NameDetector:
         """A transliterated foreign name: three or more transliteration characters, or two when a verb of saying
         or a title follows (科尔说), or parts joined by the interpunct; not a drug name."""
         cand = text[start:end]
+        if _LATIN_NAME.fullmatch(cand):   # BradBuxer, Svensson: a capitalised word the model calls a person
+            return True
         parts = cand.split("·")
         chars = "".join(parts)
         if not all(parts) or not all(is_cjk(c) for c in chars):
