@@ -49,8 +49,9 @@ _ANCHOR = re.compile(rf"(?:街道|镇|乡|村|路|街|大道|巷|弄|社区|小�
 # A road or place with a bare number of two digits or more (闻川路1722金乐染织有限公司, 宾虹路853OPPO体验店,
 # 南虹广场2153); not a count or a measure (静脉通路2条, 环路3圈), nor a road word inside a clinical one (checked
 # where it is used).
-_PLACE_NUMBER = re.compile(r"(?:路|街|大道|广场|大厦|小区|花园|公寓|新村|家园|苑|中心|商城|市场)(?=[0-9]{2,5}(?![0-9.%])(?![A-Za-z](?![A-Za-z]))(?!\s?(?:[条支圈根个处枚例针次天年月日周岁时分秒度]|"
-                          r"小时|mg|ml|kg|cm|mm|g|mmHg)))")
+_PLACE_NUMBER = re.compile(r"(?:路|街|大道|广场|大厦|小区|花园|公寓|新村|家园|苑|中心|商城|市场)"
+                           r"(?=[0-9]{2,5}(?![0-9.%])(?![A-Za-z](?![A-Za-z]))"
+                           r"(?!\s?(?:[条支圈根个处枚例针次天年月日周岁时分秒度]|小时|mg|ml|kg|cm|mm|g|mmHg)))")
 # A building number is an address on its own once a name stands before it (锦绣江南11幢, 江南4区71-11-1105,
 # 龙祥园91-1846, 国贸名品九楼1363号); not a date (2015-04-18) nor a range with a unit (尿量1000-1500ml).
 _NOT_DATE = r"(?!(?:19|20)[0-9]{2}[-_][01]?[0-9][-_][0-3]?[0-9](?![0-9]))"
@@ -70,10 +71,9 @@ _CLAUSE_MARKS = set("，。,；;：:、（）() \t\n")
 _DIVISION_NAME = re.compile(r"(?:镇|乡|村|街道)$")
 # A division's name directly before one of these begins a road or a place (温州大道, 湖州街, 丹东街道, 天水家园), so
 # generalize must not keep it as a division; nor is a province or city after a county one (江北区|宁波利星).
-_NAMED_AFTER_PLACE = re.compile(rf"(?:[东西南北中]|[0-9一二三四五六七八九十]+)?(?:路|街|大街|大道|巷|弄)|新村|家园|花园|小区|公寓|"
+_NAMED_AFTER_PLACE = re.compile(rf"(?:[东西南北中]|[0-9一二三四五六七八九十]+)?(?:路|街|大街|大道|巷|弄)|新村|家园|花园|小区|公寓|"   # 朝阳西路
                                 rf"广场|大厦|村|[东西南北]?站|(?:(?![省市县区])[{_CJK}]){{0,7}}?"
                                 rf"(?:开发区|集聚区|新区|产业园|创业园|大学|学院|学校|机场|公司)")
-
 # The rest of an address phrase once it is known to be one (a cue, or a component below county level): names
 # with no suffix (仙浦, 莫家埭), shops and firms (东昌汽车销售公司), floors and rooms in any form (F1314, 4564档),
 # up to clause punctuation, a clinical or narrative word, or a native-place 人 (德清县钟管镇人，).
@@ -189,7 +189,7 @@ class AddressDetector:
         if not m:
             return pos
         end = m.end()
-        stops = sorted({*(m.span() for m in _REST_STOP.finditer(norm, pos, end)),
+        stops = sorted({*(w.span() for w in _REST_STOP.finditer(norm, pos, end)),
                         *((s, e) for s, e in clinical if pos <= s < end and e - s >= 3)})
         for s, e in stops:   # a stop word followed, up to the next one, by a place is part of its name
             nxt = next((s2 for s2, _e2 in stops if s2 >= e), end)
