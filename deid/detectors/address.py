@@ -73,7 +73,7 @@ _DIVISION_NAME = re.compile(r"(?:镇|乡|村|街道)$")
 # generalize must not keep it as a division; nor is a province or city after a county one (江北区|宁波利星).
 _NAMED_AFTER_PLACE = re.compile(rf"(?:[东西南北中]|[0-9一二三四五六七八九十]+)?(?:路|街|大街|大道|巷|弄)|新村|家园|花园|小区|公寓|"   # 朝阳西路
                                 rf"广场|大厦|村|[东西南北]?站|(?:(?![省市县区])[{_CJK}]){{0,7}}?"
-                                rf"(?:开发区|集聚区|新区|产业园|创业园|大学|学院|学校|机场|公司)")
+                                rf"(?:开发区|集聚区|新区|园区|工业园|产业园|创业园|中心|商贸城|商城|市场|大学|学院|学校|机场|公司)")
 # The rest of an address phrase once it is known to be one (a cue, or a component below county level): names
 # with no suffix (仙浦, 莫家埭), shops and firms (东昌汽车销售公司), floors and rooms in any form (F1314, 4564档),
 # up to clause punctuation, a clinical or narrative word, or a native-place 人 (德清县钟管镇人，).
