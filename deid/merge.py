@@ -4,8 +4,8 @@ Deterministic detectors' spans first, then the LLM's (an LLM span only wins wher
 it: the detectors are precise, the LLM fills gaps); within each, longest first, then the more specific type
 (ARCHITECTURE's priority), then the higher score. The winner keeps the detector kinds of every same-type span
 it overlapped (agreement), and a same-type LLM span may widen it where that collides with no other winner
-(masking more, never less). A detector span that loses an overlap keeps the parts no winner covers (two
-characters or more), so a boundary two detectors disagree on never unmasks text.
+(masking more, never less). A detector span that loses an overlap to another type keeps the parts no winner
+covers (two characters or more), so a boundary two detectors disagree on never unmasks text.
 
 Its tier, among same-type spans, follows `tier_rule`:
 - protective: the most sensitive tier any of them gave (merging never lowers protection);
@@ -61,14 +61,13 @@ def _remainders(ordered: list[Span], winners: list[Span]) -> list[Span]:
     """The parts of a losing detector span that no winner covers (浣纱路356号_杭州市第一人民|医院: the address won
     the overlap, the hospital keeps 医院), so two detectors disagreeing on a boundary never unmask text either
     would mask. Parts shorter than two characters are dropped, and so is a span that overlaps a winner of its own
-type (the winner settled that boundary); an LLM span that loses is wrong, not cut."""
+    type (that winner settled the boundary); an LLM span that loses is wrong, not cut."""
     out: list[Span] = []
     for span in ordered:
-        if span.detector == "llm" or span in winners:
+        if span.detector == "llm" or span in winners or any(
+                w.entity_type == span.entity_type and w.overlaps(span) for w in winners):
             continue
         taken = sorted((w.start, w.end) for w in (*winners, *out) if w.overlaps(span))
-        if any(w.entity_type == span.entity_type for w in winners if w.overlaps(span)):
-            continue   # the same type found wider or elsewhere: a boundary the winner already settled
         pos, pieces = span.start, []
         for start, end in taken:
             pieces.append((pos, min(start, span.end)))

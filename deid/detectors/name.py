@@ -161,8 +161,9 @@ class NameDetector:
 
     @staticmethod
     def foreign(text: str, start: int, end: int, reported: bool = False) -> bool:
-        """A transliterated foreign name: three or more transliteration characters, or two when a verb of saying
-        or a title follows (科尔说), or parts joined by the interpunct; not a drug name."""
+        """A foreign name: three or more transliteration characters, or two when a verb of saying or a title
+        follows (科尔说), not a drug name; parts joined by the interpunct, half of them transliteration characters
+        (刘易斯·卡洛尔); or capitalised words in Latin letters (DavidSmith)."""
         cand = text[start:end]
         if _LATIN_NAME.fullmatch(cand):   # BradBuxer, Svensson: a capitalised word the model calls a person
             return True
