@@ -159,7 +159,9 @@ def test_a_division_name_beginning_a_place_is_not_kept_by_generalize():
     from deid.masking import Masker, load_policies
     masker = Masker(load_policies(load_config().policies_path))
     for text, kept in [("现住温州经济技术开发区滨海二道8号", ""), ("家住浙江省浙江师范大学宿舍", "浙江省"),
-                       ("住址：朝阳西路88号", ""), ("现住平湖镇河南村5组", "")]:
+                       ("住址：朝阳西路88号", ""), ("现住平湖镇河南村5组", ""),
+                       ("现住安徽省宿州市祁县镇中心街，", "安徽省宿州市"),   # a town named after a county
+                       ("住址：宁波市鄞州区鄞县大道1299号", "宁波市鄞州区")]:
         span, = D.detect(Document(text))
         (start, _end), = masker.masked_intervals([span], 1)
         assert text[span.start:start] == kept, text

@@ -72,7 +72,7 @@ _DIVISION_NAME = re.compile(r"(?:镇|乡|村|街道)$")
 # A division's name directly before one of these begins a road or a place (温州大道, 湖州街, 丹东街道, 天水家园), so
 # generalize must not keep it as a division; nor is a province or city after a county one (江北区|宁波利星).
 _NAMED_AFTER_PLACE = re.compile(rf"(?:[东西南北中]|[0-9一二三四五六七八九十]+)?(?:路|街|大街|大道|巷|弄)|新村|家园|花园|小区|公寓|"   # 朝阳西路
-                                rf"广场|大厦|村|[东西南北]?站|(?:(?![省市县区])[{_CJK}]){{0,7}}?"
+                                rf"广场|大厦|村|镇|乡|[东西南北]?站|(?:(?![省市县区])[{_CJK}]){{0,7}}?"
                                 rf"(?:开发区|集聚区|新区|园区|工业园|产业园|创业园|中心|商贸城|商城|市场|大学|学院|学校|机场|公司)")
 # The rest of an address phrase once it is known to be one (a cue, or a component below county level): names
 # with no suffix (仙浦, 莫家埭), shops and firms (东昌汽车销售公司), floors and rooms in any form (F1314, 4564档),
@@ -97,15 +97,16 @@ _PLACE_TAIL = re.compile(rf"(?:{_NUM}\s?(?:{_UNIT})|[0-9]+(?:[-_][0-9]+)*|(?:(?!
 # What makes the words after a bare cue an address: a number or a place suffix.
 _PLACE_EVIDENCE = re.compile(rf"[0-9]|{_FINE_SUFFIX}")
 
-# Development zones are named after the division that holds them, full name and all (平湖市经济开发区).
-_ZONE = re.compile(r"(?:经济技术|经济|高新技术|高新|工业)?(?:开发区|产业园区|工业园区|园区|新区)")
+# Development zones, towns and roads may be named after a division, full name and all (平湖市经济开发区, 祁县镇,
+# 鄞县大道); a firm so named (台州市箭马缝纫机有限公司) keeps the division, which opens its address.
+_NAMED_AFTER_FULL = re.compile(r"(?:经济技术|经济|高新技术|高新|工业)?(?:开发区|产业园区|工业园区|园区|新区)|镇|乡|[东西南北中]?大道")
 
 
 def _begins_named_place(norm: str, place, end: int) -> bool:
     """A division's short name that begins a road or place (温州大道, 朝阳西路, 河南村, 浙江师范大学); a full name
-    (浙江省, 西湖区) is the division itself, except as the name of a development zone (永康市经济开发区)."""
+    (浙江省, 西湖区) is the division itself, except as the name of a zone, town or road (永康市经济开发区)."""
     if place.name.endswith(("省", "市", "县", "区")):
-        return bool(_ZONE.match(norm, end))
+        return bool(_NAMED_AFTER_FULL.match(norm, end))
     return bool(_NAMED_AFTER_PLACE.match(norm, end))
 
 
