@@ -47,8 +47,8 @@ _ANCHOR = re.compile(rf"(?:街道|镇|乡|村|路|街|大道|巷|弄|社区|小�
                      rf"(?=[-_ ]?{_NAME_PART}{{0,8}}?{_NUM}\s?(?:号|栋|幢|座|单元|弄|巷|期|队|组|区|楼|层)|[0-9]+[-_][0-9]"
                      rf"|{_NAME_PART}{{1,8}}?(?:{_FINE_SUFFIX}))")
 # A road or place with a bare number of two digits or more (闻川路1722金乐染织有限公司, 宾虹路853OPPO体验店,
-# 南虹广场2153); not a count or a measure (静脉通路2条, 环路3圈), nor a road word inside a clinical one (checked
-# where it is used).
+# 南虹广场2153); not a count or a measure (静脉通路2条, 环路3圈, 通路16G). Road names hold herbs and plants
+# (香樟西大道, 丁香路), so a clinical word in the name does not veto it.
 _PLACE_NUMBER = re.compile(r"(?:路|街|大道|广场|大厦|小区|花园|公寓|新村|家园|苑|中心|商城|市场)"
                            r"(?=[0-9]{2,5}(?![0-9.%])(?![A-Za-z](?![A-Za-z]))"
                            r"(?!\s?(?:[条支圈根个处枚例针次天年月日周岁时分秒度]|小时|mg|ml|kg|cm|mm|g|mmHg)))")
@@ -93,7 +93,7 @@ _BUSINESS_SUFFIX = r"店|行|厂|局|所|部|室|馆|区|学校|大学|学院|�
 # The rest of a phrase after a stop word is still a place when it is all named and numbered components: then the
 # word is part of a name (四季青常青六楼4564档, 会龙乡于庄村黄庄114号), not the clinical clause it usually begins.
 _PLACE_TAIL = re.compile(rf"(?:{_NUM}\s?(?:{_UNIT})|[0-9]+(?:[-_][0-9]+)*|(?:(?![的了症痛疗查哪那])[{_CJK}A-Za-z]){{0,8}}?(?:{_FINE_SUFFIX}|{_BUSINESS_SUFFIX})"
-                         rf"|[{_CJK}]{{1,6}}?[0-9]+(?:号|号楼|栋|幢|单元|室))+")   # 陈家12号
+                         rf"|[{_CJK}]{{1,6}}?[0-9]+(?:号|号楼|栋|幢|单元|室)|[{_CJK}]{{1,8}}?[0-9]{{2,5}}(?![0-9]))+")   # 陈家12号
 # What makes the words after a bare cue an address: a number or a place suffix.
 _PLACE_EVIDENCE = re.compile(rf"[0-9]|{_FINE_SUFFIX}")
 
@@ -138,10 +138,7 @@ class AddressDetector:
         for m in _INSIDE_INSTITUTION.finditer(norm):
             starts.setdefault(m.start(), "anchor")
             named_buildings.setdefault(m.start(), m.end())   # 住院部|165层
-        # a road name holding a clinical word is a pathway (静脉通路16G), not a road
-        place_numbers = [m for m in _PLACE_NUMBER.finditer(norm)
-                        if not any(cs < m.end() and self._name_start(norm, m.start(), 8) < ce for cs, ce in clinical)]
-        for m in (*_ANCHOR.finditer(norm), *place_numbers, *_BUILDING.finditer(norm)):
+        for m in (*_ANCHOR.finditer(norm), *_PLACE_NUMBER.finditer(norm), *_BUILDING.finditer(norm)):
             # a place named before a building may be long (洪家星星电子产业基地A11幢)
             name_start = self._name_start(norm, m.start(), 12 if m.re is _BUILDING else 8)
             if m.start() - name_start >= 2 or m.re is not _BUILDING:
