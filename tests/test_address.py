@@ -114,6 +114,7 @@ def test_level_1_keeps_only_real_divisions(text, kept):
     ("住址：文一路5号海天生活区；", "文一路5号海天生活区"),                 # 生活 is narrative, 生活区 a place
     ("现住城东新村四季青苑3幢2单元，", "城东新村四季青苑3幢2单元"),         # a herb's name inside a community's
     ("家住金银花映月2203，", "金银花映月2203"),                             # ... or a name closed by a room number
+    ("住址：解放路258号建行；", "解放路258号建行"),                           # 行 of a bank's short name
 ])
 def test_a_stop_word_inside_a_place_name_does_not_end_the_address(text, expected):
     assert [t for t, _ in found(text)] == [expected]
@@ -131,6 +132,7 @@ def test_a_stop_word_before_words_that_are_no_place_still_ends_it():
     ("救护车从银泰名品六楼1208号接回，", "银泰名品六楼1208号"),
     ("救护车从文三路478华星科技大厦接回，", "文三路478华星科技大厦"),    # a road with a bare house number
     ("救护车从香樟西大道1404华联超市接回，", "香樟西大道1404华联超市"),  # a road named after a plant
+    ("救护车从滨江银泰城5F1203接回，", "滨江银泰城5F1203"),              # a floor written F, then a room
     ("现住双塔路88、90号，", "双塔路88、90号"),                          # numbers in a list
     ("现住开元路7号华联商厦3---12号，", "开元路7号华联商厦3---12号"),    # a run of dashes
 ])

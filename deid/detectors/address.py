@@ -57,7 +57,7 @@ _PLACE_NUMBER = re.compile(r"(?:路|街|大道|广场|大厦|小区|花园|公�
 _NOT_DATE = r"(?!(?:19|20)[0-9]{2}[-_][01]?[0-9][-_][0-3]?[0-9](?![0-9]))"
 _NO_UNIT_AFTER = r"(?![0-9.%A-Za-z])(?!\s?(?:岁|天|年|月|日|周|次|小时|分|秒|毫|克|升|米|厘|粒|片|支|袋|滴|度|℃))"
 _BUILDING = re.compile(rf"(?<=[{_CJK}]{{2}}){_NUM}\s?(?:幢|栋|单元|号楼|号门)|(?<=[{_CJK}]{{2}})[0-9]{{1,4}}号(?=[0-9]{{2,4}}(?![0-9]))"
-                       rf"|(?<=[{_CJK}]{{2}}){_NUM}\s?(?:楼|层)(?=[A-Za-z]?[0-9]{{2,5}})"
+                       rf"|(?<=[{_CJK}]{{2}}){_NUM}\s?(?:楼|层|F)(?=[A-Za-z]?[0-9]{{2,5}})"
                        rf"|(?<=[{_CJK}]){_NOT_DATE}[0-9]{{1,4}}(?:[-_][0-9]{{1,4}}){{2}}{_NO_UNIT_AFTER}"
                        rf"|(?<=[园苑区期城村庄府居庭湾座寓阁楼厦]){_NOT_DATE}[0-9]{{1,4}}[-_][0-9]{{3,4}}{_NO_UNIT_AFTER}")
 # A building, floor or room inside an institution named before it (温州市人民医院17幢11楼, 财经大学9号楼): the
@@ -80,7 +80,7 @@ _NAMED_AFTER_PLACE = re.compile(rf"(?:[东西南北中]|[0-9一二三四五六�
 _REST = re.compile(rf"(?:[{_CJK}A-Za-z0-9#·/]|[-_]+(?=[{_CJK}A-Za-z0-9])| (?=[A-Za-z0-9])|(?<=[0-9A-Za-z号])、(?=[A-Za-z]?[0-9]))+")
 _REST_STOP = re.compile(r"[因于在至去到者的了为及等被从向往]|与(?![^，。,；;与]{1,8}?(?:路|街|大道|线))|"
                         r"患者|就诊|入院|医院|卫生|保健|诊所|门诊|科室|出院|住院|诊断|治疗|检查|手术|复查|复诊|诊治|"
-                        r"随访|进一步|(?<![银商车发支分])行(?!政|业)|"
+                        r"随访|进一步|(?<![银商车发支分建中工农交招])行(?!政|业)|"   # not 建行, 中行: banks
                         r"附近|接回|接来|送来|送至|送入|发生|摔倒|跌倒|受伤|务农|工作|打工|经商|居住|生活|"
                         r"久居|出生|生长|否认|来院|来诊|急诊|前往|回家|家中|时许|"
                         # people and reporting in prose: a title or a verb of saying ends the place
@@ -93,7 +93,7 @@ _BUSINESS_SUFFIX = r"店|行|厂|局|所|部|室|馆|区|学校|大学|学院|�
 # The rest of a phrase after a stop word is still a place when it is all named and numbered components: then the
 # word is part of a name (四季青常青六楼4564档, 会龙乡于庄村黄庄114号), not the clinical clause it usually begins.
 _PLACE_TAIL = re.compile(rf"(?:{_NUM}\s?(?:{_UNIT})|[0-9]+(?:[-_][0-9]+)*|(?:(?![的了症痛疗查哪那])[{_CJK}A-Za-z]){{0,8}}?(?:{_FINE_SUFFIX}|{_BUSINESS_SUFFIX})"
-                         rf"|[{_CJK}]{{1,6}}?[0-9]+(?:号|号楼|栋|幢|单元|室)|[{_CJK}]{{1,8}}?[0-9]{{2,5}}(?![0-9]))+")   # 陈家12号
+                         rf"|[{_CJK}]{{1,8}}?[0-9]+(?:号|号楼|栋|幢|单元|室)|[{_CJK}]{{1,8}}?[0-9]{{2,5}}(?![0-9]))+")   # 陈家12号
 # What makes the words after a bare cue an address: a number or a place suffix.
 _PLACE_EVIDENCE = re.compile(rf"[0-9]|{_FINE_SUFFIX}")
 
