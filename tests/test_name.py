@@ -58,6 +58,15 @@ def test_name_false_positive_rate_on_clinical_lexicon(analyze):
     ("主持人王平与DavidSmith对话", ["王平", "DavidSmith"]),         # a capitalised name in Latin letters
     ("麻醉医师：李子  麻醉方式：全麻", ["李子"]),        # a name that is also a word stands after a name field
     ("家具协会副秘书长于秀苏告诉记者", ["于秀苏"]),     # 于 starts a name when a verb of saying follows
+    ("当时，于海将那张单据交给了他。", ["于海"]),        # ... or at the head of a clause, ending cleanly
+    ("记者：张永和认为，价格会涨。", ["张永和"]),        # 和 is a given name's character where the model says so
+    ("俄方代表谢尔久科夫表示，", ["谢尔久科夫"]),        # one character (久) the transliteration table lacks
+    ("金融大鳄索罗斯认为，", ["索罗斯"]),               # 索 begins a foreign name, not the word 索条影
+    ("主教练杰夫•莫雷尔表示，", ["杰夫•莫雷尔"]),        # the interpunct typed as a bullet
+    ("紫砂艺术馆馆长赵明，", ["赵明"]),                   # a job title before the name
+    ("创意总监Eric表示", ["Eric"]),                      # a Latin-letter name after a cue
+    ("执行董事leo说", ["leo"]),
+    ("金石开：建议关注主队的表现。", ["金石开"]),         # a speaker's label heading an interview's line
 ])
 def test_names_in_prose(analyze, text, expected):
     assert names(analyze, text) == expected
@@ -71,6 +80,13 @@ def test_names_in_prose(analyze, text, expected):
     "双肺可闻及湿罗音", "肠鸣音亢进", "高敏肌钙蛋白升高",
     "余同前。", "于睡前服用", "患者于受凉后出现咳嗽", "化疗3程顺利", "于我科住院",
     "孩子白癜风怎么办", "桑坦德主场迎战", "查体：宫高：32cm", "李医生查体：Murphy征阳性，Babinski征阴性",
+    # 于 as a preposition at the head of a clause
+    "患者于海南旅游时受凉。", "于今晨出现腹痛。", "孩子于海边玩耍后发热", "吻合术。于叒2016-07-20至",
+    # field labels are no speakers
+    "查体：神清，双肺呼吸音清。", "印象：右肺结节。", "宫颈：光滑", "方案：继续化疗", "谷丙：45", "付款：已交",
+    "家族史：无特殊", "过敏史：否认",
+    # Latin letters after a cue that are no name; a drug with a placeholder character
+    "记录：CT示右肺结节", "考虑患者为iv期胃癌", "于2016-4-8予患者xelox方案化疗", "d1+希罗达叒早2000mg",
 ])
 def test_clinical_and_other_words_are_not_names(analyze, text):
     assert names(analyze, text) == []

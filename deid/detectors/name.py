@@ -5,10 +5,10 @@ Three sources of evidence, combined here because each alone is weak:
 - the surname list (single and compound) that a candidate must start with;
 - the NER model's PER tokens, which also fix where a cue-found name ends.
 The NER model's PER spans also count on their own in free prose (老伴石粉兰今年52岁, 总裁沈东军认为), as do
-X某 / X某某. Every name found is then looked for again elsewhere in the note, so a later bare mention is
-caught too. Common clinical words that start with a surname character (高血压, 白细胞 ...) are never names,
-and neither is anything the clinical vocabulary holds or cuts through: a drug (艾恒, 替吉奥), anatomy with a
-side (左膝, 右髂总), a sign (罗音).
+X某 / X某某, and a speaker's label heading a line (金石开：...). Every name found is then looked for again
+elsewhere in the note, so a later bare mention is caught too. Common clinical words that start with a surname
+character (高血压, 白细胞 ...) are never names, and neither is anything the clinical vocabulary holds or cuts
+through: a drug (艾恒, 替吉奥), anatomy with a side (左膝, 右髂总), a sign (罗音).
 """
 from __future__ import annotations
 
@@ -29,7 +29,8 @@ _CUE_BEFORE = re.compile(
     # relations and occupations that introduce a person in free prose
     r"老伴|爱人|对象|男友|女友|未婚夫|未婚妻|岳父|岳母|公公|婆婆|儿媳|女婿|孙子|孙女|外孙|外孙女|侄子|侄女|同事|朋友|邻居|"
     r"总裁|副总裁|总经理|经理|董事长|董事|总监|主席|专家|记者|律师|老师|教练|导演|作者|编剧|演员|歌手|球员|选手|"
-    r"局长|书记|院长|所长|校长|厂长|市长|县长|省长|部长|处长|科长|队长|创始人|负责人|发言人|法人代表)"
+    r"局长|书记|院长|所长|校长|厂长|市长|县长|省长|部长|处长|科长|队长|创始人|负责人|发言人|法人代表|"
+    r"秘书长|馆长|社长|行长|主编|总编|主管|制作人|制片人|设计师|分析师)"
     r"(?:签名|签字)?\s*(?:[:：]|为|是)?\s*")
 _ROLE_AFTER = re.compile(r"(?:主任医师|副主任医师|主治医师|住院医师|医师|医生|主任|教授|护士长|护士|大夫|副教授|博士|"
                          r"先生|女士|小姐|同志|老师|律师|记者|总裁|总经理|经理|董事长|"
@@ -48,9 +49,10 @@ _NOT_GIVEN = set("男女性岁因于在患诉述主入出院以及和与等的�
                  "尿液脉穴品酸素胺醇钠钾片丸散汤膏剂霉菌毒瘤癌部肋节血压糖脂肝肾肺脑胃肠多"
                  "，。、；：（）() ")
 # Where the model drew the boundaries, only these are refused in a given name: grammar and medical morphemes
-# (丁肝, 白癜风); everyday characters that _NOT_GIVEN also refuses (治, 中, 生) do occur in names.
+# (丁肝, 白癜风); everyday characters that _NOT_GIVEN also refuses (治, 中, 生) do occur in names, and so do
+# 为, 有 and 和 (王为民, 朱有为, 张永和).
 _MEDICAL_MORPHEMES = set("病症炎痛热咳喘吐泻尿液脉穴酸素胺醇钠钾霉菌毒瘤癌肋血压糖脂肝肾肺脑胃肠疹癣疮癜伤损")
-_GRAMMAR = set("男女性岁因于在的了是为有无和与及等并") | _MEDICAL_MORPHEMES
+_GRAMMAR = set("男女性岁因于在的了是无与及等并") | _MEDICAL_MORPHEMES
 # Characters that may directly follow a name: punctuation and grammatical words, not medical morphemes.
 _BOUNDARY = set("男女因于在诉述以及和与等的了是为有无行经予今昨前后伴并未已再又均之，。、；：（）() ,.;:\n\t")
 
@@ -65,6 +67,13 @@ _TRANSLITERATION = set("阿埃艾爱安昂奥巴拜班邦鲍贝本比彼毕宾�
                        "纽努诺欧帕潘庞佩彭皮珀普奇齐恰乔切钦琴丘屈让热茹若萨塞赛桑瑟森沙莎善尚舍什施史斯松苏索塔"
                        "泰坦汤唐特滕提廷图托瓦万威韦维温翁沃乌伍西希锡谢辛休雅亚扬耶伊因英尤于约泽扎詹朱兹佐昆琼瑞舒蓬柏"
                        "夫逊廉翰摩怀代南当济易")
+# After a cue, a word in Latin letters is a name (总监Eric, 执行董事leo, 签名：BenBell); acronyms (CT, MRI) are not.
+# Nor Roman numerals (患者为iv期胃癌).
+_LATIN_AFTER_CUE = re.compile(r"(?![ivxlIVXL]+(?![A-Za-z]))(?:[A-Z][a-z]{2,}|[a-z]{3,})(?:[A-Z][a-z]+){0,2}(?![A-Za-z0-9])")
+# A speaker's label heads a line of a transcript or an interview (金石开：建议关注主队): a name without a cue
+# word. Not before a number or a sign, which a field label takes (谷丙:45, 宫高:32cm).
+_SPEAKER = re.compile(r"(?:^|(?<=[\n。!?]))([\u4e00-\u9fa5]{2,4}):(?=[\u4e00-\u9fa5“\"'])")
+_INTERPUNCT = re.compile("[·•・‧]")   # the middle dot as typed: Chinese, bullet, katakana, hyphenation point
 # A name in Latin letters: capitalised words, not an acronym (CT, MRI) nor a lower-case word.
 _LATIN_NAME = re.compile(r"(?:[A-Z][a-z]{2,}){1,3}")
 # Verbs of saying after a name in prose: evidence enough for a model token whose surname is also a word (于海表示).
@@ -92,6 +101,9 @@ _CLAUSE_STARTERS = set("于在因经被由从对将把为是与及")
 # 尚 (尚可), 毕 (术毕), 窦 (胃窦), 索 (索条影), 呼 (呼叫). The model's PER token alone does not make them a name;
 # a cue or a role does.
 _WORDY_SURNAMES = _FUNCTION_CHARS | set("余程尚毕窦索呼")
+# ... except 于, a common surname: at the head of a clause, ending cleanly, with a given name that is not a time
+# or place word, the model's token is a name (，于海将彩票交给他) while the preposition is not (于今晨, 于海南).
+_CLAUSE_HEAD = set("。、“”\"'(,;:!? \n\t")   # as Document.norm writes them (，-> ,)
 
 
 class NameDetector:
@@ -167,13 +179,14 @@ class NameDetector:
         cand = text[start:end]
         if _LATIN_NAME.fullmatch(cand):   # BradBuxer, Svensson: a capitalised word the model calls a person
             return True
-        parts = cand.split("·")
+        parts = _INTERPUNCT.split(cand)
         chars = "".join(parts)
         if not all(parts) or not all(is_cjk(c) for c in chars):
             return False
         if len(parts) > 1:   # 刘易斯·卡洛尔: the interpunct joins a foreign name; no drug is written so
             return 2 * sum(c in _TRANSLITERATION for c in chars) >= len(chars)
-        if not all(c in _TRANSLITERATION for c in chars):
+        missing = sum(c not in _TRANSLITERATION for c in chars)
+        if missing > (len(chars) >= 4):   # a long name may hold one character the table lacks (谢尔久科夫)
             return False
         return (len(cand) >= 3 or reported and len(cand) == 2) and not _DRUG_STEM.search(cand)
 
@@ -217,16 +230,32 @@ class NameDetector:
                 s -= 1
             e = self._extend_to_boundary(text, s, e)
             reported = bool(_ROLE_AFTER.match(text, e) or _REPORTING.match(text, e))
-            if (text[s] in _WORDY_SURNAMES and not reported) or self.in_clinical_context(text, s, e, clinical):
+            foreign = self.foreign(text, s, e, reported)   # 索罗斯: a foreign name, not the word 索
+            if (text[s] in _WORDY_SURNAMES and not (reported or foreign or self._heads_clause(text, s, e))
+                    or self.in_clinical_context(text, s, e, clinical)):
                 continue
             if _CLUB_AFTER.match(text, e) or text[max(0, s - 3):s].lower().endswith("vs"):
                 continue   # 桑坦德主场: a club, not a person
-            if self.foreign(text, s, e, reported) and not self.clinical_word(text, s, e, clinical):
+            holds_clinical = any(s <= cs and ce <= e and ce - cs >= 3 for cs, ce in clinical)   # 希罗达叒: a drug
+            if foreign and not (holds_clinical or self.clinical_word(text, s, e, clinical)):
                 found.setdefault((s, e), make_span(doc.text, s, e, EntityType.NAME, 1, "ner", 0.8, "name.ner_foreign"))
             else:
                 add(s, e, "ner", 0.85, "name.ner")
         for m in _CUE_BEFORE.finditer(text):
-            self._after_cue(text, m.end(), per, add)
+            if latin := _LATIN_AFTER_CUE.match(text, m.end()):
+                if not self.ends_cleanly(text, latin.end()):
+                    continue   # 予患者xelox方案: a regimen, not a name
+                found.setdefault(latin.span(), make_span(doc.text, *latin.span(), EntityType.NAME, 1, "pattern", 0.9,
+                                                         "name.cue_latin"))
+            else:
+                self._after_cue(text, m.end(), per, add)
+        for m in _SPEAKER.finditer(text):
+            s, e = m.span(1)
+            # two characters are a field label as often as a name (付款:已交) unless the model says person; a
+            # field label may also be a clinical word (宫颈:光滑)
+            full = e - s == self.surname_len(text[s:s + 2]) + 2
+            if (full or per.get(s) == e) and not self.clinical_word(text, s, e, clinical):
+                add(s, e, "pattern", 0.85, "name.speaker")
         for m in _ROLE_AFTER.finditer(text):
             self._before_role(text, m.start(), per, add)
         for m in _SOMEONE.finditer(text):   # 张某, 欧阳某某: a surname that stands for a person
@@ -236,6 +265,12 @@ class NameDetector:
                                                          "name.someone"))
         self._repeat(doc, found)
         return list(found.values())
+
+    def _heads_clause(self, text: str, start: int, end: int) -> bool:
+        """于 as a surname, not the preposition (see _CLAUSE_HEAD)."""
+        return (text[start] == "于" and (start == 0 or text[start - 1] in _CLAUSE_HEAD)
+                and self.plausible(text[start:end], text[end:end + 4]) and self.ends_cleanly(text, end)
+                and not text[end:end + 1].isdigit())   # 于 2016-07-20: the preposition before a date
 
     def _after_cue(self, text: str, pos: int, per: dict[int, int], add) -> None:
         while pos < len(text) and text[pos] not in _CLAUSE_STARTERS:   # 患者于受凉后: a clause, not a name
