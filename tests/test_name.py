@@ -67,6 +67,8 @@ def test_name_false_positive_rate_on_clinical_lexicon(analyze):
     ("创意总监Eric表示", ["Eric"]),                      # a Latin-letter name after a cue
     ("执行董事leo说", ["leo"]),
     ("金石开：建议关注主队的表现。", ["金石开"]),         # a speaker's label heading an interview's line
+    ("美国法官阿特金森（martin atkinson）认为", ["阿特金森", "martin atkinson"]),   # and its original spelling
+    ("患者张三（CT）示右肺结节", ["张三"]),              # an acronym in brackets is no spelling of the name
 ])
 def test_names_in_prose(analyze, text, expected):
     assert names(analyze, text) == expected

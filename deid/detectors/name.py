@@ -73,6 +73,9 @@ _LATIN_AFTER_CUE = re.compile(r"(?![ivxlIVXL]+(?![A-Za-z]))(?:[A-Z][a-z]{2,}|[a-
 # A speaker's label heads a line of a transcript or an interview (金石开：建议关注主队): a name without a cue
 # word. Not before a number or a sign, which a field label takes (谷丙:45, 宫高:32cm).
 _SPEAKER = re.compile(r"(?:^|(?<=[\n。!?]))([\u4e00-\u9fa5]{2,4}):(?=[\u4e00-\u9fa5“\"'])")
+# A bracket right after a name that holds only a name in Latin letters (its original spelling), with a lower-case
+# letter: an acronym is a test or a code (张三（CT）示).
+_ORIGINAL_SPELLING = re.compile(r"\(\s*(?=[^)]*[a-z])([A-Za-z][A-Za-z.'\- ]{1,40}?)\s*\)")
 _INTERPUNCT = re.compile("[·•・‧]")   # the middle dot as typed: Chinese, bullet, katakana, hyphenation point
 # A name in Latin letters: capitalised words, not an acronym (CT, MRI) nor a lower-case word.
 _LATIN_NAME = re.compile(r"(?:[A-Z][a-z]{2,}){1,3}")
@@ -263,8 +266,19 @@ class NameDetector:
             if s is not None and s >= 0:
                 found.setdefault((s, m.end()), make_span(doc.text, s, m.end(), EntityType.NAME, 1, "pattern", 0.9,
                                                          "name.someone"))
+        self._original_spelling(doc, found)
         self._repeat(doc, found)
         return list(found.values())
+
+    @staticmethod
+    def _original_spelling(doc: Document, found: dict[tuple[int, int], Span]) -> None:
+        """A name written in Chinese and then in its own script in brackets (阿特金森（martin atkinson）) is one
+        person twice: the bracketed name is masked with it."""
+        text = doc.norm
+        for _s, e in list(found):
+            if m := _ORIGINAL_SPELLING.match(text, e):
+                key = m.span(1)
+                found.setdefault(key, make_span(doc.text, *key, EntityType.NAME, 1, "pattern", 0.9, "name.original"))
 
     def _heads_clause(self, text: str, start: int, end: int) -> bool:
         """于 as a surname, not the preposition (see _CLAUSE_HEAD)."""
