@@ -161,12 +161,15 @@ class NameDetector:
     # -- detection -------------------------------------------------------------------------------
     def clinical_word(self, text: str, start: int, end: int, clinical: list[tuple[int, int]], cued: bool = False) -> bool:
         """The candidate is, or lies inside, or cuts into a clinical word (艾恒, 吉奥 of 替吉奥, 左髂总 of 左髂总动脉),
-        its given name is a body part (余|腹膜), or it is a side before a body part (左膝). After a cue (麻醉医师：李子)
-        a name that merely equals a clinical word stands (康婷, 李子) unless a medical morpheme gives it away (白癜风);
-        one inside or across a longer word does not."""
+        or holds one of three characters or more (希罗达 in 希罗达叒), its given name is a body part (余|腹膜), or it is
+        a side before a body part (左膝). After a cue (麻醉医师：李子) a name that merely equals a clinical word stands
+        (康婷, 李子) unless a medical morpheme gives it away (白癜风); a clinical word around, across or inside it
+        still vetoes it."""
         exact_ok = cued and not any(c in _MEDICAL_MORPHEMES for c in text[start:end])
         if any((cs <= start and end <= ce and not (exact_ok and (cs, ce) == (start, end)))
-               or (start < cs < end < ce or cs < start < ce) and ce - cs >= 3 for cs, ce in clinical):
+               or (start < cs < end < ce or cs < start < ce or start <= cs and ce <= end and ce - cs < end - start)
+               and ce - cs >= 3
+               for cs, ce in clinical):
             return True
         n = self.surname_len(text[start:start + 2])
         if text[start + n:end] in self.vocabulary.body:
@@ -239,8 +242,7 @@ class NameDetector:
                 continue
             if _CLUB_AFTER.match(text, e) or text[max(0, s - 3):s].lower().endswith("vs"):
                 continue   # 桑坦德主场: a club, not a person
-            holds_clinical = any(s <= cs and ce <= e and ce - cs >= 3 for cs, ce in clinical)   # 希罗达叒: a drug
-            if foreign and not (holds_clinical or self.clinical_word(text, s, e, clinical)):
+            if foreign and not self.clinical_word(text, s, e, clinical):
                 found.setdefault((s, e), make_span(doc.text, s, e, EntityType.NAME, 1, "ner", 0.8, "name.ner_foreign"))
             else:
                 add(s, e, "ner", 0.85, "name.ner")
