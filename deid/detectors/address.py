@@ -35,8 +35,11 @@ _NAMED = re.compile(rf"{_NAME_PART}{{0,10}}?(?:{_FINE_SUFFIX})(?:{_NUM}(?:区|�
 _UNIT = r"号院|号楼|号门|号|栋|幢|座|单元|室|层|楼|弄|巷|组团|组|队|社|期|区|排|户|段|房|门|间|片|支弄|街坊|档|铺|F(?![A-Za-z])"
 _NUMBERED = re.compile(rf"{_NUM}\s?(?:{_UNIT})|[0-9]+(?:\s?(?:-+|_|~)\s?[0-9]+){{1,3}}(?:号|室)?(?![0-9])"
                        r"|[0-9]+(?:、[0-9]+)+(?:号|室)")   # 167、169、171号
+# Units after a number that make it a count, an age, a time or a measure rather than a house or room number.
+_TIME_UNIT = r"岁|天|年|月|日|次|小时|分"
+_METRIC_UNIT = r"mg|ml|kg|cm|mm|g"
 # A bare number closing an address that already has a fine component (幸福小区5栋302, 3单元502人).
-_BARE_NUMBER = re.compile(r"[A-Za-z]?[0-9]{1,5}(?![0-9.%])(?!\s?(?:岁|天|年|月|日|次|小时|分|mg|ml|kg|cm|mm|g))")
+_BARE_NUMBER = re.compile(rf"[A-Za-z]?[0-9]{{1,5}}(?![0-9.%])(?!\s?(?:{_TIME_UNIT}|{_METRIC_UNIT}))")
 # One separator may stand between two components (2期 3栋, 7-2225, 136栋_5单元).
 _JOINER = re.compile(r"[-_ ](?=[0-9A-Za-z一二三四五六七八九十\u4e00-\u9fa5])|、(?=[0-9A-Za-z])")   # 、 in 38F、17F
 # Words that end an address even when a suffix char follows (a clinical clause, not a place).
@@ -51,11 +54,11 @@ _ANCHOR = re.compile(rf"(?:街道|镇|乡|村|路|街|大道|巷|弄|社区|小�
 # (香樟西大道, 丁香路), so a clinical word in the name does not veto it.
 _PLACE_NUMBER = re.compile(r"(?:路|街|大道|广场|大厦|小区|花园|公寓|新村|家园|苑|中心|商城|市场)"
                            r"(?=[0-9]{2,5}(?![0-9.%])(?![A-Za-z](?![A-Za-z]))"
-                           r"(?!\s?(?:[条支圈根个处枚例针次天年月日周岁时分秒度]|小时|mg|ml|kg|cm|mm|g|mmHg)))")
+                           rf"(?!\s?(?:{_TIME_UNIT}|{_METRIC_UNIT}|[条支圈根个处枚例针周时秒度])))")
 # A building number is an address on its own once a name stands before it (锦绣江南11幢, 江南4区71-11-1105,
 # 龙祥园91-1846, 国贸名品九楼1363号); not a date (2015-04-18) nor a range with a unit (尿量1000-1500ml).
 _NOT_DATE = r"(?!(?:19|20)[0-9]{2}[-_][01]?[0-9][-_][0-3]?[0-9](?![0-9]))"
-_NO_UNIT_AFTER = r"(?![0-9.%A-Za-z])(?!\s?(?:岁|天|年|月|日|周|次|小时|分|秒|毫|克|升|米|厘|粒|片|支|袋|滴|度|℃))"
+_NO_UNIT_AFTER = rf"(?![0-9.%A-Za-z])(?!\s?(?:{_TIME_UNIT}|周|秒|毫|克|升|米|厘|粒|片|支|袋|滴|度|℃))"
 _BUILDING = re.compile(rf"(?<=[{_CJK}]{{2}}){_NUM}\s?(?:幢|栋|单元|号楼|号门)|(?<=[{_CJK}]{{2}})[0-9]{{1,4}}号(?=[0-9]{{2,4}}(?![0-9]))"
                        rf"|(?<=[{_CJK}]{{2}}){_NUM}\s?(?:楼|层|F)(?=[A-Za-z]?[0-9]{{2,5}})"
                        rf"|(?<=[{_CJK}]){_NOT_DATE}[0-9]{{1,4}}(?:[-_][0-9]{{1,4}}){{2}}{_NO_UNIT_AFTER}"
