@@ -38,6 +38,26 @@ def _tier(same: list[Span], rule: str) -> int:
 def merge(spans: list[Span], priority: tuple[EntityType, ...] = DEFAULT_PRIORITY,
           tier_rule: str = "protective") -> list[Span]:
     rank = {t: i for i, t in enumerate(priority)}
+    out: list[Span] = []
+    for group in _overlapping_groups(spans):
+        out.extend(group if len(group) == 1 else _merge_group(group, rank, tier_rule))
+    return out
+
+
+def _overlapping_groups(spans: list[Span]) -> list[list[Span]]:
+    """The spans in runs that overlap one another, by start. Every rule below looks only at spans that overlap,
+    so each run is resolved on its own: a long note's thousands of spans cost their number, not its square."""
+    groups: list[list[Span]] = []
+    reach = -1
+    for span in sorted(spans, key=lambda s: s.start):
+        if span.start >= reach:
+            groups.append([])
+        groups[-1].append(span)
+        reach = max(reach, span.end)
+    return groups
+
+
+def _merge_group(spans: list[Span], rank: dict, tier_rule: str) -> list[Span]:
     ordered = sorted(spans, key=lambda s: (s.detector == "llm", -(s.end - s.start), rank[s.entity_type], -s.score,
                                            s.start))
     winners: list[Span] = []

@@ -7,6 +7,8 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources as importlib_resources
 
 from deid import __version__
 from deid.allow_list import AllowList
@@ -22,11 +24,36 @@ from deid.detectors.ner import LacNer
 from deid.gazetteer import Gazetteer
 from deid.masking import Masker, load_policies
 from deid.merge import merge
-from deid.resources import combine_digests
+from deid.resources import combine_digests, digest_bytes
 from deid.spans import Span
+from deid.text import ReaderView
 from deid.vocabulary import ClinicalVocabulary
 
 LEVELS = (1, 2, 3)
+# Modules that decide nothing about what is found or how it is masked. Every other module of the package does
+# (a new detector too, unlisted), so its source is part of pipeline_version: an upgrade that changes a rule
+# re-processes the notes it may mask differently, whatever __version__ says.
+_NOT_DECIDING = {"cli.py", "corpora.py", "evaluate.py", "io.py", "query.py", "review", "serving", "synth"}
+
+
+@lru_cache(maxsize=1)
+def source_digest() -> str:
+    """A digest of the source of every deciding module, read from the installed package."""
+    def walk(folder, prefix=""):
+        for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+            if entry.name in _NOT_DECIDING or entry.name == "__pycache__":
+                continue
+            if entry.is_dir():
+                yield from walk(entry, f"{prefix}{entry.name}/")
+            elif entry.name.endswith(".py"):
+                yield f"{prefix}{entry.name}", digest_bytes(entry.read_bytes())
+    return combine_digests(dict(walk(importlib_resources.files("deid"))))
+
+
+def source_part(version: str) -> str:
+    """The source digest inside a pipeline_version ('' for a version written before it had one)."""
+    tail = version.partition("+")[2]
+    return tail.partition(".")[0] if "." in tail else ""
 
 
 class NoteError(ValueError):
@@ -87,8 +114,9 @@ class Pipeline:
         versions["allow_list"] = self.allow_list.version
         versions.update(code=__version__, config=self.config.digest, policies=self.policies.digest,
                         gazetteer=gazetteer.version, vocabulary=vocabulary.version, llm=self.llm.version if self.llm else "off")
+        versions["source"] = source_digest()
         self.component_versions = versions
-        self.version = f"{__version__}+{combine_digests(versions)}"
+        self.version = f"{__version__}+{versions['source'][:8]}.{combine_digests(versions)}"
 
     def check(self, text) -> None:
         """Raise NoteError for input the pipeline refuses; the message never quotes the text."""
@@ -108,7 +136,8 @@ class Pipeline:
         run per note; the LLM stage, when on, sends every chunk of every note concurrently."""
         for text in texts:
             self.check(text)
-        docs = [Document(t) for t in texts]
+        views = [ReaderView.of(t) for t in texts]
+        docs = [Document(v.text) for v in views]
         found: list[list[Span]] = [[] for _ in docs]
         for name, component in self.components:
             t0 = time.perf_counter()
@@ -121,12 +150,14 @@ class Pipeline:
         outcomes = None
         if self.llm is not None:
             t0 = time.perf_counter()
-            outcomes = self.llm.run(texts)
+            outcomes = self.llm.run([v.text for v in views])
             for spans, outcome in zip(found, outcomes):
                 spans.extend(outcome.spans)
             self.timings["llm"] += time.perf_counter() - t0
         t0 = time.perf_counter()
-        merged = [self.allow_list.apply(merge(spans, self.config.type_priority, self.config.tier_rule)) for spans in found]
+        merged = [_in_note(text, view, self.allow_list.apply(merge(spans, self.config.type_priority,
+                                                                   self.config.tier_rule)))
+                  for text, view, spans in zip(texts, views, found)]
         self.timings["merge"] += time.perf_counter() - t0
         if outcomes is None:
             return [Analysis(spans) for spans in merged]
@@ -150,3 +181,14 @@ class Pipeline:
             masked, counts = self.mask(text, a.spans, levels)
             results.append(Result(a.spans, masked, counts, a.llm_status, a.prompt_tokens, a.completion_tokens))
         return results
+
+
+def _in_note(note: str, view: ReaderView, spans: list[Span]) -> list[Span]:
+    """Spans found on the reader's view, as spans of the note (covering what the view dropped inside them)."""
+    if view.origin is None:
+        return spans
+    out = []
+    for s in spans:
+        start, end = view.span_in_note(s.start, s.end)
+        out.append(s.with_(start=start, end=end, text=note[start:end]))
+    return out

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import pickle
 import re
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources as importlib_resources
@@ -23,7 +24,8 @@ from deid.gazetteer import places
 _WORD_ATTRIBUTES = ("成份", "适应症", "不良反应", "常见症状", "通用名", "商品名", "别称", "常见发病部位", "检查", "治疗",
                     "相关疾病", "相关症状", "并发症", "临床症状及体征", "药物治疗", "相关药物")
 _BODY_ATTRIBUTES = ("常见发病部位",)
-_WORD = re.compile(r"^[\u4e00-\u9fa5]{2,12}$")
+_LONGEST_WORD = 12
+_WORD = re.compile(rf"^[\u4e00-\u9fa5]{{2,{_LONGEST_WORD}}}$")
 # A treatment verb right before a word makes it a drug, whatever it looks like (口服瑞宁德, 予卓迪, 加用阿柏西普),
 # with at most one character between (口服他|莫西芬 is 他莫西芬 cut by the NER model).
 TREATED_WITH = re.compile(r"(?:口服|服用|予以?|给予|加用|改用|联用|联合|使用|应用|静滴|静推|注射|外用|换用|序贯)[\u4e00-\u9fa5]?$")
@@ -101,11 +103,36 @@ class ClinicalVocabulary:
         """Every clinical word in text, as (start, end); overlapping matches are all kept."""
         return [(end - n + 1, end + 1) for end, n in self._index.automaton.iter(text)]
 
-    def of(self, doc) -> list[tuple[int, int]]:
+    def of(self, doc) -> "WordIndex":
         """The clinical words of a note (a detectors.base.Document), found once and kept on it for every detector."""
         if doc.clinical is None:
-            doc.clinical = self.matches(doc.norm)
+            doc.clinical = WordIndex(self.matches(doc.norm))
         return doc.clinical
 
     def __contains__(self, word: str) -> bool:
         return word in self.words
+
+
+class WordIndex:
+    """A note's clinical words by position, so that a detector asks about the words near a candidate, not about
+    every word of the note (which made long notes quadratic)."""
+
+    def __init__(self, words: list[tuple[int, int]]):
+        self.words = sorted(words)
+        self._starts = [s for s, _e in self.words]
+
+    def __iter__(self):
+        return iter(self.words)
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    def near(self, start: int, end: int) -> list[tuple[int, int]]:
+        """The words that overlap [start, end) or touch it on either side."""
+        lo = bisect_left(self._starts, start - _LONGEST_WORD)
+        hi = bisect_right(self._starts, end)
+        return [(s, e) for s, e in self.words[lo:hi] if e >= start]
+
+    def starting_in(self, start: int, end: int) -> list[tuple[int, int]]:
+        """The words that begin inside [start, end)."""
+        return self.words[bisect_left(self._starts, start):bisect_left(self._starts, end)]

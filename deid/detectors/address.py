@@ -13,7 +13,7 @@ from deid.detectors.base import Document
 from deid.gazetteer import Gazetteer
 from deid.spans import EntityType, Span, make_span
 from deid.tiers import address_tier
-from deid.vocabulary import TREATED_WITH, ClinicalVocabulary
+from deid.vocabulary import TREATED_WITH, ClinicalVocabulary, WordIndex
 
 _CUE = re.compile(r"(?:现住址|家庭住址|家庭地址|户籍地址|户口所在地|通讯地址|联系地址|居住地址|工作单位地址|单位地址|住址|地址|"
                   r"现住|家住|住在|居住于|现居住于|现居于|现居|户籍地|户籍|籍贯|出生地|出生于|(?<![发产寄滋衍])生于|来自|寄往|送至)\s*[:：]?\s*")
@@ -130,7 +130,7 @@ class AddressDetector:
         persons = [s for s, _e in doc.ner_of("PER")]
         anchored: set[int] = set()   # starts a named place also opens, whatever opened them first
         for s, e, place in self.gazetteer.find(norm):
-            if any(cs <= s < ce and ce > e for cs, ce in clinical):   # 长春 of 长春胺
+            if any(cs <= s < ce and ce > e for cs, ce in clinical.near(s, e)):   # 长春 of 长春胺
                 continue
             if not place.name.endswith(("省", "市", "县", "区")) and TREATED_WITH.search(norm, max(0, s - 3), s):
                 continue   # 口服瑞宁德: a drug, not 宁德
@@ -181,7 +181,7 @@ class AddressDetector:
         return spans
 
     def _rest(self, norm: str, pos: int, cue: bool, fine: bool, persons: list[int],
-              clinical: list[tuple[int, int]]) -> int:
+              clinical: WordIndex) -> int:
         """End of the address phrase from pos: up to clause punctuation, a clinical or narrative word (附近, 就诊,
         总经理, 表示 ...), or a person the NER model names. After a cue or a component below county level the phrase
         goes on to its end; after a bare county only when a number is in it (下石演590), so 江汉区退休工人 stays a
@@ -191,7 +191,7 @@ class AddressDetector:
             return pos
         end = m.end()
         stops = sorted({*(w.span() for w in _REST_STOP.finditer(norm, pos, end)),
-                        *((s, e) for s, e in clinical if pos <= s < end and e - s >= 3)})
+                        *((s, e) for s, e in clinical.starting_in(pos, end) if e - s >= 3)})
         for s, e in stops:   # a stop word followed, up to the next one, by a place is part of its name
             nxt = next((s2 for s2, _e2 in stops if s2 >= e), end)
             if nxt <= e or not self._place_tail(norm, s, nxt):   # (a place word after it: not 中心|行|手术)

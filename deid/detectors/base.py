@@ -14,7 +14,7 @@ class Document:
     """One note. `norm` is the length-preserving normalized text that patterns run on."""
     text: str
     ner: list[tuple[int, int, str]] | None = None  # (start, end, PER|LOC|ORG), filled by the NER component
-    clinical: list[tuple[int, int]] | None = None  # clinical words (start, end), found once by the vocabulary
+    clinical: "WordIndex | None" = None  # clinical words (start, end), found once by the vocabulary
 
     @cached_property
     def norm(self) -> str:

@@ -19,12 +19,20 @@ _AREA = r"0(?:10|2\d|[3-9]\d{2})"
 _EXT = r"(?:\s?(?:转|分机|ext\.?|x|-)\s?\d{1,5})?"
 
 _MOBILE = re.compile(_NOT_DIGIT_BEFORE + _COUNTRY + r"?1[3-9]\d" + _SEP + r"\d{4}" + _SEP + r"\d{4}" + _NOT_DIGIT_AFTER)
+# A mobile grouped some other way (13 812 345 678, 1381-234-5678): one kind of separator, at most four of them.
+_MOBILE_GROUPED = re.compile(_NOT_DIGIT_BEFORE + r"1[ .\-]?[3-9](?:[ .\-]?\d){9}" + _NOT_DIGIT_AFTER)
 _LANDLINE = re.compile(
     _NOT_DIGIT_BEFORE
     + r"(?:" + _COUNTRY + r"\(?0?(?:10|2\d|[3-9]\d{2})\)?|\(" + _AREA + r"\)|" + _AREA + r")"
-    + r"\s?[ \-]?\s?(?:\d{4}" + _SEP + r"\d{3,4}|\d{3}" + _SEP + r"\d{4})" + _EXT + _NOT_DIGIT_AFTER)
+    + r"\s?[ \-.]?\s?(?:\d{4}" + _SEP + r"\d{3,4}|\d{3}" + _SEP + r"\d{4})" + _EXT + _NOT_DIGIT_AFTER)
 _SERVICE = re.compile(_NOT_DIGIT_BEFORE + r"[48]00" + _SEP + r"\d{3}" + _SEP + r"\d{4}" + _NOT_DIGIT_AFTER)
-_EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+# Boundaries are ASCII word characters: a Chinese character may touch an address (患者邮箱zhangsan@...), as
+# Python's \w (which matches Chinese) would refuse. The @ and the dots may be spelt out, as people do to hide an
+# address from harvesters: （at）, [at], " at ", (dot).
+_AT = r"(?:@|\s?[(\[【]\s?(?:at|AT)\s?[)\]】]\s?| (?:at|AT) )"
+_DOT = r"(?:\.|\s?[(\[【]\s?(?:dot|DOT)\s?[)\]】]\s?| (?:dot|DOT) )"
+_EMAIL = re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}" + _AT
+                    + r"[A-Za-z0-9-]+(?:" + _DOT + r"[A-Za-z0-9-]+)*" + _DOT + r"[A-Za-z]{2,}(?![A-Za-z0-9])")
 # Local numbers without area code only right after a phone cue.
 _PHONE_CUE = re.compile(r"(?:电话|手机|联系方式|联系电话|电话号码|座机|Tel|TEL|tel|Phone|phone|Mobile|mobile|手机号)(?:号码|号)?\s*[:：]?\s*$")
 _LOCAL = re.compile(_NOT_DIGIT_BEFORE + r"\d{3,4}" + _SEP + r"\d{4}" + _NOT_DIGIT_AFTER)
@@ -45,10 +53,12 @@ class ContactDetector:
     def detect(self, doc: Document) -> list[Span]:
         norm, text = doc.norm, doc.text
         found: list[Span] = []
+        taken = bytearray(len(text))   # characters a found contact holds: the first pattern to take one wins
 
         def add(start: int, end: int, score: float, why: str):
-            if any(s.start < end and start < s.end for s in found):
+            if any(taken[start:end]):
                 return
+            taken[start:end] = b"\x01" * (end - start)
             found.append(make_span(text, start, end, EntityType.CONTACT, 1, "pattern", score, why))
 
         def is_record_number(start: int, end: int) -> bool:
@@ -65,6 +75,10 @@ class ContactDetector:
                     end -= 1
                 if not is_record_number(start, end):
                     add(start, end, score, why)
+        for m in _MOBILE_GROUPED.finditer(norm):
+            separators = [c for c in m.group() if not c.isdigit()]
+            if len(set(separators)) == 1 and len(separators) <= 4 and not is_record_number(*m.span()):
+                add(m.start(), m.end(), 0.9, "phone.mobile_grouped")
         for rx, why in ((_QQ, "im.qq"), (_WECHAT, "im.wechat")):
             for m in rx.finditer(norm):
                 add(m.start(1), m.end(1), 0.95, why)

@@ -58,7 +58,7 @@ class IdNumberDetector:
     name = "id_number"
 
     def detect(self, doc: Document) -> list[Span]:
-        spans, taken = [], []
+        spans, taken = [], bytearray(len(doc.norm))   # characters an 18-digit number holds
         for m in _ID18.finditer(doc.norm):
             raw = m.group()
             if not _separators_consistent(raw):
@@ -74,9 +74,9 @@ class IdNumberDetector:
             else:
                 continue
             spans.append(make_span(doc.text, m.start(), m.end(), EntityType.ID_NUMBER, 1, "pattern", score, why))
-            taken.append((m.start(), m.end()))
+            taken[m.start():m.end()] = b"\x01" * (m.end() - m.start())
         for m in _ID15.finditer(doc.norm):
-            if any(s <= m.start() < e for s, e in taken) or not _separators_consistent(m.group()):
+            if taken[m.start()] or not _separators_consistent(m.group()):
                 continue
             digits = re.sub(r"[ -]", "", m.group())
             if not (_plausible_division(digits[:6]) and

@@ -18,7 +18,7 @@ from deid import resources
 from deid.detectors.base import Document
 from deid.spans import EntityType, Span, make_span
 from deid.text import is_cjk
-from deid.vocabulary import TREATED_WITH, ClinicalVocabulary
+from deid.vocabulary import TREATED_WITH, ClinicalVocabulary, WordIndex
 
 _CUE_BEFORE = re.compile(
     r"(?:患者|病人|患儿|产妇|姓名|家属|其子|其女|其夫|其妻|之子|之女|配偶|丈夫|妻子|儿子|女儿|父亲|母亲|哥哥|姐姐|弟弟|妹妹|"
@@ -76,6 +76,12 @@ _SPEAKER = re.compile(r"(?:^|(?<=[\n。!?]))([\u4e00-\u9fa5]{2,4}):(?=[\u4e00-\u
 # A bracket right after a name that holds only a name in Latin letters (its original spelling), with a lower-case
 # letter: an acronym is a test or a code (张三（CT）示).
 _ORIGINAL_SPELLING = re.compile(r"\(\s*(?=[^)]*[a-z])([A-Za-z][A-Za-z.'\- ]{1,40}?)\s*\)")
+# A name typed with a space between its characters (姓名：张 三, 李 秀 英): one to three given characters.
+_SPACED = re.compile(r"[\u4e00-\u9fa5](?: ?[\u4e00-\u9fa5]){1,3}")
+# Words in Latin letters standing together (Zhang San, ZHANG Sanfeng, Zhang San-Feng, ZhangSan): what a name in
+# pinyin is written as; `_pinyin_name` decides whether they are one.
+_LATIN_WORDS = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]+(?:[ \-][A-Za-z]+){0,3}(?![A-Za-z0-9])")
+_NEXT_LATIN_WORD = re.compile(r" ([A-Za-z]+)(?![A-Za-z0-9])")
 _INTERPUNCT = re.compile("[·•・‧]")   # the middle dot as typed: Chinese, bullet, katakana, hyphenation point
 # A name in Latin letters: capitalised words, not an acronym (CT, MRI) nor a lower-case word.
 _LATIN_NAME = re.compile(r"(?:[A-Z][a-z]{2,}){1,3}")
@@ -109,6 +115,11 @@ _WORDY_SURNAMES = _FUNCTION_CHARS | set("余程尚毕窦索呼")
 _CLAUSE_HEAD = set("。、“”\"'(,;:!? \n\t")   # as Document.norm writes them (，-> ,)
 
 
+def _capitalised(word: str) -> bool:
+    """Zhang, ZHANG, San-Feng: each hyphenated part capitalised, or the word in capitals."""
+    return word.isupper() or all(p[:1].isupper() and p[1:].islower() for p in word.split("-"))
+
+
 class NameDetector:
     name = "name"
 
@@ -116,8 +127,14 @@ class NameDetector:
         surnames = resources.load("dictionaries/surnames.txt")
         stop = resources.load("dictionaries/name_stopwords.txt")
         self.vocabulary = vocabulary or ClinicalVocabulary()
+        syllables = resources.load("lexicons/pinyin_syllables.txt")
+        pinyin_surnames = resources.load("lexicons/pinyin_surnames.txt")
         self.version = resources.combine_digests({"surnames": surnames.digest, "stop": stop.digest,
-                                                  "vocabulary": self.vocabulary.version})
+                                                  "vocabulary": self.vocabulary.version,
+                                                  "syllables": syllables.digest, "pinyin_surnames": pinyin_surnames.digest})
+        self.syllables = frozenset(syllables.lines())
+        # one-letter readings (a, e, o) are words of every Latin text, not surnames
+        self.pinyin_surnames = frozenset(w for w in pinyin_surnames.lines() if len(w) >= 2)
         words = surnames.lines()
         self.single = {w for w in words if len(w) == 1}
         self.compound = {w for w in words if len(w) == 2}
@@ -141,6 +158,31 @@ class NameDetector:
             return False
         return not (cand + following).startswith(self.stopwords)
 
+    def pinyin_syllables(self, word: str) -> int:
+        """How many pinyin syllables `word` is made of (one or two; hyphens join them), or 0 when it is not pinyin."""
+        word = word.lower().replace("-", "")
+        if word in self.syllables:
+            return 1
+        return 2 if any(word[:i] in self.syllables and word[i:] in self.syllables for i in range(1, len(word))) else 0
+
+    def pinyin_name(self, words: list[str]) -> bool:
+        """Surname and given name in pinyin, each word capitalised or in capitals (Zhang San, ZHANG Sanfeng,
+        San Zhang): a surname, then one or two given syllables in one or two words. A single word (ZhangSan) counts
+        when a capital opens its given name."""
+        if len(words) == 1:
+            caps = [i for i, c in enumerate(words[0]) if c.isupper()]
+            if len(caps) != 2 or caps[0] != 0:
+                return False
+            words = [words[0][:caps[1]], words[0][caps[1]:]]
+        if not 2 <= len(words) <= 3 or not all(_capitalised(w) for w in words):
+            return False
+        for surname, given in ((words[0], words[1:]), (words[-1], words[:-1])):
+            if surname.lower() in self.pinyin_surnames:
+                syllables = [self.pinyin_syllables(w) for w in given]
+                if all(syllables) and sum(syllables) <= 2:
+                    return True
+        return False
+
     def may_contain_name(self, clause: str) -> bool:
         """Cheap gate for the NER model: is there any surname + given-name candidate in this clause?"""
         for m in self._surname_char.finditer(clause):
@@ -159,7 +201,7 @@ class NameDetector:
                 or bool(_ROLE_AFTER.match(text, end)) or bool(_NEXT_WORD.match(text, end)))
 
     # -- detection -------------------------------------------------------------------------------
-    def clinical_word(self, text: str, start: int, end: int, clinical: list[tuple[int, int]], cued: bool = False) -> bool:
+    def clinical_word(self, text: str, start: int, end: int, clinical: WordIndex, cued: bool = False) -> bool:
         """The candidate is, or lies inside, or cuts into a clinical word (艾恒, 吉奥 of 替吉奥, 左髂总 of 左髂总动脉),
         or holds one of three characters or more (希罗达 in 希罗达叒), its given name is a body part (余|腹膜), or it is
         a side before a body part (左膝). After a cue (麻醉医师：李子) a name that merely equals a clinical word stands
@@ -169,7 +211,7 @@ class NameDetector:
         if any((cs <= start and end <= ce and not (exact_ok and (cs, ce) == (start, end)))
                or (start < cs < end < ce or cs < start < ce or start <= cs and ce <= end and ce - cs < end - start)
                and ce - cs >= 3
-               for cs, ce in clinical):
+               for cs, ce in clinical.near(start, end)):
             return True
         n = self.surname_len(text[start:start + 2])
         if text[start + n:end] in self.vocabulary.body:
@@ -197,7 +239,7 @@ class NameDetector:
         return (len(cand) >= 3 or reported and len(cand) == 2) and not _DRUG_STEM.search(cand)
 
     @staticmethod
-    def in_clinical_context(text: str, start: int, end: int, clinical: list[tuple[int, int]]) -> bool:
+    def in_clinical_context(text: str, start: int, end: int, clinical: WordIndex) -> bool:
         """Model-only evidence does not hold where the candidate is glued to a clinical word (高敏|肌钙蛋白), stands in
         brackets or a list beside one (替吉奥胶囊(艾奕), 予卓迪、耐信片) or is followed by a dose (方克)1g)."""
         joined_before = bool(start) and text[start - 1] in _CLINICAL_JOINERS
@@ -205,7 +247,7 @@ class NameDetector:
         before, after = start - joined_before, end + joined_after
         # a long clinical word, or any clinical word across a bracket or list mark (短词 like 脸上 are everyday words)
         if any(ce == before and (joined_before or ce - cs >= 3) or cs == after and (joined_after or ce - cs >= 3)
-               for cs, ce in clinical):
+               for cs, ce in clinical.near(before, after)):
             return True
         prev = text[start - 1] if start else ""
         if text[start] in _ANATOMY_SURNAMES and (prev and (prev in _ORGANS or prev.isascii() and prev.isalnum())
@@ -250,10 +292,18 @@ class NameDetector:
             if latin := _LATIN_AFTER_CUE.match(text, m.end()):
                 if not self.ends_cleanly(text, latin.end()):
                     continue   # 予患者xelox方案: a regimen, not a name
-                found.setdefault(latin.span(), make_span(doc.text, *latin.span(), EntityType.NAME, 1, "pattern", 0.9,
-                                                         "name.cue_latin"))
+                end = self._pinyin_words_after(text, latin.end())   # 姓名：zhang san
+                found.setdefault((latin.start(), end), make_span(doc.text, latin.start(), end, EntityType.NAME, 1,
+                                                                 "pattern", 0.9, "name.cue_latin"))
+            elif spaced := self._spaced_after_cue(text, m.end(), clinical):
+                found.setdefault(spaced, make_span(doc.text, *spaced, EntityType.NAME, 1, "pattern", 0.9,
+                                                   "name.cue_spaced"))
             else:
                 self._after_cue(text, m.end(), per, add)
+        for m in _LATIN_WORDS.finditer(text):   # Zhang San, with or without a cue
+            if self.pinyin_name(m.group().split(" ")):
+                found.setdefault(m.span(), make_span(doc.text, *m.span(), EntityType.NAME, 1, "pattern", 0.85,
+                                                     "name.pinyin"))
         for m in _SPEAKER.finditer(text):
             s, e = m.span(1)
             # two characters are a field label as often as a name (付款:已交) unless the model says person; a
@@ -271,6 +321,31 @@ class NameDetector:
         self._original_spelling(doc, found)
         self._repeat(doc, found)
         return list(found.values())
+
+    def _pinyin_words_after(self, text: str, end: int) -> int:
+        """The end of a name in Latin letters after a cue: the next one or two words when they are pinyin
+        syllables (姓名：zhang san feng), else the first word's end."""
+        for _ in range(2):
+            m = _NEXT_LATIN_WORD.match(text, end)
+            if not m or not self.pinyin_syllables(m.group(1)) or not self.ends_cleanly(text, m.end()):
+                break
+            end = m.end()
+        return end
+
+    def _spaced_after_cue(self, text: str, pos: int, clinical: WordIndex) -> tuple[int, int] | None:
+        """A name written with spaces between its characters right after a cue (姓名：张 三): the characters
+        without the spaces must make a plausible name that ends cleanly."""
+        m = _SPACED.match(text, pos)
+        if not m or " " not in m.group() or text[pos] in _CLAUSE_STARTERS:
+            return None
+        chars = [i for i in range(pos, m.end()) if text[i] != " "]
+        for n in range(len(chars), 1, -1):
+            end = chars[n - 1] + 1
+            joined = "".join(text[i] for i in chars[:n])
+            if (" " in text[pos:end] and self.plausible(joined, text[end:end + 4]) and self.ends_cleanly(text, end)
+                    and not self.clinical_word(text, pos, end, clinical, cued=True)):
+                return pos, end
+        return None
 
     @staticmethod
     def _original_spelling(doc: Document, found: dict[tuple[int, int], Span]) -> None:
@@ -350,11 +425,18 @@ class NameDetector:
                 return
 
     def _repeat(self, doc: Document, found: dict[tuple[int, int], Span]) -> None:
-        """Every other occurrence of a name already found in this note is a name too."""
+        """Every other occurrence of a name already found in this note is a name too (one pass over the note,
+        whatever the number of names; the longer name first where two start at one place)."""
         text = doc.norm
-        for name in {text[s:e] for s, e in found}:
-            for m in re.finditer(re.escape(name), text):
-                key = (m.start(), m.end())
-                if key in found or any(s < key[1] and key[0] < e for s, e in found):
-                    continue
-                found[key] = make_span(doc.text, key[0], key[1], EntityType.NAME, 1, "pattern", 0.9, "name.repeat")
+        names = sorted({text[s:e] for s, e in found}, key=len, reverse=True)
+        if not names:
+            return
+        taken = bytearray(len(text))
+        for s, e in found:
+            taken[s:e] = b"\x01" * (e - s)
+        for m in re.finditer("|".join(map(re.escape, names)), text):
+            s, e = m.span()
+            if any(taken[s:e]):
+                continue
+            taken[s:e] = b"\x01" * (e - s)
+            found[(s, e)] = make_span(doc.text, s, e, EntityType.NAME, 1, "pattern", 0.9, "name.repeat")
