@@ -59,7 +59,24 @@ def run_deid(notes, batch: int) -> dict:
     elapsed = time.perf_counter() - t0
     recall, precision = _scores(notes, preds)
     per_component = {k: v / len(texts) * 1000 for k, v in sorted(pipeline.timings.items(), key=lambda kv: -kv[1])}
-    return {"elapsed": elapsed, "load_s": load_s, "recall": recall, "precision": precision, "ms_per_note": per_component}
+    return {"elapsed": elapsed, "load_s": load_s, "recall": recall, "precision": precision, "ms_per_note": per_component,
+            "long_note_s": long_note_times(pipeline, texts)}
+
+
+LONG_NOTE_CHARS = (10_000, 100_000, 1_000_000)
+
+
+def long_note_times(pipeline, texts: list[str]) -> dict:
+    """Seconds to process one note of each length in LONG_NOTE_CHARS, made by joining the benchmark's notes: a
+    detector whose work grows with the square of a note's length shows as a rising time per character."""
+    joined = "\n".join(texts)
+    times = {}
+    for size in LONG_NOTE_CHARS:
+        note = (joined * (size // len(joined) + 1))[:size]
+        t0 = time.perf_counter()
+        pipeline.process(note)
+        times[size] = time.perf_counter() - t0
+    return times
 
 
 def _presidio_analyzer():
@@ -180,6 +197,13 @@ def main() -> int:
     print("deid time per component (ms/note)")
     for k, v in d["ms_per_note"].items():
         print(f"  {k:26}{v:>14.3f}")
+    per_char = {int(size): t / int(size) * 1e6 for size, t in d["long_note_s"].items()}
+    print("deid on one long note (time per character should not grow with length)")
+    for size, us in per_char.items():
+        print(f"  {size:>9,} characters{'':7}{d['long_note_s'][str(size)]:>12.2f} s{us:>10.1f} us/char")
+    growth = max(per_char.values()) / min(per_char.values())
+    print(f"linear within 2x per character from {min(per_char):,} to {max(per_char):,} characters: "
+          f"{'met' if growth <= 2 else 'NOT met'} ({growth:.2f}x)")
     target_ok = kcps["deid"] >= 100 and d["peak_rss_mib"] <= 1024
     print(f"target >= 100 notes/s per core on ~1,000-character notes and <= 1 GiB RSS: {'met' if target_ok else 'NOT met'}")
     return 0

@@ -41,6 +41,18 @@ def test_annotate_jsonl_contract(tmp_path, capsys):
     assert "not json" not in rows[3]["error"]
 
 
+def test_annotate_masks_values_with_format_characters_inside(tmp_path):
+    """Zero-width and bidi characters inside a value: found as without them, masked with them."""
+    note = "患者张\u200b三，电话138\u200d1234\u200e5678，身份证110105\u200b194912310021。"
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    src.write_text(json.dumps({"id": 1, "text": note}) + "\n", encoding="utf-8")
+    assert main(["annotate", "--input", str(src), "--output", str(out)]) == 0
+    row = json.loads(out.read_text(encoding="utf-8"))
+    assert {s["type"] for s in row["spans"]} == {"NAME", "CONTACT", "ID_NUMBER"}
+    assert all(note[s["start"]:s["end"]] == s["text"] for s in row["spans"])
+    assert row["masked"]["3"] == "患者〔姓名〕，电话〔联系方式〕，身份证〔身份证号〕。"
+
+
 def test_annotate_text_pretty_prints(capsys):
     assert main(["annotate", "--text", "患者张建国，男"]) == 0
     out = json.loads(capsys.readouterr().out)
