@@ -43,7 +43,7 @@ def test_annotate_jsonl_contract(tmp_path, capsys):
 
 def test_annotate_masks_values_with_format_characters_inside(tmp_path):
     """Zero-width and bidi characters inside a value: found as without them, masked with them."""
-    note = "患者张\u200b三，电话138\u200d1234\u200e5678，身份证110105\u200b194912310021。"
+    note = "患者张\u200b三，电话138\u200d1234\u200e5678，身份证110105\u200b19491231002X。"
     src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     src.write_text(json.dumps({"id": 1, "text": note}) + "\n", encoding="utf-8")
     assert main(["annotate", "--input", str(src), "--output", str(out)]) == 0
