@@ -1,16 +1,41 @@
+import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
+import deid
 from deid import __version__
 from deid.config import ConfigError, load_config
-from deid.pipeline import NoteError, NoteTooLarge, Pipeline
+from deid.pipeline import NoteError, NoteTooLarge, Pipeline, source_digest, source_part
 from deid.resources import resources_dir
 
 
 def test_version_names_every_component(pipeline):
     assert pipeline.version.startswith(__version__ + "+")
     assert {"ner", "hospital", "std", "pregnancy", "name", "policies", "config", "code", "vocabulary"} <= set(pipeline.component_versions)
+
+
+def _source_digest_of(package_parent: Path) -> str:
+    out = subprocess.run([sys.executable, "-c", "from deid.pipeline import source_digest; print(source_digest())"],
+                         env={**os.environ, "PYTHONPATH": str(package_parent)}, cwd=package_parent,
+                         capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+def test_a_rule_changed_in_code_changes_pipeline_version(tmp_path, pipeline):
+    """Upgrading deid re-masks what a changed rule may mask differently, whatever __version__ says."""
+    assert source_part(pipeline.version) == source_digest()[:8]
+    copy = tmp_path / "deid"
+    shutil.copytree(Path(deid.__file__).parent, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    assert _source_digest_of(tmp_path) == source_digest()
+    (copy / "cli.py").write_text((copy / "cli.py").read_text() + "\n# a command line change decides nothing\n")
+    assert _source_digest_of(tmp_path) == source_digest()
+    contact = copy / "detectors" / "contact.py"
+    contact.write_text(contact.read_text().replace("{5,11}", "{5,12}"))
+    assert _source_digest_of(tmp_path) != source_digest()
 
 
 def test_dictionary_edit_changes_pipeline_version(tmp_path, monkeypatch, pipeline):
