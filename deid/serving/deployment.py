@@ -1,4 +1,4 @@
-"""The Ray Serve application: OpenAI-compatible POST /v1/chat/completions, GET /v1/models, GET /health.
+"""The Ray Serve deployment: OpenAI-compatible POST /v1/chat/completions, GET /v1/models, GET /health.
 
 Requests are grouped by @serve.batch so the engine sees full batches; max_ongoing_requests must be at least the
 batch size (Serve's default of 5 would cap every batch at 5). Settings come from conf/serve-*.yaml.
@@ -75,22 +75,3 @@ def build_app(config: dict):
         options["num_replicas"] = int(replicas)
     return ChatServer.options(**options).bind(config)
 
-
-def serve_forever(config: dict) -> None:
-    """Start Ray (local unless RAY_ADDRESS says otherwise), run the app, stop everything on exit."""
-    import signal
-
-    import ray
-    host, port = config.get("host", "127.0.0.1"), int(config.get("port", 8765))
-    # Block the stop signals before Ray starts its threads, so they all inherit the mask and only sigwait
-    # below receives them: the finally clause then always runs and stops Serve and Ray.
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    ray.init(include_dashboard=False, ignore_reinit_error=True, log_to_driver=False)
-    try:
-        serve.start(http_options={"host": host, "port": port})
-        serve.run(build_app(config), name="deid-llm", route_prefix="/")
-        print(f"serving {config.get('model_name')} ({config.get('engine')}) on http://{host}:{port}", flush=True)
-        signal.sigwait({signal.SIGINT, signal.SIGTERM})
-    finally:
-        serve.shutdown()
-        ray.shutdown()
