@@ -17,10 +17,31 @@ from difflib import SequenceMatcher
 
 from deid.spans import LABELS_ZH, EntityType
 
+# Other names a model writes for a type, besides its Chinese label and its English value.
+_ALIASES = {
+    EntityType.NAME: ("人名",),
+    EntityType.ID_NUMBER: ("身份证",),
+    EntityType.CONTACT: ("联系电话", "电话", "IP", "IP地址", "网址", "URL"),
+    EntityType.HOSPITAL: ("医院",),
+    EntityType.STD: ("性病",),
+    EntityType.PREGNANCY: ("妊娠",),
+    EntityType.DATE: ("时间", "出生日期"),
+    EntityType.RECORD_ID: ("住院号", "病案号", "门诊号", "医保卡号"),
+    EntityType.ACCOUNT: ("银行卡号", "银行账号"),
+    EntityType.CERTIFICATE: ("护照号", "证件号码"),
+    EntityType.VEHICLE: ("车牌号", "车辆"),
+    EntityType.WORKPLACE: ("单位",),
+}
 _BY_LABEL = {**{v: k for k, v in LABELS_ZH.items()}, **{t.value: t for t in EntityType},
-             "联系电话": EntityType.CONTACT, "电话": EntityType.CONTACT, "医院": EntityType.HOSPITAL,
-             "人名": EntityType.NAME, "身份证": EntityType.ID_NUMBER, "性病": EntityType.STD, "妊娠": EntityType.PREGNANCY}
-_MARKER = re.compile(r"<<(.+?)[:：]\s*([^:：<>]{1,8}?)\s*(?:[:：]\s*([123]))?\s*>>", re.S)
+             **{alias: t for t, aliases in _ALIASES.items() for alias in aliases}}
+# The label may be an English value (CERTIFICATE: 11 letters), so up to 12 characters.
+_MARKER = re.compile(r"<<(.+?)[:：]\s*([^:：<>]{1,12}?)\s*(?:[:：]\s*([123]))?\s*>>", re.S)
+
+# Output schema for constrained decoding of the JSON format (the OpenAI response_format): the type is one of
+# the English values, so a model held to it cannot invent a type.
+ENTITY_SCHEMA = {"type": "array", "items": {"type": "object", "properties": {
+    "type": {"type": "string", "enum": [t.value for t in EntityType]}, "text": {"type": "string"},
+    "tier": {"type": "integer"}, "left": {"type": "string"}}, "required": ["type", "text"]}}
 
 
 @dataclass(frozen=True)
@@ -36,13 +57,15 @@ class Found:
 class ParseReport:
     found: list[Found] = field(default_factory=list)
     dropped: int = 0            # entities that could not be placed in the source
-    unknown_type: int = 0       # labels that are not one of the seven types
+    unknown_type: int = 0       # labels that name no entity type
     altered_chars: int = 0      # characters the echo changed, added or lost (markup)
     invalid: bool = False       # no usable output at all
 
 
 def entity_type(label: str) -> EntityType | None:
-    return _BY_LABEL.get(label.strip().upper() if label.strip().isascii() else label.strip())
+    """The type a label names: Chinese as written; English in any case, words joined by space, - or _."""
+    label = label.strip()
+    return _BY_LABEL.get(re.sub(r"[\s\-]+", "_", label.upper()) if label.isascii() else label)
 
 
 # -- markup -------------------------------------------------------------------------------------------

@@ -12,14 +12,9 @@ from dataclasses import dataclass, field
 
 from deid.llm.chunking import Chunk, chunk, merge_found
 from deid.llm.client import ClientConfig, LlmClient
-from deid.llm.parse import parse_json, parse_markup
+from deid.llm.parse import ENTITY_SCHEMA, parse_json, parse_markup
 from deid.llm.prompts import load_prompts
 from deid.spans import ALWAYS_TIER_1, Span
-
-# Output schema for constrained decoding of the JSON format: a list of entities.
-ENTITY_SCHEMA = {"type": "array", "items": {"type": "object", "properties": {
-    "type": {"type": "string"}, "text": {"type": "string"}, "tier": {"type": "integer"}, "left": {"type": "string"}},
-    "required": ["type", "text"]}}
 
 
 @dataclass(frozen=True)
