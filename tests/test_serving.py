@@ -1,5 +1,9 @@
 """Serving: the model file's verification, and the real Ray Serve app with llama.cpp and the real small model on
 127.0.0.1, driven by the real client, prompts and parser."""
+import asyncio
+import os
+import time
+
 import httpx
 import pytest
 from support import FAULTS, SLOW_FAULT_S, dead_url
@@ -32,6 +36,46 @@ def test_missing_part_package_is_named(monkeypatch):
     monkeypatch.setattr(gguf, "PARTS", ["no_such_pkg_for_deid"])
     with pytest.raises(gguf.ModelFileError, match="no-such-pkg-for-deid"):
         gguf.part_paths()
+
+
+class SlowModel:
+    """Stands in for llama_cpp.Llama: 10 ms a token, always max_tokens of them, and a record of how many
+    generations ever ran at once."""
+
+    def __init__(self, **_):
+        self.running, self.most_running, self.generated = 0, 0, []
+
+    def create_chat_completion(self, messages, max_tokens, **_):
+        self.running += 1
+        self.most_running = max(self.most_running, self.running)
+        time.sleep(0.01 * max_tokens)
+        self.running -= 1
+        self.generated.append(max_tokens)
+        return {"choices": [{"message": {"content": "x"}, "finish_reason": "length"}],
+                "usage": {"prompt_tokens": 1, "completion_tokens": max_tokens}}
+
+
+def test_a_generation_whose_caller_went_away_keeps_the_model_until_it_ends(monkeypatch):
+    llama_cpp = pytest.importorskip("llama_cpp")
+    from deid.serving.engines import LlamaCppEngine
+    monkeypatch.setattr(llama_cpp, "Llama", SlowModel)
+    monkeypatch.delenv("GGML_NO_BACKTRACE", raising=False)
+    engine = LlamaCppEngine("m", model_path="unused")
+    assert os.environ["GGML_NO_BACKTRACE"] == "1"       # no debugger forked from a Ray worker on an abort
+    request = {"messages": [{"role": "user", "content": "x"}]}
+
+    async def scenario():
+        running = asyncio.ensure_future(engine.complete({**request, "max_tokens": 50}))
+        await asyncio.sleep(0.1)
+        queued = asyncio.ensure_future(engine.complete({**request, "max_tokens": 50}))
+        await asyncio.sleep(0.05)
+        running.cancel()
+        queued.cancel()
+        return await engine.complete({**request, "max_tokens": 5})
+
+    assert asyncio.run(scenario())["usage"]["completion_tokens"] == 5
+    assert engine._llm.most_running == 1              # llama.cpp's context is never used by two threads at once
+    assert engine._llm.generated == [50, 5]           # the queued one, whose caller went away, never started
 
 
 def test_openai_routes(served):

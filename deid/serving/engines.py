@@ -8,6 +8,8 @@ completions, so the client and the Spark job cannot tell them apart.
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
 import time
 import uuid
 from typing import Protocol
@@ -42,22 +44,40 @@ class LlamaCppEngine:
         from llama_cpp import Llama
 
         from deid.serving.gguf import model_path as verified_model
+        # On a failed assertion ggml forks a debugger (gdb -p) before it aborts; inside a Ray worker that fork
+        # trips gRPC's fork check ("is_forking != was_forking"), whose crash then stands in for ggml's own error.
+        os.environ.setdefault("GGML_NO_BACKTRACE", "1")
         self.model_name = model_name
         self._llm = Llama(model_path=str(model_path or verified_model()), n_ctx=n_ctx, n_threads=n_threads,
                           seed=seed, verbose=False)
-        self._lock = asyncio.Lock()   # llama.cpp runs one generation at a time per model
+        # Held by the thread that runs llama.cpp, not by its caller: a caller that goes away cannot release it
+        # while a generation still runs, which would start the next one beside it on the same, not thread-safe,
+        # llama.cpp context.
+        self._lock = threading.Lock()
 
     def count_tokens(self, text: str) -> int:
         return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
+    def _generate(self, cancelled: threading.Event, kwargs: dict) -> dict:
+        with self._lock:
+            if cancelled.is_set():
+                raise asyncio.CancelledError
+            return self._llm.create_chat_completion(**kwargs)
+
     async def complete(self, request: dict) -> dict:
+        # Set when the caller goes away: a generation still waiting for the model never starts (a running one
+        # cannot be interrupted: create_chat_completion takes no stopping criteria).
+        cancelled = threading.Event()
         kwargs = {"messages": request["messages"], "max_tokens": int(request.get("max_tokens") or 512),
                   "temperature": float(request.get("temperature", 0.0)), "seed": int(request.get("seed", 0))}
         schema = _json_schema(request)
         if schema is not None:
             kwargs["response_format"] = {"type": "json_object", "schema": schema}
-        async with self._lock:
-            out = await asyncio.to_thread(self._llm.create_chat_completion, **kwargs)
+        try:
+            out = await asyncio.to_thread(self._generate, cancelled, kwargs)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
         choice = out["choices"][0]
         usage = out.get("usage") or {}
         return completion(self.model_name, choice["message"]["content"] or "", choice.get("finish_reason") or "stop",
