@@ -6,6 +6,7 @@ import json
 import os
 import sys
 from collections import Counter
+from datetime import date
 from pathlib import Path
 
 from deid import __version__
@@ -17,8 +18,9 @@ def _pipeline(args):
     return Pipeline(load_config(args.config))
 
 
-def _annotation(pipeline, note_id, text) -> dict:
-    result = pipeline.process(text)
+def _annotation(pipeline, note_id, text, person_id=None, note_date=None) -> dict:
+    """As the job masks a note: dates shift by person_id's offset (the note's own id where it has none)."""
+    result = pipeline.process(text, person_id=person_id, note_id=note_id, note_date=note_date)
     return {"id": note_id, "spans": [s.to_dict() for s in result.spans],
             "masked": {str(k): v for k, v in result.masked.items()}}
 
@@ -31,6 +33,15 @@ def _json_line(obj) -> str:
     except UnicodeEncodeError:
         line = json.dumps(obj, ensure_ascii=True)
     return line + "\n"
+
+
+def _note_date(value) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(str(value)[:10])
+    except ValueError:
+        raise ValueError("note_date must be a date written YYYY-MM-DD") from None
 
 
 def cmd_annotate(args) -> int:
@@ -56,7 +67,7 @@ def cmd_annotate(args) -> int:
                 text = row.get("text")
                 if text is None:
                     raise NoteError("note has no text")
-                out = _annotation(pipeline, note_id, text)
+                out = _annotation(pipeline, note_id, text, row.get("person_id"), _note_date(row.get("note_date")))
                 ok += 1
             except (ValueError, NoteError) as exc:   # json errors are ValueErrors; messages never quote the text
                 msg = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)

@@ -10,14 +10,17 @@ from deid.resources import digest_bytes
 from deid.spans import EntityType
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "conf" / "pipeline.yaml"
-KNOWN_COMPONENTS = ("ner", "id_number", "contact", "hospital", "address", "name", "std", "pregnancy")
+KNOWN_COMPONENTS = ("ner", "id_number", "contact", "hospital", "address", "name", "std", "pregnancy", "date", "age",
+                    "identifiers", "workplace")
 
 
 # Settings that change how the work is done, not what is found: left out of the digest (and so of
 # pipeline_version), so that moving the LLM endpoint or tuning concurrency does not re-process every note.
-# The policies' content has its own digest; its path differs between the driver and the workers.
+# The policies' content has its own digest; its path differs between the driver and the workers. The time budget
+# decides only whether a slow note finishes, not what is found in the notes that do.
 OPERATIONAL = {"ner": {"threads", "batch_size"},
                "llm": {"base_url", "concurrency", "timeout_s", "retries", "backoff_s", "api_key_env", "on_failure"},
+               "limits": {"note_time_budget_s"},
                "policies": None}
 
 
@@ -45,7 +48,9 @@ class PipelineConfig:
     ner_gate: bool = True
     type_priority: tuple[EntityType, ...] = ()
     policies_path: str = ""
+    policy_preset: str | None = None   # None: the policy file's own `preset`
     max_chars: int = 2_000_000
+    note_time_budget_s: float = 60.0   # 0: no budget
     tier_rule: str = "detectors_first"
     llm: object = None            # deid.llm.stage.LlmConfig
     digest: str = ""
@@ -87,6 +92,10 @@ def parse_config(doc: dict, base_dir: Path) -> PipelineConfig:
         raise ConfigError(f"llm: {exc}") from None
     if llm.on_failure not in ("fallback", "quarantine"):
         raise ConfigError("llm.on_failure must be fallback or quarantine")
+    limits = doc.get("limits") or {}
+    budget = float(limits.get("note_time_budget_s", 60.0))
+    if budget < 0:
+        raise ConfigError("limits.note_time_budget_s must be 0 (no budget) or more")
     policies = Path(doc.get("policies", "policies.yaml"))
     if not policies.is_absolute():
         policies = Path(base_dir) / policies
@@ -97,7 +106,9 @@ def parse_config(doc: dict, base_dir: Path) -> PipelineConfig:
         ner_gate=bool(ner.get("gate", True)),
         type_priority=priority,
         policies_path=str(policies),
-        max_chars=int((doc.get("limits") or {}).get("max_chars", 2_000_000)),
+        policy_preset=doc.get("policy_preset"),
+        max_chars=int(limits.get("max_chars", 2_000_000)),
+        note_time_budget_s=budget,
         tier_rule=tier_rule,
         llm=llm,
         digest=output_digest(doc),

@@ -191,7 +191,7 @@ def side_by_side(scores: dict) -> str:
 
 # -- real text ----------------------------------------------------------------------------------------------
 # Types whose span over a clinical mention is certainly wrong (an STD or pregnancy span over a disease is not).
-NON_CLINICAL_TYPES = frozenset({"NAME", "ID_NUMBER", "CONTACT", "HOSPITAL", "ADDRESS"})
+NON_CLINICAL_TYPES = frozenset(t.value for t in EntityType) - {"STD", "PREGNANCY"}
 
 
 @dataclass

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 from deid.spans import EntityType, Span
 
-DEFAULT_PRIORITY = (EntityType.ID_NUMBER, EntityType.CONTACT, EntityType.HOSPITAL, EntityType.NAME,
-                    EntityType.ADDRESS, EntityType.STD, EntityType.PREGNANCY)
+DEFAULT_PRIORITY = (EntityType.ID_NUMBER, EntityType.CONTACT, EntityType.ACCOUNT, EntityType.CERTIFICATE,
+                    EntityType.VEHICLE, EntityType.RECORD_ID, EntityType.HOSPITAL, EntityType.NAME, EntityType.DATE,
+                    EntityType.AGE, EntityType.WORKPLACE, EntityType.ADDRESS, EntityType.STD, EntityType.PREGNANCY)
 
 
 TIER_RULES = ("protective", "detectors_first", "llm_first")

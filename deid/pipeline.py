@@ -16,16 +16,19 @@ from deid.config import PipelineConfig, load_config
 from deid.detectors.address import AddressDetector
 from deid.detectors.base import Document
 from deid.detectors.contact import ContactDetector
+from deid.detectors.date import AgeDetector, DateDetector
 from deid.detectors.hospital import HospitalDetector
 from deid.detectors.id_number import IdNumberDetector
+from deid.detectors.identifiers import IdentifierDetector
 from deid.detectors.medical import PregnancyDetector, StdDetector
 from deid.detectors.name import NameDetector
 from deid.detectors.ner import LacNer
+from deid.detectors.workplace import WorkplaceDetector
 from deid.gazetteer import Gazetteer
 from deid.masking import Masker, load_policies
 from deid.merge import merge
 from deid.resources import combine_digests, digest_bytes
-from deid.spans import Span
+from deid.spans import NoteContext, Span
 from deid.text import ReaderView
 from deid.vocabulary import ClinicalVocabulary
 
@@ -86,7 +89,7 @@ class Pipeline:
     def __init__(self, config: PipelineConfig | None = None, secret: bytes | None = None, llm_index=None):
         """llm_index: a prebuilt retrieval index (the Spark job broadcasts one); built here when None."""
         self.config = config or load_config()
-        self.policies = load_policies(self.config.policies_path)
+        self.policies = load_policies(self.config.policies_path, self.config.policy_preset)
         self.masker = Masker(self.policies, secret)
         gazetteer = Gazetteer()
         vocabulary = ClinicalVocabulary()
@@ -101,6 +104,10 @@ class Pipeline:
             "name": lambda: names,
             "std": StdDetector,
             "pregnancy": PregnancyDetector,
+            "date": DateDetector,
+            "age": AgeDetector,
+            "identifiers": IdentifierDetector,
+            "workplace": WorkplaceDetector,
         }
         self.components = [(name, factories[name]()) for name in self.config.components]
         self.llm = None
@@ -131,13 +138,14 @@ class Pipeline:
     def analyze_many(self, texts: list[str]) -> list[list[Span]]:
         return [a.spans for a in self.analyze_batch(texts)]
 
-    def analyze_batch(self, texts: list[str]) -> list[Analysis]:
+    def analyze_batch(self, texts: list[str], contexts: list[NoteContext] | None = None) -> list[Analysis]:
         """Spans per note (and the LLM stage's status). NER runs once over all notes (shared batches); detectors
         run per note; the LLM stage, when on, sends every chunk of every note concurrently."""
         for text in texts:
             self.check(text)
         views = [ReaderView.of(t) for t in texts]
-        docs = [Document(v.text) for v in views]
+        dates = [c.note_date for c in contexts] if contexts else [None] * len(texts)
+        docs = [Document(v.text, note_date=d) for v, d in zip(views, dates)]
         found: list[list[Span]] = [[] for _ in docs]
         for name, component in self.components:
             t0 = time.perf_counter()
@@ -145,14 +153,14 @@ class Pipeline:
                 component.tag_documents(docs)
             else:
                 for i, doc in enumerate(docs):
-                    found[i].extend(component.detect(doc))
+                    found[i].extend(s for s in component.detect(doc) if s.entity_type in self.policies.types)
             self.timings[name] += time.perf_counter() - t0
         outcomes = None
         if self.llm is not None:
             t0 = time.perf_counter()
             outcomes = self.llm.run([v.text for v in views])
             for spans, outcome in zip(found, outcomes):
-                spans.extend(outcome.spans)
+                spans.extend(s for s in outcome.spans if s.entity_type in self.policies.types)
             self.timings["llm"] += time.perf_counter() - t0
         t0 = time.perf_counter()
         merged = [_in_note(text, view, self.allow_list.apply(merge(spans, self.config.type_priority,
@@ -163,22 +171,25 @@ class Pipeline:
             return [Analysis(spans) for spans in merged]
         return [Analysis(spans, o.status, o.prompt_tokens, o.completion_tokens) for spans, o in zip(merged, outcomes)]
 
-    def mask(self, text: str, spans: list[Span], levels=LEVELS) -> tuple[dict, dict]:
+    def mask(self, text: str, spans: list[Span], levels=LEVELS, context: NoteContext | None = None) -> tuple[dict, dict]:
         t0 = time.perf_counter()
         masked, counts = {}, {}
         for level in levels:
-            res = self.masker.mask(text, spans, level)
+            res = self.masker.mask(text, spans, level, context)
             masked[level], counts[level] = res.text, res.masked_count
         self.timings["masking"] += time.perf_counter() - t0
         return masked, counts
 
-    def process(self, text: str, levels=LEVELS) -> Result:
-        return self.process_many([text], levels)[0]
+    def process(self, text: str, levels=LEVELS, *, person_id=None, note_id=None, note_date=None) -> Result:
+        """One note's spans and its masked text per level. person_id (else note_id) keys the date shift; a date
+        without a year takes note_date's."""
+        return self.process_many([text], levels, [NoteContext(person_id, note_id, note_date)])[0]
 
-    def process_many(self, texts: list[str], levels=LEVELS) -> list[Result]:
+    def process_many(self, texts: list[str], levels=LEVELS, contexts: list[NoteContext] | None = None) -> list[Result]:
+        contexts = contexts or [NoteContext()] * len(texts)
         results = []
-        for text, a in zip(texts, self.analyze_batch(texts)):
-            masked, counts = self.mask(text, a.spans, levels)
+        for text, context, a in zip(texts, contexts, self.analyze_batch(texts, contexts)):
+            masked, counts = self.mask(text, a.spans, levels, context)
             results.append(Result(a.spans, masked, counts, a.llm_status, a.prompt_tokens, a.completion_tokens))
         return results
 

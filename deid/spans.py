@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from datetime import date
 from enum import Enum
 from typing import Any, Mapping
 
@@ -14,6 +15,14 @@ class EntityType(str, Enum):
     ADDRESS = "ADDRESS"
     STD = "STD"
     PREGNANCY = "PREGNANCY"
+    # identifiers beyond the paper's seven (HIPAA Safe Harbor, GB/T 37964-2019)
+    DATE = "DATE"
+    AGE = "AGE"
+    RECORD_ID = "RECORD_ID"
+    ACCOUNT = "ACCOUNT"
+    CERTIFICATE = "CERTIFICATE"
+    VEHICLE = "VEHICLE"
+    WORKPLACE = "WORKPLACE"
 
     @property
     def label_zh(self) -> str:
@@ -29,10 +38,22 @@ LABELS_ZH = {
     EntityType.ADDRESS: "地址",
     EntityType.STD: "性传播疾病",
     EntityType.PREGNANCY: "妊娠相关",
+    EntityType.DATE: "日期",
+    EntityType.AGE: "年龄",
+    EntityType.RECORD_ID: "病历号",
+    EntityType.ACCOUNT: "账号",
+    EntityType.CERTIFICATE: "证件号",
+    EntityType.VEHICLE: "车辆标识",
+    EntityType.WORKPLACE: "工作单位",
 }
 
-# Types whose tier is fixed at 1; the other three are tiered by content.
-ALWAYS_TIER_1 = frozenset({EntityType.NAME, EntityType.ID_NUMBER, EntityType.CONTACT, EntityType.HOSPITAL})
+# The paper's seven types: what the `paper` policy preset finds and masks.
+PAPER_TYPES = (EntityType.NAME, EntityType.ID_NUMBER, EntityType.CONTACT, EntityType.HOSPITAL, EntityType.ADDRESS,
+               EntityType.STD, EntityType.PREGNANCY)
+# Types whose tier is fixed by the type; the other three are tiered by content.
+FIXED_TIER = {EntityType.NAME: 1, EntityType.ID_NUMBER: 1, EntityType.CONTACT: 1, EntityType.HOSPITAL: 1,
+              EntityType.DATE: 1, EntityType.AGE: 1, EntityType.RECORD_ID: 1, EntityType.ACCOUNT: 1,
+              EntityType.CERTIFICATE: 1, EntityType.VEHICLE: 1, EntityType.WORKPLACE: 2}
 TIERED_TYPES = (EntityType.ADDRESS, EntityType.STD, EntityType.PREGNANCY)
 
 
@@ -97,3 +118,18 @@ def split_spans(spans: list[Span], left_len: int, right_start: int) -> tuple[lis
             cut = s if start == s.start else s.with_(start=start, text=s.text[start - s.start:])
             right.append(cut.with_(start=cut.start - right_start, end=cut.end - right_start))
     return left, right
+
+
+@dataclass(frozen=True)
+class NoteContext:
+    """What is known of a note besides its text: whose it is and when it was written. Dates are shifted per person
+    (a note without person_id is its own person), and a date without a year takes the note's."""
+    person_id: int | str | None = None
+    note_id: int | str | None = None
+    note_date: date | None = None
+
+    @property
+    def person_key(self) -> str | None:
+        if self.person_id is not None:
+            return f"person:{self.person_id}"
+        return None if self.note_id is None else f"note:{self.note_id}"

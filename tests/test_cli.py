@@ -6,8 +6,9 @@ import sys
 import pytest
 
 from deid.cli import main
+from deid.spans import EntityType
 
-TYPES = {"NAME", "ID_NUMBER", "CONTACT", "HOSPITAL", "ADDRESS", "STD", "PREGNANCY"}
+TYPES = {t.value for t in EntityType}
 
 
 def test_annotate_jsonl_contract(tmp_path, capsys):
@@ -51,6 +52,30 @@ def test_annotate_masks_values_with_format_characters_inside(tmp_path):
     assert {s["type"] for s in row["spans"]} == {"NAME", "CONTACT", "ID_NUMBER"}
     assert all(note[s["start"]:s["end"]] == s["text"] for s in row["spans"])
     assert row["masked"]["3"] == "患者〔姓名〕，电话〔联系方式〕，身份证〔身份证号〕。"
+
+
+def test_annotate_shifts_dates_per_person_as_the_job_does(tmp_path):
+    """person_id (else the note's id) keys the shift, as in the job; a date without a year takes note_date's."""
+    import os
+    from datetime import date, timedelta
+
+    from deid.masking import date_offset
+    notes = [{"id": 1, "person_id": 42, "note_date": "2023-03-15", "text": "2023年3月15日入院，3月20日出院。"},
+             {"id": 2, "person_id": 42, "note_date": "2023-04-01", "text": "2023-03-20复查。"},
+             {"id": 3, "note_date": "2023-04-01", "text": "2023-03-20复查。"},
+             {"id": 4, "note_date": "yesterday", "text": "x"}]
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    src.write_text("".join(json.dumps(n, ensure_ascii=False) + "\n" for n in notes), encoding="utf-8")
+    assert main(["annotate", "--input", str(src), "--output", str(out)]) == 0
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    key = os.environ["DEID_SECRET"].encode()
+    person, own = (date(2023, 3, 20) + timedelta(days=date_offset(key, k, 180)) for k in ("person:42", "note:3"))
+    assert rows[0]["masked"]["1"] == (f"{(person - timedelta(days=5)).year}年{(person - timedelta(days=5)).month}月"
+                                      f"{(person - timedelta(days=5)).day}日入院，{person.month}月{person.day}日出院。")
+    assert rows[1]["masked"]["1"] == rows[1]["masked"]["2"] == f"{person:%Y-%m-%d}复查。"
+    assert rows[2]["masked"]["1"] == f"{own:%Y-%m-%d}复查。"
+    assert rows[0]["masked"]["3"] == "2023年入院，〔日期〕出院。"
+    assert "note_date" in rows[3]["error"]
 
 
 def test_annotate_text_pretty_prints(capsys):

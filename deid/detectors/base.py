@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from functools import cached_property
 from typing import Protocol
 
@@ -15,6 +16,7 @@ class Document:
     text: str
     ner: list[tuple[int, int, str]] | None = None  # (start, end, PER|LOC|ORG), filled by the NER component
     clinical: "WordIndex | None" = None  # clinical words (start, end), found once by the vocabulary
+    note_date: date | None = None          # when the note was written (a birth year's age is counted from it)
 
     @cached_property
     def norm(self) -> str:

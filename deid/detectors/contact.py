@@ -1,10 +1,12 @@
-"""CONTACT: phones (mobile, landline, 400/800), e-mail, and QQ / WeChat ids where context names them.
+"""CONTACT: phones (mobile, landline, 400/800), e-mail, URLs, IPv4 and IPv6 addresses, and QQ / WeChat ids where
+context names them.
 
 Patterns run on the normalized text, so full-width digits, full-width parentheses and dash variants match
 like their ASCII forms. Numbers that a record cue introduces (住院号, 病案号, 床 ...) are not contacts.
 """
 from __future__ import annotations
 
+import ipaddress
 import re
 
 from deid.detectors.base import Document, left_context, right_context
@@ -33,6 +35,12 @@ _AT = r"(?:@|\s?[(\[【]\s?(?:at|AT)\s?[)\]】]\s?| (?:at|AT) )"
 _DOT = r"(?:\.|\s?[(\[【]\s?(?:dot|DOT)\s?[)\]】]\s?| (?:dot|DOT) )"
 _EMAIL = re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}" + _AT
                     + r"[A-Za-z0-9-]+(?:" + _DOT + r"[A-Za-z0-9-]+)*" + _DOT + r"[A-Za-z]{2,}(?![A-Za-z0-9])")
+# A URL with its scheme or www.; it ends where ASCII does (a Chinese character or space), less closing punctuation.
+_URL = re.compile(r"(?<![A-Za-z0-9])(?:(?:https?|ftp)://|www\.)[A-Za-z0-9\-._~%!$&'*+,;=:@/?#\[\]]+", re.I)
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+_IPV4 = re.compile(rf"(?<![0-9A-Za-z.])(?:{_OCTET}\.){{3}}{_OCTET}(?![0-9]|\.[0-9])")
+# IPv6 candidates: hex groups and colons; ipaddress decides (12:30:45, a time, is none).
+_IPV6 = re.compile(r"(?<![0-9A-Za-z:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![0-9A-Za-z:])")
 # Local numbers without area code only right after a phone cue.
 _PHONE_CUE = re.compile(r"(?:电话|手机|联系方式|联系电话|电话号码|座机|Tel|TEL|tel|Phone|phone|Mobile|mobile|手机号)(?:号码|号)?\s*[:：]?\s*$")
 _LOCAL = re.compile(_NOT_DIGIT_BEFORE + r"\d{3,4}" + _SEP + r"\d{4}" + _NOT_DIGIT_AFTER)
@@ -67,6 +75,16 @@ class ContactDetector:
 
         for m in _EMAIL.finditer(norm):
             add(m.start(), m.end(), 0.99, "email")
+        for m in _URL.finditer(norm):
+            end = m.end()
+            while norm[end - 1] in ".,;:!?)]'":
+                end -= 1
+            add(m.start(), end, 0.95, "url")
+        for m in _IPV4.finditer(norm):
+            add(m.start(), m.end(), 0.9, "ip.v4")
+        for m in _IPV6.finditer(norm):
+            if m.group().count(":") >= 2 and ("::" in m.group() or m.group().count(":") == 7) and _is_ipv6(m.group()):
+                add(m.start(), m.end(), 0.9, "ip.v6")
         for rx, why, score in ((_MOBILE, "phone.mobile", 0.97), (_LANDLINE, "phone.landline", 0.93),
                                (_SERVICE, "phone.service", 0.9)):
             for m in rx.finditer(norm):
@@ -102,3 +120,11 @@ def _split_run(run: str) -> list[tuple[int, int]]:
             if len(piece) == length and _PIECE.fullmatch(piece) and pos + length not in ways:
                 ways[pos + length] = ways[pos] + [(pos, pos + length)]
     return ways.get(len(run), [])
+
+
+def _is_ipv6(candidate: str) -> bool:
+    try:
+        ipaddress.IPv6Address(candidate)
+    except ValueError:
+        return False
+    return len(candidate.replace(":", "")) >= 2

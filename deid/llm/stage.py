@@ -14,7 +14,7 @@ from deid.llm.chunking import Chunk, chunk, merge_found
 from deid.llm.client import ClientConfig, LlmClient
 from deid.llm.parse import ENTITY_SCHEMA, parse_json, parse_markup
 from deid.llm.prompts import load_prompts
-from deid.spans import ALWAYS_TIER_1, Span
+from deid.spans import FIXED_TIER, Span
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ class LlmStage:
         for i, found_lists in per_note.items():
             text = texts[i]
             for f in merge_found(found_lists):
-                tier = 1 if f.entity_type in ALWAYS_TIER_1 else (f.tier or self.config.default_tier)
+                tier = FIXED_TIER.get(f.entity_type) or f.tier or self.config.default_tier
                 outcomes[i].spans.append(Span(f.start, f.end, f.entity_type, text[f.start:f.end], tier, "llm", 0.8,
                                               f"llm.{self.config.fmt}", attrs={"llm_tier": f.tier}))
         return outcomes

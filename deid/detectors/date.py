@@ -1,0 +1,71 @@
+"""DATE: absolute dates in every written form; AGE: ages of 90 and over, and a birth year that makes one.
+
+The forms are in deid.dates (the masking operators read them back to shift a date). What is not a date stays
+out by the forms' own boundaries: relative times (术后第3天, 3天前), ranges and doses (2-3次/日, 1.5-2.0cm), blood
+pressures and fractions (120/80), versions (v2.3.1), times alone (14:30), digits inside a longer number (an ID
+number's birth date stays inside ID_NUMBER). Eight digits run together (20230315) are a date only after a date
+cue. A year alone (2023年) is not an identifier and is left.
+"""
+from __future__ import annotations
+
+import re
+from datetime import date
+
+from deid import resources
+from deid.dates import COMPACT, FORMS, read_match
+from deid.detectors.base import Document, left_context
+from deid.spans import EntityType, Span, make_span
+
+# 93岁, 101周岁, 九十三岁, 一百零一岁; 年龄：95. Under 90 an age is no identifier (HIPAA Safe Harbor).
+_AGE = re.compile(r"(?<![0-9.])(?:9[0-9]|1[01][0-9]|120)\s?(?:周岁|岁)")
+_AGE_CN = re.compile(r"(?<![一二三四五六七八九十百])(?:九十[一二三四五六七八九]?|一百(?:零[一二三四五六七八九]|[一二]十[一二三四五六七八九]?)?)"
+                     r"(?:周岁|岁)")
+_AGE_FIELD = re.compile(r"(?:年龄|年纪|享年)\s?[:]?\s?((?:9[0-9]|1[01][0-9]|120))(?![0-9.])")
+# A birth year said as such (1930年出生, 生于1930年, 出生年份：1930); a full birth date is a DATE already.
+_BIRTH_YEAR = re.compile(r"(?:(?:出生于|生于|出生年份\s?:?\s?)((?:18|19|20)[0-9]{2})年?(?![0-9]|\s?[-/.年]\s?[0-9])"
+                         r"|((?:18|19|20)[0-9]{2})年(?:出生|生人))")
+
+
+class DateDetector:
+    name = "date"
+
+    def __init__(self):
+        cues = resources.load("lexicons/date_cues.txt")
+        self.version = cues.digest
+        self._cue = re.compile("(?:" + "|".join(map(re.escape, sorted(cues.lines(), key=len, reverse=True)))
+                               + r")\s?(?:为|是|:)?\s?$")
+
+    def detect(self, doc: Document) -> list[Span]:
+        norm, year = doc.norm, doc.note_date.year if doc.note_date else None
+        spans: list[Span] = []
+        taken = bytearray(len(norm))
+        candidates = [(form, m) for form, rx in FORMS for m in rx.finditer(norm)]
+        candidates += [("compact", m) for m in COMPACT.finditer(norm) if self._cue.search(left_context(norm, m.start(), 8))]
+        # the longest reading of a place first (2023年3月15日 before its 3月15日)
+        for form, m in sorted(candidates, key=lambda c: (c[1].start(), -c[1].end())):
+            start, end = m.span()
+            if any(taken[start:end]) or read_match(form, m, year) is None:
+                continue
+            while end > start and norm[end - 1] == " ":
+                end -= 1
+            taken[start:end] = b"\x01" * (end - start)
+            spans.append(make_span(doc.text, start, end, EntityType.DATE, 1, "pattern", 0.95, f"date.{form}"))
+        return spans
+
+
+class AgeDetector:
+    name = "age"
+    version = "1"
+
+    def detect(self, doc: Document) -> list[Span]:
+        norm = doc.norm
+        spans = [make_span(doc.text, *m.span(), EntityType.AGE, 1, "pattern", 0.95, why)
+                 for rx, why in ((_AGE, "age.years"), (_AGE_CN, "age.years_cn")) for m in rx.finditer(norm)]
+        spans += [make_span(doc.text, *m.span(1), EntityType.AGE, 1, "pattern", 0.9, "age.field")
+                  for m in _AGE_FIELD.finditer(norm) if not any(s.start <= m.start(1) < s.end for s in spans)]
+        this_year = (doc.note_date or date.today()).year
+        for m in _BIRTH_YEAR.finditer(norm):
+            group = 1 if m.group(1) else 2
+            if this_year - int(m.group(group)) >= 90:
+                spans.append(make_span(doc.text, *m.span(group), EntityType.AGE, 1, "pattern", 0.85, "age.birth_year"))
+        return spans

@@ -1,0 +1,100 @@
+"""RECORD_ID, ACCOUNT, CERTIFICATE, VEHICLE: numbers that identify a record, an account, a document or a car.
+
+Most are numbers like any other and are told apart by the cue before them (住院号, 医保卡号, 银行卡号, 护照号 ...,
+resources/lexicons/identifier_cues.tsv; the longest cue at a place decides its type). Some carry their own
+structure and need no cue: a UnionPay card (62, 16-19 digits, a valid Luhn digit), a passport (E or G and eight
+digits), a licence plate (a region's character, a letter, five characters; six for new-energy plates), a VIN
+(17 characters with its ISO 3779 check digit). A value after a cue never runs into a date or a phone that follows
+it: groups joined by spaces are taken only while each is short (1234 5678 9012).
+"""
+from __future__ import annotations
+
+import re
+
+from deid import resources
+from deid.detectors.base import Document
+from deid.spans import EntityType, Span, make_span
+
+# After a cue: its 号/号码/编号, a colon, 为/是; then the value.
+_CUE_TAIL = re.compile(r"(?:号码|编号|编码|号)?\s?(?:[:]|为|是)?\s?")
+_VALUE = {
+    # letters, digits, hyphens and dots (46920.15); short groups may be joined by single spaces; an account 12 to
+    # 25 digits
+    EntityType.RECORD_ID: re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9\-]|\.(?=[A-Za-z0-9]))*(?: [A-Za-z0-9\-]{1,4}(?![A-Za-z0-9\-]))*"),
+    EntityType.ACCOUNT: re.compile(r"[0-9](?:[ \-]?[0-9]){11,24}(?![0-9])"),
+    # 军字第1234567号, E12345678, C12345678, 330102198001011234 (a driving licence is the ID number)
+    EntityType.CERTIFICATE: re.compile(r"(?:[\u4e00-\u9fa5]{1,2}字第)?[A-Za-z]{0,2}[0-9]{5,18}[A-Za-z]?(?:号(?![码]))?"),
+}
+_UNIONPAY = re.compile(r"(?<![0-9])62[0-9]{2}(?:[ \-]?[0-9]){12,15}(?![0-9])")
+_PASSPORT = re.compile(r"(?<![A-Za-z0-9])[EG][0-9]{8}(?![A-Za-z0-9])|(?<![A-Za-z0-9])E[A-HJ-NP-Z][0-9]{7}(?![A-Za-z0-9])")
+_VIN = re.compile(r"(?<![A-Za-z0-9])[A-HJ-NPR-Z0-9]{17}(?![A-Za-z0-9])")
+_VIN_VALUES = {**{str(d): d for d in range(10)},
+               **dict(zip("ABCDEFGH", range(1, 9))), **dict(zip("JKLMN", range(1, 6))), "P": 7, "R": 9,
+               **dict(zip("STUVWXYZ", range(2, 10)))}
+_VIN_WEIGHTS = (8, 7, 6, 5, 4, 3, 2, 10, 0, 9, 8, 7, 6, 5, 4, 3, 2)
+
+
+def luhn_valid(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch) * (2 if i % 2 else 1)
+        total += d - 9 if d > 9 else d
+    return total % 10 == 0
+
+
+def vin_valid(vin: str) -> bool:
+    """ISO 3779 / GB 16735 check digit in the ninth place (X for 10)."""
+    total = sum(_VIN_VALUES[c] * w for c, w in zip(vin, _VIN_WEIGHTS))
+    check = total % 11
+    return vin[8] == ("X" if check == 10 else str(check))
+
+
+class IdentifierDetector:
+    name = "identifiers"
+
+    def __init__(self):
+        cues = resources.load("lexicons/identifier_cues.tsv")
+        regions = resources.load("lexicons/plate_regions.txt")
+        self.version = resources.combine_digests({"cues": cues.digest, "regions": regions.digest})
+        self._cue_type = {row["cue"]: EntityType(row["type"]) for row in cues.rows()}
+        alternation = "|".join(map(re.escape, sorted(self._cue_type, key=len, reverse=True)))
+        self._cue = re.compile(f"(?:{alternation})", re.I)
+        self._cue_type.update({k.lower(): v for k, v in self._cue_type.items()})
+        region = "[" + "".join(regions.lines()) + "]"
+        letter = "[A-HJ-NP-Z]"
+        self._plate = re.compile(
+            rf"{region}{letter}[·• ]?(?:[DF][A-HJ-NP-Z0-9][0-9]{{4}}|[0-9]{{5}}[DF]|(?=[A-HJ-NP-Z]*[0-9])[A-HJ-NP-Z0-9]{{5}}"
+            rf"[挂学警领使]?)(?![A-Za-z0-9])")
+
+    def detect(self, doc: Document) -> list[Span]:
+        norm = doc.norm
+        spans: list[Span] = []
+        taken = bytearray(len(norm))
+
+        def add(start: int, end: int, entity_type: EntityType, score: float, why: str) -> None:
+            if end - start < 4 or any(taken[start:end]):
+                return
+            taken[start:end] = b"\x01" * (end - start)
+            spans.append(make_span(doc.text, start, end, entity_type, 1, "pattern", score, why))
+
+        for m in self._cue.finditer(norm):
+            entity_type = self._cue_type[m.group().lower()]
+            value = _VALUE[entity_type].match(norm, _CUE_TAIL.match(norm, m.end()).end())
+            if not value or not any(c.isdigit() for c in value.group()):
+                continue
+            end = value.end()
+            while norm[end - 1] in " -":
+                end -= 1
+            add(value.start(), end, entity_type, 0.95, f"{entity_type.value.lower()}.cue")
+        for m in _UNIONPAY.finditer(norm):
+            if luhn_valid(re.sub(r"[ \-]", "", m.group())):
+                add(*m.span(), EntityType.ACCOUNT, 0.85, "account.unionpay_luhn")
+        for m in _PASSPORT.finditer(norm):
+            add(*m.span(), EntityType.CERTIFICATE, 0.85, "certificate.passport")
+        for m in self._plate.finditer(norm):
+            add(*m.span(), EntityType.VEHICLE, 0.9, "vehicle.plate")
+        for m in _VIN.finditer(norm):
+            vin = m.group()
+            if any(c.isalpha() for c in vin) and any(c.isdigit() for c in vin) and vin_valid(vin):
+                add(*m.span(), EntityType.VEHICLE, 0.9, "vehicle.vin")
+        return spans

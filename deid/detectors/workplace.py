@@ -1,0 +1,69 @@
+"""WORKPLACE: the named employer, school or work unit of the patient or a relative.
+
+A name that ends in an organisation word (公司, 中学, 局 ...: resources/lexicons/workplace_endings.txt), with a
+workplace cue around it: before (工作单位：X, 就职于X, 在X工作 / 任教 / 上班 / 就读), or after (X退休, X职工, X学生).
+Without a cue an organisation is not taken: 某公司 in a history says nothing of the patient's own.
+"""
+from __future__ import annotations
+
+import re
+
+from deid import resources
+from deid.detectors.base import Document
+from deid.spans import EntityType, Span, make_span
+
+_NAME_CHARS = r"[\u4e00-\u9fa5A-Za-z0-9（）()]"
+# 工作单位：X, 就职于X, 曾在X任教: the cue's end is where the name starts.
+_BEFORE = re.compile(r"(?:工作单位|就职单位|所在单位|单位名称|单位|就读学校|学校)\s?[:]\s?|(?:就职于|任职于|供职于|受雇于|就读于|毕业于|工作于|"
+                     r"服务于)|(?<![现住居])(?:曾在|现在|在)(?=" + _NAME_CHARS + r"{2,30}?(?:工作|任教|上班|就读|读书|务工|打工|任职|就职|当|做|从事))")
+_AFTER = re.compile(r"退休|离休|职工|员工|工人|教师|老师|学生|在读|在职")
+
+
+# Where a name before a cue after it begins: a clause mark or a word that introduces it (患者为|浙江大学|学生).
+_NAME_OPENER = set("，,。；;:： 为是系原在于的及和与")
+
+
+class WorkplaceDetector:
+    name = "workplace"
+
+    def __init__(self):
+        endings = resources.load("lexicons/workplace_endings.txt")
+        self.version = endings.digest
+        self._endings = tuple(sorted(endings.lines(), key=len, reverse=True))
+        ending = "|".join(map(re.escape, self._endings))
+        # the shortest run of name characters from a place that ends in an organisation word
+        self._name = re.compile(rf"{_NAME_CHARS}{{1,28}}?(?:{ending})")
+
+    def detect(self, doc: Document) -> list[Span]:
+        norm = doc.norm
+        spans: list[Span] = []
+        for m in _BEFORE.finditer(norm):
+            if end := self._name_end(norm, m.end()):
+                spans.append(make_span(doc.text, m.end(), end, EntityType.WORKPLACE, 2, "pattern", 0.85,
+                                       "workplace.cue_before"))
+        orgs = {e: s for s, e in doc.ner_of("ORG")}
+        for m in _AFTER.finditer(norm):
+            end = m.start()
+            start = orgs.get(end, self._name_start(norm, end))
+            if start is not None and not any(s.start < end and start < s.end for s in spans):
+                spans.append(make_span(doc.text, start, end, EntityType.WORKPLACE, 2, "pattern", 0.8,
+                                       "workplace.cue_after"))
+        return spans
+
+    def _name_end(self, norm: str, pos: int) -> int | None:
+        """The end of the longest organisation name from pos (杭州市第一中学 of 杭州市第一中学任教, not 杭州市第一中)."""
+        end = None
+        while m := self._name.match(norm, end or pos):
+            end = m.end()
+        return end
+
+    def _name_start(self, norm: str, end: int) -> int | None:
+        """Where an organisation name ending at `end` begins: after the clause mark or opener word before it, at
+        most 20 characters back; None unless it ends in an organisation word and holds something before it."""
+        ending = next((e for e in self._endings if norm.endswith(e, 0, end)), None)
+        if ending is None:
+            return None
+        start = end - len(ending)
+        while start > 0 and end - start < 20 and norm[start - 1] not in _NAME_OPENER and re.match(_NAME_CHARS, norm[start - 1]):
+            start -= 1
+        return start if start < end - len(ending) else None
