@@ -22,26 +22,35 @@ _CN_NUMERALS = "〇一二三四五六七八九"   # by value
 _CN_DIGIT = _CN_NUMERALS + "零"
 _CN_MONTH = r"(?:十[一二]?|[一二三四五六七八九])"
 _CN_DAY = r"(?:三十一?|二?十[一二三四五六七八九]?|[一二三四五六七八九])"
+# What follows a month-day written with numbers alone: a list mark or the verb of what was done that day.
+_DATE_GOES_ON = r"(?![0-9])(?=[、，,。；;)）]|行|予|给|于|至|起|入|出|复|开|再)"
 # Not a date after these: 近3月5日 reads as a span of time in some notes, 第 counts.
-_NOT_AFTER = r"(?<![0-9.\-/近约余共第])"
+_NOT_AFTER = r"(?<![0-9\-/近约余共第])(?<![0-9]\.)"   # a full stop before is a sentence's end (放疗.2004年9月)
 
 # Each form: a name and its pattern, with groups y, m, d (as written) and sep, dw (日 or 号) where the form has them.
 FORMS: tuple[tuple[str, re.Pattern], ...] = tuple((name, re.compile(rx)) for name, rx in (
-    ("ymd", _NOT_AFTER + rf"(?P<y>{_Y4}|[0-9]{{2}})\s?年\s?(?P<m>{_M})\s?月\s?(?P<d>{_D})\s?(?P<dw>[日号])" + _TIME),
-    # the same separator may not go on (2023.3.15.1 is a version); another may (2011.3.20-2011.7.20, a range)
-    ("ymd_sep", r"(?<![0-9A-Za-z.\-/])" + rf"(?P<y>{_Y4})(?P<sep>[-/.])(?P<m>{_M})(?P=sep)(?P<d>{_D})"
-                + r"(?![0-9]|(?P=sep)[0-9])" + _TIME),
+    # 日 is sometimes left out (2012年9月21肝...)
+    ("ymd", _NOT_AFTER + rf"(?P<y>{_Y4}|[0-9]{{2}})\s?年\s?(?P<m>{_M})\s?月\s?(?P<d>{_D})(?:\s?(?P<dw>[日号])|(?![0-9]))"
+            + _TIME),
+    # the same separator may not go on (2023.3.15.1 is a version) but into the next date (2010.10.26.2010.11.23);
+    # another may (2011.3.20-2011.7.20, a range)
+    ("ymd_sep", r"(?<![0-9A-Za-z])" + rf"(?P<y>{_Y4})(?P<sep>[-/.])(?P<m>{_M})(?P=sep)(?P<d>{_D})"
+                + r"(?![0-9]|(?P=sep)(?!(?:19|20)[0-9]{2}(?P=sep))[0-9])" + _TIME),
     # 16-12-26: a two-digit year, each part written with two digits
-    ("ymd_sep2", r"(?<![0-9A-Za-z.\-/])" + r"(?P<y>[0-9]{2})(?P<sep>[-/.])(?P<m>0[1-9]|1[0-2])(?P=sep)"
+    ("ymd_sep2", r"(?<![0-9A-Za-z])" + r"(?P<y>[0-9]{2})(?P<sep>[-/.])(?P<m>0[1-9]|1[0-2])(?P=sep)"
                  r"(?P<d>0[1-9]|[12][0-9]|3[01])(?![0-9]|(?P=sep)[0-9])" + _TIME),
     ("ymd_cn", rf"(?P<y>[{_CN_DIGIT}]{{4}})年(?P<m>{_CN_MONTH})月(?P<d>{_CN_DAY})(?P<dw>[日号])"),
     ("ym", _NOT_AFTER + rf"(?P<y>{_Y4})\s?年\s?(?P<m>{_M})\s?月(?!\s?[0-9])"),
     ("ym_cn", rf"(?P<y>[{_CN_DIGIT}]{{4}})年(?P<m>{_CN_MONTH})月(?![{_CN_DIGIT}十])"),
     # 2015-12, 2015.12: not a number with a unit (2012.7u/ml) nor one of a list of decimals
-    ("ym_sep", r"(?<![0-9A-Za-z.\-/])" + rf"(?P<y>{_Y4})(?P<sep>[-/.])(?P<m>{_M})"
+    ("ym_sep", r"(?<![0-9A-Za-z])" + rf"(?P<y>{_Y4})(?P<sep>[-/.])(?P<m>{_M})"
                r"(?![0-9]|(?P=sep)[0-9]|\s?[A-Za-zμ%/×*])"),
     ("md", r"(?<![0-9年.\-/近约余共第])" + rf"(?P<m>{_M})\s?月\s?(?P<d>{_D})\s?(?P<dw>[日号])" + _TIME),
     ("md_cn", rf"(?<![{_CN_DIGIT}十年])(?P<m>{_CN_MONTH})月(?P<d>{_CN_DAY})(?P<dw>[日号])"),
+    # month and day without a year where a date goes on (10-6、11-3行化疗, 至11-13行, 03.14予): a dash, or a dot
+    # between a 0-padded month and a two-digit day (12.14 alone is as often a value)
+    ("md_dash", r"(?<![0-9A-Za-z.\-/])" + rf"(?P<m>{_M})(?P<sep>-)(?P<d>{_D})" + _DATE_GOES_ON),
+    ("md_dot", r"(?<![0-9A-Za-z.\-/])" + rf"(?P<m>0[1-9])(?P<sep>\.)(?P<d>0[1-9]|[12][0-9]|3[01])" + _DATE_GOES_ON),
     # a day of the month alone after 于/至/到 (于11日开始, 至27日); a count of days (连5日, 27日前) is none
     ("d", rf"(?<=[于至到])(?P<d>{_D})(?P<dw>[日号])(?!前|后|内|余|来|左右|以[上内来后前]|次|起|[0-9])"),
 ))
@@ -117,7 +126,8 @@ def read_date(text: str, note_year: int | None = None) -> WrittenDate | None:
     """A span's text read as a date in one of FORMS (or COMPACT), or None."""
     norm = normalize(ReaderView.of(text).text).strip()
     for form, rx in (*FORMS, ("compact", COMPACT)):
-        if (m := rx.match(norm)) and m.end() == len(norm):
+        # a comma after it stands for what followed the date in the note (some forms look ahead for it)
+        if (m := rx.match(norm + "，")) and m.end() == len(norm):
             return read_match(form, m, note_year)
     return None
 
