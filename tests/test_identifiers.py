@@ -22,6 +22,17 @@ def found(analyze, text, entity_type):
     ("入院时间：2023-03-15 14:30", ["2023-03-15 14:30"]),
     ("于2023年3月15日10时30分送检", ["2023年3月15日10时30分"]),
     ("2023年03月15号出院", ["2023年03月15号"]),
+    # as real notes write them (cEHRNER): lists and ranges, a full stop before, a dot year-month, no year
+    ("于2011.3.20-2011.7.20行xelox方案", ["2011.3.20", "2011.7.20"]),
+    ("末次2010.10.26.2010.11.23出现脓肿", ["2010.10.26", "2010.11.23"]),
+    ("2012-4-25/2012-5-24行健择方案", ["2012-4-25", "2012-5-24"]),
+    ("之后行放疗.2004年9月份开始", ["2004年9月"]),
+    ("患者2015.12无意中发现", ["2015.12"]),
+    ("2012-08-07至11-13行xelox方案", ["2012-08-07", "11-13"]),
+    ("03.14予腹腔灌注，05.19、05.22予", ["03.14", "05.19", "05.22"]),
+    ("16-12-26行雷替曲塞", ["16-12-26"]),
+    ("2012年9月21肝数个低密度灶", ["2012年9月21"]),
+    ("至27日患者腹痛", ["27日"]),
 ])
 def test_dates_in_every_written_form(analyze, text, expected):
     assert found(analyze, text, "DATE") == expected
@@ -31,6 +42,8 @@ def test_dates_in_every_written_form(analyze, text, expected):
     "术后第3天，体温正常。", "3天前无诱因出现腹痛，2周后复查。", "口服2-3次/日，每次1.5-2.0mg。",
     "肿块约1.5-2.0cm。", "pH 7.35-7.45。", "血压120/80mmHg。", "比例1/2。", "14:30查房。", "软件版本v2.3.1。",
     "高血压病史10年。", "2023年体检。", "孕12周。", "WBC 10.5×10^9/L。", "2019-2020年间多次住院。",
+    "ca125 2012.7u/ml。", "afp:(12.14)", "cea为10.5，复查", "化疗10-12次。", "距肛门10-12cm。", "连5日，近4日加重。",
+    "入院27日前", "3月前出现腹痛，1月余。", "版本2023.3.15.1。",
 ])
 def test_no_date_in_relative_times_doses_ranges_and_values(analyze, text):
     assert found(analyze, text, "DATE") == []
@@ -112,6 +125,14 @@ def test_plates_and_vins(analyze):
 ])
 def test_workplaces(analyze, text, expected):
     assert found(analyze, text, "WORKPLACE") == expected
+
+
+@pytest.mark.parametrize("text", [
+    "都在为平局冷门早做铺垫。", "这使得印度在全球海军部队当中排名第五位。", "副部长在谈及几大制度及政府保障工作时",
+    "现住杭州市，在家休养。",
+])
+def test_no_workplace_where_no_one_works(analyze, text):
+    assert found(analyze, text, "WORKPLACE") == []
 
 
 def test_workplace_is_tier_2(analyze):

@@ -12,10 +12,12 @@ from deid import resources
 from deid.detectors.base import Document
 from deid.spans import EntityType, Span, make_span
 
-_NAME_CHARS = r"[\u4e00-\u9fa5A-Za-z0-9（）()]"
+_NAME_CHARS = r"(?:(?!的)[\u4e00-\u9fa5A-Za-z0-9（）()])"   # 的 joins two nouns, not the words of one name
 # 工作单位：X, 就职于X, 曾在X任教: the cue's end is where the name starts.
+# The verbs of working or studying somewhere, right after the place's name (在X工作, 在X任教).
+_WORKS_AT = re.compile(r"工作|任教|上班|就读|读书|务工|打工|任职|就职")
 _BEFORE = re.compile(r"(?:工作单位|就职单位|所在单位|单位名称|单位|就读学校|学校)\s?[:]\s?|(?:就职于|任职于|供职于|受雇于|就读于|毕业于|工作于|"
-                     r"服务于)|(?<![现住居])(?:曾在|现在|在)(?=" + _NAME_CHARS + r"{2,30}?(?:工作|任教|上班|就读|读书|务工|打工|任职|就职|当|做|从事))")
+                     r"服务于)|(?<![现住居])(?P<at>曾在|现在|在)(?=" + _NAME_CHARS + r"{2,30}?(?:" + _WORKS_AT.pattern + r"))")
 _AFTER = re.compile(r"退休|离休|职工|员工|工人|教师|老师|学生|在读|在职")
 
 
@@ -38,7 +40,8 @@ class WorkplaceDetector:
         norm = doc.norm
         spans: list[Span] = []
         for m in _BEFORE.finditer(norm):
-            if end := self._name_end(norm, m.end()):
+            end = self._name_end(norm, m.end())
+            if end and (not m.group("at") or _WORKS_AT.match(norm, end)):   # 在X工作: the verb right after X
                 spans.append(make_span(doc.text, m.end(), end, EntityType.WORKPLACE, 2, "pattern", 0.85,
                                        "workplace.cue_before"))
         orgs = {e: s for s, e in doc.ner_of("ORG")}
