@@ -199,14 +199,20 @@ def cmd_summary(args) -> int:
             [("entity_type", "ascending"), ("tier", "ascending")])
         print("\nspans per entity type and tier:")
         for row in grouped.to_pylist():
-            print(f"  {row['entity_type']:<10} tier {row['tier']}  {row['tier_count']:>7}")
+            print(f"  {row['entity_type']:<11} tier {row['tier']}  {row['tier_count']:>7}")
+        found = sorted({row["entity_type"] for row in grouped.to_pylist()})
+        preset = (runs[0].get("policy_preset") if "deid_runs" in tables else None) or None
+        print(f"\nhow each type is masked per policy level (preset {preset or 'as in conf/policies.yaml'}; a span is"
+              " masked at level k when its tier <= k):")
+        for line in _masking_table(found, preset):
+            print("  " + line)
     levels = {k: table(root / f"note_deid_l{k}", columns=["note_id", "note_text", "masked_count"])
               .sort_by("note_id").to_pylist() for k in (1, 2, 3) if f"note_deid_l{k}" in tables}
-    if len(levels) == 3:
+    if len(levels) == 3 and args.show:
         by_id = {k: {r["note_id"]: r for r in rows} for k, rows in levels.items()}
         common = [i for i in by_id[1] if i in by_id[3] and (by_id[3][i]["masked_count"] or 0) > (by_id[1][i]["masked_count"] or 0)]
-        examples = sorted(common, key=lambda i: by_id[1][i]["masked_count"] - by_id[3][i]["masked_count"])[:2]
-        print("\ntwo notes at each policy level (from where levels 1 and 3 first differ):")
+        examples = sorted(common, key=lambda i: by_id[1][i]["masked_count"] - by_id[3][i]["masked_count"])[:args.show]
+        print(f"\n{len(examples)} notes at each policy level (from where levels 1 and 3 first differ):")
         for note_id in examples:
             t1, t3 = by_id[1][note_id]["note_text"] or "", by_id[3][note_id]["note_text"] or ""
             cut = next((i for i, (a, b) in enumerate(zip(t1, t3)) if a != b), 0)
@@ -223,6 +229,21 @@ def cmd_summary(args) -> int:
     print(f"  DuckDB    : .venv/bin/python -c \"from deid.query import duckdb; "
           f"print(duckdb().sql(\\\"SELECT note_id, masked_count FROM delta_scan('{root}/note_deid_l1') LIMIT 5\\\"))\"")
     return 0
+
+
+def _masking_table(types: list[str], preset: str | None) -> list[str]:
+    """One line per entity type: the operator each policy level applies to it."""
+    from deid.config import load_config
+    from deid.masking import load_policies
+    from deid.spans import EntityType
+    policies = load_policies(load_config().policies_path, preset)
+    lines = [f"{'':12}{'level 1':<22}{'level 2':<22}level 3"]
+    for name in types:
+        specs = [policies[k].spec(EntityType(name)) for k in (1, 2, 3)]
+        cells = [s.operator + (f" to {s.keep}" if s.operator == "generalize" else
+                               f" ±{s.max_days} days" if s.operator == "shift" else "") for s in specs]
+        lines.append(f"{name:<12}{cells[0]:<22}{cells[1]:<22}{cells[2]}")
+    return lines
 
 
 def cmd_build_index(args) -> int:
@@ -361,6 +382,8 @@ def main(argv=None) -> int:
     m = sub.add_parser("summary", help="summarize the Delta outputs of the Spark job (no Spark needed)")
     m.add_argument("--root", default="data", help="folder holding the output tables")
     m.add_argument("--width", type=int, default=110, help="characters of each masked example to show")
+    m.add_argument("--show", type=int, default=0, metavar="N",
+                   help="also print N masked notes at each level (masked text: keep it out of scheduler logs)")
     m.set_defaults(func=cmd_summary)
 
     b = sub.add_parser("build-index", help="embed dictionary entries into a FAISS index (bytes on disk)")

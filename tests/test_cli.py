@@ -124,3 +124,12 @@ def test_eval_prints_tables(tmp_path, capsys):
 def test_console_script_is_installed():
     out = subprocess.run([sys.executable, "-m", "deid.cli", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and "deid" in out.stdout
+
+
+def test_summary_says_how_each_type_is_masked_per_level():
+    from deid.cli import _masking_table
+    header, date, record, address = _masking_table(["DATE", "RECORD_ID", "ADDRESS"], None)
+    assert date.split() == ["DATE", "shift", "±180", "days", "shift", "±180", "days", "year"]
+    assert record.split() == ["RECORD_ID", "tag", "tag", "tag"]
+    assert address.split() == ["ADDRESS", "generalize", "to", "county", "generalize", "to", "province", "tag"]
+    assert _masking_table(["DATE"], "paper")[1].split() == ["DATE", "tag", "tag", "tag"]
