@@ -237,12 +237,12 @@ def _masking_table(types: list[str], preset: str | None) -> list[str]:
     from deid.masking import load_policies
     from deid.spans import EntityType
     policies = load_policies(load_config().policies_path, preset)
-    lines = [f"{'':12}{'level 1':<22}{'level 2':<22}level 3"]
+    lines = [f"{'':12}{'level 1':<24}{'level 2':<24}level 3"]
     for name in types:
         specs = [policies[k].spec(EntityType(name)) for k in (1, 2, 3)]
         cells = [s.operator + (f" to {s.keep}" if s.operator == "generalize" else
                                f" ±{s.max_days} days" if s.operator == "shift" else "") for s in specs]
-        lines.append(f"{name:<12}{cells[0]:<22}{cells[1]:<22}{cells[2]}")
+        lines.append(f"{name:<12}" + "".join(f"{c:<23} " for c in cells[:2]) + cells[2])
     return lines
 
 
