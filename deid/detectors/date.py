@@ -26,6 +26,9 @@ _BIRTH_YEAR = re.compile(r"(?:(?:出生于|生于|出生年份\s?:?\s?)((?:18|19
                          r"|((?:18|19|20)[0-9]{2})年(?:出生|生人))")
 
 
+_NUMBER_START = re.compile(r"(?<![0-9])[0-9]|(?<![〇零一二三四五六七八九十])[〇零一二三四五六七八九十](?=[〇零一二三四五六七八九十]*[年月])")
+
+
 class DateDetector:
     name = "date"
 
@@ -39,7 +42,9 @@ class DateDetector:
         norm, year = doc.norm, doc.note_date.year if doc.note_date else None
         spans: list[Span] = []
         taken = bytearray(len(norm))
-        candidates = [(form, m) for form, rx in FORMS for m in rx.finditer(norm)]
+        # every form begins with a number: try the forms where numbers begin, not at every character of the note
+        candidates = [(form, m) for pos in (a.start() for a in _NUMBER_START.finditer(norm))
+                      for form, rx in FORMS if (m := rx.match(norm, pos))]
         candidates += [("compact", m) for m in COMPACT.finditer(norm) if self._cue.search(left_context(norm, m.start(), 8))]
         # the longest reading of a place first (2023年3月15日 before its 3月15日)
         for form, m in sorted(candidates, key=lambda c: (c[1].start(), -c[1].end())):
@@ -59,12 +64,15 @@ class AgeDetector:
 
     def detect(self, doc: Document) -> list[Span]:
         norm = doc.norm
-        spans = [make_span(doc.text, *m.span(), EntityType.AGE, 1, "pattern", 0.95, why)
-                 for rx, why in ((_AGE, "age.years"), (_AGE_CN, "age.years_cn")) for m in rx.finditer(norm)]
-        spans += [make_span(doc.text, *m.span(1), EntityType.AGE, 1, "pattern", 0.9, "age.field")
-                  for m in _AGE_FIELD.finditer(norm) if not any(s.start <= m.start(1) < s.end for s in spans)]
+        spans = []
+        if "岁" in norm:   # each pattern is scanned only where the word it needs is in the note
+            spans += [make_span(doc.text, *m.span(), EntityType.AGE, 1, "pattern", 0.95, why)
+                      for rx, why in ((_AGE, "age.years"), (_AGE_CN, "age.years_cn")) for m in rx.finditer(norm)]
+        if "年" in norm:
+            spans += [make_span(doc.text, *m.span(1), EntityType.AGE, 1, "pattern", 0.9, "age.field")
+                      for m in _AGE_FIELD.finditer(norm) if not any(s.start <= m.start(1) < s.end for s in spans)]
         this_year = (doc.note_date or date.today()).year
-        for m in _BIRTH_YEAR.finditer(norm):
+        for m in _BIRTH_YEAR.finditer(norm) if "生" in norm else ():
             group = 1 if m.group(1) else 2
             if this_year - int(m.group(group)) >= 90:
                 spans.append(make_span(doc.text, *m.span(group), EntityType.AGE, 1, "pattern", 0.85, "age.birth_year"))

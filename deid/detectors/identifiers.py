@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import re
 
+import ahocorasick
+
 from deid import resources
 from deid.detectors.base import Document
 from deid.spans import EntityType, Span, make_span
 
 # After a cue: its 号/号码/编号, a colon, 为/是; then the value.
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _CUE_TAIL = re.compile(r"(?:号码|编号|编码|号)?\s?(?:[:]|为|是)?\s?")
 _VALUE = {
     # letters, digits, hyphens and dots (46920.15); short groups may be joined by single spaces; an account 12 to
@@ -56,10 +59,11 @@ class IdentifierDetector:
         cues = resources.load("lexicons/identifier_cues.tsv")
         regions = resources.load("lexicons/plate_regions.txt")
         self.version = resources.combine_digests({"cues": cues.digest, "regions": regions.digest})
-        self._cue_type = {row["cue"]: EntityType(row["type"]) for row in cues.rows()}
-        alternation = "|".join(map(re.escape, sorted(self._cue_type, key=len, reverse=True)))
-        self._cue = re.compile(f"(?:{alternation})", re.I)
-        self._cue_type.update({k.lower(): v for k, v in self._cue_type.items()})
+        self._cues = ahocorasick.Automaton()   # one pass over the note finds every cue (ID号 as id号 too)
+        for row in cues.rows():
+            cue = row["cue"].translate(_ASCII_LOWER)
+            self._cues.add_word(cue, (len(cue), EntityType(row["type"])))
+        self._cues.make_automaton()
         region = "[" + "".join(regions.lines()) + "]"
         letter = "[A-HJ-NP-Z]"
         self._plate = re.compile(
@@ -77,9 +81,8 @@ class IdentifierDetector:
             taken[start:end] = b"\x01" * (end - start)
             spans.append(make_span(doc.text, start, end, entity_type, 1, "pattern", score, why))
 
-        for m in self._cue.finditer(norm):
-            entity_type = self._cue_type[m.group().lower()]
-            value = _VALUE[entity_type].match(norm, _CUE_TAIL.match(norm, m.end()).end())
+        for cue_end, entity_type in self._cues_in(norm):
+            value = _VALUE[entity_type].match(norm, _CUE_TAIL.match(norm, cue_end).end())
             if not value or not any(c.isdigit() for c in value.group()):
                 continue
             end = value.end()
@@ -98,3 +101,14 @@ class IdentifierDetector:
             if any(c.isalpha() for c in vin) and any(c.isdigit() for c in vin) and vin_valid(vin):
                 add(*m.span(), EntityType.VEHICLE, 0.9, "vehicle.vin")
         return spans
+
+    def _cues_in(self, norm: str) -> list[tuple[int, EntityType]]:
+        """(end, type) of each cue in the note, the longest where cues overlap (医保卡号, not its 卡号)."""
+        found = sorted(((end + 1 - n, end + 1, t) for end, (n, t) in self._cues.iter(norm.translate(_ASCII_LOWER))),
+                       key=lambda c: (c[0], -c[1]))
+        out, reach = [], -1
+        for start, end, entity_type in found:
+            if start >= reach:
+                out.append((end, entity_type))
+                reach = end
+        return out
