@@ -1,20 +1,52 @@
 """Synthetic OMOP NOTE rows of the 13 note types, with gold spans and tiers.
 
 Deterministic: the same (n, seed) gives the same bytes. Every sensitive phrase is written through
-NoteBuilder.entity, so its offsets are exact; everything else is clinical filler, including hard negatives
-(drug names, departments, lab values, dates, bed and record numbers, generic places like 当地医院).
+NoteBuilder.entity, so its offsets are exact, every date and record number included; everything else is clinical
+filler, including hard negatives (drug names, departments, lab values, bed numbers, generic places like 当地医院,
+and numbers shaped like identifiers: relative times, ranges, blood pressures, times alone, versions, a year
+alone, ages under 90).
 """
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
 
 from deid.detectors.id_number import check_char
+from deid.detectors.identifiers import luhn_valid, vin_valid
 from deid.synth import vocab as V
 
 NAME, IDN, CONTACT, HOSPITAL, ADDRESS, STD, PREG = ("NAME", "ID_NUMBER", "CONTACT", "HOSPITAL", "ADDRESS", "STD", "PREGNANCY")
+DATE, AGE, RECORD, ACCOUNT, CERT, VEHICLE, WORK = ("DATE", "AGE", "RECORD_ID", "ACCOUNT", "CERTIFICATE", "VEHICLE", "WORKPLACE")
+OLDEST_AGE = 90   # ages from here on identify (HIPAA Safe Harbor); younger ones are filler
+
+_CN_DIGITS = "〇一二三四五六七八九"
+
+
+def _cn_count(n: int) -> str:
+    """1..199 as Chinese writes a count or a month day: 三, 十五, 二十一, 九十三, 一百零一, 一百一十二."""
+    if n >= 100:
+        rest = n % 100
+        return "一百" + ("" if not rest else "零" + _CN_DIGITS[rest] if rest < 10 else "一" + _cn_count(rest) if rest < 20
+                       else _cn_count(rest))
+    tens, ones = divmod(n, 10)
+    return (_CN_DIGITS[tens] if tens > 1 else "") + ("十" if tens else "") + (_CN_DIGITS[ones] if ones else "")
+
+
+# Date forms of Chinese notes. Those that may carry a time of day after them (which the DATE span includes) first;
+# the Chinese-numeral form is written without one, as on paper.
+TIMED_DATE_FORMS = (
+    lambda d: f"{d:%Y-%m-%d}", lambda d: f"{d:%Y年%m月%d日}", lambda d: f"{d:%Y.%m.%d}", lambda d: f"{d:%Y/%m/%d}",
+    lambda d: f"{d.year}年{d.month}月{d.day}日", lambda d: f"{d.year}.{d.month}.{d.day}",
+    lambda d: f"{d:%y}年{d.month}月{d.day}日",
+)
+DATE_FORMS = TIMED_DATE_FORMS + (
+    lambda d: "".join(_CN_DIGITS[int(c)] for c in str(d.year)) + f"年{_cn_count(d.month)}月{_cn_count(d.day)}日",)
+# Placeholders of the vocabulary's number templates: {d8} eight random digits, {m11} eleven shaped like a mobile,
+# {L} a capital letter (no I or O), {yyyy} the note's year.
+_PLACEHOLDER = re.compile(r"\{(d[0-9]+|m11|L|yyyy)\}")
 
 
 @dataclass
@@ -207,11 +239,120 @@ class Synth:
             b.entity(tmpl.format(county=county, city=city, district=county, road=self.road(),
                                  town="".join(r.choice(V.ROAD_WORDS) for _ in range(2)), surname=r.choice(surnames[:50])), HOSPITAL)
 
-    # -- clinical filler ------------------------------------------------------------------------------
-    def date(self, base: datetime, back_days: int = 0) -> str:
+    # -- dates and ages -------------------------------------------------------------------------------
+    def date(self, base: datetime, back_days: int = 0, timed: bool = False) -> str:
+        """A date `back_days` before base in one of the date forms; `timed` writes its time of day after it."""
         d = base - timedelta(days=back_days)
-        return self.rng.choice([d.strftime("%Y-%m-%d"), d.strftime("%Y年%m月%d日"), d.strftime("%Y.%m.%d")])
+        if timed:
+            return self.rng.choice(TIMED_DATE_FORMS)(d) + f" {d:%H:%M}"
+        return self.rng.choice(DATE_FORMS)(d)
 
+    def partial_date(self, d: datetime) -> str:
+        """A date without its year or without its day, as a history writes the next event: 3月12日, 三月十二日, 2023年3月."""
+        return self.rng.choice([f"{d.month}月{d.day}日", f"{_cn_count(d.month)}月{_cn_count(d.day)}日", f"{d.year}年{d.month}月"])
+
+    def header_date(self, d: datetime, timed: bool) -> str:
+        """A date in a header field, where forms also print eight digits run together (20230315)."""
+        if self.rng.random() < 0.15:
+            return f"{d:%Y%m%d}"
+        return self.date(d, timed=timed)
+
+    def age(self, years: int) -> str:
+        """An age as written in a sentence: 93岁, 93周岁, 九十三岁."""
+        return self.rng.choice([f"{years}岁", f"{years}周岁", f"{_cn_count(years)}岁"])
+
+    # -- identifiers beyond the paper's seven ---------------------------------------------------------
+    def fill(self, template: str, year: int | None = None) -> str:
+        """A number template of the vocabulary with its placeholders drawn."""
+        r = self.rng
+
+        def draw(m: re.Match) -> str:
+            key = m.group(1)
+            if key == "L":
+                return r.choice(V.PLATE_LETTERS)
+            if key == "yyyy":
+                return str(year)
+            if key == "m11":
+                return "1" + str(r.randrange(3, 10)) + f"{r.randrange(10**9):09d}"
+            width = int(key[1:])
+            return f"{r.randrange(10**width):0{width}d}"
+        return _PLACEHOLDER.sub(draw, template)
+
+    def record_number(self, b: NoteBuilder, year: int) -> None:
+        cue, template = self.rng.choice(V.RECORD_NUMBERS)
+        b.add(f"{cue}：").entity(self.fill(template, year), RECORD)
+
+    def bank_card(self, bin_: str) -> str:
+        """A card number of the bank's BIN with a valid Luhn digit: 16 digits, or 19 for some UnionPay debit
+        cards; printed in groups of four about half the time."""
+        r = self.rng
+        length = 19 if bin_.startswith("62") and r.random() < 0.5 else 16
+        body = bin_ + "".join(str(r.randrange(10)) for _ in range(length - len(bin_) - 1))
+        card = next(body + c for c in "0123456789" if luhn_valid(body + c))
+        return " ".join(card[i:i + 4] for i in range(0, length, 4)) if r.random() < 0.5 else card
+
+    def plate(self) -> str:
+        """A PRC licence plate: region, letter, five characters (at most two letters), or six for a new-energy car."""
+        r = self.rng
+        head = r.choice(V.PLATE_REGIONS) + r.choice(V.PLATE_LETTERS) + ("·" if r.random() < 0.4 else "")
+        kind = r.random()
+        if kind < 0.12:   # small new-energy car: D or F, a letter or digit, four digits
+            return head + r.choice("DF") + r.choice(V.PLATE_LETTERS + "0123456789") + f"{r.randrange(10**4):04d}"
+        if kind < 0.18:   # large new-energy vehicle: five digits, then D or F
+            return head + f"{r.randrange(10**5):05d}" + r.choice("DF")
+        chars = [str(r.randrange(10)) for _ in range(5)]
+        for i in r.sample(range(5), r.choice([0, 0, 1, 1, 2])):
+            chars[i] = r.choice(V.PLATE_LETTERS)
+        return head + "".join(chars)
+
+    def vin(self) -> str:
+        """A 17-character VIN of a Chinese-built car whose ninth character is its ISO 3779 check digit."""
+        r = self.rng
+        alphabet = "ABCDEFGHJKLMNPRSTUVWXYZ0123456789"   # never I, O or Q
+        descriptor = "".join(r.choice(alphabet) for _ in range(5))
+        year = r.choice("ABCDEFGHJKLMNPRSTVWXY123456789")
+        rest = year + r.choice(alphabet) + f"{r.randrange(10**6):06d}"
+        head = r.choice(V.VIN_MAKERS) + descriptor
+        return next(head + c + rest for c in "0123456789X" if vin_valid(head + c + rest))
+
+    def workplace(self, b: NoteBuilder, holder: str) -> None:
+        """`holder`'s employer or school in one of the phrases notes use (在X工作, 就职于X, X退休, X学生)."""
+        kind = self.rng.choice(list(V.WORKPLACE_NAMES))
+        before, after = self.rng.choice(V.WORKPLACE_CONTEXTS[kind]).split("{x}")
+        b.add(holder + before).entity(self.workplace_name(kind), WORK, 2).add(after)
+
+    def workplace_name(self, kind: str) -> str:
+        r = self.rng
+        prov, city, county = self.division()
+        city = city or prov
+        fields = dict(city=city if r.random() < 0.6 else city.removesuffix("市"), prov=prov,
+                      short_prov=prov[:3] if prov.startswith(("内蒙古", "黑龙江")) else prov[:2], district=county,
+                      w=r.choice(V.TRADE_WORDS), trade=r.choice(V.TRADES), n=_cn_count(r.randrange(1, 15)),
+                      road=self.road(), bank=r.choice(V.BANK_CARDS)[0])
+        return r.choice(V.WORKPLACE_NAMES[kind]).format(**fields)
+
+    def ip(self) -> str:
+        """An IPv4 address (intranet mostly), or an IPv6 one, compressed (fe80::1a2b) or in full."""
+        r = self.rng
+        x = r.random()
+        if x < 0.75:
+            first = r.choice([f"192.168.{r.randrange(256)}", f"10.{r.randrange(256)}.{r.randrange(256)}",
+                              f"172.{r.randrange(16, 32)}.{r.randrange(256)}", f"{r.randrange(1, 224)}.{r.randrange(256)}.{r.randrange(256)}"])
+            return f"{first}.{r.randrange(1, 255)}"
+        groups = [f"{r.randrange(1, 0x10000):x}" for _ in range(8)]
+        if x < 0.9:
+            return r.choice(["fe80", "2408", "240e", "2001"]) + "::" + ":".join(groups[:r.randrange(1, 5)])
+        return ":".join(groups)
+
+    def document(self) -> tuple[str, str, str] | None:
+        """For one person in twenty, the identity document a note gives instead of the ID card: (country, cue,
+        number)."""
+        if self.rng.random() >= 0.05:
+            return None
+        country, cue, template = self.rng.choice(V.ID_DOCUMENTS)
+        return country, cue, self.fill(template)
+
+    # -- clinical filler ------------------------------------------------------------------------------
     def vitals(self) -> str:
         r = self.rng
         return (f"T {r.uniform(36.0, 39.5):.1f}℃，P {r.randrange(58, 120)}次/分，R {r.randrange(14, 28)}次/分，"
@@ -220,11 +361,17 @@ class Synth:
     def course(self, k: int) -> str:
         return "".join(self.rng.sample(V.COURSE, k))
 
-    def record_number(self) -> str:
+    def look_alikes(self, base: datetime) -> str:
+        """One or two sentences of numbers shaped like identifiers that are none (NOT_IDENTIFIERS)."""
         r = self.rng
-        return r.choice(V.RECORD_NUMBERS).format(d8=f"{r.randrange(10**8):08d}", d9=f"{r.randrange(10**9):09d}",
-                                                 d10=f"{r.randrange(10**10):010d}", d12=f"{r.randrange(10**12):012d}",
-                                                 m11="1" + str(r.randrange(3, 10)) + f"{r.randrange(10**9):09d}")
+        out = []
+        for template in r.sample(V.NOT_IDENTIFIERS, r.randrange(1, 3)):
+            a = r.randrange(1, 9)
+            out.append(template.format(a=a, b=a + r.randrange(1, 3), c=f"{r.uniform(0.5, 3):.1f}", d=f"{r.uniform(3, 6):.1f}",
+                                       e=r.randrange(20, 50), f=r.randrange(9, 23), hh=f"{r.randrange(24):02d}",
+                                       mm=f"{r.randrange(60):02d}", s=r.randrange(95, 180), dia=r.randrange(55, 110),
+                                       year=base.year - r.randrange(1, 10), young=r.randrange(5, 18)))
+        return "".join(out)
 
     def labs(self) -> str:
         r = self.rng
@@ -300,12 +447,25 @@ def _menstrual(s: Synth, b: NoteBuilder, base: datetime) -> None:
     r = s.rng
     b.add(f"月经史：{r.randrange(12, 16)}岁初潮，{r.randrange(4, 7)}/{r.randrange(26, 35)}天，")
     b.entity(r.choice(["末次月经", "LMP"]), PREG, 3)
-    b.add(f"：{s.date(base, r.randrange(10, 90))}。")
+    b.add("：").entity(s.date(base, r.randrange(10, 90)), DATE).add("。")
     if r.random() < 0.3:
         b.add("现")
         wk = r.randrange(6, 40)
         b.entity(r.choice([f"孕{wk}周", f"孕{wk}+{r.randrange(1, 7)}周", f"妊娠{wk}周"]), PREG, 2)
         b.add("。")
+
+
+def _age(b: NoteBuilder, text: str, years: int) -> None:
+    """An age as written: an AGE span from OLDEST_AGE on, filler below."""
+    if years >= OLDEST_AGE:
+        b.entity(text, AGE)
+    else:
+        b.add(text)
+
+
+def _birth_date(person: dict, when: datetime) -> datetime:
+    """The birth date that makes the person's age true in the year of `when`."""
+    return datetime(when.year - person["age"], *person["birthday"])
 
 
 class NoteWriter:
@@ -317,10 +477,20 @@ class NoteWriter:
     def write(self, kind: str, title: str, person: dict, base: datetime) -> NoteBuilder:
         s, r, b = self.s, self.s.rng, NoteBuilder()
         p = person
-        b.add(f"{title}\n姓名：").entity(p["name"], NAME).add(f"  性别：{p['sex']}  年龄：{p['age']}岁  ")
-        b.add(f"科室：{r.choice(V.DEPARTMENTS)}  床号：{r.randrange(1, 60)}床  住院号：{r.randrange(10**6, 10**8)}\n")
+        b.add(f"{title}\n姓名：").entity(p["name"], NAME).add(f"  性别：{p['sex']}  年龄：")
+        self.header_age(b, p["age"])
+        visit = "门诊号" if kind == "OUTPATIENT" else "住院号"
+        b.add(f"  科室：{r.choice(V.DEPARTMENTS)}  床号：{r.randrange(1, 60)}床  {visit}：")
+        b.entity(s.fill(r.choice(V.HEADER_RECORD_FORMS[visit]), base.year), RECORD).add("\n")
+        self.header_fields(b, kind, p, base)
         if r.random() < 0.6:
-            b.add("身份证号：").entity(p["id"], IDN).add("  ")
+            if p["document"]:
+                country, cue, number = p["document"]
+                if not country.startswith("中国"):
+                    b.add(f"国籍：{country}  ")
+                b.add(f"{cue}：").entity(number, CERT).add("  ")
+            else:
+                b.add("身份证号：").entity(p["id"], IDN).add("  ")
         if r.random() < 0.7:
             b.add(r.choice(["联系电话：", "手机：", "电话："])).entity(p["phone"], CONTACT).add("\n")
         if r.random() < 0.5:
@@ -331,9 +501,48 @@ class NoteWriter:
         for sec in sections:
             sec(self, b, p, base)
         if r.random() < 0.8:
-            b.add(f"病程记录：{s.course(r.randrange(3, 8))}\n")
+            b.add(f"病程记录：{s.course(r.randrange(3, 8))}")
+            if r.random() < 0.7:
+                b.add(s.look_alikes(base))
+            b.add("\n")
         self.signature(b, base)
+        if r.random() < 0.1:
+            self.system_log(b, base)
         return b
+
+    # -- header ----------------------------------------------------------------------------------------
+    def header_age(self, b, age):
+        """年龄：93岁, or the bare number (年龄：93)."""
+        _age(b, f"{age}岁" if self.s.rng.random() < 0.8 else str(age), age)
+
+    def header_fields(self, b, kind, p, base):
+        """The optional second header line: visit date and time, birth date, record and health-plan numbers."""
+        s, r = self.s, self.s.rng
+        fields = []
+        if r.random() < 0.5:
+            fields.append(("就诊日期" if kind == "OUTPATIENT" else "入院日期", DATE, s.header_date(base, r.random() < 0.6)))
+        if r.random() < 0.25:
+            fields.append(("出生日期", DATE, s.header_date(_birth_date(p, base), False)))
+        if r.random() < 0.2:
+            fields.append(("病案号", RECORD, s.fill(r.choice(["{d8}", "{d10}", "BA{d8}"]), base.year)))
+        if r.random() < 0.2:
+            fields.append(("医保卡号", RECORD, s.fill(r.choice(["{d12}", "{d4} {d4} {d4}", "{L}{d8}"]), base.year)))
+        if r.random() < 0.08:
+            b.add("工作单位：").entity(s.workplace_name(r.choice(list(V.WORKPLACE_NAMES))), WORK, 2).add("\n")
+        for i, (cue, etype, value) in enumerate(fields):
+            b.add(("  " if i else "") + f"{cue}：").entity(value, etype)
+        if fields:
+            b.add("\n")
+
+    def system_log(self, b, base):
+        """The EMR's footer line: when and from where the note was printed or opened."""
+        s, r = self.s, self.s.rng
+        b.add(f"【系统记录】{r.choice(['打印时间', '操作时间', '登录时间'])}：")
+        d = base + timedelta(minutes=r.randrange(10, 60 * 24 * 5))
+        b.entity(f"{d:%Y-%m-%d %H:%M:%S}" if r.random() < 0.6 else s.date(d, timed=True), DATE)
+        address = s.ip()
+        b.add(f"  {'终端IPv6' if ':' in address else r.choice(['登录IP', '打印IP', '终端IP'])}：").entity(address, CONTACT)
+        b.add(f"  EMR版本v{r.randrange(1, 6)}.{r.randrange(10)}.{r.randrange(20)}\n")
 
     # -- sections --------------------------------------------------------------------------------------
     def chief(self, b, p, base):
@@ -345,7 +554,23 @@ class NoteWriter:
         b.add(f"现病史：患者")
         if r.random() < 0.5:
             b.entity(p["name"], NAME)
-        b.add(f"于{s.date(base, r.randrange(5, 400))}无明显诱因出现{r.choice(V.SYMPTOMS)}，伴{r.choice(V.SYMPTOMS)}，")
+        if p["age"] >= OLDEST_AGE and r.random() < 0.4:
+            b.add(f"为高龄{'男' if p['sex'] == '男' else '女'}性，").entity(s.age(p["age"]), AGE).add("，")
+        onset = base - timedelta(days=r.randrange(5, 400))
+        x = r.random()
+        if x < 0.15:
+            b.add(f"于{(base - onset).days}天前")
+        else:
+            b.add("于").entity(s.partial_date(onset) if x < 0.3 else s.date(onset), DATE)
+        b.add(f"无明显诱因出现{r.choice(V.SYMPTOMS)}，伴{r.choice(V.SYMPTOMS)}，")
+        if r.random() < 0.35:
+            worse = onset + timedelta(days=r.randrange(1, (base - onset).days))
+            if r.random() < 0.3:
+                b.add(f"{(base - worse).days}天前加重，")
+            else:
+                b.entity(s.partial_date(worse), DATE).add("加重，")
+        if r.random() < 0.1:
+            self.accident(b, p)
         b.add(f"就诊于")
         if r.random() < 0.3:
             b.add(r.choice(V.GENERIC_PLACES))
@@ -377,6 +602,17 @@ class NoteWriter:
         b.add(f"今为进一步诊治收入我院{r.choice(V.DEPARTMENTS)}。")
         b.add(f"发病以来，精神{r.choice(['可', '差', '尚可'])}，饮食睡眠可，大小便正常，体重无明显变化。\n")
 
+    def accident(self, b, p):
+        """A road accident: the plate of a vehicle in it, and sometimes what the police recorded: the other car's
+        VIN, the patient's driving licence (whose number is the ID number, so an ID_NUMBER)."""
+        s, r = self.s, self.s.rng
+        before, after = r.choice(V.ACCIDENT_CONTEXTS).replace("{vehicle}", r.choice(V.VEHICLES)).split("{plate}")
+        b.add(f"{r.randrange(1, 30)}天前{before}").entity(s.plate(), VEHICLE).add(f"{after}，致{r.choice(V.INJURIES)}，")
+        if r.random() < 0.3:
+            b.add("交警记录肇事车辆识别代号：").entity(s.vin(), VEHICLE).add("，")
+        if r.random() < 0.2:
+            b.add("患者驾驶证号：").entity(p["id"], IDN).add("，")
+
     def past(self, b, p, base):
         s, r = self.s, self.s.rng
         b.add(f"既往史：{r.choice(V.DIAGNOSES)}病史{r.randrange(1, 20)}年，口服{r.choice(V.DRUGS)}。")
@@ -395,15 +631,33 @@ class NoteWriter:
     def personal(self, b, p, base):
         s, r = self.s, self.s.rng
         b.add("个人史：")
+        if r.random() < 0.3:
+            self.birth_year(b, p, base)
         b.add(r.choice(["生于", "出生于", "籍贯："]))
         s.address(b)
         if r.random() < 0.5:
             b.add("，久居")
             s.address(b)
         b.add(f"，{r.choice(['无', '有'])}吸烟史，{r.choice(['无', '偶有'])}饮酒。")
+        if r.random() < 0.6:
+            s.workplace(b, "患者")
+            b.add("。")
         if r.random() < 0.25:
             b.add(r.choice(["有冶游史，", "否认冶游史，"]))
         b.add("\n")
+
+    def birth_year(self, b, p, base):
+        """1930年出生: the year is an AGE when it makes the patient 90 or older. deid eval gives the detector no
+        note date, so it counts from today: a year 75 to 89 years before the note could read either way and is
+        not written."""
+        r = self.s.rng
+        age = p["age"]
+        if OLDEST_AGE > age >= 75:
+            return
+        before, after = r.choice(V.BIRTH_YEAR_CONTEXTS).split("{y}")
+        b.add(before)
+        _age(b, str(base.year - age), age)
+        b.add(after)
 
     def marital(self, b, p, base):
         _marital(self.s, b, p["sex"] == "女")
@@ -414,7 +668,16 @@ class NoteWriter:
 
     def family(self, b, p, base):
         s, r = self.s, self.s.rng
-        b.add(f"家族史：父母{r.choice(['体健', '已故'])}，")
+        parents = r.choice(["体健", "已故"])
+        b.add(f"家族史：父母{parents}，")
+        if parents == "体健" and r.random() < 0.6:   # the mother's age: 90 and over for the older patients
+            years = min(p["age"] + r.randrange(20, 36), 105)
+            b.add("母亲")
+            _age(b, s.age(years), years)
+            b.add(f"，{r.choice(['健在', '体健', '患高血压'])}，")
+        if r.random() < 0.2:
+            s.workplace(b, r.choice(V.RELATIVE_WORK))
+            b.add("，")
         if r.random() < 0.3:
             b.add(f"{r.choice(['哥哥', '姐姐', '母亲'])}患{r.choice(['高血压', '糖尿病', '乙肝'])}。".replace("乙肝", "冠心病"))
         b.add("否认家族遗传病史。\n")
@@ -430,8 +693,11 @@ class NoteWriter:
         b.add(f"辅助检查：{s.labs()}")
         if r.random() < 0.6:
             _screening(s, b)
-        b.add(f"{r.choice(['胸部CT', '腹部CT', '心脏超声'])}（{s.date(base, r.randrange(1, 20))}）：未见明显异常。")
-        b.add(f"{s.record_number()}。诊疗经过：{s.course(r.randrange(2, 6))}\n")
+        b.add(f"{r.choice(['胸部CT', '腹部CT', '心脏超声'])}（").entity(s.date(base, r.randrange(1, 20)), DATE).add("）：未见明显异常。")
+        s.record_number(b, base.year)
+        if r.random() < 0.15:
+            b.add("。影像报告：").entity(s.fill(r.choice(V.REPORT_URLS), base.year), CONTACT)
+        b.add(f"。诊疗经过：{s.course(r.randrange(2, 6))}\n")
 
     def diagnosis(self, b, p, base):
         r = self.s.rng
@@ -467,12 +733,24 @@ class NoteWriter:
             b.add("；QQ：").entity(str(r.randrange(10**5, 10**10)), CONTACT).add("。")
         if r.random() < 0.1:
             b.add("邮箱：").entity(s.email(), CONTACT).add("。")
+        if r.random() < 0.12:
+            self.refund(b)
         b.add("\n")
+
+    def refund(self, b):
+        """A refund to a bank card: after its cue (银行卡号：...), or a UnionPay number alone."""
+        s, r = self.s, self.s.rng
+        bank, bin_ = r.choice(V.BANK_CARDS)
+        if bin_.startswith("62") and r.random() < 0.3:
+            b.add("住院预交金已原路退回至").entity(s.bank_card(bin_), ACCOUNT).add(f"（{bank}）。")
+        else:
+            b.add(f"{r.choice(['家属', '患者', ''])}要求退费，开户银行：{bank}，{r.choice(V.ACCOUNT_CUES)}：")
+            b.entity(s.bank_card(bin_), ACCOUNT).add("。")
 
     def ward_round(self, b, p, base):
         s, r = self.s, self.s.rng
         doc = s.name()
-        b.add(f"{s.date(base, 1)} 今日")
+        b.entity(s.date(base, 1), DATE).add(" 今日")
         b.entity(doc, NAME)
         b.add(f"{r.choice(['主任医师', '主任', '副主任医师'])}查房，听取病史汇报后指示：患者{r.choice(V.DIAGNOSES)}诊断明确，")
         b.add(f"继续{r.choice(V.DRUGS)}治疗，监测{r.choice(['血压', '血糖', '肝功能', '血常规'])}。{s.vitals()}{s.course(r.randrange(2, 5))}\n")
@@ -496,17 +774,24 @@ class NoteWriter:
         else:
             b.add(f"手术名称：{op}")
         b.add("\n主刀：").entity(s.name(), NAME).add("  一助：").entity(s.name(), NAME)
-        b.add("  麻醉医师：").entity(s.name(), NAME).add(f"\n麻醉方式：全身麻醉。术中出血约{r.randrange(10, 800)}ml，输液{r.randrange(500, 3000)}ml。\n")
+        b.add("  麻醉医师：").entity(s.name(), NAME).add(f"\n麻醉方式：全身麻醉。术中出血约{r.randrange(10, 800)}ml，输液{r.randrange(500, 3000)}ml。")
+        if r.random() < 0.2:
+            b.add(f"植入{r.choice(['起搏器', '人工关节', '支架'])}序列号：").entity(s.fill(r.choice(V.IMPLANT_SERIALS), base.year), RECORD).add("。")
+        b.add("\n")
 
     def resuscitation(self, b, p, base):
         s, r = self.s, self.s.rng
-        b.add(f"{s.date(base)} 患者突发意识丧失，心电监护示室颤，立即予胸外按压、电除颤{r.randrange(1, 5)}次，")
+        b.entity(s.date(base, timed=r.random() < 0.5), DATE)
+        b.add(f" 患者突发意识丧失，心电监护示室颤，立即予胸外按压、电除颤{r.randrange(1, 5)}次，")
         b.add(f"肾上腺素1mg静推，经抢救{r.randrange(10, 60)}分钟后{r.choice(['恢复自主心律', '抢救无效'])}。参加抢救人员：")
         b.entity(s.name(), NAME).add("、").entity(s.name(), NAME).add("。\n")
 
     def death(self, b, p, base):
         s, r = self.s, self.s.rng
-        b.add(f"死亡时间：{s.date(base)}。死亡原因：{r.choice(V.DIAGNOSES)}。已向家属")
+        b.add("死亡时间：").entity(s.date(base, timed=r.random() < 0.7), DATE)
+        if p["age"] >= OLDEST_AGE and r.random() < 0.5:
+            b.add("，享年").entity(s.age(p["age"]), AGE)
+        b.add(f"。死亡原因：{r.choice(V.DIAGNOSES)}。已向家属")
         b.entity(p["relative"], NAME)
         b.add("交代，家属签字确认。\n")
 
@@ -521,15 +806,21 @@ class NoteWriter:
         b.add("复查，如有不适随诊。")
         if r.random() < 0.4:
             b.add("咨询电话：").entity(r.choice([s.landline(), s.service_number()]), CONTACT).add("。")
+        if r.random() < 0.1:
+            self.refund(b)
         b.add("\n")
 
     def signature(self, b, base):
         s, r = self.s, self.s.rng
         b.add(r.choice(["医师签名：", "记录者：", "主治医师：", "书写者："]))
         b.entity(s.name(), NAME)
+        if r.random() < 0.1:
+            cue, template = r.choice(V.PRACTICE_CERTIFICATES)
+            b.add(f"（{cue}：").entity(s.fill(template, base.year), CERT).add("）")
         if r.random() < 0.5:
             b.add("  上级医师：").entity(s.name(), NAME)
-        b.add(f"  {s.date(base)} {r.randrange(7, 22):02d}:{r.randrange(60):02d}\n")
+        signed = base + timedelta(minutes=r.randrange(10, 600))
+        b.add("  ").entity(s.date(signed, timed=r.random() < 0.8), DATE).add("\n")
 
 
 W = NoteWriter
@@ -558,8 +849,10 @@ def generate(n: int, seed: int) -> list[dict]:
     persons = []
     for pid in range(max(1, n // 3)):
         sex = r.choice(["男", "女"])
-        persons.append({"person_id": 100000 + pid, "name": s.name(), "sex": sex, "age": r.randrange(18, 92),
-                        "id": s.id_number(), "phone": s.contact(), "relative": s.name()})
+        age = r.randrange(OLDEST_AGE, 106) if r.random() < 0.06 else r.randrange(18, OLDEST_AGE)
+        persons.append({"person_id": 100000 + pid, "name": s.name(), "sex": sex, "age": age,
+                        "id": s.id_number(), "phone": s.contact(), "relative": s.name(),
+                        "birthday": (r.randrange(1, 13), r.randrange(1, 29)), "document": s.document()})
     writer = NoteWriter(s)
     notes = []
     start = datetime(2015, 1, 1)

@@ -106,7 +106,6 @@ COURSE = [
     "动态心电图示偶发室性早搏，最长RR间期1.8s。",
     "肺功能检查：FEV1/FVC 62%，提示阻塞性通气功能障碍。",
 ]
-RECORD_NUMBERS = ["门诊号：{d10}", "标本号：{d9}", "病案号：{m11}", "医保卡号：{d12}", "检查号：CT{d8}", "ID号：{d8}"]
 
 # Harder phrasing: colloquial or old terms, and names in free context without a cue word.
 STD_COLLOQUIAL = [("艾滋", 1), ("花柳病", 2), ("杨梅疮", 1), ("HSV-II", 2), ("疱疹病毒2型", 2)]
@@ -137,3 +136,79 @@ CLINICAL_LEXICON = [
     "相对禁忌", "初步诊断", "门静脉高压", "查体合作", "麻醉苏醒", "迟发性运动障碍", "封闭治疗", "管理规范", "左心衰竭",
     "柳氮磺吡啶", "甘草酸二铵", "祝由", "包裹性积液", "符合诊断", "舒张压", "单纯疱疹", "季肋部", "成人斯蒂尔病",
 ]
+
+# -- identifiers beyond the paper's seven ------------------------------------------------------------------
+# Record numbers after their cue, as hospital systems print them (the placeholders are Synth.fill's); groups of four
+# joined by spaces where cards print them so.
+RECORD_NUMBERS = [("门诊号", "{d10}"), ("门诊号", "MZ{d8}"), ("标本号", "{d9}"), ("病案号", "{m11}"), ("病案号", "{d6}"),
+                  ("医保卡号", "{d12}"), ("医保卡号", "{d4} {d4} {d4}"), ("检查号", "CT{d8}"), ("ID号", "{d8}"),
+                  ("急诊号", "JZ{yyyy}{d6}"), ("病历号", "{d7}"), ("登记号", "{d8}"), ("影像号", "MR{d8}"),
+                  ("影像号", "DR-{d7}"), ("病理号", "B{yyyy}-{d5}"), ("检验号", "{d10}"), ("就诊卡号", "{d10}"),
+                  ("社保卡号", "{L}{d8}"), ("健康卡号", "{d4} {d4} {d4} {d4}"), ("住院号", "ZY{yyyy}{d6}")]
+# The visit's number in a note's header, by its cue.
+HEADER_RECORD_FORMS = {"住院号": ["{d8}", "{d7}", "{d10}", "ZY{yyyy}{d6}"], "门诊号": ["{d8}", "{d10}", "MZ-{d5}", "MZ{d8}"]}
+IMPLANT_SERIALS = ["PJN{d6}S", "RLT{d6}", "{L}{L}{d8}"]
+
+# Banks whose cards patients give for refunds, with their card BIN (62.. is UnionPay; 4 and 5 are Visa and
+# MasterCard credit cards).
+BANK_CARDS = [("中国工商银行", "622202"), ("中国建设银行", "621700"), ("中国农业银行", "622848"), ("中国银行", "621661"),
+              ("招商银行", "622588"), ("交通银行", "622262"), ("中国邮政储蓄银行", "621799"), ("中国光大银行", "622660"),
+              ("招商银行", "439225"), ("中信银行", "518212")]
+ACCOUNT_CUES = ["银行卡号", "银行账号", "账号", "卡号", "借记卡", "开户账号", "信用卡"]
+
+# Identity documents other than the resident ID card: (who holds it, cue, number template). Foreign passports
+# follow their country's format (German and French numbers mix letters into the digits).
+ID_DOCUMENTS = [("中国", "护照号", "E{d8}"), ("中国", "护照号码", "E{L}{d7}"), ("中国", "护照", "G{d8}"),
+                ("美国", "护照号", "{d9}"), ("英国", "护照号", "{d9}"), ("日本", "护照号", "TK{d7}"),
+                ("韩国", "护照号", "M{d8}"), ("俄罗斯", "护照号", "{d9}"), ("加拿大", "护照号码", "AB{d6}"),
+                ("澳大利亚", "护照号", "PA{d7}"), ("德国", "护照号", "C{d2}X{d2}T{d2}"), ("法国", "护照号", "{d2}AB{d5}"),
+                ("中国香港", "港澳居民来往内地通行证", "H{d8}"), ("中国香港", "回乡证", "H{d10}"),
+                ("中国澳门", "往来港澳通行证", "C{d8}"), ("中国台湾", "台胞证", "{d8}"),
+                ("中国台湾", "台湾居民来往大陆通行证", "{d8}"), ("中国", "军官证", "军字第{d7}号"), ("中国", "士兵证", "士字第{d7}号")]
+# Practising certificates in a signature: a doctor's 15 digits open with the level (1 physician, 2 assistant), a
+# nurse's 12 with the year of issue.
+PRACTICE_CERTIFICATES = [("医师执业证书编码", "1{d14}"), ("执业证书编码", "2{d14}"), ("护士执业证书", "20{d10}")]
+
+PLATE_REGIONS = list("京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼")
+PLATE_LETTERS = "ABCDEFGHJKLMNPQRSTUVWXYZ"   # no I or O on a plate
+# World manufacturer identifiers of cars built in China (SAIC VW, FAW VW, Dongfeng Nissan, GAC Honda, SGM,
+# Great Wall, BMW Brilliance, BYD), the first three characters of a VIN.
+VIN_MAKERS = ["LSV", "LFV", "LGB", "LHG", "LSG", "LGW", "LBV", "LC0"]
+VEHICLES = ["小型轿车", "电动自行车", "摩托车", "货车", "出租车", "越野车"]
+# A road accident in a history: {plate} is the patient's or the other vehicle's plate.
+ACCIDENT_CONTEXTS = ["驾驶{vehicle}（车牌号：{plate}）与一辆货车相撞", "骑电动车时被车牌号为{plate}的{vehicle}撞伤",
+                     "乘坐{plate}{vehicle}时发生追尾", "步行时被一辆{vehicle}（{plate}）撞倒"]
+INJURIES = ["头部外伤", "左下肢疼痛", "胸部挫伤", "右腕部肿痛", "腰背部疼痛"]
+
+# Employers and schools: {city} a prefecture city, {w} a trade name, {n} a Chinese ordinal, {bank} a bank. Most
+# official names begin with their city; people often drop it.
+WORKPLACE_NAMES = {
+    "school": ["{city}第{n}中学", "{city}{w}小学", "{road}小学", "{city}实验中学", "{city}职业技术学院", "{short_prov}大学"],
+    "firm": ["{city}{w}{trade}有限公司", "{w}{trade}有限公司", "{city}{w}机械厂", "{w}纺织厂", "{city}{w}集团",
+             "{prov}电力公司", "{w}大酒店", "{city}{w}超市", "{city}{w}建筑工程有限公司", "{bank}", "{bank}{city}分行"],
+    "office": ["{city}公安局", "{city}{district}人民法院", "{city}税务局", "{city}{district}人民政府", "{city}日报社",
+               "{city}自来水公司", "{city}{w}幼儿园"],
+}
+TRADE_WORDS = ["华星", "恒丰", "宏达", "金桥", "新世纪", "鸿运", "远大", "天成", "瑞丰", "永兴", "众信", "海通"]
+TRADES = ["科技", "贸易", "纺织", "电子", "化工", "食品", "物流", "服饰", "机电"]
+# How a note says where someone works or studies: {x} is the name. Each phrase has the kind of place it suits.
+WORKPLACE_CONTEXTS = {
+    "school": ["曾在{x}任教", "现在{x}任教", "为{x}退休教师", "毕业于{x}", "就读于{x}", "为{x}学生", "工作单位：{x}"],
+    "firm": ["现为{x}职工", "系{x}退休职工", "在{x}上班", "就职于{x}", "为{x}员工", "于{x}退休", "工作单位：{x}",
+             "曾在{x}工作"],
+    "office": ["就职于{x}", "在{x}工作", "工作单位：{x}", "为{x}退休干部", "任职于{x}"],
+}
+RELATIVE_WORK = ["其子", "其女", "配偶", "其夫", "其妻"]
+# A birth year said in a personal history ({y}).
+BIRTH_YEAR_CONTEXTS = ["{y}年出生，", "出生于{y}年，", "生于{y}年，", "{y}年生人，", "出生年份：{y}，"]
+# Links to a report or an image viewer, as printed in a note.
+REPORT_URLS = ["https://pacs.zsyy.com.cn/report/view?id={d10}", "http://10.{d1}.{d1}.{d1}:8080/viewer?study={d12}",
+               "https://yun.rmyy.org.cn/m/{d8}", "www.fyyy.cn/report/{d8}", "https://film.hxyy.net/s/{L}{d7}"]
+
+# Numbers that look like identifiers and are none: relative times, doses and ranges, blood pressures, times of day
+# alone, software versions, a year alone, ages under 90. {a}..{f} are drawn by the generator.
+NOT_IDENTIFIERS = ["术后第{a}天，切口愈合良好，无红肿渗出。", "嘱{a}周后门诊复查。", "{a}天前复查血常规未见异常。",
+                   "予氨溴索30mg口服，{a}-{b}次/日。", "超声示肝内低回声结节，大小约{c}-{d}cm。",
+                   "血气分析：pH 7.{e}（参考值7.35-7.45）。", "今晨{hh}:{mm}复测血压{s}/{dia}mmHg。",
+                   "护理评估系统v{a}.{b}.{f}自动评分：Braden {f}分。", "{year}年体检发现血糖升高。",
+                   "{young}岁时行扁桃体切除术。", "输液速度{a}0-{b}0滴/分。", "{a}个月前曾于外院就诊。"]
