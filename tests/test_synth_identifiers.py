@@ -1,0 +1,55 @@
+"""The synthetic generator writes the identifiers beyond the paper's seven (and IPs and URLs as CONTACT) in the
+contexts real notes give them, and the pipeline finds them: a small set, so it runs in seconds."""
+import ipaddress
+
+import pytest
+
+from deid.evaluate import evaluate
+from deid.synth.generator import generate
+
+NEW_TYPES = ("DATE", "AGE", "RECORD_ID", "ACCOUNT", "CERTIFICATE", "VEHICLE", "WORKPLACE")
+# Realistic forms a detector still misses. The generator keeps writing them; a fix makes the test pass, and then
+# strict xfail fails until the entry is removed.
+KNOWN_GAPS = {
+    "CERTIFICATE": "no cue for the official names 港澳居民来往内地通行证 and 台湾居民来往大陆通行证; German and French "
+                   "passport numbers mix letters into the digits (C01X00T47, 12AB34567)",
+    "WORKPLACE": "the address detector's longer span wins over an employer named with its place and followed by its "
+                 "cue (杭州华星科技有限公司职工, 浙江省电力公司上班); a bank branch stops at 银行 (中国银行宁波分行)",
+    "CONTACT": "an IPv6 address right after a full-width colon (终端IPv6：fe80::1a2b) is not found",
+}
+
+
+@pytest.fixture(scope="module")
+def notes():
+    return generate(200, 11)
+
+
+@pytest.fixture(scope="module")
+def scores(notes, pipeline):
+    return evaluate(notes, pipeline).per_type()
+
+
+def test_every_new_type_is_written_with_offsets_that_slice_its_text(notes):
+    spans = [s for n in notes for s in n["spans"]]
+    assert set(NEW_TYPES) <= {s["type"] for s in spans}
+    assert {"url", "ipv4", "ipv6"} <= {_network_kind(s["text"]) for s in spans if s["type"] == "CONTACT"}
+    for n in notes:
+        for s in n["spans"]:
+            assert n["text"][s["start"]:s["end"]] == s["text"]
+
+
+def _network_kind(contact: str) -> str | None:
+    if contact.startswith(("http://", "https://", "www.")):
+        return "url"
+    try:
+        return f"ipv{ipaddress.ip_address(contact).version}"
+    except ValueError:
+        return None
+
+
+@pytest.mark.parametrize("etype", [
+    pytest.param(t, marks=pytest.mark.xfail(strict=True, reason=KNOWN_GAPS[t])) if t in KNOWN_GAPS else t
+    for t in (*NEW_TYPES, "CONTACT")])
+def test_the_pipeline_finds_what_the_generator_labels_and_nothing_it_does_not(scores, etype):
+    exact = scores[etype]["exact"]
+    assert exact["r"] >= 0.99 and exact["p"] >= 0.99
