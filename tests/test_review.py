@@ -19,10 +19,11 @@ from fastapi.testclient import TestClient
 from support import free_port
 from test_job import job, spark, write_notes  # noqa: F401 - spark is a fixture
 
+from deid.detectors.id_number import check_char
 from deid.query import table
 from deid.resources import resources_dir
 from deid.review import app as review_app
-from deid.review import stats
+from deid.review import export, stats
 from deid.review.auth import Sessions, hash_password, load_accounts, save_account, verify_password
 from deid.review.export import write_dictionary_patch, write_gold
 from deid.review.sampling import Queue, doubled, orders
@@ -95,6 +96,18 @@ def finish(view, reviewer="rita", strategy="random", decided=()) -> list[Decisio
 def text_of(view, field, term) -> dict:
     start = view.original[field].index(term)
     return {"field": field, "span_start": start, "span_end": start + len(term)}
+
+
+def shared_values(source, entity_type) -> dict[str, list]:
+    """Values the pipeline found as `entity_type` in two notes or more -> [(view, span)], one per note."""
+    found = {}
+    for note_id in sorted(source.processed_notes().column("note_id").to_pylist()):
+        view = source.note(note_id)
+        for s in view.spans:
+            if s["entity_type"] == entity_type:
+                value = view.original[s["field"]][s["span_start"]:s["span_end"]]
+                found.setdefault(value, {}).setdefault(note_id, (view, s))
+    return {value: list(at.values()) for value, at in found.items() if len(at) >= 2}
 
 
 # ---------------------------------------------------------------------------------------------- statistics
@@ -265,11 +278,12 @@ def test_dictionary_export_proposes_allow_list_and_entries_and_the_patch_applies
     settings, holders = site
     source, store = source_of(settings), ReviewStore(settings.root)
     first, second = source.note(holders[0]), source.note(holders[1])
-    # A detected term rejected by two reviewers (a name that is not one, say): allow-listed; one rejection is not.
-    rejected = next(s for s in first.spans if s["field"] == "note_text" and s["entity_type"] == "NAME")
-    term = first.original["note_text"][rejected["span_start"]:rejected["span_end"]]
-    once = next(s for s in second.spans if s["field"] == "note_text")
-    store.append([decision(first, "reject", rejected), decision(first, "reject", rejected, reviewer="rolf"),
+    # A detected name rejected by two reviewers on two notes (a name that is not one, say): allow-listed; a term
+    # rejected once is not.
+    term, [(named, rejected), (named_too, rejected_too), *_] = next(iter(shared_values(source, "NAME").items()))
+    once = next(s for s in second.spans if s["field"] == "note_text"
+                and second.original["note_text"][s["span_start"]:s["span_end"]] != term)
+    store.append([decision(named, "reject", rejected), decision(named_too, "reject", rejected_too, reviewer="rolf"),
                   decision(second, "reject", once),
                   decision(first, "add", text_of(first, "note_text", TERM), new_type="HOSPITAL", new_tier=1),
                   decision(second, "add", text_of(second, "note_text", second.original["note_text"][:2]),
@@ -291,9 +305,11 @@ def test_dictionary_export_proposes_allow_list_and_entries_and_the_patch_applies
     # With the patched dictionaries the pipeline no longer tags the rejected term and does find the clinic.
     monkeypatch.setenv("DEID_RESOURCES", str(site_dir / "resources"))
     from deid.pipeline import Pipeline
-    found = Pipeline().analyze(first.original["note_text"])
-    assert not any(s.text == term and s.entity_type.value == "NAME" for s in found)
-    assert any(s.text == TERM and s.entity_type.value == "HOSPITAL" for s in found)
+    pipeline = Pipeline()
+    assert not any(s.text == term and s.entity_type.value == "NAME"
+                   for s in pipeline.analyze(named.original[rejected["field"]]))
+    assert any(s.text == TERM and s.entity_type.value == "HOSPITAL"
+               for s in pipeline.analyze(first.original["note_text"]))
 
 
 def test_gold_export_is_read_by_deid_eval(site, tmp_path):
@@ -317,6 +333,94 @@ def test_gold_export_is_read_by_deid_eval(site, tmp_path):
                             text=True, cwd=ROOT)
     assert scored.returncode == 0, scored.stderr[-2000:]
     assert "HOSPITAL" in scored.stdout
+
+
+def exported(store, source, out) -> tuple[dict, str]:
+    summary = write_dictionary_patch(store.decisions(), source, out)
+    return summary, (out / "dictionaries.patch").read_text(encoding="utf-8")
+
+
+def test_a_name_is_allow_listed_only_after_two_reviewers_on_two_notes(site, tmp_path):
+    settings, _ = site
+    source, store = source_of(settings), ReviewStore(settings.root)
+    name, [(a, on_a), (b, on_b), *_] = next(iter(shared_values(source, "NAME").items()))
+    store.append([decision(a, "reject", on_a), decision(a, "reject", on_a)])       # one reviewer, twice on one note
+    summary, patch = exported(store, source, tmp_path / "once")
+    assert f"+{name}\t" not in patch and summary["rejections_below_threshold"] == 1     # one rejection, not two
+    store.append([decision(b, "reject", on_b)])                                    # the same reviewer on a second note
+    summary, patch = exported(store, source, tmp_path / "one-reviewer")
+    assert f"+{name}\t" not in patch and summary["rejections_not_independent"] == 1
+    store.append([decision(a, "reject", on_a, reviewer="rolf")])                   # a second reviewer
+    summary, patch = exported(store, source, tmp_path / "two")
+    assert f"+{name}\tNAME\n" in patch and summary["allow_list_entries"] == 1
+
+
+def test_values_with_a_structure_are_never_allow_listed(site, tmp_path):
+    settings, holders = site
+    source, store = source_of(settings), ReviewStore(settings.root)
+    id_number = "11010519491231002" + check_char("11010519491231002")     # a valid check character
+    values = {id_number: "ID_NUMBER", "13812345678": "CONTACT", "zhang.wei@example.com": "CONTACT"}
+    # Two notes that hold the values (written into them here: which values the synthetic notes repeat varies).
+    notes = table(settings.notes_table)
+    rows = notes.to_pylist()
+    for r in rows:
+        if r["note_id"] in holders[:2]:
+            r["note_text"] += "身份证号" + id_number + "，电话13812345678，邮箱zhang.wei@example.com。"
+    write_deltalake(settings.notes_table, pa.Table.from_pylist(rows, schema=notes.schema), mode="overwrite")
+    a, b = (source.note(n) for n in holders[:2])
+    for value, entity_type in values.items():             # each rejected by two reviewers on two notes
+        store.append([decision(a, "reject", dict(text_of(a, "note_text", value), entity_type=entity_type, tier=1)),
+                      decision(b, "reject", dict(text_of(b, "note_text", value), entity_type=entity_type, tier=1),
+                               reviewer="rolf")])
+    summary, patch = exported(store, source, tmp_path / "export")
+    assert patch == "" and summary["allow_list_entries"] == 0 and summary["files_changed"] == []
+    assert summary["structural_values_not_allowed"] == len(values)
+
+
+def test_a_span_across_a_line_break_never_reaches_a_dictionary(site, tmp_path):
+    settings, holders = site
+    source, store = source_of(settings), ReviewStore(settings.root)
+    view = source.note(holders[0])
+    text = view.original["note_text"]
+    cut = text.index("\n")
+    across = {"field": "note_text", "span_start": cut - 2, "span_end": cut + 3}      # e.g. 病历\n姓名
+    # The page refuses it.
+    rita = signed_in(settings, "rita")
+    answer = rita.post(f"/api/note/{view.note_id}/decide", headers=rita.csrf_header,
+                       json={"action": "add", "field": "note_text", "start": cut - 2, "end": cut + 3,
+                             "new_type": "HOSPITAL", "new_tier": 1, "digest": view.digest})
+    assert answer.status_code == 400 and text[cut - 2:cut + 3] not in answer.text
+    assert ReviewStore(settings.root).decisions() == []
+    # Decisions recorded before that check existed are left out of the export.
+    store.append([decision(view, "add", across, reviewer="admin", new_type="HOSPITAL", new_tier=1),
+                  decision(view, "reject", dict(across, entity_type="HOSPITAL", tier=1)),
+                  decision(view, "reject", dict(across, entity_type="HOSPITAL", tier=1), reviewer="rolf")])
+    summary, patch = exported(store, source, tmp_path / "export")
+    assert summary["unsafe_span_texts"] == 3 and summary["files_changed"] == [] and patch == ""
+    assert [export.safe_term(t) for t in ("仁心堂", "仁心 堂", "仁\t心堂", "仁\u200b心堂", "仁\u2028心堂", " ", "")] == \
+        [True, True, False, False, False, False, False]
+
+
+def test_exports_are_readable_by_their_owner_only(site, tmp_path):
+    settings, holders = site
+    source, store = source_of(settings), ReviewStore(settings.root)
+    view = source.note(holders[0])
+    added = decision(view, "add", text_of(view, "note_text", TERM), new_type="HOSPITAL", new_tier=1)
+    store.append([added] + finish(view, decided=[added]))
+    out, gold = tmp_path / "export", tmp_path / "gold.jsonl"
+    out.mkdir()
+    for older in (out / "dictionaries.patch", gold):     # files left by an earlier export, readable by all
+        older.write_text("")
+        older.chmod(0o644)
+    umask = os.umask(0o022)
+    try:
+        write_dictionary_patch(store.decisions(), source, out)
+        write_gold(store.decisions(), source, gold)
+    finally:
+        os.umask(umask)
+    written = [p for p in out.rglob("*") if p.is_file()] + [gold]
+    assert len(written) == 4 and (out / "resources" / "dictionaries" / "hospitals.tsv") in written
+    assert {p.name: oct(p.stat().st_mode & 0o777) for p in written} == {p.name: "0o600" for p in written}
 
 
 # ---------------------------------------------------------------------------------------------- security

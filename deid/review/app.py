@@ -23,7 +23,7 @@ from fastapi.templating import Jinja2Templates
 
 from deid.review import stats
 from deid.review.auth import Session, Sessions, load_accounts
-from deid.review.export import write_dictionary_patch, write_gold
+from deid.review.export import DICTIONARY_ACTIONS, safe_term, write_dictionary_patch, write_gold
 from deid.review.sampling import STRATEGIES, Queue
 from deid.review.source import FIELDS, ReviewSource
 from deid.review.store import Decision, ReviewStore, effective, outcomes, reviewers_done
@@ -245,6 +245,9 @@ def create_app(settings: Settings) -> FastAPI:
             if field not in FIELDS or not isinstance(start, int) or not isinstance(end, int) \
                     or not 0 <= start < end <= len(view.original[field]):
                 return JSONResponse({"error": "bad span"}, status_code=400)
+            if action in DICTIONARY_ACTIONS and not safe_term(view.original[field][start:end]):
+                return JSONResponse({"error": "the span is blank or holds a line break, tab or other control "
+                                              "character; select the words alone"}, status_code=400)
             found = next((s for s in view.spans if (s["field"], s["span_start"], s["span_end"]) == (field, start, end)),
                          None)
             new_type = data.get("new_type")

@@ -1,27 +1,46 @@
 """From decisions to things a person can accept: a patch of the dictionaries, and gold JSONL for `deid eval`.
 
 Only decisions on the note as it still is count: a decision whose note_digest differs from the note's current
-digest is reported as stale and left out (its offsets may point at other text now).
+digest is reported as stale and left out (its offsets may point at other text now). Every file written is readable
+by its owner only: the patch and the edited dictionaries quote reviewed text, the gold holds whole notes.
 """
 from __future__ import annotations
 
 import difflib
 import json
 import os
+import tempfile
+import unicodedata
 from collections import Counter, defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from deid.detectors.base import Document
+from deid.detectors.contact import ContactDetector
 from deid.detectors.hospital import hospital_forms
+from deid.detectors.id_number import IdNumberDetector
 from deid.resources import TextResource, digest_bytes, resources_dir
 from deid.review.stats import NOT_PHI, final_label, finished_notes, reviewed_spans
-from deid.review.store import effective
+from deid.review.store import effective, outcomes
 
 ALLOW_LIST = "dictionaries/allow_list.tsv"
 # Missed terms of these types become dictionary rows. Names, addresses, contacts and ID numbers belong to one
 # patient: a list of them would itself be PHI and would not find the next patient, so they are only counted.
 TERM_FILES = {"HOSPITAL": "dictionaries/hospitals.tsv", "STD": "dictionaries/std_terms.tsv",
               "PREGNANCY": "dictionaries/pregnancy_terms.tsv"}
+# Every other type identifies someone: allow-listing one of its values unmasks it in every note, so the value must
+# have been rejected by this many different reviewers on this many different notes (one reviewer, or one note
+# read twice, is not enough).
+INDEPENDENT_REJECTIONS = 2
+# The decisions whose span text can become a dictionary line.
+DICTIONARY_ACTIONS = ("reject", "retype", "add", "retier")
+# Characters that would split, shift or hide a dictionary row: control characters (line breaks, tabs), format
+# characters (zero-width, direction marks), line and paragraph separators, and lone surrogates.
+_UNSAFE_CATEGORIES = {"Cc", "Cf", "Zl", "Zp", "Cs"}
+# Detectors that recognise a value by its structure (an ID number's dates and check character, a phone number's
+# shape, an e-mail address): whatever reviewers say, such a value is never allow-listed.
+_STRUCTURAL = (IdNumberDetector(), ContactDetector())
 
 
 @dataclass
@@ -31,6 +50,9 @@ class DictionaryEdits:
     patient_specific: Counter = field(default_factory=Counter)   # type -> missed spans not written
     stale: int = 0
     below_threshold: int = 0
+    not_independent: int = 0   # identifying values without rejections by different reviewers on different notes
+    structural: int = 0        # values an ID number or contact detector finds whole: never allow-listed
+    unsafe_terms: int = 0      # span texts with a line break, tab or other control or format character
 
 
 def _current(rows: list[dict], source) -> tuple[list[dict], dict, int]:
@@ -43,32 +65,59 @@ def _current(rows: list[dict], source) -> tuple[list[dict], dict, int]:
 
 def _span_text(texts: dict, row: dict) -> str:
     value = texts[row["note_id"]][row["field"]] or ""
-    return value[row["span_start"]:row["span_end"]].strip()
+    return value[row["span_start"]:row["span_end"]]
+
+
+def safe_term(text: str) -> bool:
+    """Whether a span's text may become a dictionary line: not blank, and no character that would split, shift or
+    hide a TSV row."""
+    return bool(text.strip()) and not any(unicodedata.category(c) in _UNSAFE_CATEGORIES for c in text)
+
+
+def structural(term: str) -> bool:
+    """Whether a detector that checks structure (ID numbers, contacts) finds the whole of `term`."""
+    doc = Document(term)
+    return any(s.start == 0 and s.end == len(term) for d in _STRUCTURAL for s in d.detect(doc))
+
+
+def _standing(fresh: list[dict]) -> list[dict]:
+    """Each reviewer's standing decision per span (their latest): rejecting the same span twice is one rejection."""
+    by_note: dict[tuple, list[dict]] = defaultdict(list)
+    for r in fresh:
+        by_note[(r["note_id"], r["reviewer"])].append(r)
+    return [r for (_, reviewer), rows in by_note.items() for r in outcomes(rows, reviewer).values()]
 
 
 def propose_edits(rows: list[dict], source, min_rejections: int = 2) -> DictionaryEdits:
     fresh, texts, stale = _current(rows, source)
     edits = DictionaryEdits(stale=stale)
-    rejected = Counter()
-    for r in fresh:
-        if r["action"] not in ("reject", "retype", "add", "retier"):
+    rejected: dict[tuple, list[dict]] = defaultdict(list)     # (term, type) -> standing rejections
+    for r in _standing(fresh):
+        if r["action"] not in DICTIONARY_ACTIONS:
             continue
         term = _span_text(texts, r)
-        if not term:
+        if not safe_term(term):
+            edits.unsafe_terms += 1
             continue
+        term = term.strip()
         if r["action"] in ("reject", "retype"):           # a retype also says "not this type"
-            rejected[(term, r["old_type"])] += 1
+            rejected[(term, r["old_type"])].append(r)
         label = final_label(r)
         if r["action"] in ("add", "retype", "retier") and label != NOT_PHI:
             if label in TERM_FILES:
                 edits.add[(term, label)] = r["new_tier"] or r["old_tier"] or 1
             elif r["action"] == "add":
                 edits.patient_specific[label] += 1
-    for key, n in rejected.items():
-        if n >= min_rejections:
-            edits.allow[key] = n
-        else:
+    for (term, entity_type), by in rejected.items():
+        if len(by) < min_rejections:
             edits.below_threshold += 1
+        elif entity_type not in TERM_FILES and min(len({r["reviewer"] for r in by}),
+                                                   len({r["note_id"] for r in by})) < INDEPENDENT_REJECTIONS:
+            edits.not_independent += 1
+        elif structural(term):
+            edits.structural += 1
+        else:
+            edits.allow[(term, entity_type)] = len(by)
     return edits
 
 
@@ -104,10 +153,25 @@ def apply_edits(edits: DictionaryEdits, base: Path | None = None) -> dict[str, t
     return out
 
 
+@contextmanager
+def private_file(path: Path):
+    """A text file for writing, readable by its owner only: created with mode 0600 under a temporary name beside
+    `path` (so an older, wider file there does not lend it its mode) and renamed to `path` once complete."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            yield f
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
 def write_dictionary_patch(rows: list[dict], source, out_dir: str | Path, min_rejections: int = 2,
                            base: Path | None = None) -> dict:
     """OUT/dictionaries.patch (apply with `git apply` at the repository root), OUT/resources/... (the edited
-    files, to copy over resources/ or point $DEID_RESOURCES at) and a summary; nothing in resources/ changes."""
+    files, to copy over resources/ or point $DEID_RESOURCES at) and a summary, all mode 0600; nothing in
+    resources/ changes."""
     base = Path(base or resources_dir())
     edits = propose_edits(rows, source, min_rejections)
     files = apply_edits(edits, base)
@@ -119,14 +183,19 @@ def write_dictionary_patch(rows: list[dict], source, out_dir: str | Path, min_re
                                       f"a/resources/{name}", f"b/resources/{name}")
         target = out_dir / "resources" / name
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(new, encoding="utf-8")
-    (out_dir / "dictionaries.patch").write_text("".join(patch), encoding="utf-8")
+        with private_file(target) as f:
+            f.write(new)
+    with private_file(out_dir / "dictionaries.patch") as f:
+        f.write("".join(patch))
     summary = {"allow_list_entries": len(edits.allow), "dictionary_entries": len(edits.add),
                "files_changed": sorted(files), "patient_specific_missed_not_written": dict(edits.patient_specific),
-               "rejections_below_threshold": edits.below_threshold, "stale_decisions": edits.stale,
-               "min_rejections": min_rejections,
+               "rejections_below_threshold": edits.below_threshold,
+               "rejections_not_independent": edits.not_independent,
+               "structural_values_not_allowed": edits.structural, "unsafe_span_texts": edits.unsafe_terms,
+               "stale_decisions": edits.stale, "min_rejections": min_rejections,
                "patch_sha256": digest_bytes("".join(patch).encode("utf-8"))}
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
+    with private_file(out_dir / "summary.json") as f:
+        f.write(json.dumps(summary, indent=2, ensure_ascii=False))
     return summary
 
 
@@ -142,9 +211,8 @@ def write_gold(rows: list[dict], source, path: str | Path) -> dict:
     by_note = finished_notes(fresh)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     written = 0
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
+    with private_file(path) as f:
         for note_id in sorted(first):
             done = first[note_id]
             note = texts[note_id]
