@@ -1,12 +1,14 @@
 """The review loop on real Delta tables written by the real Spark job: sampling, decision storage, conflicts,
 statistics against worked examples, both exports, the web application's security, and the whole workflow in a
 real headless Chromium (Debian's chromium + chromedriver, driven by Selenium)."""
+import dataclasses
 import json
 import multiprocessing
 import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -24,7 +26,7 @@ from deid.query import table
 from deid.resources import resources_dir
 from deid.review import app as review_app
 from deid.review import export, stats
-from deid.review.auth import Sessions, hash_password, load_accounts, save_account, verify_password
+from deid.review.auth import hash_password, load_accounts, save_account, verify_password
 from deid.review.export import write_dictionary_patch, write_gold
 from deid.review.sampling import Queue, doubled, orders
 from deid.review.source import ReviewSource
@@ -506,17 +508,72 @@ def test_only_admins_export_and_cookies_are_strict(site):
                                 ).headers["set-cookie"].lower()
 
 
-def test_failed_sign_ins_lock_the_account(site, monkeypatch):
+def test_failed_sign_ins_slow_the_client_down_and_never_lock_the_account(site):
     settings, _ = site
-    monkeypatch.setattr(review_app, "FAILED_SIGN_IN_DELAY_S", 0)
-    client = TestClient(review_app.create_app(settings), follow_redirects=False)
+    app = review_app.create_app(settings)           # the defaults: 5 attempts at once, then waits of 1 s doubling
+    guesser = TestClient(app, follow_redirects=False, client=("203.0.113.9", 40000))
+    owner = TestClient(app, follow_redirects=False, client=("198.51.100.7", 40000))
+    guess, right = {"user": "admin", "password": "guess"}, {"user": "admin", "password": PASSWORDS["admin"]}
     for _ in range(5):
-        assert client.post("/login", data={"user": "rita", "password": "wrong"}).status_code == 200
-    locked = client.post("/login", data={"user": "rita", "password": PASSWORDS["rita"]})
-    assert locked.status_code == 200 and "Too many failed attempts" in locked.text
-    assert "set-cookie" not in locked.headers
-    sessions = Sessions(load_accounts(settings.accounts), lockout_minutes=0)
-    assert sessions.sign_in("rita", PASSWORDS["rita"])
+        assert guesser.post("/login", data=guess).status_code == 200
+    refused = guesser.post("/login", data=right)
+    assert refused.status_code == 429 and refused.headers["retry-after"] == "1" and "set-cookie" not in refused.headers
+    assert owner.post("/login", data=right).status_code == 303       # the guesses kept only their own address out
+    time.sleep(1)
+    assert guesser.post("/login", data=guess).status_code == 200     # a wait, not a lock
+    assert guesser.post("/login", data=guess).headers["retry-after"] == "2"   # and the next wait is twice as long
+    time.sleep(2)
+    # Signing in to an account of one's own does not clear the failures before it.
+    assert guesser.post("/login", data={"user": "rita", "password": PASSWORDS["rita"]}).status_code == 303
+    assert guesser.post("/login", data=guess).status_code == 429
+
+
+def test_unknown_users_are_refused_as_slowly_as_known_ones(site):
+    settings, _ = site
+    app = review_app.create_app(settings)
+    answers = set()
+
+    def refusal_time(user: str, address: str) -> float:
+        client = TestClient(app, follow_redirects=False, client=(address, 40000))   # a fresh address: no wait
+        start = time.perf_counter()
+        answer = client.post("/login", data={"user": user, "password": "wrong"})
+        took = time.perf_counter() - start
+        assert answer.status_code == 200 and "set-cookie" not in answer.headers
+        answers.add(re.search(r'class="message"[^>]*>([^<]*)<', answer.text).group(1))
+        return took
+
+    known, unknown = [], []
+    for i in range(7):
+        known.append(refusal_time("admin", f"192.0.2.{2 * i}"))
+        unknown.append(refusal_time("nobody", f"192.0.2.{2 * i + 1}"))
+    hashing = []
+    for _ in range(3):
+        start = time.perf_counter()
+        hash_password("wrong")
+        hashing.append(time.perf_counter() - start)
+    assert abs(statistics.median(known) - statistics.median(unknown)) < statistics.median(hashing) / 2
+    assert answers == {"Unknown user or wrong password."}
+
+
+def test_failed_sign_ins_reach_the_audit_table_in_batches(site):
+    settings, _ = site
+    audit = str(Path(settings.root) / "deid_review_audit")
+    with TestClient(review_app.create_app(settings), follow_redirects=False) as client:   # runs start-up, shutdown
+        for _ in range(12):
+            assert client.post("/login", data={"user": "rita", "password": "wrong"}).status_code in (200, 429)
+        assert not DeltaTable.is_deltatable(audit)               # nothing written while they come in
+    assert DeltaTable(audit).version() == 0                      # one commit at shutdown holds them all
+    rows = ReviewStore(settings.root).audit_rows()
+    assert len(rows) == 12 and {r["event"] for r in rows} == {"sign_in_failed", "sign_in_refused"}
+    assert {r["detail"] for r in rows} == {"testclient"}          # the client's address, to tell guessers apart
+    # A batch is written when it is full, and a while after its first row.
+    quick = review_app.create_app(dataclasses.replace(settings, audit_batch_rows=5, audit_batch_s=0.3))
+    client = TestClient(quick, follow_redirects=False)
+    for _ in range(7):
+        client.post("/login", data={"user": "rita", "password": "wrong"})
+    assert DeltaTable(audit).version() == 1
+    time.sleep(1)
+    assert DeltaTable(audit).version() == 2 and len(ReviewStore(settings.root).audit_rows()) == 19
 
 
 def test_trusted_proxy_header_and_bind_refusal(site):

@@ -10,8 +10,10 @@ import asyncio
 import hmac
 import json
 import logging
+import math
 import tempfile
 import uuid
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -22,18 +24,17 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from deid.review import stats
-from deid.review.auth import Session, Sessions, load_accounts
+from deid.review.auth import Session, Sessions, Throttle, load_accounts
 from deid.review.export import DICTIONARY_ACTIONS, safe_term, write_dictionary_patch, write_gold
 from deid.review.sampling import STRATEGIES, Queue
 from deid.review.source import FIELDS, ReviewSource
-from deid.review.store import Decision, ReviewStore, effective, outcomes, reviewers_done
+from deid.review.store import AuditBatch, Decision, ReviewStore, effective, outcomes, reviewers_done
 from deid.spans import LABELS_ZH, EntityType
 
 log = logging.getLogger("deid.review")
 HERE = Path(__file__).resolve().parent
 COOKIE = "deid_review_session"
 TYPES = [t.value for t in EntityType]
-FAILED_SIGN_IN_DELAY_S = 1.0
 
 
 @dataclass
@@ -47,6 +48,11 @@ class Settings:
     double_share: float = 0.1
     quota: int = 20
     min_rejections: int = 2
+    sign_in_free: int = 5                    # sign-ins a client may try at once; after them each one waits
+    sign_in_delay_s: float = 1.0             # after the one before, this long, doubling with every attempt,
+    sign_in_max_delay_s: float = 300.0       # up to this
+    audit_batch_rows: int = 100              # failed sign-ins reach the audit table this many at a time,
+    audit_batch_s: float = 10.0              # or this long after the first of them, and at shutdown
 
 
 class NotSignedIn(Exception):
@@ -67,9 +73,17 @@ def create_app(settings: Settings) -> FastAPI:
     queue = Queue(source, store, settings.seed, settings.double_share, settings.quota)
     accounts = load_accounts(settings.accounts)
     sessions = Sessions(accounts)
+    throttle = Throttle(settings.sign_in_free, settings.sign_in_delay_s, settings.sign_in_max_delay_s)
+    failed_sign_ins = AuditBatch(store, settings.audit_batch_rows, settings.audit_batch_s)
     proxy_sessions: dict[str, str] = {}
     templates = Jinja2Templates(directory=str(HERE / "templates"))
-    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        failed_sign_ins.flush()
+
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
     def session_of(request: Request) -> Session | None:
@@ -94,8 +108,10 @@ def create_app(settings: Settings) -> FastAPI:
         if not token or not hmac.compare_digest(token, session.csrf):
             raise Forbidden()
 
-    def page(request: Request, name: str, session: Session | None, **context) -> HTMLResponse:
-        return templates.TemplateResponse(request, name, {"session": session, **context})
+    def page(request: Request, name: str, session: Session | None, status_code: int = 200,
+             headers: dict | None = None, **context) -> HTMLResponse:
+        return templates.TemplateResponse(request, name, {"session": session, **context}, status_code=status_code,
+                                          headers=headers)
 
     @app.middleware("http")
     async def headers(request: Request, call_next):
@@ -139,14 +155,18 @@ def create_app(settings: Settings) -> FastAPI:
     @app.post("/login")
     async def login(request: Request):
         data = await form(request)
-        user = data.get("user", "")
-        token = sessions.sign_in(user, data.get("password", ""))
+        user, client = data.get("user", ""), client_of(request)
+        wait = throttle.attempt(client)
+        if wait:
+            failed_sign_ins.add(user[:64], "sign_in_refused", detail=client)
+            seconds = str(math.ceil(wait))
+            return page(request, "login.html", None, status_code=429, headers={"Retry-After": seconds},
+                        message=f"Too many failed attempts from this address; try again in {seconds} s.")
+        token = await asyncio.to_thread(sessions.sign_in, user, data.get("password", ""))   # scrypt: off the loop
         if token is None:
-            store.audit(user[:64], "sign_in_failed")
-            await asyncio.sleep(FAILED_SIGN_IN_DELAY_S)
-            message = "Too many failed attempts; try again later." if sessions.locked(user) else \
-                "Unknown user or wrong password."
-            return page(request, "login.html", None, message=message)
+            failed_sign_ins.add(user[:64], "sign_in_failed", detail=client)
+            return page(request, "login.html", None, message="Unknown user or wrong password.")
+        throttle.succeeded(client)
         store.audit(user, "sign_in")
         response = RedirectResponse("/", status_code=303)
         response.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=settings.tls, path="/")
@@ -355,6 +375,11 @@ def chart(per_type: dict, width: int = 640, bar: int = 14, gap: int = 10) -> lis
             y += bar + 4
         y += gap
     return out
+
+
+def client_of(request: Request) -> str:
+    """The address the request came from (the TCP peer: the server does not rewrite it from X-Forwarded-For)."""
+    return request.client.host if request.client else ""
 
 
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}

@@ -1,5 +1,6 @@
 """Who may use the review page: accounts with scrypt password hashes in a YAML file (or a trusted reverse
-proxy's user header), server-side sessions with a CSRF token each, and a lockout after failed sign-ins."""
+proxy's user header), server-side sessions with a CSRF token each, and a growing delay for a client that keeps
+failing to sign in."""
 from __future__ import annotations
 
 import base64
@@ -77,36 +78,22 @@ class Session:
 
 
 class Sessions:
-    """In-memory sessions (a restart signs everyone out) and per-user failure counting."""
+    """In-memory sessions (a restart signs everyone out)."""
 
-    def __init__(self, accounts: dict[str, Account], ttl_minutes: float = 480, max_failures: int = 5,
-                 lockout_minutes: float = 5):
+    def __init__(self, accounts: dict[str, Account], ttl_minutes: float = 480):
         self.accounts = accounts
         self.ttl = ttl_minutes * 60
-        self.max_failures, self.lockout = max_failures, lockout_minutes * 60
         self._sessions: dict[str, Session] = {}
-        self._failures: dict[str, list[float]] = {}
         self._lock = threading.Lock()
-
-    def locked(self, user: str) -> bool:
-        now = time.time()
-        recent = [t for t in self._failures.get(user, []) if now - t < self.lockout]
-        self._failures[user] = recent
-        return len(recent) >= self.max_failures
+        # What an unknown user's password is checked against, so that answer takes as long as a known user's.
+        self._dummy_hash = hash_password(secrets.token_urlsafe(16))
 
     def sign_in(self, user: str, password: str) -> str | None:
-        """A new session token, or None (unknown user, wrong password, or locked out)."""
-        with self._lock:
-            if self.locked(user):
-                return None
+        """A new session token, or None (unknown user or wrong password, told apart by neither answer nor time)."""
         account = self.accounts.get(user)
-        ok = account is not None and account.password_hash and verify_password(password, account.password_hash)
-        with self._lock:
-            if not ok:
-                self._failures.setdefault(user, []).append(time.time())
-                return None
-            self._failures.pop(user, None)
-        return self.open(account)
+        known = account is not None and bool(account.password_hash)
+        ok = verify_password(password, account.password_hash if known else self._dummy_hash)
+        return self.open(account) if ok and known else None
 
     def open(self, account: Account) -> str:
         token = secrets.token_urlsafe(32)
@@ -127,3 +114,40 @@ class Sessions:
     def close(self, token: str | None) -> None:
         with self._lock:
             self._sessions.pop(token or "", None)
+
+
+class Throttle:
+    """Sign-in attempts per client address. The first `free` go through at once; after them each attempt waits
+    `base_s * 2 ** (attempts - free)` seconds (at most `max_s`) after the one before, and one made sooner is
+    refused without a look at the password. A client quiet for `forget_s` starts again.
+
+    Keyed by client, not by account: guessing from one address keeps only that address waiting, never the
+    account's owner out. An attempt counts when it starts (guesses sent in parallel wait like the rest) and a
+    successful one is taken back, so signing in to an account of one's own does not clear failures before it."""
+
+    def __init__(self, free: int = 5, base_s: float = 1.0, max_s: float = 300.0, forget_s: float = 900.0):
+        self.free, self.base_s, self.max_s, self.forget_s = free, base_s, max_s, forget_s
+        self._clients: dict[str, tuple[int, float]] = {}   # address -> (attempts counted, time of the last)
+        self._lock = threading.Lock()
+
+    def attempt(self, client: str) -> float:
+        """0.0 with the attempt counted, or how many seconds the client must still wait (nothing counted)."""
+        now = time.monotonic()
+        with self._lock:
+            count, last = self._clients.get(client, (0, now))
+            if now - last > self.forget_s:
+                count = 0
+            if count >= self.free:
+                wait = min(self.base_s * 2 ** min(count - self.free, 32), self.max_s) - (now - last)
+                if wait > 0:
+                    return wait
+            self._clients[client] = (count + 1, now)
+            if len(self._clients) > 4096:    # many addresses (a scan): drop those that have gone quiet
+                self._clients = {k: v for k, v in self._clients.items() if now - v[1] <= self.forget_s}
+            return 0.0
+
+    def succeeded(self, client: str) -> None:
+        with self._lock:
+            count, last = self._clients.pop(client, (0, 0.0))
+            if count > 1:
+                self._clients[client] = (count - 1, last)

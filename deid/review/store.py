@@ -84,8 +84,12 @@ class ReviewStore:
             self._append(self.review_path, pa.Table.from_pylist(rows, schema=REVIEW))
 
     def audit(self, user: str, event: str, note_id: int | None = None, detail: str = "") -> None:
-        row = {"at": datetime.now(timezone.utc), "user": user, "event": event, "note_id": note_id, "detail": detail}
-        self._append(self.audit_path, pa.Table.from_pylist([row], schema=AUDIT))
+        self.audit_many([audit_row(user, event, note_id, detail)])
+
+    def audit_many(self, rows: list[dict]) -> None:
+        """Audit rows (from audit_row) in one commit."""
+        if rows:
+            self._append(self.audit_path, pa.Table.from_pylist(rows, schema=AUDIT))
 
     def _append(self, path: str, rows: pa.Table) -> None:
         from deltalake import write_deltalake
@@ -125,6 +129,41 @@ class ReviewStore:
             return []
         filter = [("note_id", "=", note_id)] if note_id is not None else None
         return table(path, filter=filter).select(schema.names).sort_by(order).to_pylist()
+
+
+def audit_row(user: str, event: str, note_id: int | None = None, detail: str = "") -> dict:
+    return {"at": datetime.now(timezone.utc), "user": user, "event": event, "note_id": note_id, "detail": detail}
+
+
+class AuditBatch:
+    """Audit rows of a frequent event (failed sign-ins) held in memory and written in one commit: when `max_rows`
+    wait, `max_wait_s` after the first of them, or when flushed (the server does at shutdown). One commit each let
+    a burst of guesses add a file and a log version to the table per guess."""
+
+    def __init__(self, store: ReviewStore, max_rows: int = 100, max_wait_s: float = 10.0):
+        self.store, self.max_rows, self.max_wait_s = store, max_rows, max_wait_s
+        self._rows: list[dict] = []
+        self._timer: threading.Timer | None = None
+        self._lock = threading.Lock()
+
+    def add(self, user: str, event: str, note_id: int | None = None, detail: str = "") -> None:
+        with self._lock:
+            self._rows.append(audit_row(user, event, note_id, detail))
+            full = len(self._rows) >= self.max_rows
+            if not full and self._timer is None:
+                self._timer = threading.Timer(self.max_wait_s, self.flush)
+                self._timer.daemon = True
+                self._timer.start()
+        if full:
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            rows, self._rows = self._rows, []
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+        self.store.audit_many(rows)
 
 
 def effective(rows: list[dict]) -> list[dict]:
