@@ -45,7 +45,9 @@ FORMS: tuple[tuple[str, re.Pattern], ...] = tuple((name, re.compile(rx)) for nam
     # 2015-12, 2015.12: not a number with a unit (2012.7u/ml) nor one of a list of decimals
     ("ym_sep", r"(?<![0-9A-Za-z])" + rf"(?P<y>{_Y4})(?P<sep>[-/.])(?P<m>{_M})"
                r"(?![0-9]|(?P=sep)[0-9]|\s?[A-Za-zμ%/×*])"),
-    ("md", r"(?<![0-9年.\-/近约余共第])" + rf"(?P<m>{_M})\s?月\s?(?P<d>{_D})\s?(?P<dw>[日号])" + _TIME),
+    # (今年3月15日, 去年10月5日: a 年 after no number is a word, not the date's year)
+    ("md", r"(?<![0-9.\-/近约余共第])(?<![0-9〇零一二三四五六七八九]年)" + rf"(?P<m>{_M})\s?月\s?(?P<d>{_D})\s?(?P<dw>[日号])"
+           + _TIME),
     ("md_cn", rf"(?<![{_CN_DIGIT}十年])(?P<m>{_CN_MONTH})月(?P<d>{_CN_DAY})(?P<dw>[日号])"),
     # month and day without a year where a date goes on (10-6、11-3行化疗, 至11-13行, 03.14予): a dash, or a dot
     # between a 0-padded month and a two-digit day (12.14 alone is as often a value)

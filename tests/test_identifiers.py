@@ -21,6 +21,7 @@ def found(analyze, text, entity_type):
     ("23年3月5日外院就诊", ["23年3月5日"]),
     ("入院时间：2023-03-15 14:30", ["2023-03-15 14:30"]),
     ("于2023年3月15日10时30分送检", ["2023年3月15日10时30分"]),
+    ("今年3月15日来诊，去年10月5日手术", ["3月15日", "10月5日"]),
     ("2023年03月15号出院", ["2023年03月15号"]),
     # as real notes write them (cEHRNER): lists and ranges, a full stop before, a dot year-month, no year
     ("于2011.3.20-2011.7.20行xelox方案", ["2011.3.20", "2011.7.20"]),
@@ -69,8 +70,9 @@ def test_ages_under_90_are_not_masked(analyze, text):
 
 def test_a_birth_year_that_makes_90(pipeline):
     from datetime import date
-    spans = pipeline.process("1930年出生。", note_date=date(2023, 3, 15)).spans
-    assert [(s.entity_type.value, s.text) for s in spans] == [("AGE", "1930")]
+    for text in ("1930年出生。", "患者生于1930年，", "出生于1930年"):   # a year after 生于 is no birthplace
+        spans = pipeline.process(text, note_date=date(2023, 3, 15)).spans
+        assert [(s.entity_type.value, s.text) for s in spans] == [("AGE", "1930")]
     assert pipeline.process("1950年出生。", note_date=date(2023, 3, 15)).spans == []
 
 
@@ -103,6 +105,8 @@ def test_bank_cards_and_accounts(analyze):
     ("护照号：E12345678", ["E12345678"]), ("持G87654321护照入境", ["G87654321"]), ("港澳通行证：C12345678", ["C12345678"]),
     ("军官证：军字第1234567号", ["军字第1234567号"]), ("台胞证号码：12345678", ["12345678"]),
     ("医师执业证书编码：110110000012345", ["110110000012345"]),
+    ("港澳居民来往内地通行证：H12345678", ["H12345678"]), ("德国 护照号：C01X00T47", ["C01X00T47"]),
+    ("法国 护照号：12AB34567", ["12AB34567"]), ("护照号：72 1234567", ["72 1234567"]),
 ])
 def test_certificates(analyze, text, expected):
     assert found(analyze, text, "CERTIFICATE") == expected
@@ -135,6 +139,11 @@ def test_no_workplace_where_no_one_works(analyze, text):
     assert found(analyze, text, "WORKPLACE") == []
 
 
+@pytest.mark.parametrize("text, workplace", [("患者毕业于河南大学", "河南大学"), ("患者任职于忻州市公安局", "忻州市公安局")])
+def test_the_verb_after_a_cue_is_no_name(analyze, text, workplace):
+    assert [(t, s) for t, s, _ in analyze(text)] == [("WORKPLACE", workplace)]
+
+
 def test_workplace_is_tier_2(analyze):
     assert [tier for typ, _, tier in analyze("工作单位：红星机械厂") if typ == "WORKPLACE"] == [2]
 
@@ -143,11 +152,12 @@ def test_workplace_is_tier_2(analyze):
     ("登录IP 192.168.10.23", ["192.168.10.23"]), ("来自2001:db8::8a2e:370:7334的访问", ["2001:db8::8a2e:370:7334"]),
     ("报告见https://example.com/report?id=7。", ["https://example.com/report?id=7"]),
     ("详见www.example.org.cn，", ["www.example.org.cn"]),
+    ("终端IPv6：fe80::1a2b，", ["fe80::1a2b"]),
 ])
 def test_ips_and_urls_are_contacts(analyze, text, expected):
     assert found(analyze, text, "CONTACT") == expected
 
 
-@pytest.mark.parametrize("text", ["14:30:45查房", "版本1.2.3", "血钾3.5", "比值1.2.3.4.5"])
+@pytest.mark.parametrize("text", ["14:30:45查房", "版本1.2.3", "血钾3.5", "比值1.2.3.4.5", "客户端版本 5.2.0.1"])
 def test_times_versions_and_values_are_not_ips(analyze, text):
     assert found(analyze, text, "CONTACT") == []

@@ -11,11 +11,8 @@ NEW_TYPES = ("DATE", "AGE", "RECORD_ID", "ACCOUNT", "CERTIFICATE", "VEHICLE", "W
 # Realistic forms a detector still misses. The generator keeps writing them; a fix makes the test pass, and then
 # strict xfail fails until the entry is removed.
 KNOWN_GAPS = {
-    "CERTIFICATE": "no cue for the official names 港澳居民来往内地通行证 and 台湾居民来往大陆通行证; German and French "
-                   "passport numbers mix letters into the digits (C01X00T47, 12AB34567)",
     "WORKPLACE": "the address detector's longer span wins over an employer named with its place and followed by its "
                  "cue (杭州华星科技有限公司职工, 浙江省电力公司上班); a bank branch stops at 银行 (中国银行宁波分行)",
-    "CONTACT": "an IPv6 address right after a full-width colon (终端IPv6：fe80::1a2b) is not found",
 }
 
 

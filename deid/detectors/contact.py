@@ -39,8 +39,11 @@ _EMAIL = re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}" + 
 _URL = re.compile(r"(?<![A-Za-z0-9])(?:(?:https?|ftp)://|www\.)[A-Za-z0-9\-._~%!$&'*+,;=:@/?#\[\]]+", re.I)
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
 _IPV4 = re.compile(rf"(?<![0-9A-Za-z.])(?:{_OCTET}\.){{3}}{_OCTET}(?![0-9]|\.[0-9])")
-# IPv6 candidates: hex groups and colons; ipaddress decides (12:30:45, a time, is none).
-_IPV6 = re.compile(r"(?<![0-9A-Za-z:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![0-9A-Za-z:])")
+# IPv6 candidates: runs of letters, digits, colons and dots holding "::" or seven colons; the address is the run or
+# what follows a colon in it (IPv6:fe80::1, as 终端IPv6：fe80::1 normalizes); ipaddress decides (12:30:45 is none).
+_IPV6_RUN = re.compile(r"(?<![0-9A-Za-z:.])[0-9A-Za-z:.]*:[0-9A-Za-z:.]*(?![0-9A-Za-z:.])")
+# Where a dotted quad is a version, not an address (客户端版本 5.2.0.1).
+_VERSION_BEFORE = re.compile(r"(?:版本|版本号|version|ver|v)\s?[:]?\s?$", re.I)
 # Local numbers without area code only right after a phone cue.
 _PHONE_CUE = re.compile(r"(?:电话|手机|联系方式|联系电话|电话号码|座机|Tel|TEL|tel|Phone|phone|Mobile|mobile|手机号)(?:号码|号)?\s*[:：]?\s*$")
 _LOCAL = re.compile(_NOT_DIGIT_BEFORE + r"\d{3,4}" + _SEP + r"\d{4}" + _NOT_DIGIT_AFTER)
@@ -82,10 +85,11 @@ class ContactDetector:
                 end -= 1
             add(m.start(), end, 0.95, "url")
         for m in _IPV4.finditer(norm):
-            add(m.start(), m.end(), 0.9, "ip.v4")
-        for m in _IPV6.finditer(norm) if "::" in norm or norm.count(":") >= 7 else ():
-            if m.group().count(":") >= 2 and ("::" in m.group() or m.group().count(":") == 7) and _is_ipv6(m.group()):
-                add(m.start(), m.end(), 0.9, "ip.v6")
+            if not _VERSION_BEFORE.search(left_context(norm, m.start(), 10)):
+                add(m.start(), m.end(), 0.9, "ip.v4")
+        for m in _IPV6_RUN.finditer(norm) if "::" in norm or norm.count(":") >= 7 else ():
+            if (at := _ipv6_in(m.group())) is not None:
+                add(m.start() + at, m.end(), 0.9, "ip.v6")
         for rx, why, score in ((_MOBILE, "phone.mobile", 0.97), (_LANDLINE, "phone.landline", 0.93),
                                (_SERVICE, "phone.service", 0.9)):
             for m in rx.finditer(norm):
@@ -123,9 +127,15 @@ def _split_run(run: str) -> list[tuple[int, int]]:
     return ways.get(len(run), [])
 
 
-def _is_ipv6(candidate: str) -> bool:
-    try:
-        ipaddress.IPv6Address(candidate)
-    except ValueError:
-        return False
-    return len(candidate.replace(":", "")) >= 2
+def _ipv6_in(run: str) -> int | None:
+    """Where the IPv6 address that ends `run` begins: at its start or after one of its single colons."""
+    starts = [0] + [i + 1 for i, c in enumerate(run) if c == ":" and run[i - 1:i] != ":" and run[i + 1:i + 2] != ":"]
+    for start in starts:
+        candidate = run[start:]
+        if ("::" in candidate or candidate.count(":") == 7) and len(candidate.replace(":", "")) >= 2:
+            try:
+                ipaddress.IPv6Address(candidate)
+            except ValueError:
+                continue
+            return start
+    return None

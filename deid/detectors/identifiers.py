@@ -25,8 +25,9 @@ _VALUE = {
     # 25 digits
     EntityType.RECORD_ID: re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9\-]|\.(?=[A-Za-z0-9]))*(?: [A-Za-z0-9\-]{1,4}(?![A-Za-z0-9\-]))*"),
     EntityType.ACCOUNT: re.compile(r"[0-9](?:[ \-]?[0-9]){11,24}(?![0-9])"),
-    # 军字第1234567号, E12345678, C12345678, 330102198001011234 (a driving licence is the ID number)
-    EntityType.CERTIFICATE: re.compile(r"(?:[\u4e00-\u9fa5]{1,2}字第)?[A-Za-z]{0,2}[0-9]{5,18}[A-Za-z]?(?:号(?![码]))?"),
+    # 军字第1234567号, E12345678, C01X00T47 (letters among the digits, as German and French passports), 72 1234567
+    EntityType.CERTIFICATE: re.compile(r"(?:[\u4e00-\u9fa5]{1,2}字第)?(?=[A-Za-z0-9]*[0-9])[A-Za-z0-9]{2,20}"
+                                       r"(?: [0-9]{5,10}(?![0-9]))?(?:号(?![码]))?"),
 }
 _UNIONPAY = re.compile(r"(?<![0-9])62[0-9]{2}(?:[ \-]?[0-9]){12,15}(?![0-9])")
 _PASSPORT = re.compile(r"(?<![A-Za-z0-9])[EG][0-9]{8}(?![A-Za-z0-9])|(?<![A-Za-z0-9])E[A-HJ-NP-Z][0-9]{7}(?![A-Za-z0-9])")
