@@ -12,8 +12,11 @@ import statistics
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 
+import httpx
 import pyarrow as pa
 import pytest
 from deltalake import DeltaTable, write_deltalake
@@ -21,6 +24,7 @@ from fastapi.testclient import TestClient
 from support import free_port
 from test_job import job, spark, write_notes  # noqa: F401 - spark is a fixture
 
+from deid import io as dio
 from deid.detectors.id_number import check_char
 from deid.query import table
 from deid.resources import resources_dir
@@ -576,19 +580,73 @@ def test_failed_sign_ins_reach_the_audit_table_in_batches(site):
     assert DeltaTable(audit).version() == 2 and len(ReviewStore(settings.root).audit_rows()) == 19
 
 
-def test_trusted_proxy_header_and_bind_refusal(site):
+def test_posts_from_another_origin_or_to_another_host_are_refused(site):
+    settings, holders = site
+    client = TestClient(review_app.create_app(settings), follow_redirects=False)
+    login = {"user": "rita", "password": PASSWORDS["rita"]}
+    for foreign in ({"Origin": "http://evil.example"}, {"Origin": "null"}, {"Sec-Fetch-Site": "cross-site"}):
+        answer = client.post("/login", data=login, headers=foreign)
+        assert answer.status_code == 403 and "set-cookie" not in answer.headers, foreign
+    assert client.post("/login", data=login, headers={"Origin": "http://testserver"}).status_code == 303
+    rita = signed_in(settings, "rita")
+    view = source_of(settings).note(holders[0])
+    body = {"action": "confirm", "field": view.spans[0]["field"], "start": view.spans[0]["span_start"],
+            "end": view.spans[0]["span_end"], "digest": view.digest}
+    answer = rita.post(f"/api/note/{view.note_id}/decide", json=body,
+                       headers={**rita.csrf_header, "Origin": "http://evil.example"})
+    assert answer.status_code == 403 and ReviewStore(settings.root).decisions() == []
+    # With its host names set the page answers to no other (a DNS-rebound name reaches the same address).
+    app = review_app.create_app(dataclasses.replace(settings, allowed_hosts=("review.example.org",)))
+    assert TestClient(app, base_url="http://review.example.org").get("/login").status_code == 200
+    rebound = TestClient(app, base_url="http://attacker.example", follow_redirects=False)
+    assert rebound.post("/login", data=login, headers={"Origin": "http://attacker.example"}).status_code == 403
+    assert rebound.get("/login").status_code == 403
+
+
+def test_trusted_proxy_header_only_from_the_proxy_and_bind_refusal(site):
     settings, _ = site
-    proxied = TestClient(review_app.create_app(review_app.Settings(**{**settings.__dict__,
-                                                                      "trusted_proxy_header": "X-Remote-User"})),
-                         follow_redirects=False)
-    assert proxied.get("/", headers={"X-Remote-User": "rita"}).status_code == 200
-    assert proxied.get("/", headers={"X-Remote-User": "mallory"}).status_code == 303
-    assert proxied.get("/").status_code == 303
+    header = dict(trusted_proxy_header="X-Remote-User")
+    as_admin = {"X-Remote-User": "admin"}
+    # No proxy address given: the header signs in no one (it signed in any client that sent it).
+    unconfigured = TestClient(review_app.create_app(dataclasses.replace(settings, **header)), follow_redirects=False,
+                              client=("127.0.0.1", 40000))
+    assert unconfigured.get("/export/gold.jsonl", headers=as_admin).status_code == 303
+    app = review_app.create_app(dataclasses.replace(settings, trusted_proxies=("10.0.0.2",), **header))
+    proxy = TestClient(app, follow_redirects=False, client=("10.0.0.2", 40000))
+    local = TestClient(app, follow_redirects=False, client=("127.0.0.1", 40000))
+    assert proxy.get("/", headers={"X-Remote-User": "rita"}).status_code == 200
+    assert proxy.get("/", headers={"X-Remote-User": "mallory"}).status_code == 303
+    assert proxy.get("/").status_code == 303
+    assert local.get("/export/gold.jsonl", headers=as_admin).status_code == 303
     with pytest.raises(SystemExit, match="refusing"):
         review_app.check_bind("0.0.0.0", tls=False, trusted_proxy_header=None)
+    with pytest.raises(SystemExit, match="proxy's addresses"):
+        review_app.check_bind("10.0.0.5", tls=False, trusted_proxy_header="X-Remote-User")
     review_app.check_bind("0.0.0.0", tls=True, trusted_proxy_header=None)
-    review_app.check_bind("10.0.0.5", tls=False, trusted_proxy_header="X-Remote-User")
+    review_app.check_bind("10.0.0.5", tls=False, trusted_proxy_header="X-Remote-User", trusted_proxies=("10.0.0.2",))
     review_app.check_bind("127.0.0.1", tls=False, trusted_proxy_header=None)
+
+
+def test_reviewers_cannot_open_quarantined_notes(site):
+    settings, _ = site
+    notes = table(settings.notes_table)
+    held = dict(notes.to_pylist()[0], note_id=max(notes.column("note_id").to_pylist()) + 1,
+                note_text="患者王某某的记录，处理失败。")
+    write_deltalake(settings.notes_table, pa.Table.from_pylist([held], schema=notes.schema), mode="append")
+    # What the job writes for a note it could not process.
+    write_deltalake(str(Path(settings.root) / "deid_quarantine"), pa.Table.from_pylist([{
+        "note_id": held["note_id"], "person_id": held["person_id"],
+        "note_digest": dio.note_digest(held["note_title"], held["note_text"]), "stage": "validate",
+        "error_class": "NoteTooLarge", "message": "note too large", "pipeline_version": "v", "run_id": "r",
+        "quarantined_at": datetime.now(timezone.utc)}], schema=dio.QUARANTINE), mode="append")
+    rita, admin = signed_in(settings, "rita"), signed_in(settings, "admin")
+    page = rita.get(f"/note/{held['note_id']}")
+    assert page.status_code == 404 and held["note_text"] not in page.text
+    answer = rita.post(f"/api/note/{held['note_id']}/decide", headers=rita.csrf_header,
+                       json={"action": "comment", "comment": "seen",
+                             "digest": dio.note_digest(held["note_title"], held["note_text"])})
+    assert answer.status_code == 409 and ReviewStore(settings.root).decisions() == []
+    assert held["note_text"] in admin.get(f"/note/{held['note_id']}").text
 
 
 def test_cli_refuses_other_addresses_without_tls(site):
@@ -599,28 +657,79 @@ def test_cli_refuses_other_addresses_without_tls(site):
     assert out.returncode != 0 and "refusing to listen on 0.0.0.0" in out.stderr
 
 
+# ---------------------------------------------------------------------------------------------- real servers
+
+def cli_command(settings, port: int) -> list[str]:
+    """`deid review` on the site's tables."""
+    return [sys.executable, "-m", "deid.cli", "review", "--root", settings.root, "--notes", settings.notes_table,
+            "--accounts", settings.accounts, "--port", str(port)]
+
+
+def serve_command(settings, port: int) -> list[str]:
+    """The same server with settings the command line does not offer."""
+    code = ("import json, sys; from deid.review.app import Settings, serve; "
+            "serve(Settings(**json.loads(sys.argv[1])), port=int(sys.argv[2]))")
+    return [sys.executable, "-c", code, json.dumps(dataclasses.asdict(settings)), str(port)]
+
+
+@contextmanager
+def running(command: list[str], log: Path):
+    """The server `command` starts (its last argument the port; its output in `log`), from the moment it listens
+    until it is stopped as a service manager stops it (SIGTERM); yields its URL."""
+    port = int(command[-1])
+    with open(log, "w") as f:
+        proc = subprocess.Popen(command, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert proc.poll() is None, log.read_text()
+                time.sleep(0.3)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def test_errors_carry_the_headers_and_the_log_names_only_their_class(site, tmp_path):
+    settings, holders = site
+    log = tmp_path / "server.log"
+    with running(cli_command(settings, free_port()), log) as url, httpx.Client(base_url=url) as client:
+        assert client.post("/login", data={"user": "rita", "password": PASSWORDS["rita"]}).status_code == 303
+        missing = client.get("/no-such-page")
+        shutil.move(settings.notes_table, tmp_path / "moved")    # the NOTE table gone: reading a note fails
+        with pytest.raises(Exception) as raised:
+            source_of(settings).note(holders[0])
+        failed = client.get(f"/note/{holders[0]}")
+        rebound = client.get("/login", headers={"Host": f"attacker.example:{url.rsplit(':', 1)[1]}"})
+    assert (missing.status_code, failed.status_code, rebound.status_code) == (404, 500, 403)
+    for answer in (missing, failed, rebound):
+        assert {k: answer.headers.get(k) for k in review_app.SECURITY_HEADERS} == review_app.SECURITY_HEADERS
+    logged = log.read_text(encoding="utf-8")
+    assert f"request failed: {type(raised.value).__name__} (ref " in logged
+    assert "Traceback" not in logged and str(raised.value) not in logged and settings.notes_table not in logged
+
+
+def test_a_local_client_cannot_pass_for_the_proxy(site, tmp_path):
+    settings, _ = site
+    proxied = dataclasses.replace(settings, trusted_proxy_header="X-Remote-User", trusted_proxies=["10.0.0.2"])
+    with running(serve_command(proxied, free_port()), tmp_path / "server.log") as url:
+        answer = httpx.get(url + "/export/gold.jsonl",
+                           headers={"X-Remote-User": "admin", "X-Forwarded-For": "10.0.0.2"})
+    assert answer.status_code == 303 and answer.headers["location"] == "/login"
+
+
 # ---------------------------------------------------------------------------------------------- browser
 
 @pytest.fixture()
 def server(site, tmp_path):
     settings, holders = site
-    port = free_port()
     log = tmp_path / "server.log"
-    with open(log, "w") as f:
-        proc = subprocess.Popen([sys.executable, "-m", "deid.cli", "review", "--root", settings.root, "--notes",
-                                 settings.notes_table, "--accounts", settings.accounts, "--port", str(port)],
-                                stdout=f, stderr=subprocess.STDOUT, cwd=ROOT)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            assert proc.poll() is None, log.read_text()
-            time.sleep(0.3)
-    yield f"http://127.0.0.1:{port}", log, settings, holders
-    proc.terminate()
-    proc.wait(30)
+    with running(cli_command(settings, free_port()), log) as url:
+        yield url, log, settings, holders
 
 
 @pytest.fixture()

@@ -1,12 +1,13 @@
 """The review web application: FastAPI, server-rendered pages (Jinja2) and one small script.
 
 Every route needs a signed-in user; pages redirect to /login and the JSON API answers 401. Writes need the
-session's CSRF token. Note text appears only in the bodies of signed-in pages: never in URLs (a selection is
-sent as offsets), logs or error pages.
+session's CSRF token and, from a browser, an Origin of this site. Note text appears only in the bodies of
+signed-in pages: never in URLs (a selection is sent as offsets), logs or error pages.
 """
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hmac
 import json
 import logging
@@ -16,7 +17,7 @@ import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
@@ -35,6 +36,15 @@ log = logging.getLogger("deid.review")
 HERE = Path(__file__).resolve().parent
 COOKIE = "deid_review_session"
 TYPES = [t.value for t in EntityType]
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+# Referrer-Policy same-origin, not no-referrer: under no-referrer a browser sends `Origin: null` with the page's own
+# form posts, and the origin check would refuse them. No other site is told a URL of the page.
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store", "X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Content-Security-Policy": ("default-src 'self'; style-src 'self'; script-src 'self'; img-src 'self' data:; "
+                                "form-action 'self'; frame-ancestors 'none'"),
+}
 
 
 @dataclass
@@ -44,6 +54,8 @@ class Settings:
     accounts: str
     tls: bool = False                       # cookies get Secure
     trusted_proxy_header: str | None = None  # e.g. X-Remote-User, set by an authenticating reverse proxy
+    trusted_proxies: tuple[str, ...] = ()    # that proxy's addresses: the header is believed from these only
+    allowed_hosts: tuple[str, ...] = ()      # host names requests may be addressed to (Host); empty: any
     seed: int = 0
     double_share: float = 0.1
     quota: int = 20
@@ -87,7 +99,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
     def session_of(request: Request) -> Session | None:
-        if settings.trusted_proxy_header:
+        if settings.trusted_proxy_header and client_of(request) in settings.trusted_proxies:
             user = request.headers.get(settings.trusted_proxy_header)
             if user and user in accounts:
                 token = proxy_sessions.get(user)
@@ -113,15 +125,32 @@ def create_app(settings: Settings) -> FastAPI:
         return templates.TemplateResponse(request, name, {"session": session, **context}, status_code=status_code,
                                           headers=headers)
 
+    def host_allowed(request: Request) -> bool:
+        return not settings.allowed_hosts or \
+            urlsplit("//" + request.headers.get("host", "")).hostname in settings.allowed_hosts
+
+    def same_origin(request: Request) -> bool:
+        """Whether a state-changing request comes from this site's pages. Browsers name the page's origin on
+        every POST (Origin) or at least whose page it was (Sec-Fetch-Site); a client that sends neither is not a
+        browser, and has only what it was given (a password, a CSRF token) to act with."""
+        origin = request.headers.get("origin")
+        if origin is not None:
+            return urlsplit(origin).netloc.lower() == request.headers.get("host", "").lower()
+        return request.headers.get("sec-fetch-site", "same-origin") in ("same-origin", "none")
+
     @app.middleware("http")
-    async def headers(request: Request, call_next):
-        response = await call_next(request)
-        response.headers["Cache-Control"] = "no-store"
-        response.headers["X-Frame-Options"] = "DENY"
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
-        response.headers["Content-Security-Policy"] = ("default-src 'self'; style-src 'self'; script-src 'self'; "
-                                                       "img-src 'self' data:; form-action 'self'; frame-ancestors 'none'")
+    async def guard(request: Request, call_next):
+        """Host and Origin checks before any route; the security headers on every answer, errors included."""
+        if not host_allowed(request) or request.method not in SAFE_METHODS and not same_origin(request):
+            response = PlainTextResponse("forbidden", status_code=403)
+        else:
+            try:
+                response = await call_next(request)
+            except Exception as exc:    # answered here: beyond, the server would log the traceback and message
+                ref = uuid.uuid4().hex[:12]
+                log.error("request failed: %s (ref %s)", type(exc).__name__, ref)   # the message may quote text
+                response = PlainTextResponse(f"internal error (ref {ref})", status_code=500)
+        response.headers.update(SECURITY_HEADERS)
         return response
 
     @app.exception_handler(NotSignedIn)
@@ -137,12 +166,6 @@ def create_app(settings: Settings) -> FastAPI:
     @app.exception_handler(Conflict)
     async def _conflict(request: Request, exc: Conflict):
         return JSONResponse({"error": str(exc)}, status_code=409)
-
-    @app.exception_handler(Exception)
-    async def _error(request: Request, exc: Exception):
-        ref = uuid.uuid4().hex[:12]
-        log.error("request failed: %s (ref %s)", type(exc).__name__, ref)   # never the message: it may quote text
-        return PlainTextResponse(f"internal error (ref {ref})", status_code=500)
 
     async def form(request: Request) -> dict[str, str]:
         body = (await request.body()).decode("utf-8", "replace")
@@ -200,12 +223,22 @@ def create_app(settings: Settings) -> FastAPI:
                         message=f"No note left for you in the {strategy} queue.")
         return RedirectResponse(f"/note/{note_id}?strategy={strategy}", status_code=303)
 
+    def visible_note(session: Session, note_id: int):
+        """The note, or None where it does not exist for this user: a reviewer sees only notes the job processed
+        and did not quarantine (a quarantined note failed processing or repeats another's id: for an admin)."""
+        view = source.note(note_id)
+        if view is None or session.role == "admin":
+            return view
+        if view.processed_digest is None or view.digest in source.quarantined_digests(note_id):
+            return None
+        return view
+
     @app.get("/note/{note_id}", response_class=HTMLResponse)
     async def note_page(request: Request, note_id: int, strategy: str = "random"):
         session = signed_in(request)
         if strategy not in STRATEGIES:
             strategy = "random"
-        view = source.note(note_id)
+        view = visible_note(session, note_id)
         if view is None:
             return PlainTextResponse("no such note", status_code=404)
         store.audit(session.user, "view", note_id)
@@ -234,8 +267,8 @@ def create_app(settings: Settings) -> FastAPI:
                     stale=stale, comment=comment or "", finished=session.user in finished_by,
                     reviewers=sorted(finished_by))
 
-    def current_note(note_id: int, digest: str | None):
-        view = source.note(note_id)
+    def current_note(session: Session, note_id: int, digest: str | None):
+        view = visible_note(session, note_id)
         if view is None:
             raise Conflict("no such note")
         if view.changed or digest != view.digest:
@@ -249,7 +282,7 @@ def create_app(settings: Settings) -> FastAPI:
             data = json.loads(await request.body() or b"{}")
         except ValueError:
             raise Conflict("the request body is not JSON") from None
-        return session, data, current_note(note_id, data.get("digest"))
+        return session, data, current_note(session, note_id, data.get("digest"))
 
     @app.post("/api/note/{note_id}/decide")
     async def decide(request: Request, note_id: int):
@@ -382,23 +415,31 @@ def client_of(request: Request) -> str:
     return request.client.host if request.client else ""
 
 
-LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
-def check_bind(host: str, tls: bool, trusted_proxy_header: str | None) -> None:
-    """The page shows raw PHI: off loopback it needs TLS, or a reverse proxy that authenticates and encrypts."""
+def check_bind(host: str, tls: bool, trusted_proxy_header: str | None, trusted_proxies: tuple[str, ...] = ()) -> None:
+    """The page shows raw PHI: off loopback it needs TLS, or a reverse proxy that authenticates and encrypts; a
+    proxy's user header is believed only from the proxy's own addresses."""
     if host not in LOOPBACK and not tls and not trusted_proxy_header:
         raise SystemExit(f"error: refusing to listen on {host} without TLS (--tls-cert and --tls-key) or an explicit "
                          f"--trusted-proxy-header; the review page shows raw note text")
+    if trusted_proxy_header and not trusted_proxies:
+        raise SystemExit("error: a trusted proxy header needs the proxy's addresses (--trusted-proxy): from any other "
+                         "client the header would sign in whoever it names")
 
 
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8787, certfile: str | None = None,
           keyfile: str | None = None) -> None:
     import uvicorn
-    check_bind(host, bool(certfile and keyfile), settings.trusted_proxy_header)
+    check_bind(host, bool(certfile and keyfile), settings.trusted_proxy_header, settings.trusted_proxies)
+    if host in LOOPBACK and not settings.allowed_hosts and not settings.trusted_proxy_header:
+        # Served to this machine only: answer to its loopback names only (another name is DNS rebinding).
+        settings = dataclasses.replace(settings, allowed_hosts=LOOPBACK)
     ReviewStore(settings.root).compact()
     app = create_app(settings)
     print(f"deid review on {'https' if settings.tls else 'http'}://{host}:{port}/ (tables under {settings.root})",
           flush=True)
+    # proxy_headers off: X-Forwarded-For from a loopback client would otherwise become the client's address.
     uvicorn.run(app, host=host, port=port, ssl_certfile=certfile, ssl_keyfile=keyfile, log_level="info",
-                server_header=False)
+                server_header=False, proxy_headers=False)

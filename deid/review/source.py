@@ -34,10 +34,11 @@ class NoteView:
 
 class ReviewSource:
     def __init__(self, root: str | Path, notes_table: str | Path, spans_table: str = "note_phi_spans",
-                 masked_tables: dict[int, str] | None = None):
+                 masked_tables: dict[int, str] | None = None, quarantine_table: str = "deid_quarantine"):
         self.root = Path(root)
         self.notes_table = str(notes_table)
         self.spans_table = str(self.root / spans_table)
+        self.quarantine_table = str(self.root / quarantine_table)
         masked_tables = masked_tables or {k: f"note_deid_l{k}" for k in LEVELS}
         self.masked_tables = {k: str(self.root / v) for k, v in masked_tables.items()}
 
@@ -72,6 +73,17 @@ class ReviewSource:
                 processed, version = got[0]["note_digest"], got[0]["pipeline_version"]
         return NoteView(note_id, row.get("person_id"), row.get("note_date"), original,
                         note_digest(row.get("note_title"), row.get("note_text")), processed, version, spans, masked)
+
+    def quarantined_digests(self, note_id: int) -> set[str]:
+        """The digests of this note's quarantined versions (it failed processing, or lost to another row with its
+        note_id)."""
+        from deltalake import DeltaTable
+
+        from deid.query import table
+        if not DeltaTable.is_deltatable(self.quarantine_table):
+            return set()
+        rows = table(self.quarantine_table, columns=["note_digest"], filter=pc.field("note_id") == note_id)
+        return set(rows.column("note_digest").to_pylist())
 
     def texts(self, note_ids: list[int]) -> dict[int, dict]:
         """note_id -> {note_title, note_text, digest} for many notes at once (the exports)."""
