@@ -1,7 +1,13 @@
+import os
+
 import pytest
 
 from deid.config import load_config
 from deid.pipeline import Pipeline
+
+# The job's HMAC key (note_digest, text_digest) for the whole session, set at import so that Spark's Python
+# workers inherit it; a test that needs another key or none sets or deletes it with monkeypatch.
+os.environ.setdefault("DEID_SECRET", "test-session-key-not-a-secret")
 
 
 @pytest.fixture(scope="session")
