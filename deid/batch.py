@@ -2,12 +2,17 @@
 
 Pure Python and Arrow. A note that fails is isolated (its batch is retried note by note) and comes back
 with status "quarantined", the stage, the error class and a message that never contains note text; it has
-no masked text, so it can never be written unmasked.
+no masked text, so it can never be written unmasked. So does a note still being analysed when its time budget
+(limits.note_time_budget_s) runs out: a batch gets the budget of one note, and one that overruns it is retried
+note by note, each with its own budget, so only a note that alone overruns is quarantined (NoteTimeout).
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
+import signal
+import threading
+from contextlib import contextmanager
 
 import pyarrow as pa
 
@@ -27,6 +32,53 @@ RESULT = pa.schema(
     + [("spans", pa.list_(SPAN_STRUCT)), ("llm_status", pa.string()), ("prompt_tokens", pa.int64()),
        ("completion_tokens", pa.int64())]
 )
+
+
+# Quarantined for a cause that may pass (the LLM was unavailable, a loaded worker overran the budget): the job
+# tries these notes again on every run. Other quarantined notes stay so until the note or the pipeline changes.
+TRANSIENT_ERRORS = frozenset({"LlmUnavailable", "NoteTimeout"})
+
+# Analysed once before a processor's first budgeted batch: the pipeline builds some indexes on first use (the
+# clinical vocabulary takes about 2 s), which is no note's time.
+WARM_UP = "患者张建国，男，52岁，手机13812345678，身份证号110101197003077513，于北京协和医院就诊，现住北京市东城区东单北大街1号。"
+
+
+class NoteTimeout(BaseException):
+    """A time budget ran out. Not an Exception, so that no `except Exception` inside a detector swallows it."""
+
+
+@contextmanager
+def time_budget(seconds: float):
+    """Raise NoteTimeout in the block after `seconds` (0: never). The SIGALRM handler runs between two bytecodes
+    of the main thread, so it stops a pure-Python loop; one long call into C finishes first. Spark's Python
+    worker calls the mapInArrow function in its main thread."""
+    if not seconds:
+        yield
+        return
+    if threading.current_thread() is not threading.main_thread():
+        raise RuntimeError("limits.note_time_budget_s uses SIGALRM, which only the main thread receives; "
+                           "set it to 0 to run without a budget")
+
+    def expire(signum, frame):
+        raise NoteTimeout
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        try:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        finally:   # restored even when the alarm goes off on the line above
+            signal.signal(signal.SIGALRM, previous)
+
+
+def time_budget_s(config) -> float:
+    """Seconds one pipeline call may take (0: unbounded): limits.note_time_budget_s, plus, with the LLM stage on,
+    the longest its own timeout and retries let a request take, so that the budget never cuts the LLM short."""
+    budget = config.note_time_budget_s
+    if budget and config.llm.enabled:
+        budget += config.llm.client.timeout_s * (config.llm.client.retries + 1)
+    return budget
 
 
 def text_digest(secret: bytes | None, text: str) -> str | None:
@@ -65,8 +117,21 @@ class BatchProcessor:
         self.pipeline = pipeline
         self.secret = secret
         self.keep_span_text = keep_span_text
+        self.budget_s = time_budget_s(pipeline.config)
+        self.warm = not self.budget_s
+
+    def warm_up(self) -> None:
+        """The pipeline's first-use work, done outside any budget (and without the LLM stage: no request)."""
+        llm, self.pipeline.llm = self.pipeline.llm, None
+        try:
+            self.pipeline.analyze(WARM_UP)
+        finally:
+            self.pipeline.llm = llm
+        self.warm = True
 
     def process(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        if not self.warm:
+            self.warm_up()
         ids = batch.column("note_id").to_pylist()
         titles = _read_strings(batch.column("note_title"))
         texts = _read_strings(batch.column("note_text"))
@@ -93,12 +158,13 @@ class BatchProcessor:
         if not idx:
             return
         try:
-            analyses = self.pipeline.analyze_batch([joined_note(titles[i], texts[i]) for i in idx])
-            outputs = [self._mask(titles[i], texts[i], a) for i, a in zip(idx, analyses)]
-        except Exception as exc:  # noqa: BLE001 - any failure must quarantine, never pass a note through
+            with time_budget(self.budget_s):
+                analyses = self.pipeline.analyze_batch([joined_note(titles[i], texts[i]) for i in idx])
+                outputs = [self._mask(titles[i], texts[i], a) for i, a in zip(idx, analyses)]
+        except (Exception, NoteTimeout) as exc:  # noqa: BLE001 - any failure must quarantine, never pass a note through
             if len(idx) == 1:
                 i = idx[0]
-                rows[i] = self._failed(ids[i], "detect", type(exc).__name__, "the detector pipeline raised an error")
+                rows[i] = self._failed(ids[i], "detect", *self._failure(exc))
                 return
             for i in idx:
                 self._run([i], ids, titles, texts, rows)
@@ -113,6 +179,12 @@ class BatchProcessor:
             rows[i] = {"note_id": ids[i], "status": "ok", "stage": None, "error_class": None, "message": None,
                        **row, "llm_status": a.llm_status, "prompt_tokens": a.prompt_tokens,
                        "completion_tokens": a.completion_tokens}
+
+    def _failure(self, exc: BaseException) -> tuple[str, str]:
+        """The error class and message of a note that failed in detection."""
+        if isinstance(exc, NoteTimeout):
+            return "NoteTimeout", f"the note was still being analysed after its time budget of {self.budget_s:g} s"
+        return type(exc).__name__, "the detector pipeline raised an error"
 
     def _mask(self, title: str | None, text: str | None, analysis) -> dict:
         title_spans, text_spans = split_spans(analysis.spans, len(title or ""), len(title or "") + len(SEPARATOR))

@@ -1,7 +1,10 @@
 """One Arrow batch through BatchProcessor: title and text analysed together, masked and reported separately."""
+import time
+
 import pyarrow as pa
 
 from deid.batch import BatchProcessor
+from deid.config import load_config
 from deid.pipeline import Pipeline
 from deid.spans import EntityType, Span, split_spans
 
@@ -51,3 +54,48 @@ def test_generalized_address_in_the_text_keeps_the_right_prefix_after_the_title(
     assert row["masked_text_l1"] == "现住河北省廊坊市广阳区〔地址〕。"
     assert row["masked_text_l2"] == "现住河北省〔地址〕。"
     assert row["masked_text_l3"] == "现住〔地址〕。"
+
+
+SLOW = "患者张建国，家住北京市朝阳区建国路88号，手机13812345678。" * 5_000   # about 3 s of detection
+QUICK = "患者李秀英，电话13900001111。"
+
+
+def _budgeted(seconds):
+    return BatchProcessor(Pipeline(load_config(limits={"note_time_budget_s": seconds})))
+
+
+def test_a_note_over_its_time_budget_is_quarantined_and_the_batch_goes_on():
+    processor = _budgeted(0.05)
+    processor.process(_batch([{"note_id": 0, "note_title": None, "note_text": QUICK}]))   # the worker's first note
+    t0 = time.perf_counter()
+    out = processor.process(_batch([{"note_id": 1, "note_title": None, "note_text": QUICK},
+                                    {"note_id": 2, "note_title": "出院记录", "note_text": SLOW},
+                                    {"note_id": 3, "note_title": None, "note_text": QUICK}])).to_pylist()
+    assert time.perf_counter() - t0 < 1.5
+    assert [r["status"] for r in out] == ["ok", "quarantined", "ok"]
+    assert (out[1]["stage"], out[1]["error_class"]) == ("detect", "NoteTimeout")
+    assert "张建国" not in out[1]["message"] and out[1]["masked_text_l3"] is None
+    assert "李秀英" not in out[0]["masked_text_l3"]
+
+
+def test_a_detector_stuck_in_a_loop_is_stopped_and_the_pipeline_still_works():
+    processor = _budgeted(0.5)
+    before = processor.process(_batch([{"note_id": 1, "note_title": "入院记录", "note_text": QUICK}])).to_pylist()
+    components = processor.pipeline.components
+    name, contact = next((n, c) for n, c in components if n == "contact")
+
+    class Stuck:
+        def detect(self, doc):
+            while "卡住" in doc.text:     # a pure-Python loop that never ends
+                pass
+            return contact.detect(doc)
+    components[[n for n, _ in components].index(name)] = (name, Stuck())
+    out = processor.process(_batch([{"note_id": 2, "note_title": None, "note_text": "卡住" + QUICK},
+                                    {"note_id": 1, "note_title": "入院记录", "note_text": QUICK}])).to_pylist()
+    assert out[0]["error_class"] == "NoteTimeout" and out[1] == before[0]
+    again = processor.process(_batch([{"note_id": 1, "note_title": "入院记录", "note_text": QUICK}]))
+    assert again.to_pylist() == before
+
+
+def test_the_time_budget_does_not_change_the_pipeline_version():
+    assert load_config(limits={"note_time_budget_s": 5}).digest == load_config().digest
