@@ -11,6 +11,7 @@ retried or killed job safe.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
 from dataclasses import dataclass
 
@@ -65,13 +66,19 @@ def with_marker(schema: pa.Schema) -> pa.Schema:
     return schema.append(pa.field(MARKER, pa.bool_()))
 
 
-def replace_predicate(bounds: tuple[int, int] | None = None) -> str:
+def replace_predicate(bounds: tuple[int, int] | None = None, null_ids: bool = False) -> str:
     """The MERGE condition. `bounds`, the source's smallest and largest note_id, add a condition on the target
     alone, which lets the engine skip every file whose note_id range lies outside (the job writes files that
-    hold narrow ranges): a MERGE of recent notes then reads the tail of the table, not all of it."""
-    condition = f"t.note_id = s.note_id AND s.{MARKER}"
+    hold narrow ranges): a MERGE of recent notes then reads the tail of the table, not all of it.
+    `null_ids`: the source has a marker of note_id null, which replaces every row without a note_id (the
+    quarantine's NullNoteId rows) like a note's."""
+    match = "t.note_id = s.note_id"
+    if null_ids:
+        match = f"({match} OR (t.note_id IS NULL AND s.note_id IS NULL))"
+    condition = f"{match} AND s.{MARKER}"
     if bounds is not None:
-        condition += f" AND t.note_id >= {int(bounds[0])} AND t.note_id <= {int(bounds[1])}"
+        in_range = f"t.note_id >= {int(bounds[0])} AND t.note_id <= {int(bounds[1])}"
+        condition += f" AND ({in_range} OR t.note_id IS NULL)" if null_ids else f" AND {in_range}"
     return condition
 
 
@@ -133,8 +140,9 @@ class DeltaRs:
         self.ensure(path, schema)
         staged = ds.dataset(source_files, format="parquet", schema=with_marker(schema))
         ids = staged.to_table(columns=["note_id"]).column("note_id")
-        bounds = tuple(v.as_py() for v in pc.min_max(ids).values()) if len(ids) else None
-        return (self._table(path).merge(staged.scanner().to_reader(), predicate=replace_predicate(bounds),
+        bounds = tuple(v.as_py() for v in pc.min_max(ids).values()) if len(ids) > ids.null_count else None
+        return (self._table(path).merge(staged.scanner().to_reader(),
+                                        predicate=replace_predicate(bounds, null_ids=ids.null_count > 0),
                                         source_alias="s", target_alias="t")
                 .when_matched_delete()
                 .when_not_matched_insert(updates={c: f"s.{c}" for c in schema.names}, predicate=f"NOT s.{MARKER}")
@@ -210,8 +218,38 @@ def _sql_str(value: str) -> str:
     return value.replace("'", "''")
 
 
-def note_digest(title: str | None, text: str | None) -> str:
-    """The job's note_digest (SHA-256 over the tagged title and text; null and empty differ), in Python."""
+# How to make the key, in the error a run without one stops with.
+SECRET_HOWTO = "export {env}=$(python -c 'import secrets; print(secrets.token_hex(32))')"
+HMAC_BLOCK = 64   # SHA-256's block size in bytes
+
+
+class MissingSecret(RuntimeError):
+    pass
+
+
+def secret_key(env: str = "DEID_SECRET") -> bytes:
+    """The HMAC key from the environment variable `env`."""
+    value = os.environ.get(env, "")
+    if not value:
+        raise MissingSecret(f"${env} is not set; the job keys note_digest and text_digest with it. Make one and keep "
+                            f"it (another key re-processes every note): {SECRET_HOWTO.format(env=env)}")
+    return value.encode("utf-8")
+
+
+def hmac_pads(key: bytes) -> tuple[bytes, bytes]:
+    """HMAC-SHA256's inner and outer pads (RFC 2104): the key, hashed when longer than a block, zero-padded to a
+    block and xored with 0x36 and 0x5c. From these two the Spark job computes the same HMAC in SQL."""
+    if len(key) > HMAC_BLOCK:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(HMAC_BLOCK, b"\0")
+    return bytes(b ^ 0x36 for b in key), bytes(b ^ 0x5C for b in key)
+
+
+def note_digest(title: str | None, text: str | None, key: bytes | None = None) -> str:
+    """The job's note_digest in Python: HMAC-SHA256 of the tagged title and text (null and empty differ), keyed
+    by `key` ($DEID_SECRET when None). Keyed because it is published beside the masked text: an unkeyed hash
+    would let anyone test guesses of the masked words against it."""
     def tagged(value):
         return "N" if value is None else "V" + value
-    return hashlib.sha256(f"{tagged(title)}\x1f{tagged(text)}".encode("utf-8")).hexdigest()
+    message = f"{tagged(title)}\x1f{tagged(text)}".encode("utf-8")
+    return hmac.new(key or secret_key(), message, hashlib.sha256).hexdigest()

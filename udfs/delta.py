@@ -8,8 +8,10 @@ Both run the same MERGE (deid.io.replace_predicate), so either engine can contin
 """
 from __future__ import annotations
 
+import fcntl
 import glob
 import os
+import re
 import shutil
 
 import pyarrow as pa
@@ -20,6 +22,8 @@ from pyspark.sql.pandas.types import from_arrow_schema
 from deid.io import MARKER, DeltaRs, replace_predicate
 
 NATIVE, DELTA_RS = "native", "delta-rs"
+STAGING_LOCK = ".lock"
+RUN_FOLDER = re.compile(r"\d{8}T\d{6}-[0-9a-f]{8}")   # a run_id: the only folders a run removes from the staging root
 
 
 def native_available(spark: SparkSession) -> bool:
@@ -37,6 +41,40 @@ def choose_engine(spark: SparkSession, setting: str) -> str:
                                "(spark-submit --packages io.delta:delta-spark_4.2_2.13:4.4.1)")
         return NATIVE
     return DELTA_RS
+
+
+def claim_staging(root: str, run_id: str):
+    """Create this run's staging folder under `root` and lock it for as long as the returned file stays open;
+    first remove every run folder there whose lock nobody holds. The kernel drops a process's locks when it
+    ends, however it ends, so such a folder is a killed run's, and its staged Parquet holds masked text. Runs
+    still going hold theirs, whatever their age. Both steps happen under the root's own lock, so a run that
+    starts beside another is never taken for a dead one. Returns None for a staging root that is not a local
+    path (an object store has no file locks)."""
+    if re.match(r"[A-Za-z][A-Za-z0-9+.-]*:", root):
+        return None
+    os.makedirs(root, exist_ok=True)
+    with open(os.path.join(root, STAGING_LOCK), "a") as root_lock:
+        fcntl.flock(root_lock, fcntl.LOCK_EX)
+        for name in os.listdir(root):
+            folder = os.path.join(root, name)
+            if RUN_FOLDER.fullmatch(name) and name != run_id and not _locked(os.path.join(folder, STAGING_LOCK)):
+                shutil.rmtree(folder, ignore_errors=True)
+        os.makedirs(os.path.join(root, run_id), exist_ok=True)
+        lock = open(os.path.join(root, run_id, STAGING_LOCK), "a")
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return lock
+
+
+def _locked(path: str) -> bool:
+    """Whether a process holds the lock file (a folder without one was left by a version before the locks)."""
+    try:
+        with open(path) as f:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return False
+    except FileNotFoundError:
+        return False
+    except BlockingIOError:
+        return True
 
 
 def spark_schema(schema: pa.Schema):
@@ -129,9 +167,10 @@ class SparkDelta:
                   .unionByName(conform(markers, schema).withColumn(MARKER, F.lit(True))))
         if self.engine == NATIVE:
             self._ensure_native(location, schema)
-            bounds = markers.agg(F.min("note_id"), F.max("note_id")).first()
+            low, high, nulls = markers.agg(F.min("note_id"), F.max("note_id"),
+                                           F.count_if(F.col("note_id").isNull())).first()
             (self._native_table(location).alias("t")
-             .merge(source.alias("s"), replace_predicate(None if bounds[0] is None else tuple(bounds)))
+             .merge(source.alias("s"), replace_predicate(None if low is None else (low, high), null_ids=nulls > 0))
              .whenMatchedDelete()
              .whenNotMatchedInsert(condition=f"NOT s.{MARKER}", values={c: f"s.{c}" for c in schema.names})
              .execute())
