@@ -276,6 +276,7 @@ def _review_settings(args):
     return Settings(root=args.root, notes_table=args.notes or str(Path(args.root) / "omop" / "note"),
                     accounts=args.accounts or str(Path(args.root) / "_review" / "accounts.yaml"),
                     tls=bool(args.tls_cert and args.tls_key), trusted_proxy_header=args.trusted_proxy_header,
+                    trusted_proxies=tuple(args.trusted_proxy or ()), allowed_hosts=tuple(args.allowed_host or ()),
                     seed=args.seed, double_share=args.double_share, quota=args.quota,
                     min_rejections=args.min_rejections)
 
@@ -407,6 +408,10 @@ def main(argv=None) -> int:
     w.add_argument("--tls-key", help="TLS private key (PEM)")
     w.add_argument("--trusted-proxy-header", help="trust this header (e.g. X-Remote-User) as the signed-in user: only "
                                                   "behind a reverse proxy that authenticates and strips it from clients")
+    w.add_argument("--trusted-proxy", action="append", metavar="ADDR",
+                   help="the reverse proxy's address (repeatable): the proxy header is believed from these only")
+    w.add_argument("--allowed-host", action="append", metavar="NAME",
+                   help="a host name requests may be addressed to (repeatable; default on loopback: the loopback names)")
     w.add_argument("--seed", type=int, default=0, help="seed of the sampling orders")
     w.add_argument("--double-share", type=float, default=0.1, help="share of notes given to two reviewers")
     w.add_argument("--quota", type=int, default=20, help="notes per (type, tier) in the quota queue")

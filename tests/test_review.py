@@ -862,3 +862,12 @@ def test_review_workflow_in_a_real_browser(server, browser, tmp_path, spark, mon
     for span in view.spans:
         assert view.original[span["field"]][span["span_start"]:span["span_end"]] not in logged
     assert TERM not in logged
+
+
+def test_every_entity_type_has_a_colour_and_a_label_on_the_page():
+    """A privacy officer records a leaked 住院号 or date with the add-a-missed-span menu: every type is offered."""
+    from deid.review import app as review_app
+    from deid.spans import LABELS_ZH, EntityType
+    css = (Path(review_app.__file__).parent / "static" / "review.css").read_text(encoding="utf-8")
+    assert [t.value for t in EntityType if f".t-{t.value} " not in css] == []
+    assert review_app.TYPES == [t.value for t in EntityType] and set(LABELS_ZH) == set(EntityType)
