@@ -85,6 +85,9 @@ _REST_STOP = re.compile(r"[因于在至去到者的了为及等被从向往]|与
                         r"患者|就诊|入院|医院|卫生|保健|诊所|门诊|科室|出院|住院|诊断|治疗|检查|手术|复查|复诊|诊治|"
                         r"随访|进一步|(?<![银商车发支分建中工农交招])行(?!政|业)|"   # not 建行, 中行: banks
                         r"附近|接回|接来|送来|送至|送入|发生|摔倒|跌倒|受伤|务农|工作|打工|经商|居住|生活|"
+                        # working or studying somewhere: the place before is an employer or a school
+                        # (not its housing: 职工住宅楼, 大学生活区, 大学生创业园)
+                        r"上班|任教|就读|退休|离休|干部|来往|(?:职工|员工)(?!住宅|宿舍|公寓|新村|小区|楼|之家)|(?<!大)学生|"
                         r"久居|出生|生长|否认|来院|来诊|急诊|前往|回家|家中|时许|"
                         # people and reporting in prose: a title or a verb of saying ends the place
                         r"总监|经理|负责人|主任|科长|处长|局长|会长|院长|总裁|董事|书记|记者|报道|表示|认为|指出|介绍|提醒|"
