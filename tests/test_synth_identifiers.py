@@ -8,12 +8,6 @@ from deid.evaluate import evaluate
 from deid.synth.generator import generate
 
 NEW_TYPES = ("DATE", "AGE", "RECORD_ID", "ACCOUNT", "CERTIFICATE", "VEHICLE", "WORKPLACE")
-# Realistic forms a detector still misses. The generator keeps writing them; a fix makes the test pass, and then
-# strict xfail fails until the entry is removed.
-KNOWN_GAPS = {
-    "WORKPLACE": "the address detector's longer span wins over an employer named with its place and followed by its "
-                 "cue (杭州华星科技有限公司职工, 浙江省电力公司上班); a bank branch stops at 银行 (中国银行宁波分行)",
-}
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +38,7 @@ def _network_kind(contact: str) -> str | None:
         return None
 
 
-@pytest.mark.parametrize("etype", [
-    pytest.param(t, marks=pytest.mark.xfail(strict=True, reason=KNOWN_GAPS[t])) if t in KNOWN_GAPS else t
-    for t in (*NEW_TYPES, "CONTACT")])
+@pytest.mark.parametrize("etype", [*NEW_TYPES, "CONTACT"])
 def test_the_pipeline_finds_what_the_generator_labels_and_nothing_it_does_not(scores, etype):
     exact = scores[etype]["exact"]
     assert exact["r"] >= 0.99 and exact["p"] >= 0.99

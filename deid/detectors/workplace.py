@@ -47,7 +47,9 @@ class WorkplaceDetector:
         orgs = {e: s for s, e in doc.ner_of("ORG")}
         for m in _AFTER.finditer(norm):
             end = m.start()
-            start = orgs.get(end, self._name_start(norm, end))
+            # the model's organisation or the name back to its opener, whichever is longer (阳泉市|华星超市)
+            starts = [s for s in (orgs.get(end), self._name_start(norm, end)) if s is not None]
+            start = min(starts) if starts else None
             if start is not None and not any(s.start < end and start < s.end for s in spans):
                 spans.append(make_span(doc.text, start, end, EntityType.WORKPLACE, 2, "pattern", 0.8,
                                        "workplace.cue_after"))
