@@ -17,7 +17,7 @@ from contextlib import contextmanager
 import pyarrow as pa
 
 from deid.pipeline import LEVELS, NoteError, Pipeline
-from deid.spans import split_spans
+from deid.spans import NoteContext, split_spans
 
 SPAN_STRUCT = pa.struct([
     ("field", pa.string()), ("span_start", pa.int32()), ("span_end", pa.int32()), ("entity_type", pa.string()),
@@ -31,6 +31,9 @@ RESULT = pa.schema(
     + [(f"masked_count_l{k}", pa.int32()) for k in LEVELS]
     + [("spans", pa.list_(SPAN_STRUCT)), ("llm_status", pa.string()), ("prompt_tokens", pa.int64()),
        ("completion_tokens", pa.int64())]
+    # the NOTE row's own dates as each level's DATE operator writes dates (shifted, the year's 1 January, or none)
+    + [(f"masked_{c}_l{k}", t) for k in LEVELS for c, t in (("note_date", pa.date32()),
+                                                          ("note_datetime", pa.timestamp("us")))]
 )
 
 
@@ -41,6 +44,17 @@ TRANSIENT_ERRORS = frozenset({"LlmUnavailable", "NoteTimeout"})
 # Analysed once before a processor's first budgeted batch: the pipeline builds some indexes on first use (the
 # clinical vocabulary takes about 2 s), which is no note's time.
 WARM_UP = "患者张建国，男，52岁，手机13812345678，身份证号110101197003077513，于北京协和医院就诊，现住北京市东城区东单北大街1号。"
+
+
+def _contexts(batch: pa.RecordBatch, ids: list) -> list[tuple[NoteContext, dict]]:
+    """Per note: whose it is and when it was written (NoteContext), and the row's own date columns. A table
+    without person_id shifts each note as its own person; without note_date, a date's year is its own."""
+    def column(name):
+        return batch.column(name).to_pylist() if name in batch.schema.names else [None] * len(ids)
+    persons, days, times = column("person_id"), column("note_date"), column("note_datetime")
+    return [(NoteContext(person, note_id, day or (time.date() if time else None)),
+             {"note_date": day, "note_datetime": time})
+            for note_id, person, day, time in zip(ids, persons, days, times)]
 
 
 class NoteTimeout(BaseException):
@@ -135,6 +149,7 @@ class BatchProcessor:
         ids = batch.column("note_id").to_pylist()
         titles = _read_strings(batch.column("note_title"))
         texts = _read_strings(batch.column("note_text"))
+        contexts = _contexts(batch, ids)
         rows = [None] * len(ids)
         good = []
         for i, (title, text) in enumerate(zip(titles, texts)):
@@ -148,10 +163,10 @@ class BatchProcessor:
                 rows[i] = self._failed(ids[i], "validate", type(exc).__name__, str(exc))
                 continue
             good.append(i)
-        self._run(good, ids, titles, texts, rows)
+        self._run(good, ids, titles, texts, contexts, rows)
         return pa.RecordBatch.from_pylist(rows, schema=RESULT)
 
-    def _run(self, idx: list[int], ids, titles, texts, rows) -> None:
+    def _run(self, idx: list[int], ids, titles, texts, contexts, rows) -> None:
         """Process notes together; if that fails, one by one so only the failing note is quarantined.
         Title and text are analysed as one string (one LLM request per chunk, not one more for the title)
         and masked separately."""
@@ -159,15 +174,16 @@ class BatchProcessor:
             return
         try:
             with time_budget(self.budget_s):
-                analyses = self.pipeline.analyze_batch([joined_note(titles[i], texts[i]) for i in idx])
-                outputs = [self._mask(titles[i], texts[i], a) for i, a in zip(idx, analyses)]
+                analyses = self.pipeline.analyze_batch([joined_note(titles[i], texts[i]) for i in idx],
+                                                       [contexts[i][0] for i in idx])
+                outputs = [self._mask(titles[i], texts[i], a, *contexts[i]) for i, a in zip(idx, analyses)]
         except (Exception, NoteTimeout) as exc:  # noqa: BLE001 - any failure must quarantine, never pass a note through
             if len(idx) == 1:
                 i = idx[0]
                 rows[i] = self._failed(ids[i], "detect", *self._failure(exc))
                 return
             for i in idx:
-                self._run([i], ids, titles, texts, rows)
+                self._run([i], ids, titles, texts, contexts, rows)
             return
         quarantine_on_llm_failure = self.pipeline.config.llm.on_failure == "quarantine"
         for i, a, row in zip(idx, analyses, outputs):
@@ -186,11 +202,15 @@ class BatchProcessor:
             return "NoteTimeout", f"the note was still being analysed after its time budget of {self.budget_s:g} s"
         return type(exc).__name__, "the detector pipeline raised an error"
 
-    def _mask(self, title: str | None, text: str | None, analysis) -> dict:
+    def _mask(self, title: str | None, text: str | None, analysis, context: NoteContext, dates: dict) -> dict:
         title_spans, text_spans = split_spans(analysis.spans, len(title or ""), len(title or "") + len(SEPARATOR))
         row, spans = {}, []
+        masker = self.pipeline.masker
+        for k in LEVELS:
+            for column, value in dates.items():
+                row[f"masked_{column}_l{k}"] = masker.mask_date_value(value, k, context)
         for field, value, found in (("title", title, title_spans), ("text", text, text_spans)):
-            masked, counts = self.pipeline.mask(value or "", found)
+            masked, counts = self.pipeline.mask(value or "", found, context=context)
             for k in LEVELS:
                 row[f"masked_{field}_l{k}"] = None if value is None else masked[k]
                 row[f"masked_count_l{k}"] = row.get(f"masked_count_l{k}", 0) + counts[k]

@@ -99,3 +99,32 @@ def test_a_detector_stuck_in_a_loop_is_stopped_and_the_pipeline_still_works():
 
 def test_the_time_budget_does_not_change_the_pipeline_version():
     assert load_config(limits={"note_time_budget_s": 5}).digest == load_config().digest
+
+
+def test_dates_shift_per_person_in_the_text_and_in_the_row():
+    """The job's path: person_id keys the shift (a note without one is its own person), the row's note_date and
+    note_datetime move with the text, and level 3 keeps the year alone."""
+    import os
+    from datetime import date, datetime, timedelta
+
+    from deid.masking import date_offset
+    schema = pa.schema([("note_id", pa.int64()), ("person_id", pa.int64()), ("note_date", pa.date32()),
+                        ("note_datetime", pa.timestamp("us")), ("note_title", pa.string()), ("note_text", pa.string())])
+    day, at = date(2023, 3, 15), datetime(2023, 3, 15, 9, 30)
+    rows = [{"note_id": 1, "person_id": 7, "note_date": day, "note_datetime": at, "note_title": "出院记录",
+             "note_text": "2023-03-15入院，3月20日出院。"},
+            {"note_id": 2, "person_id": 7, "note_date": date(2023, 4, 1), "note_datetime": None, "note_title": None,
+             "note_text": "2023-03-20复查。"},
+            {"note_id": 3, "person_id": None, "note_date": day, "note_datetime": None, "note_title": None,
+             "note_text": "2023-03-20复查。"}]
+    out = BatchProcessor(Pipeline()).process(pa.RecordBatch.from_pylist(rows, schema=schema)).to_pylist()
+    key = os.environ["DEID_SECRET"].encode()
+    person, own = (timedelta(days=date_offset(key, k, 180)) for k in ("person:7", "note:3"))
+    first, second, third = out
+    assert first["masked_text_l1"] == f"{day + person:%Y-%m-%d}入院，{(date(2023, 3, 20) + person).month}月" \
+                                      f"{(date(2023, 3, 20) + person).day}日出院。"
+    assert second["masked_text_l2"] == f"{date(2023, 3, 20) + person:%Y-%m-%d}复查。"
+    assert third["masked_text_l1"] == f"{date(2023, 3, 20) + own:%Y-%m-%d}复查。"
+    assert (first["masked_note_date_l1"], first["masked_note_datetime_l2"]) == (day + person, at + person)
+    assert (first["masked_note_date_l3"], first["masked_note_datetime_l3"]) == (date(2023, 1, 1), datetime(2023, 1, 1))
+    assert first["masked_text_l3"] == "2023年入院，〔日期〕出院。" and second["masked_note_datetime_l1"] is None
