@@ -77,14 +77,20 @@ LLM ?=
 # More job options for `make run`, e.g. JOB_ARGS="--reprocess affected" after a dictionary edit.
 JOB_ARGS ?=
 LLM_NOTES ?= 50
+# The job's HMAC key (note_digest, text_digest) is $$DEID_SECRET; without one, `make run` makes a local key once, as
+# the job's error says to, and keeps it here (mode 0600; another key re-processes every note).
+SECRET_FILE := data/.deid_secret
+WITH_SECRET = DEID_SECRET="$${DEID_SECRET:-$$(cat $(SECRET_FILE))}"
 run: install
+	@test -n "$$DEID_SECRET" || test -s $(SECRET_FILE) || { mkdir -p data && (umask 077 && \
+		$(PY) -c 'import secrets; print(secrets.token_hex(32))' > $(SECRET_FILE)) && echo "made a local key: $(SECRET_FILE)"; }
 	@test -d data/omop/note/_delta_log || $(VENV)/bin/deid synth --n $(SAMPLE_N) --seed 7 --out data/sample --delta data/omop/note
 ifeq ($(LLM),local)
-	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) jobs/with_local_llm.py -- $(SPARK_SUBMIT) jobs/deid_notes.py \
+	$(WITH_SECRET) PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) jobs/with_local_llm.py -- $(SPARK_SUBMIT) jobs/deid_notes.py \
 		--config conf/local-llm.yaml --limit $(LLM_NOTES)
 	@$(VENV)/bin/deid summary --root data/llm
 else
-	$(SPARK_SUBMIT) jobs/deid_notes.py --config conf/local.yaml $(JOB_ARGS)
+	$(WITH_SECRET) $(SPARK_SUBMIT) jobs/deid_notes.py --config conf/local.yaml $(JOB_ARGS)
 	@$(VENV)/bin/deid summary --root data
 endif
 

@@ -4,7 +4,16 @@
 Reads an OMOP NOTE Delta table, finds, tiers and masks PHI with the deid pipeline, and writes the Delta
 tables note_phi_spans, note_deid_l1..l3, deid_quarantine and deid_runs. Incremental and idempotent: a note is
 processed when it is new, changed, or carries another pipeline_version; each table gets one commit per run
-that replaces all rows of the processed notes, so a retried or killed run never duplicates a row.
+that replaces all rows of the processed notes, so a retried or killed run never duplicates a row. A note
+quarantined for a cause in the note itself stays quarantined, unprocessed, until it or the pipeline changes, so
+a run over the same input commits nothing but its deid_runs row (a note quarantined for a cause that may pass,
+the LLM unavailable or the time budget overrun, is tried again on every run).
+
+note_digest, in every masked table and the span table, is HMAC-SHA256 keyed by $DEID_SECRET (pipeline.secret_env)
+of the note's title and text: an unkeyed hash of a short note would let anyone check guesses of its masked words
+against it. The job does not start without the key. Tables written with the earlier plain SHA-256, or with
+another key, hold digests no note matches: the next run processes every note once and its commits replace all
+their rows (as for changed notes), so nothing is duplicated; a new key therefore costs one full run.
 """
 from __future__ import annotations
 
@@ -35,13 +44,13 @@ from pyspark.sql.pandas.types import to_arrow_schema  # noqa: E402
 from pyspark.sql.types import StructType  # noqa: E402
 
 from deid import io as dio  # noqa: E402
-from deid.batch import RESULT  # noqa: E402
+from deid.batch import RESULT, TRANSIENT_ERRORS  # noqa: E402
 from deid.config import deep_merge, load_config  # noqa: E402
 from deid.pipeline import Pipeline  # noqa: E402
 from deid.resources import bundle as resource_bundle  # noqa: E402
 from deid.resources import combine_digests, dictionary_terms, digest_bytes, materialize  # noqa: E402
 from udfs.deid_udf import affected_function, make_bundle, partition_function  # noqa: E402
-from udfs.delta import SparkDelta, choose_engine, spark_schema  # noqa: E402
+from udfs.delta import SparkDelta, choose_engine, claim_staging, spark_schema  # noqa: E402
 
 log = logging.getLogger("deid.job")
 FAIL_ENV = "DEID_FAIL_AFTER"   # tests: stop the job on purpose after a named write boundary
@@ -49,6 +58,9 @@ BROADCAST_TODO = 500_000       # notes to do, at most, matched back to their tex
 # Notes to do, at most, kept in memory with their text (detection, the commits and verify read them again); more
 # would overflow the heap (400,000 did in 2 GiB), so a first load is read again instead, note_id alone after detection.
 CACHE_TODO = 50_000
+# The HMAC pads are binary literals of the read's query plan: Spark redacts them from explain, the UI and event logs.
+REDACTION = "spark.sql.redaction.string.regex"
+PADS = "0x[0-9A-F]{128}"
 
 
 class ReconciliationError(RuntimeError):
@@ -162,13 +174,14 @@ def build_spark(cfg: JobConfig):
 
 @dataclass
 class Counts:
-    read: int = 0
-    duplicates: int = 0
+    read: int = 0           # input rows
+    duplicates: int = 0     # rows of a repeated note_id other than the one processed
+    no_ids: int = 0         # rows without a note_id
     todo: int = 0
     unchanged: int = 0
     moved: int = 0
     written: int = 0
-    quarantined: int = 0
+    quarantined: int = 0    # input rows in the quarantine after the run, put there by this run or an earlier one
     spans: int = 0
 
 
@@ -181,6 +194,14 @@ def _stage(name: str, n: int, t0: float) -> None:
     dt = max(time.perf_counter() - t0, 1e-9)
     rate = f"{n / dt:8.1f} notes/s" if n >= dt else f"{dt / n:8.1f} s/note" if n else ""
     log.info("stage %-12s %8d notes  %7.1f s  %s", name, n, dt, rate)
+
+
+def keyed_digest(message, key: bytes):
+    """HMAC-SHA256 (hex) of a string column in Spark SQL, without a UDF: sha2(K^opad || sha2(K^ipad || message))
+    with the pads of deid.io.hmac_pads as literals; the same value as deid.io.note_digest."""
+    inner, outer = dio.hmac_pads(key)
+    inner_hash = F.unhex(F.sha2(F.concat(F.lit(inner), message.cast("binary")), 256))
+    return F.sha2(F.concat(F.lit(outer), inner_hash), 256)
 
 
 def _llm_failed():
@@ -200,7 +221,10 @@ class JobRun:
         self.spark, self.cfg = spark, cfg
         self.started = datetime.now(timezone.utc)
         self.run_id = f"{self.started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
-        self.secret = os.environ.get(cfg.secret_env, "").encode() or None
+        self.secret = dio.secret_key(cfg.secret_env)
+        redaction = spark.conf.get(REDACTION, None)
+        if PADS not in (redaction or ""):
+            spark.conf.set(REDACTION, f"{redaction}|{PADS}" if redaction else PADS)
         self.pconf = load_config(cfg.pipeline_config, **cfg.pipeline_overrides)
         # Built on the driver first so a bad config or a surrogate policy without a key fails before any write.
         driver_pipeline = Pipeline(self.pconf, self.secret)
@@ -234,11 +258,13 @@ class JobRun:
         log.info("run %s: engine %s, pipeline %s, input %s", self.run_id, self.io.engine, self.version,
                  self.cfg.input_table)
         self.save_run(input_version=self.io.version(self.cfg.input_table))
+        staging_lock = claim_staging(self.cfg.staging, self.run_id)   # removes killed runs' staging folders
         try:
-            notes, duplicates = self.read()
-            todo, moved_from = self.plan(notes)
-            if c.todo or c.duplicates or moved_from:
-                self.write(todo, duplicates, self.detect(todo), moved_from)
+            notes, losers, no_ids = self.read()
+            todo, moved_from, rewrite_no_ids = self.plan(notes, losers, no_ids)
+            if c.todo or rewrite_no_ids or moved_from:
+                results = self.detect(todo) if c.todo else None
+                self.write(todo, losers, no_ids, results, rewrite_no_ids, moved_from)
             else:
                 log.info("nothing to write: every note already landed with pipeline %s", self.version)
             self.verify(todo)
@@ -263,11 +289,16 @@ class JobRun:
             raise
         finally:
             shutil.rmtree(os.path.join(self.cfg.staging, self.run_id), ignore_errors=True)
+            if staging_lock:
+                staging_lock.close()
         return self.row
 
     # -- stages ----------------------------------------------------------------------------------------
     def read(self):
+        """The input rows with their keyed note_digest: (notes, one row per note_id, the ones to process; losers,
+        the other rows of a repeated note_id; no_ids, the rows without a note_id)."""
         t0 = time.perf_counter()
+        c = self.counts
         self.spark.sparkContext.setJobDescription("deid: read NOTE")
         notes = self.io.read(self.cfg.input_table)
         dio.check_note_schema(to_arrow_schema(notes.schema))
@@ -277,59 +308,91 @@ class JobRun:
 
         def tagged(col):   # null and empty must digest differently
             return F.when(F.col(col).isNull(), F.lit("N")).otherwise(F.concat(F.lit("V"), F.col(col)))
-        notes = notes.withColumn("note_digest",
-                                 F.sha2(F.concat(tagged("note_title"), F.lit("\x1f"), tagged("note_text")), 256))
-        # The notes and the ids that repeat, counted in one pass over note_id.
+        message = F.concat(tagged("note_title"), F.lit("\x1f"), tagged("note_text"))
+        notes = notes.withColumn("note_digest", keyed_digest(message, self.secret))
+        # The rows, the ids that repeat and the rows without an id, counted in one pass over note_id.
         per_id = notes.groupBy("note_id").count()
-        totals = per_id.agg(F.sum("count").alias("notes"), F.count_if(F.col("count") > 1).alias("repeated")).first()
-        self.counts.read = totals["notes"] or 0
+        has_id = F.col("note_id").isNotNull()
+        totals = per_id.agg(F.sum("count").alias("rows"), F.count_if(has_id & (F.col("count") > 1)).alias("repeated"),
+                            F.sum(F.when(~has_id, F.col("count")).otherwise(0)).alias("no_ids")).first()
+        c.read, c.no_ids = totals["rows"] or 0, totals["no_ids"] or 0
+        no_ids, notes = notes.filter(~has_id), notes.filter(has_id)
         if not totals["repeated"]:
-            _stage("read", self.counts.read, t0)
-            return notes, notes.limit(0)
-        # A note_id that repeats: the latest note_datetime wins (then the larger digest); the rest are quarantined.
-        # Ranking sorts whole notes, so it runs only over the ids that do repeat.
-        repeated = per_id.filter("count > 1").select("note_id").cache()
+            _stage("read", c.read, t0)
+            return notes, notes.limit(0), no_ids
+        # A note_id that repeats: the row with the latest note_datetime is processed (a null time loses to any),
+        # then the one with the larger digest, then by the other columns, so that every run picks the same row; the
+        # others are quarantined. Ranking sorts whole notes, so it runs only over the ids that do repeat.
+        repeated = per_id.filter(has_id & (F.col("count") > 1)).select("note_id").cache()
+        others = [F.col(n).asc_nulls_last() for n in dio.NOTE_COLUMNS
+                  if n not in ("note_id", "note_datetime", "note_title", "note_text")]
         rank = Window.partitionBy("note_id").orderBy(F.col("note_datetime").desc_nulls_last(),
-                                                     F.col("note_digest").desc())
+                                                     F.col("note_digest").desc(), *others)
         ranked = notes.join(repeated, "note_id", "left_semi").withColumn("_rank", F.row_number().over(rank))
         losers = ranked.filter("_rank > 1").drop("_rank").cache()
-        self.counts.duplicates = losers.count()
-        keep = notes.join(losers.select("note_id", "note_digest", "note_datetime"),
-                          ["note_id", "note_digest", "note_datetime"], "left_anti")
-        # Identical repeats (same digest and time) are all dropped by the anti join: keep one of them.
-        keep = keep.unionByName(ranked.filter("_rank = 1").drop("_rank")).dropDuplicates(["note_id"])
-        _stage("read", self.counts.read, t0)
-        return keep, losers
+        c.duplicates = losers.count()
+        keep = notes.join(repeated, "note_id", "left_anti").unionByName(ranked.filter("_rank = 1").drop("_rank"))
+        _stage("read", c.read, t0)
+        return keep, losers, no_ids
 
-    def plan(self, notes):
-        """Split notes into unchanged (already landed at this version), to move (affected mode), and to do.
-        The split works on (note_id, note_digest) alone; only the notes to do are joined back to their text."""
+    def plan(self, notes, losers, no_ids):
+        """Split notes into unchanged (already landed at this version), still quarantined (at this version, for a
+        cause in the note itself), to move (affected mode), and to do; and say whether the rows without a note_id
+        are other than those the quarantine holds. The split works on (note_id, note_digest) alone; only the notes
+        to do are joined back to their text."""
         t0 = time.perf_counter()
-        state = self.landed()
+        c = self.counts
+        key = ["note_id", "note_digest"]
+        state, quarantine = self.landed(), self.io.read(self.loc["quarantine"], dio.QUARANTINE)
         if self.cfg.full_refresh:
-            state = state.limit(0)
-        current = state.filter(F.col("pipeline_version") == self.version).select("note_id", "note_digest")
-        todo_keys = notes.select("note_id", "note_digest").join(current, ["note_id", "note_digest"], "left_anti")
+            state, quarantine = state.limit(0), quarantine.limit(0)
+        repeat = F.col("error_class") == "DuplicateNoteId"
+        stays = ((F.col("pipeline_version") == self.version) & (F.col("stage") != "input")
+                 & ~F.col("error_class").isin(*TRANSIENT_ERRORS))
+        held = quarantine.agg(F.count_if(repeat).alias("repeats"),
+                              F.count_if(F.col("note_id").isNull()).alias("no_ids")).first()
+        current = state.filter(F.col("pipeline_version") == self.version).select(*key)
+        settled = quarantine.filter(stays).select(*key).distinct()
+        if c.duplicates or held["repeats"]:
+            # A note_id whose repeats are not the DuplicateNoteId rows held is done again, whatever landed: the
+            # quarantine rows of a note_id are replaced together.
+            had, have = quarantine.filter(repeat).select(*key), losers.select(*key)
+            changed = have.exceptAll(had).unionByName(had.exceptAll(have)).select("note_id").distinct()
+            current, settled = (df.join(changed, "note_id", "left_anti") for df in (current, settled))
+        # One row per note not in every masked table at this version, flagged when it stays quarantined.
+        open_keys = (notes.select(*key).join(current, key, "left_anti")
+                     .join(settled.withColumn("_stays", F.lit(True)), key, "left").cache())
+        flags = dict(open_keys.groupBy("_stays").count().collect())
+        still_quarantined = flags.get(True, 0)
+        todo_keys = open_keys.filter(F.col("_stays").isNull()).drop("_stays")
+        c.todo = flags.get(None, 0)
         moved_from = None
         if self.cfg.reprocess == "affected" and not self.cfg.full_refresh:
             todo_keys, moved_from = self.affected(state, todo_keys, notes)
-        todo_keys = todo_keys.cache()
-        self.counts.todo = todo_keys.count()
-        # Every kept note is to do, to move or unchanged: counting the rest would digest and join every note again.
-        kept = self.counts.read - self.counts.duplicates
-        self.counts.unchanged = kept - self.counts.todo - self.counts.moved
-        if self.counts.todo == kept:
+            todo_keys = todo_keys.cache()
+            c.todo = todo_keys.count()
+        # Every kept note is to do, to move, still quarantined or unchanged: counting the rest would digest and
+        # join every note again.
+        kept = c.read - c.duplicates - c.no_ids
+        c.unchanged = kept - c.todo - c.moved - still_quarantined
+        c.quarantined = still_quarantined + c.duplicates + c.no_ids
+        if c.todo == kept:
             todo = notes
-        elif self.counts.todo <= BROADCAST_TODO:   # the few notes to do find their text without a shuffle
+        elif c.todo <= BROADCAST_TODO:   # the few notes to do find their text without a shuffle
             todo = notes.drop("note_digest").join(F.broadcast(todo_keys), "note_id")
-            if self.counts.todo <= CACHE_TODO:
+            if c.todo <= CACHE_TODO:
                 todo = todo.cache()
         else:
-            todo = notes.join(todo_keys, ["note_id", "note_digest"], "left_semi")
-        _stage("plan", self.counts.todo, t0)
-        log.info("plan: %d to process, %d unchanged, %d to move version, %d duplicate ids",
-                 self.counts.todo, self.counts.unchanged, self.counts.moved, self.counts.duplicates)
-        return todo, moved_from
+            todo = notes.join(todo_keys, key, "left_semi")
+        rewrite_no_ids = c.no_ids != held["no_ids"]
+        if c.no_ids and not rewrite_no_ids:   # as many rows without a note_id as held: are they the same?
+            had = quarantine.filter(F.col("note_id").isNull()).select("note_digest")
+            rewrite_no_ids = no_ids.select("note_digest").exceptAll(had).limit(1).count() > 0
+        _stage("plan", c.todo, t0)
+        log.info("plan: %d to process, %d unchanged, %d to move version, %d still quarantined, %d duplicate ids, "
+                 "%d without note_id%s", c.todo, c.unchanged, c.moved, still_quarantined, c.duplicates, c.no_ids,
+                 " (to replace)" if rewrite_no_ids else "")
+        return todo, moved_from, rewrite_no_ids
 
     def landed(self):
         """(note_id, note_digest, pipeline_version) of every note that is in each masked table at that digest and
@@ -395,48 +458,57 @@ class JobRun:
             F.sum(F.when(_llm_failed(), 1).otherwise(0)).alias("fallback"),
             F.sum("prompt_tokens").alias("prompt"), F.sum("completion_tokens").alias("completion")).first()
         self.counts.written = totals["ok"] or 0
-        self.counts.quarantined = (totals["bad"] or 0) + self.counts.duplicates
+        self.counts.quarantined += totals["bad"] or 0
         self.row.update(notes_llm_fallback=totals["fallback"] or 0, prompt_tokens=totals["prompt"] or 0,
                         completion_tokens=totals["completion"] or 0)
         _stage("detect", self.counts.todo, t0)
         _fail_point("detect")
         return results
 
-    def write(self, todo, duplicates, results, moved_from) -> None:
-        """One commit per table, each replacing every row of the processed notes (or, when no table holds any
-        of them yet, adding the executors' files as they are)."""
-        self.fresh = self.all_fresh(todo, duplicates)
-        ok, bad = results.filter("status = 'ok'"), results.filter("status != 'ok'")
-        meta = [c for c in todo.columns if c not in ("note_title", "note_text")]   # carried through detect
-        keys = ["note_id", "person_id", "note_digest"]
-        version = F.when(_llm_failed(), F.lit(self.version + dio.FALLBACK_SUFFIX)).otherwise(F.lit(self.version))
+    def write(self, todo, losers, no_ids, results, rewrite_no_ids, moved_from) -> None:
+        """One commit per table with something to change, each replacing every row of the processed notes (or,
+        when no table holds any of them yet, adding the executors' files as they are); the rows without a note_id
+        are replaced together, by a marker of note_id null, when they are other than those held."""
+        c = self.counts
+        ids = todo.select("note_id")
+        if c.todo or rewrite_no_ids:
+            self.fresh = self.all_fresh(ids, rewrite_no_ids)
         stamp = {"pipeline_version": F.lit(self.version), "run_id": F.lit(self.run_id)}
-        ok = ok.withColumn("pipeline_version", version)
+        keys = ["note_id", "person_id", "note_digest"]
+        writes, quarantine, quarantine_ids = [], [], []
+        if c.todo:
+            ok, bad = results.filter("status = 'ok'"), results.filter("status != 'ok'")
+            meta = [col for col in todo.columns if col not in ("note_title", "note_text")]   # carried through detect
+            version = F.when(_llm_failed(), F.lit(self.version + dio.FALLBACK_SUFFIX)).otherwise(F.lit(self.version))
+            ok = ok.withColumn("pipeline_version", version)
 
-        # Spans land first: a note counts as landed once it is in every masked table, so its spans never lag.
-        spans = (ok.select(*keys, "llm_status", "pipeline_version", F.explode("spans").alias("s"))
-                 .select(*keys, "llm_status", "pipeline_version", "s.*"))
-        self.counts.spans = ok.select(F.sum(F.size("spans"))).first()[0] or 0
-        self._replace("spans", spans.withColumn("run_id", F.lit(self.run_id)), todo, dio.SPANS, self.counts.todo)
+            # Spans land first: a note counts as landed once it is in every masked table, so its spans never lag.
+            spans = (ok.select(*keys, "llm_status", "pipeline_version", F.explode("spans").alias("s"))
+                     .select(*keys, "llm_status", "pipeline_version", "s.*"))
+            c.spans = ok.select(F.sum(F.size("spans"))).first()[0] or 0
+            self._replace("spans", spans.withColumn("run_id", F.lit(self.run_id)), todo, dio.SPANS, c.todo)
 
-        writes = []
-        for level in self.cfg.policies:
-            masked = ok.select(*meta, "pipeline_version", F.col(f"masked_title_l{level}").alias("note_title"),
-                               F.col(f"masked_text_l{level}").alias("note_text"),
-                               F.col(f"masked_count_l{level}").alias("masked_count"))
-            writes.append((level, masked.withColumn("run_id", F.lit(self.run_id)), todo, dio.MASKED,
-                           self.counts.written))
-
-        failed = bad.select(*keys, "stage", "error_class", "message")
-        dups = duplicates.select("note_id", "person_id", "note_digest", F.lit("input").alias("stage"),
-                                 F.lit("DuplicateNoteId").alias("error_class"),
-                                 F.lit("note_id repeats in the input; the row with the latest note_datetime was "
-                                       "processed").alias("message"))
-        quarantine = failed.unionByName(dups).withColumns({**stamp, "quarantined_at": F.current_timestamp()})
-        writes.append(("quarantine", quarantine, todo.select("note_id").unionByName(duplicates.select("note_id")),
-                       dio.QUARANTINE, self.counts.quarantined))
+            for level in self.cfg.policies:
+                masked = ok.select(*meta, "pipeline_version", F.col(f"masked_title_l{level}").alias("note_title"),
+                                   F.col(f"masked_text_l{level}").alias("note_text"),
+                                   F.col(f"masked_count_l{level}").alias("masked_count"))
+                writes.append((level, masked.withColumn("run_id", F.lit(self.run_id)), todo, dio.MASKED, c.written))
+            # A note_id's quarantine rows are replaced together: its failure, if any, and every row that lost to it.
+            quarantine += [bad.select(*keys, "stage", "error_class", "message"),
+                           self._quarantined(losers.join(ids, "note_id", "left_semi"), "DuplicateNoteId",
+                                             "note_id repeats in the input; the row with the latest note_datetime "
+                                             "was processed")]
+            quarantine_ids.append(ids)
+        if rewrite_no_ids:
+            quarantine.append(self._quarantined(no_ids, "NullNoteId",
+                                                f"note_id is null in {c.no_ids} of the input's rows"))
+            quarantine_ids.append(self.spark.createDataFrame([(None,)], "note_id long"))
+        if quarantine:
+            rows = reduce(lambda a, b: a.unionByName(b), quarantine)
+            writes.append(("quarantine", rows.withColumns({**stamp, "quarantined_at": F.current_timestamp()}),
+                           reduce(lambda a, b: a.unionByName(b), quarantine_ids), dio.QUARANTINE, c.quarantined))
         # The masked tables and the quarantine are independent: commit them concurrently, one commit each.
-        with ThreadPoolExecutor(max_workers=len(writes)) as pool:
+        with ThreadPoolExecutor(max_workers=max(1, len(writes))) as pool:
             for future in [pool.submit(self._replace, *w) for w in writes]:
                 future.result()
 
@@ -444,20 +516,31 @@ class JobRun:
             t0 = time.perf_counter()
             for name in ["spans", *self.cfg.policies]:
                 self.io.move_version(self.loc[name], moved_from, self.version)
-            _stage("move_version", self.counts.moved, t0)
+            _stage("move_version", c.moved, t0)
             _fail_point("move_version")
 
-    def all_fresh(self, todo, duplicates) -> bool:
-        """True when no output table holds a row of any note this run writes: appending is then exact.
-        (A run killed after some commits left rows behind, so its rerun merges.)"""
+    @staticmethod
+    def _quarantined(rows, error_class: str, message: str):
+        """Input rows quarantined before detection, as quarantine rows (stage input)."""
+        return rows.select("note_id", "person_id", "note_digest", F.lit("input").alias("stage"),
+                           F.lit(error_class).alias("error_class"), F.lit(message).alias("message"))
+
+    def all_fresh(self, note_ids, with_no_ids: bool) -> bool:
+        """True when no output table holds a row of any note this run writes (nor, when it writes the rows
+        without a note_id, any such row): appending is then exact. (A run killed after some commits left rows
+        behind, so its rerun merges.)"""
         t0 = time.perf_counter()
         held = None
         for name in ["spans", "quarantine", *self.cfg.policies]:
             if self.io.exists(self.loc[name]):
                 ids = self.io.read(self.loc[name]).select("note_id")
                 held = ids if held is None else held.unionByName(ids)
-        ours = todo.select("note_id").unionByName(duplicates.select("note_id"))
-        fresh = held is None or ours.join(held, "note_id", "left_semi").limit(1).count() == 0
+        fresh = held is None
+        if not fresh:
+            clash = note_ids.join(held, "note_id", "left_semi")
+            if with_no_ids:
+                clash = clash.unionByName(held.filter(F.col("note_id").isNull()))
+            fresh = clash.limit(1).count() == 0
         _stage("append_or_merge", self.counts.todo, t0)
         return fresh
 
@@ -522,6 +605,10 @@ def main(argv=None) -> int:
     log.setLevel(logging.INFO)
     args = parse_args(argv)
     cfg = load_job_config(args.config, args)
+    try:
+        dio.secret_key(cfg.secret_env)   # before Spark starts: a run without the key is refused at once
+    except dio.MissingSecret as exc:
+        raise SystemExit(f"error: {exc}") from None
     spark = build_spark(cfg)
     spark.sparkContext.setLogLevel("WARN")
     row = run(spark, cfg)
