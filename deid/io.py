@@ -56,6 +56,7 @@ RUNS = pa.schema([
     ("notes_llm_fallback", pa.int64()), ("prompt_tokens", pa.int64()), ("completion_tokens", pa.int64()),
     ("pipeline_version", pa.string()), ("config_digest", pa.string()), ("dictionary_version", pa.string()),
     ("prompt_version", pa.string()), ("model", pa.string()), ("reprocess", pa.string()), ("message", pa.string()),
+    ("policy_preset", pa.string()),
 ])
 
 TABLE_SCHEMAS = {"note_phi_spans": SPANS, "note_deid_l1": MASKED, "note_deid_l2": MASKED, "note_deid_l3": MASKED,
@@ -183,8 +184,8 @@ class DeltaRs:
     def upsert(self, path: str, rows: pa.Table, key: str) -> dict:
         """Insert rows, or update the ones whose `key` is already there (one commit)."""
         self.ensure(path, rows.schema)
-        return (self._table(path)
-                .merge(rows, predicate=f"t.{key} = s.{key}", source_alias="s", target_alias="t")
+        return (self._table(path)   # merge_schema: a table written before a column was added gains it
+                .merge(rows, predicate=f"t.{key} = s.{key}", source_alias="s", target_alias="t", merge_schema=True)
                 .when_matched_update_all().when_not_matched_insert_all().execute())
 
     def move_version(self, path: str, old: str, new: str) -> dict:

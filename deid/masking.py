@@ -179,8 +179,8 @@ class Masker:
     def mask_date_value(self, value: date | None, level: int, context: NoteContext) -> date | None:
         """A NOTE row's own date (note_date, note_datetime) as this level's DATE operator writes dates: shifted by
         the person's offset, or 1 January of its year, or nothing; so that the row does not undo the text."""
-        if value is None:
-            return None
+        if value is None or EntityType.DATE not in self.policies.types:   # a preset that masks no date keeps it
+            return value
         spec = self.policies[level].spec(EntityType.DATE)
         if spec.operator == "shift":
             days = self.date_offset(context, spec)

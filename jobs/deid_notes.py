@@ -46,7 +46,7 @@ from pyspark.sql.types import StructType  # noqa: E402
 from deid import io as dio  # noqa: E402
 from deid.batch import RESULT, TRANSIENT_ERRORS  # noqa: E402
 from deid.config import deep_merge, load_config  # noqa: E402
-from deid.pipeline import Pipeline  # noqa: E402
+from deid.pipeline import Pipeline, source_part  # noqa: E402
 from deid.resources import bundle as resource_bundle  # noqa: E402
 from deid.resources import combine_digests, dictionary_terms, digest_bytes, materialize  # noqa: E402
 from udfs.deid_udf import affected_function, make_bundle, partition_function  # noqa: E402
@@ -144,6 +144,8 @@ def load_job_config(path: str, args=None) -> JobConfig:
         cfg.optimize = cfg.optimize or args.optimize
         if args.reprocess:
             cfg.reprocess = args.reprocess
+        if args.policy_preset:
+            cfg.pipeline_overrides = {**cfg.pipeline_overrides, "policy_preset": args.policy_preset}
     bad = [p for p in cfg.policies if p not in cfg.tables["masked"]]
     if bad:
         raise SystemExit(f"error: no masked table configured for policy level(s) {bad}")
@@ -247,7 +249,8 @@ class JobRun:
                         prompt_version=llm.prompts.version if llm else "none",
                         model=f"detectors+{self.pconf.llm.model}" if llm else "detectors",
                         notes_llm_fallback=0, prompt_tokens=0, completion_tokens=0,
-                        reprocess="full" if cfg.full_refresh else cfg.reprocess, message=None)
+                        reprocess="full" if cfg.full_refresh else cfg.reprocess,
+                        policy_preset=driver_pipeline.policies.preset, message=None)
 
     def save_run(self, **changes) -> None:
         self.row.update(changes)
@@ -411,7 +414,8 @@ class JobRun:
         if last is None or last["pipeline_version"] == self.version:
             return todo_keys, None
         old_dir = Path(self.cfg.state) / "resources" / last["dictionary_version"]
-        if not old_dir.exists() or last["config_digest"] != self.pconf.digest:
+        if (not old_dir.exists() or last["config_digest"] != self.pconf.digest
+                or source_part(last["pipeline_version"]) != source_part(self.version)):   # deid's code changed
             log.info("reprocess affected: the previous run's dictionaries or config are not comparable; re-running all")
             return todo_keys, None
         old_files = resource_bundle(old_dir)
@@ -489,7 +493,10 @@ class JobRun:
             self._replace("spans", spans.withColumn("run_id", F.lit(self.run_id)), todo, dio.SPANS, c.todo)
 
             for level in self.cfg.policies:
-                masked = ok.select(*meta, "pipeline_version", F.col(f"masked_title_l{level}").alias("note_title"),
+                # the row's own dates as this level writes dates, so that the row does not undo the text
+                dated = [F.col(f"masked_{col}_l{level}").alias(col) if col in ("note_date", "note_datetime") else col
+                         for col in meta]
+                masked = ok.select(*dated, "pipeline_version", F.col(f"masked_title_l{level}").alias("note_title"),
                                    F.col(f"masked_text_l{level}").alias("note_text"),
                                    F.col(f"masked_count_l{level}").alias("masked_count"))
                 writes.append((level, masked.withColumn("run_id", F.lit(self.run_id)), todo, dio.MASKED, c.written))
@@ -590,6 +597,7 @@ def parse_args(argv=None):
     ap.add_argument("--input", help="NOTE table (path or catalog name)")
     ap.add_argument("--output", help="output root folder (local mode)")
     ap.add_argument("--policies", help="policy levels to write, e.g. 1,2,3")
+    ap.add_argument("--policy-preset", help="conf/policies.yaml preset: default (every type) or paper (the seven)")
     ap.add_argument("--limit", type=int, help="process at most N notes (by note_id)")
     ap.add_argument("--full-refresh", action="store_true", help="process every note, whatever already landed")
     ap.add_argument("--optimize", action="store_true",

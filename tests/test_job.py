@@ -420,3 +420,34 @@ def test_every_job_config_loads_with_its_pipeline(name):
     assert pipeline.llm.enabled == name.endswith("-llm.yaml")
     if pipeline.llm.enabled:
         assert pipeline.llm.client.base_url.startswith("http")
+
+
+def test_dates_shift_in_text_and_row_per_person_and_the_paper_preset_keeps_them(spark, tmp_path, notes):
+    """Levels 1 and 2 shift every date of a person by one offset, the row's note_date and note_datetime too (so the
+    row does not undo the text); level 3 keeps the year; the run records its policy preset. The paper preset finds
+    the paper's seven types only, and a change of preset re-processes every note."""
+    from datetime import date, timedelta
+
+    from deid.masking import date_offset
+    write_notes(tmp_path, notes)
+    row = run(spark, job(tmp_path))
+    assert row["policy_preset"] == "default"
+    key = os.environ["DEID_SECRET"].encode()
+    source = {r["note_id"]: r for r in notes.to_pylist()}
+    for level, name in ((1, "note_deid_l1"), (2, "note_deid_l2"), (3, "note_deid_l3")):
+        for r in table(tmp_path, name).to_pylist():
+            original = source[r["note_id"]]
+            if level < 3:
+                moved = timedelta(days=date_offset(key, f"person:{original['person_id']}", 180))
+                assert (r["note_date"], r["note_datetime"]) == (original["note_date"] + moved,
+                                                                original["note_datetime"] + moved)
+            else:
+                assert r["note_date"] == date(original["note_date"].year, 1, 1)
+    dates = [s for s in table(tmp_path, "note_phi_spans").to_pylist() if s["entity_type"] == "DATE"]
+    assert len(dates) >= 40
+    paper = run(spark, job(tmp_path, pipeline_overrides={"policy_preset": "paper"}))
+    assert paper["policy_preset"] == "paper" and paper["notes_written"] == 40
+    assert {s["entity_type"] for s in table(tmp_path, "note_phi_spans").to_pylist()} <= {
+        "NAME", "ID_NUMBER", "CONTACT", "HOSPITAL", "ADDRESS", "STD", "PREGNANCY"}
+    l3 = {r["note_id"]: r for r in table(tmp_path, "note_deid_l3").to_pylist()}
+    assert all(l3[i]["note_date"] == source[i]["note_date"] for i in source)   # the paper masks no date

@@ -188,6 +188,8 @@ class SparkDelta:
         if self.engine == NATIVE:
             self._ensure_native(location, row.schema)
             source = self.spark.createDataFrame(row.to_pylist(), spark_schema(row.schema))
+            # a runs table written before a column was added gains it
+            self.spark.conf.set("spark.databricks.delta.schema.autoMerge.enabled", "true")
             (self._native_table(location).alias("t").merge(source.alias("s"), "t.run_id = s.run_id")
              .whenMatchedUpdateAll().whenNotMatchedInsertAll().execute())
             return
