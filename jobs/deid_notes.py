@@ -1,5 +1,6 @@
 """spark-submit jobs/deid_notes.py --config conf/local.yaml [--input T] [--output DIR] [--policies 1,2,3]
-                                   [--limit N] [--full-refresh] [--reprocess version|affected] [--optimize]
+                                   [--policy-preset default|paper] [--limit N] [--full-refresh]
+                                   [--reprocess version|affected] [--optimize]
 
 Reads an OMOP NOTE Delta table, finds, tiers and masks PHI with the deid pipeline, and writes the Delta
 tables note_phi_spans, note_deid_l1..l3, deid_quarantine and deid_runs. Incremental and idempotent: a note is
