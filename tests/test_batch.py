@@ -128,3 +128,9 @@ def test_dates_shift_per_person_in_the_text_and_in_the_row():
     assert (first["masked_note_date_l1"], first["masked_note_datetime_l2"]) == (day + person, at + person)
     assert (first["masked_note_date_l3"], first["masked_note_datetime_l3"]) == (date(2023, 1, 1), datetime(2023, 1, 1))
     assert first["masked_text_l3"] == "2023年入院，〔日期〕出院。" and second["masked_note_datetime_l1"] is None
+
+
+def test_format_characters_inside_values_are_masked_in_the_jobs_path():
+    text = "患者张\u200b三，电话138\u200d1234\u200e5678，邮箱li\u00adsi@example.com。"
+    out = BatchProcessor(Pipeline()).process(_batch([{"note_id": 1, "note_title": None, "note_text": text}])).to_pylist()
+    assert out[0]["masked_text_l3"] == "患者〔姓名〕，电话〔联系方式〕，邮箱〔联系方式〕。"
