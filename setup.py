@@ -1,7 +1,7 @@
 """deid: de-identification of Chinese clinical notes (detectors, tiers, masking; Spark and LLM stages)."""
 from setuptools import find_packages, setup
 
-VERSION = "0.2.0"
+VERSION = "0.3.0"
 
 # Every dependency is pinned; heavy or optional ones live in extras.
 CORE = [

@@ -2,4 +2,4 @@
 
 Pure Python on strings: no Spark import anywhere in this package.
 """
-__version__ = "0.2.0"
+__version__ = "0.3.0"
