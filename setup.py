@@ -44,6 +44,7 @@ setup(
     name="deid",
     version=VERSION,
     description=__doc__,
+    license="Apache-2.0",
     python_requires=">=3.11,<3.12",
     packages=find_packages(include=["deid", "deid.*", "udfs", "udfs.*"]),
     include_package_data=True,
