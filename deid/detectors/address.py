@@ -16,7 +16,7 @@ from deid.tiers import address_tier
 from deid.vocabulary import TREATED_WITH, ClinicalVocabulary, WordIndex
 
 _CUE = re.compile(r"(?:现住址|家庭住址|家庭地址|户籍地址|户口所在地|通讯地址|联系地址|居住地址|工作单位地址|单位地址|住址|地址|"
-                  r"现住|家住|住在|居住于|现居住于|现居于|现居|户籍地|户籍|籍贯|出生地|出生于(?![0-9])|(?<![发产寄滋衍])生于(?![0-9])|来自|寄往|送至)\s*[:：]?\s*")
+                  r"现住|家住|住在|居住于|现居住于|现居于|现居|久居于|久居|定居于|定居|长期居住于|户籍地|户籍|籍贯|出生地|出生于(?![0-9])|(?<![发产寄滋衍])生于(?![0-9])|来自|寄往|送至)\s*[:：]?\s*")
 _CJK = r"\u4e00-\u9fa5"
 _NUM = r"(?:[A-Za-z]{0,2}[0-9]+[A-Za-z]?|[一二三四五六七八九十百零〇两]+|[A-Za-z])"
 # A named component ends in one of these: villages and groups, communities and places, roads.
