@@ -2,14 +2,25 @@
 from __future__ import annotations
 
 import argparse
+import codecs
+import csv
+import errno
+import functools
+import itertools
 import json
+import logging
 import os
 import sys
+import traceback
 from collections import Counter
 from datetime import date
 from pathlib import Path
 
 from deid import __version__
+
+EXIT_FAILED = 1   # the run itself failed: notes it could not annotate, an unexpected error
+EXIT_USAGE = 2    # the command line or its inputs are wrong (argparse exits 2 as well)
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 def _pipeline(args):
@@ -44,37 +55,144 @@ def _note_date(value) -> date | None:
         raise ValueError("note_date must be a date written YYYY-MM-DD") from None
 
 
+NOTE_FORMATS = ("jsonl", "csv", "text", "folder")
+_FORMAT_BY_SUFFIX = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".txt": "text"}
+_ID_COLUMNS, _TEXT_COLUMNS = ("id", "note_id"), ("text", "note_text")
+
+
+class UsageError(Exception):
+    """A wrong or missing argument or input; the message names it and what to give instead."""
+
+
+def _input_format(path: Path, given: str | None) -> str:
+    if not path.exists():
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(path))
+    if given:
+        return given
+    if path.is_dir():
+        return "folder"
+    if path.suffix.lower() in _FORMAT_BY_SUFFIX:
+        return _FORMAT_BY_SUFFIX[path.suffix.lower()]
+    raise UsageError(f"cannot tell what kind of input {path} is from its name; give --input-format "
+                     + "|".join(NOTE_FORMATS))
+
+
+def _text_encoding(encoding: str) -> str:
+    """UTF-8 files saved by Excel or Notepad start with a byte-order mark; read it as such, not as text."""
+    return "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
+
+
+def _encoding(name: str) -> str:
+    try:
+        return codecs.lookup(name).name
+    except LookupError:
+        raise argparse.ArgumentTypeError(f"unknown encoding {name!r}; e.g. utf-8, gb18030") from None
+
+
+def _decode_error_text(exc: UnicodeDecodeError) -> str:
+    """What went wrong decoding, without the undecodable bytes themselves (they are note text)."""
+    return f"not {exc.encoding} text ({exc.reason} at byte {exc.start}); give --encoding, e.g. --encoding gb18030"
+
+
+def _jsonl_note(line: str) -> dict:
+    row = json.loads(line)
+    if not isinstance(row, dict):
+        raise ValueError("line is not a JSON object")
+    return row
+
+
+def _jsonl_notes(path: Path, encoding: str):
+    # surrogateescape: an undecodable byte stays in its note as a lone surrogate instead of failing the line
+    with open(path, encoding=_text_encoding(encoding), errors="surrogateescape") as src:
+        for lineno, line in enumerate(src, 1):
+            if line.strip():
+                yield {"line": lineno}, functools.partial(_jsonl_note, line)
+
+
+def _csv_notes(path: Path, encoding: str):
+    csv.field_size_limit(2**31 - 1)   # a long note is one field; the default limit is 128 KiB
+    with open(path, encoding=_text_encoding(encoding), newline="") as src:
+        rows = csv.DictReader(src)
+        try:
+            columns = rows.fieldnames or []
+            id_column = next((c for c in _ID_COLUMNS if c in columns), None)
+            text_column = next((c for c in _TEXT_COLUMNS if c in columns), None)
+            if text_column is None:
+                raise UsageError(f"{path} has no text or note_text column in its header (it has: "
+                                 f"{', '.join(columns) or 'no header'}); name the note column text")
+            for row in rows:
+                note = {"id": row.get(id_column) if id_column else None, "text": row[text_column],
+                        "person_id": row.get("person_id") or None, "note_date": row.get("note_date") or None}
+                yield {"line": rows.line_num}, functools.partial(dict, note)
+        except UnicodeDecodeError as exc:
+            raise UsageError(f"{path} is {_decode_error_text(exc)}") from None
+        except csv.Error as exc:
+            raise UsageError(f"{path} line {rows.line_num} is not CSV: {exc}") from None
+
+
+def _text_file_note(path: Path, encoding: str) -> dict:
+    try:
+        return {"id": path.stem, "text": path.read_text(encoding=_text_encoding(encoding))}
+    except UnicodeDecodeError as exc:
+        raise ValueError(_decode_error_text(exc)) from None
+
+
+def _text_notes(paths, encoding: str):
+    for path in paths:   # the id is known even when the file cannot be read
+        yield {"id": path.stem, "file": path.name}, functools.partial(_text_file_note, path, encoding)
+
+
+def _read_notes(path: Path, input_format: str, encoding: str):
+    """(where, read) per note, in input order: where is what an error row names it by (its line, or its id and
+    file); read() gives its fields or raises ValueError."""
+    if input_format == "folder":
+        if not path.is_dir():
+            raise UsageError(f"{path} is not a folder; give a folder of .txt notes or another --input-format")
+        return _text_notes(sorted(path.glob("*.txt")), encoding)
+    if input_format == "text":
+        return _text_notes([path], encoding)
+    return (_csv_notes if input_format == "csv" else _jsonl_notes)(path, encoding)
+
+
+def _note_error_text(exc: Exception) -> str:
+    msg = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)   # never the line itself
+    return f"{type(exc).__name__}: {msg}"
+
+
 def cmd_annotate(args) -> int:
-    pipeline = _pipeline(args)
     if args.text is not None:
-        print(json.dumps(_annotation(pipeline, None, args.text), ensure_ascii=False, indent=2))
+        print(json.dumps(_annotation(_pipeline(args), None, args.text), ensure_ascii=False, indent=2))
         return 0
     if not args.input or not args.output:
-        print("error: give --text, or both --input and --output", file=sys.stderr)
-        return 2
+        raise UsageError("give --text, or both --input and --output")
+    source = Path(args.input)
+    notes = _read_notes(source, _input_format(source, args.input_format), args.encoding)
+    first = next(notes, None)   # input errors before the pipeline loads and before the output is created
+    if first is None:
+        raise UsageError(f"no notes in {source}; give JSON Lines, CSV with a text column, a .txt file or a folder "
+                         "of .txt files")
     from deid.pipeline import NoteError
+    pipeline = _pipeline(args)
     ok = bad = 0
-    with open(args.input, encoding="utf-8", errors="surrogateescape") as src, open(args.output, "w", encoding="utf-8") as dst:
-        for lineno, line in enumerate(src, 1):
-            if not line.strip():
-                continue
+    with open(args.output, "w", encoding="utf-8") as dst:
+        for where, read in itertools.chain([first], notes):
             note_id = None
             try:
-                row = json.loads(line)
-                if not isinstance(row, dict):
-                    raise ValueError("line is not a JSON object")
-                note_id = row.get("id")
-                text = row.get("text")
-                if text is None:
+                note = read()
+                note_id = note.get("id")
+                if note.get("text") is None:
                     raise NoteError("note has no text")
-                out = _annotation(pipeline, note_id, text, row.get("person_id"), _note_date(row.get("note_date")))
+                out = _annotation(pipeline, note_id, note["text"], note.get("person_id"),
+                                  _note_date(note.get("note_date")))
                 ok += 1
-            except (ValueError, NoteError) as exc:   # json errors are ValueErrors; messages never quote the text
-                msg = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
-                out = {"id": note_id, "line": lineno, "error": f"{type(exc).__name__}: {msg}"}
+            except (ValueError, NoteError) as exc:   # messages never quote the text
+                out = {"id": note_id, **where, "error": _note_error_text(exc)}
                 bad += 1
             dst.write(_json_line(out))
-    print(f"annotated {ok} notes, {bad} errors -> {args.output}", file=sys.stderr)
+    if bad:
+        print(f"error: annotated {ok} notes, {bad} errors; the error rows in {args.output} say why", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"annotated {ok} notes, 0 errors -> {args.output}", file=sys.stderr)
     return 0
 
 
@@ -166,8 +284,7 @@ def cmd_icd_dictionary(args) -> int:
     from deid.corpora import REAL_DATA_ENV, write_icd_dictionary
     root = args.data or os.environ.get(REAL_DATA_ENV)
     if not root:
-        print(f"error: give --data or set ${REAL_DATA_ENV}", file=sys.stderr)
-        return 2
+        raise UsageError(f"give --data or set ${REAL_DATA_ENV}")
     n = write_icd_dictionary(Path(root), Path(args.out))
     print(f"wrote {n} diagnoses to {args.out}")
     return 0
@@ -180,13 +297,16 @@ def cmd_summary(args) -> int:
     from deid.io import TABLE_SCHEMAS
     from deid.query import table
     root = Path(args.root)
+    if not root.is_dir():
+        raise UsageError(f"{root} is not a folder; give --root the folder the job wrote its tables into")
+    tables = {name: DeltaTable(str(root / name)) for name in TABLE_SCHEMAS
+              if DeltaTable.is_deltatable(str(root / name))}
+    if not tables:
+        raise UsageError(f"none of the job's tables ({', '.join(TABLE_SCHEMAS)}) is under {root}; give --root the "
+                         "folder the job wrote them into")
     print("Delta tables:")
-    tables = {}
-    for name in TABLE_SCHEMAS:
-        path = root / name
-        if DeltaTable.is_deltatable(str(path)):
-            tables[name] = DeltaTable(str(path))
-            print(f"  {name:<16} {path.resolve()}  (version {tables[name].version()}, {tables[name].count()} rows)")
+    for name, delta in tables.items():
+        print(f"  {name:<16} {(root / name).resolve()}  (version {delta.version()}, {delta.count()} rows)")
     if "deid_runs" in tables:
         runs = table(root / "deid_runs").sort_by([("started_at", "descending")]).to_pylist()
         last = runs[0]
@@ -290,7 +410,7 @@ def cmd_review(args) -> int:
 
         from deid.review.auth import save_account
         if not args.user:
-            raise SystemExit("error: add-user needs --user")
+            raise UsageError("add-user needs --user")
         password = os.environ.get("DEID_REVIEW_PASSWORD") or (secrets.token_urlsafe(12) if args.generate else None)
         if password is None:
             password = getpass.getpass(f"password for {args.user}: ")
@@ -305,7 +425,7 @@ def cmd_review(args) -> int:
         from deid.review.source import ReviewSource
         from deid.review.store import ReviewStore
         if not (args.dictionaries or args.gold):
-            raise SystemExit("error: export needs --dictionaries OUT and/or --gold FILE")
+            raise UsageError("export needs --dictionaries OUT and/or --gold FILE")
         store = ReviewStore(settings.root)
         rows = store.decisions()
         source = ReviewSource(settings.root, settings.notes_table)
@@ -324,7 +444,7 @@ def cmd_review(args) -> int:
         return 0
     from deid.review.app import serve
     if not Path(settings.accounts).exists():
-        raise SystemExit(f"error: no accounts file at {settings.accounts}; create one with "
+        raise UsageError(f"no accounts file at {settings.accounts}; create one with "
                          f"deid review add-user --root {args.root} --user NAME --role admin")
     serve(settings, args.host, args.port, args.tls_cert, args.tls_key)
     return 0
@@ -336,13 +456,20 @@ def getpass_user() -> str:
     return f"cli:{getpass.getuser()}"
 
 
-def main(argv=None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="deid", description="De-identify Chinese clinical notes.")
     parser.add_argument("--version", action="version", version=f"deid {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of a failure")
+    parser.add_argument("--log-level", default="WARNING", choices=LOG_LEVELS, type=str.upper)
+    parser.add_argument("--quiet", action="store_true", help="log errors only (same as --log-level ERROR)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    a = sub.add_parser("annotate", help="find, tier and mask; JSONL in, JSONL out, or one --text")
-    a.add_argument("--input", help="JSONL, one {\"id\": ..., \"text\": ...} per line")
+    a = sub.add_parser("annotate", help="find, tier and mask; notes in, JSONL out, or one --text")
+    a.add_argument("--input", help="JSON Lines ({\"id\": ..., \"text\": ...} per line), CSV with a header (id or "
+                                   "note_id, text or note_text, optional person_id, note_date), a .txt file (one "
+                                   "note) or a folder of .txt files (one note each; the file name is the id)")
+    a.add_argument("--input-format", choices=NOTE_FORMATS, help="the kind of --input (default: from its name)")
+    a.add_argument("--encoding", default="utf-8", type=_encoding, help="of the input (e.g. gb18030; default utf-8)")
     a.add_argument("--output", help="JSONL, one {id, spans, masked} per line")
     a.add_argument("--text", help="annotate this one note and pretty-print the result")
     a.add_argument("--config", help="pipeline config (default conf/pipeline.yaml)")
@@ -423,9 +550,53 @@ def main(argv=None) -> int:
     w.add_argument("--generate", action="store_true", help="add-user: generate the password and print it once "
                                                             "(else $DEID_REVIEW_PASSWORD, else a prompt)")
     w.set_defaults(func=cmd_review)
+    return parser
 
-    args = parser.parse_args(argv)
-    return args.func(args)
+
+def _user_errors() -> tuple:
+    """The project's own errors whose message says what to fix; imported only once something failed."""
+    from deid.config import ConfigError
+    from deid.corpora import SourceMismatch
+    from deid.io import MissingSecret, SchemaError
+    from deid.masking import PolicyError
+    from deid.pipeline import NoteError
+    from deid.serving.gguf import ModelFileError
+    return UsageError, ConfigError, PolicyError, MissingSecret, SchemaError, SourceMismatch, NoteError, ModelFileError
+
+
+# The errors of a path the user gave, and what to do about each.
+_PATH_ERROR_FIXES = {FileNotFoundError: "does not exist; check the path",
+                     IsADirectoryError: "is a folder; give a file",
+                     NotADirectoryError: "is not a folder; give a folder",
+                     PermissionError: "cannot be opened: permission denied; check who may read or write it"}
+
+
+def _failure(exc: Exception) -> tuple[int, str]:
+    """The exit status and the one line for a failure; never a message that could hold note text."""
+    for kind, fix in _PATH_ERROR_FIXES.items():
+        if isinstance(exc, kind):
+            return EXIT_USAGE, f"{exc.filename or 'a path'} {fix}"
+    if isinstance(exc, UnicodeDecodeError):
+        return EXIT_USAGE, f"an input is {_decode_error_text(exc)}"
+    if isinstance(exc, _user_errors()):
+        return EXIT_USAGE, str(exc)
+    if isinstance(exc, OSError):   # disk full, network: nothing wrong with the command, the run failed
+        return EXIT_FAILED, f"{exc.strerror or type(exc).__name__}{f': {exc.filename}' if exc.filename else ''}"
+    return EXIT_FAILED, f"unexpected {type(exc).__name__}; run deid --debug ... for the traceback"
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger().setLevel("ERROR" if args.quiet else args.log_level)   # also where handlers already exist
+    try:
+        return args.func(args)
+    except Exception as exc:   # the scheduler reads the exit status and one line; --debug adds the traceback
+        status, message = _failure(exc)
+        if args.debug:
+            traceback.print_exc()
+        print(f"error: {message}", file=sys.stderr)
+        return status
 
 
 if __name__ == "__main__":

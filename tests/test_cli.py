@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from deid.cli import main
+from deid.cli import EXIT_FAILED, main
 from deid.spans import EntityType
 
 TYPES = {t.value for t in EntityType}
@@ -23,7 +23,7 @@ def test_annotate_jsonl_contract(tmp_path, capsys):
     ]
     src.write_text("\n".join(l if isinstance(l, str) else json.dumps(l) for l in lines) + "\n", encoding="utf-8")
     out = tmp_path / "out.jsonl"
-    assert main(["annotate", "--input", str(src), "--output", str(out)]) == 0
+    assert main(["annotate", "--input", str(src), "--output", str(out)]) == EXIT_FAILED   # notes failed: the run did
     rows = [json.loads(l) for l in out.read_text(encoding="utf-8").splitlines()]
     assert len(rows) == 6
     first = rows[0]
@@ -66,7 +66,7 @@ def test_annotate_shifts_dates_per_person_as_the_job_does(tmp_path):
              {"id": 4, "note_date": "yesterday", "text": "x"}]
     src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     src.write_text("".join(json.dumps(n, ensure_ascii=False) + "\n" for n in notes), encoding="utf-8")
-    assert main(["annotate", "--input", str(src), "--output", str(out)]) == 0
+    assert main(["annotate", "--input", str(src), "--output", str(out)]) == EXIT_FAILED   # note 4's date
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     key = os.environ["DEID_SECRET"].encode()
     person, own = (date(2023, 3, 20) + timedelta(days=date_offset(key, k, 180)) for k in ("person:42", "note:3"))
@@ -76,6 +76,42 @@ def test_annotate_shifts_dates_per_person_as_the_job_does(tmp_path):
     assert rows[2]["masked"]["1"] == f"{own:%Y-%m-%d}复查。"
     assert rows[0]["masked"]["3"] == "2023年入院，〔日期〕出院。"
     assert "note_date" in rows[3]["error"]
+
+
+def annotated(tmp_path, *args) -> list[dict]:
+    out = tmp_path / "out.jsonl"
+    assert main(["annotate", *args, "--output", str(out)]) == 0
+    return [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+
+
+def test_annotate_a_text_file_is_one_note_named_by_its_stem(tmp_path):
+    (tmp_path / "admission-7.txt").write_text("患者张建国，男\n手机13812345678\n", encoding="utf-8")
+    [row] = annotated(tmp_path, "--input", str(tmp_path / "admission-7.txt"))
+    assert row["id"] == "admission-7" and {s["type"] for s in row["spans"]} == {"NAME", "CONTACT"}
+
+
+def test_annotate_a_folder_reads_each_text_file_in_name_order(tmp_path):
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    for name, text in (("b", "电话13812345678"), ("a", "患者张建国，男"), ("c", "")):
+        (notes / f"{name}.txt").write_text(text, encoding="utf-8")
+    (notes / "readme.md").write_text("not a note", encoding="utf-8")
+    rows = annotated(tmp_path, "--input", str(notes))
+    assert [r["id"] for r in rows] == ["a", "b", "c"]
+    assert rows[1]["masked"]["3"] == "电话〔联系方式〕" and rows[2]["spans"] == []
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "gb18030"])
+def test_annotate_a_csv_with_the_job_column_names(tmp_path, encoding):
+    src = tmp_path / "notes.csv"
+    text = "患者张建国，男，\n2023年3月15日入院"   # a comma and a line break inside the quoted field
+    src.write_bytes(("note_id,person_id,note_date,note_text\n"
+                     f'1,42,2023-03-15,"{text}"\n2,,,电话13812345678\n').encode(encoding))
+    rows = annotated(tmp_path, "--input", str(src), "--encoding", encoding)
+    assert [r["id"] for r in rows] == ["1", "2"]
+    assert {s["type"] for s in rows[0]["spans"]} == {"NAME", "DATE"}
+    assert all(text[s["start"]:s["end"]] == s["text"] for s in rows[0]["spans"])
+    assert rows[1]["masked"]["3"] == "电话〔联系方式〕"
 
 
 def test_annotate_text_pretty_prints(capsys):
