@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from deid.text import ReaderView, normalize
+from deid.text import CHINESE_DIGITS, ReaderView, normalize
 
 _Y4 = r"(?:19|20)[0-9]{2}"
 _M = r"(?:0?[1-9]|1[0-2])"
@@ -19,6 +19,7 @@ _D = r"(?:0?[1-9]|[12][0-9]|3[01])"
 # A time of day after a date belongs to it (2023-03-15 14:30, 3月15日8时30分); a time alone is not a date.
 _TIME = r"(?:\s?(?:[01]?[0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9])?|\s?(?:[01]?[0-9]|2[0-3])[时点](?:[0-5]?[0-9]分)?)?"
 _CN_NUMERALS = "〇一二三四五六七八九"   # by value
+_DIGIT_VALUES = str.maketrans(CHINESE_DIGITS)
 _CN_DIGIT = _CN_NUMERALS + "零"
 _CN_MONTH = r"(?:十[一二]?|[一二三四五六七八九])"
 _CN_DAY = r"(?:三十一?|二?十[一二三四五六七八九]?|[一二三四五六七八九])"
@@ -83,11 +84,10 @@ class WrittenDate:
 
 def _cn_number(text: str) -> int:
     """一 .. 三十一 (and a year digit by digit: 二〇二三)."""
-    digits = {c: i for i, c in enumerate(_CN_NUMERALS)} | {"零": 0}
     if "十" not in text:
-        return int("".join(str(digits[c]) for c in text))
+        return int(text.translate(_DIGIT_VALUES))
     tens, _, ones = text.partition("十")
-    return (digits[tens] if tens else 1) * 10 + (digits[ones] if ones else 0)
+    return int(tens.translate(_DIGIT_VALUES) or 1) * 10 + int(ones.translate(_DIGIT_VALUES) or 0)
 
 
 def _to_cn(n: int, digitwise: bool = False) -> str:

@@ -36,6 +36,27 @@ class Detector(Protocol):
     def detect(self, doc: Document) -> list[Span]: ...
 
 
+class Taken:
+    """The characters of a note that found spans hold, so that the first pattern to take one wins, in time linear in
+    the note (a span is checked against its own characters, not against every span found before it)."""
+
+    def __init__(self, length: int):
+        self._held = bytearray(length)
+
+    def free(self, start: int, end: int) -> bool:
+        return not any(self._held[start:end])
+
+    def take(self, start: int, end: int) -> None:
+        self._held[start:end] = b"\x01" * (end - start)
+
+    def claim(self, start: int, end: int) -> bool:
+        """Take [start, end) when none of it is held; say whether it was."""
+        if not self.free(start, end):
+            return False
+        self.take(start, end)
+        return True
+
+
 def left_context(text: str, start: int, width: int) -> str:
     return text[max(0, start - width):start]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from deid.detectors.base import Document, left_context, right_context
+from deid.detectors.base import Document, Taken, left_context, right_context
 from deid.spans import EntityType, Span, make_span
 
 _SEP = r"[ \-.]?"
@@ -64,13 +64,11 @@ class ContactDetector:
     def detect(self, doc: Document) -> list[Span]:
         norm, text = doc.norm, doc.text
         found: list[Span] = []
-        taken = bytearray(len(text))   # characters a found contact holds: the first pattern to take one wins
+        taken = Taken(len(text))   # the first pattern to take a character wins
 
         def add(start: int, end: int, score: float, why: str):
-            if any(taken[start:end]):
-                return
-            taken[start:end] = b"\x01" * (end - start)
-            found.append(make_span(text, start, end, EntityType.CONTACT, 1, "pattern", score, why))
+            if taken.claim(start, end):
+                found.append(make_span(text, start, end, EntityType.CONTACT, 1, "pattern", score, why))
 
         def is_record_number(start: int, end: int) -> bool:
             return bool(_RECORD_CUE.search(left_context(norm, start, 10)) or

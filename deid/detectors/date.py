@@ -13,7 +13,7 @@ from datetime import date
 
 from deid import resources
 from deid.dates import COMPACT, FORMS, read_match
-from deid.detectors.base import Document, left_context
+from deid.detectors.base import Document, Taken, left_context
 from deid.spans import EntityType, Span, make_span
 
 # 93岁, 101周岁, 九十三岁, 一百零一岁; 年龄：95. Under 90 an age is no identifier (HIPAA Safe Harbor).
@@ -41,7 +41,7 @@ class DateDetector:
     def detect(self, doc: Document) -> list[Span]:
         norm, year = doc.norm, doc.note_date.year if doc.note_date else None
         spans: list[Span] = []
-        taken = bytearray(len(norm))
+        taken = Taken(len(norm))
         # every form begins with a number: try the forms where numbers begin, not at every character of the note
         candidates = [(form, m) for pos in (a.start() for a in _NUMBER_START.finditer(norm))
                       for form, rx in FORMS if (m := rx.match(norm, pos))]
@@ -49,11 +49,11 @@ class DateDetector:
         # the longest reading of a place first (2023年3月15日 before its 3月15日)
         for form, m in sorted(candidates, key=lambda c: (c[1].start(), -c[1].end())):
             start, end = m.span()
-            if any(taken[start:end]) or read_match(form, m, year) is None:
+            if not taken.free(start, end) or read_match(form, m, year) is None:
                 continue
             while end > start and norm[end - 1] == " ":
                 end -= 1
-            taken[start:end] = b"\x01" * (end - start)
+            taken.take(start, end)
             spans.append(make_span(doc.text, start, end, EntityType.DATE, 1, "pattern", 0.95, f"date.{form}"))
         return spans
 

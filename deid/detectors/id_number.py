@@ -10,7 +10,7 @@ import re
 from datetime import date
 from functools import lru_cache
 
-from deid.detectors.base import Document, left_context
+from deid.detectors.base import Document, Taken, left_context
 from deid.spans import EntityType, Span, make_span
 
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -58,7 +58,7 @@ class IdNumberDetector:
     name = "id_number"
 
     def detect(self, doc: Document) -> list[Span]:
-        spans, taken = [], bytearray(len(doc.norm))   # characters an 18-digit number holds
+        spans, taken = [], Taken(len(doc.norm))   # the characters of the 18-digit numbers found
         for m in _ID18.finditer(doc.norm):
             raw = m.group()
             if not _separators_consistent(raw):
@@ -74,9 +74,9 @@ class IdNumberDetector:
             else:
                 continue
             spans.append(make_span(doc.text, m.start(), m.end(), EntityType.ID_NUMBER, 1, "pattern", score, why))
-            taken[m.start():m.end()] = b"\x01" * (m.end() - m.start())
+            taken.take(m.start(), m.end())
         for m in _ID15.finditer(doc.norm):
-            if taken[m.start()] or not _separators_consistent(m.group()):
+            if not taken.free(m.start(), m.start() + 1) or not _separators_consistent(m.group()):
                 continue
             digits = re.sub(r"[ -]", "", m.group())
             if not (_plausible_division(digits[:6]) and

@@ -14,7 +14,7 @@ import re
 import ahocorasick
 
 from deid import resources
-from deid.detectors.base import Document
+from deid.detectors.base import Document, Taken
 from deid.spans import EntityType, Span, make_span
 
 # After a cue: its 号/号码/编号, a colon, 为/是; then the value.
@@ -74,13 +74,11 @@ class IdentifierDetector:
     def detect(self, doc: Document) -> list[Span]:
         norm = doc.norm
         spans: list[Span] = []
-        taken = bytearray(len(norm))
+        taken = Taken(len(norm))
 
         def add(start: int, end: int, entity_type: EntityType, score: float, why: str) -> None:
-            if end - start < 4 or any(taken[start:end]):
-                return
-            taken[start:end] = b"\x01" * (end - start)
-            spans.append(make_span(doc.text, start, end, entity_type, 1, "pattern", score, why))
+            if end - start >= 4 and taken.claim(start, end):
+                spans.append(make_span(doc.text, start, end, entity_type, 1, "pattern", score, why))
 
         for cue_end, entity_type in self._cues_in(norm):
             value = _VALUE[entity_type].match(norm, _CUE_TAIL.match(norm, cue_end).end())

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 
 from deid import resources
-from deid.detectors.base import Document
+from deid.detectors.base import Document, Taken
 from deid.spans import EntityType, Span, make_span
 from deid.text import is_cjk
 from deid.vocabulary import TREATED_WITH, ClinicalVocabulary, WordIndex
@@ -431,12 +431,10 @@ class NameDetector:
         names = sorted({text[s:e] for s, e in found}, key=len, reverse=True)
         if not names:
             return
-        taken = bytearray(len(text))
+        taken = Taken(len(text))
         for s, e in found:
-            taken[s:e] = b"\x01" * (e - s)
+            taken.take(s, e)
         for m in re.finditer("|".join(map(re.escape, names)), text):
             s, e = m.span()
-            if any(taken[s:e]):
-                continue
-            taken[s:e] = b"\x01" * (e - s)
-            found[(s, e)] = make_span(doc.text, s, e, EntityType.NAME, 1, "pattern", 0.9, "name.repeat")
+            if taken.claim(s, e):
+                found[(s, e)] = make_span(doc.text, s, e, EntityType.NAME, 1, "pattern", 0.9, "name.repeat")
