@@ -13,6 +13,17 @@ Its tier, among same-type spans, follows `tier_rule`:
   a dictionary row, address granularity, a negative result), the LLM's where only the LLM found it;
 - llm_first: the LLM's tier where it gave one, else the detectors'.
 A span of another type swallowed by the winner can still only raise its sensitivity.
+
+Before length decides, evidence does, between an address and a span whose type rests on a structure (`_by_evidence`):
+a number with a valid phone, ID, account, certificate, plate or record structure, or a health facility (a name with a
+health-facility ending, a dictionary hospital, a numbered one) keeps its characters whatever the address detector
+read there, and the address keeps only the parts that hold address evidence of their own (a division, a named place,
+a house or building number: the components the address detector records in `evidence`). So 家属电话138-1234-5678 is a
+phone and no address (its building-number reading was the phone), 乘坐陕A1F52N小型轿车 a plate, 浣纱路356号杭州市第一
+人民医院 an address and a hospital; and a place name the address took right before a facility's name
+(杭州市西湖区|留下街道社区卫生服务中心) is the start of that name, so the HOSPITAL takes it. A facility that an address
+goes on past with components of its own (仓后57号温州市人民医院|17幢11楼) is a landmark inside the address, which stays
+whole. (That an address never starts at a verb, 乘坐|..., 拨打|..., is the address detector's: lexicons/place_verbs.txt.)
 """
 from __future__ import annotations
 
@@ -24,6 +35,13 @@ DEFAULT_PRIORITY = (EntityType.ID_NUMBER, EntityType.CONTACT, EntityType.ACCOUNT
 
 
 TIER_RULES = ("protective", "detectors_first", "llm_first")
+
+# Types whose detectors check a structure no address reading has (a mobile's prefix and length, an ID's check digit,
+# a plate's region letter, a record number's cue); a HOSPITAL counts where its detector says why (`facility`).
+STRUCTURED = frozenset({EntityType.ID_NUMBER, EntityType.CONTACT, EntityType.ACCOUNT, EntityType.CERTIFICATE,
+                        EntityType.VEHICLE, EntityType.RECORD_ID})
+# Characters that may not begin or end a part of an address cut out by merge.
+_EDGE = set(" \t\n_-—~、,，.。;；:：()（）")
 
 
 def _tier(same: list[Span], rule: str) -> int:
@@ -41,8 +59,89 @@ def merge(spans: list[Span], priority: tuple[EntityType, ...] = DEFAULT_PRIORITY
     rank = {t: i for i, t in enumerate(priority)}
     out: list[Span] = []
     for group in _overlapping_groups(spans):
-        out.extend(group if len(group) == 1 else _merge_group(group, rank, tier_rule))
+        out.extend(group if len(group) == 1 else _merge_group(_by_evidence(group), rank, tier_rule))
     return out
+
+
+def _structured(span: Span) -> bool:
+    return span.detector != "llm" and (span.entity_type in STRUCTURED
+                                       or span.entity_type is EntityType.HOSPITAL and bool(span.attrs.get("facility")))
+
+
+def _by_evidence(spans: list[Span]) -> list[Span]:
+    """Each detector ADDRESS that overlaps a structured span, cut to its parts outside them that hold address
+    evidence; a part that ends where a HOSPITAL begins and holds no number is that hospital's name's start."""
+    rivals = [s for s in spans if _structured(s)]
+    if not rivals or not any(s.entity_type is EntityType.ADDRESS for s in spans):
+        return spans
+    out: list[Span] = []
+    grown: dict[int, Span] = {}   # id of a hospital -> the hospital with the place before it
+    for span in spans:
+        if span.entity_type is not EntityType.ADDRESS or span.detector == "llm":
+            out.append(span)
+            continue
+        against = sorted((r for r in rivals if r.overlaps(span) and not _landmark(span, r)), key=lambda r: r.start)
+        if not against:
+            out.append(span)
+            continue
+        for start, end in _outside(span, against):
+            kinds = _evidence_in(span, start, end)
+            if not kinds:
+                continue   # the address's evidence was the other span's (a phone read as a building number)
+            hospital = next((r for r in against if r.entity_type is EntityType.HOSPITAL and r.start == end), None)
+            if hospital is not None and "number" not in kinds:
+                base = grown.get(id(hospital), hospital)
+                if start < base.start:
+                    prefix = span.text[start - span.start:base.start - span.start]
+                    grown[id(hospital)] = base.with_(start=start, text=prefix + base.text)
+                continue
+            out.append(_part(span, start, end, kinds))
+    return [grown.get(id(s), s) for s in out]
+
+
+def _landmark(address: Span, rival: Span) -> bool:
+    """A facility inside an address that goes on past it with evidence of its own (温州市人民医院|17幢11楼, 人民医院|对面
+    麒麟郡小区): the phrase ends in no facility ending, so it is an address that names the facility on the way."""
+    return (rival.entity_type is EntityType.HOSPITAL and address.end > rival.end
+            and any(address.start + e > rival.end and kind != "cue" for _s, e, kind in address.attrs.get("evidence", ())))
+
+
+def _outside(span: Span, against: list[Span]) -> list[tuple[int, int]]:
+    """The runs of span's characters that none of `against` covers, without clause marks at their edges."""
+    runs, pos = [], span.start
+    for r in against:
+        runs.append((pos, min(r.start, span.end)))
+        pos = max(pos, r.end)
+    runs.append((pos, span.end))
+    out = []
+    for start, end in runs:
+        while start < end and span.text[start - span.start] in _EDGE:
+            start += 1
+        while end > start and span.text[end - 1 - span.start] in _EDGE:
+            end -= 1
+        if end > start:
+            out.append((start, end))
+    return out
+
+
+def _evidence_in(span: Span, start: int, end: int) -> set[str]:
+    """The kinds of address evidence (admin, named, number, cue) wholly inside [start, end) of the span; a span
+    whose detector recorded none keeps a part of two characters or more, as any losing span does."""
+    evidence = span.attrs.get("evidence")
+    if evidence is None:
+        return {"unrecorded"} if end - start >= 2 else set()
+    return {kind for s, e, kind in evidence
+            if start <= span.start + s and span.start + e <= end and (kind != "cue" or start == span.start)}
+
+
+def _part(span: Span, start: int, end: int, kinds: set[str]) -> Span:
+    """The part [start, end) of an address, its tier from what it holds: divisions alone stop at county level."""
+    admin_only = kinds == {"admin"}
+    evidence = tuple((s + span.start - start, e + span.start - start, k) for s, e, k in span.attrs.get("evidence", ())
+                     if start <= span.start + s and span.start + e <= end)
+    attrs = {**span.attrs, "evidence": evidence, "granularity": "admin" if admin_only else span.attrs.get("granularity")}
+    return span.with_(start=start, end=end, text=span.text[start - span.start:end - span.start],
+                      tier=2 if admin_only else span.tier, explanation=span.explanation + "+cut", attrs=attrs)
 
 
 def _overlapping_groups(spans: list[Span]) -> list[list[Span]]:
@@ -79,9 +178,9 @@ def _merge_group(spans: list[Span], rank: dict, tier_rule: str) -> list[Span]:
 
 
 def _remainders(ordered: list[Span], winners: list[Span]) -> list[Span]:
-    """The parts of a losing detector span that no winner covers (浣纱路356号_杭州市第一人民|医院: the address won
-    the overlap, the hospital keeps 医院), so two detectors disagreeing on a boundary never unmask text either
-    would mask. Parts shorter than two characters are dropped, and so is a span that overlaps a winner of its own
+    """The parts of a losing detector span that no winner covers (where neither span has the evidence _by_evidence
+    weighs, the longer wins and the shorter keeps what sticks out of it), so two detectors disagreeing on a boundary
+    never unmask text either would mask. Parts shorter than two characters are dropped, and so is a span that overlaps a winner of its own
     type (that winner settled the boundary); an LLM span that loses is wrong, not cut."""
     out: list[Span] = []
     for span in ordered:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from deid import resources
 from deid.detectors.base import Document
 from deid.gazetteer import Gazetteer
 from deid.spans import EntityType, Span, make_span
@@ -122,6 +123,9 @@ class AddressDetector:
     def __init__(self, gazetteer: Gazetteer | None = None, vocabulary: ClinicalVocabulary | None = None):
         self.gazetteer = gazetteer or Gazetteer()
         self.vocabulary = vocabulary or ClinicalVocabulary()
+        verbs = resources.load("lexicons/place_verbs.txt")
+        self.version = verbs.digest
+        self._verb = re.compile("|".join(map(re.escape, sorted(verbs.lines(), key=len, reverse=True))))
 
     def detect(self, doc: Document) -> list[Span]:
         text, norm = doc.text, doc.norm
@@ -161,14 +165,16 @@ class AddressDetector:
             if built is None and start in named_buildings:   # 锦绣江南11幢九单元2112: a name with no place ending
                 built = self._extend(norm, named_buildings[start])
             if built is None and starts[start] == "cue":   # 家住甘家边东995号: a cue alone opens the phrase
-                built = (start, [], False, False)
+                built = (start, [], False, False, [(start, start, "cue")])
             if built is None:
                 continue
-            end, admin_parts, fine, has_admin = built
+            end, admin_parts, fine, has_admin, evidence = built
             if not has_admin and starts[start] == "gazetteer" and start not in anchored:
                 continue
             rest = self._rest(norm, end, starts[start] == "cue", fine, persons, clinical)
-            if rest > end:
+            if rest > end:   # the rest of the phrase, and the numbers and place words in it
+                evidence += [(end, rest, "rest"), *((m.start(), m.end(), "number" if m.group().isdigit() else "named")
+                                                    for m in _PLACE_EVIDENCE.finditer(norm, end, rest))]
                 end, fine = rest, True
             if not has_admin and not fine or end == start:
                 continue
@@ -179,7 +185,8 @@ class AddressDetector:
             spans.append(make_span(text, start, end, EntityType.ADDRESS, tier, "dictionary" if has_admin else "pattern",
                                    0.95 if has_admin else 0.85, why,
                                    admin_parts=tuple((text[start:part_end], level) for part_end, level in admin_parts),
-                                   granularity="fine" if fine else "admin"))
+                                   granularity="fine" if fine else "admin",
+                                   evidence=tuple((s - start, e - start, kind) for s, e, kind in evidence if e <= end)))
             covered_to = end
         return spans
 
@@ -224,43 +231,54 @@ class AddressDetector:
         return bool(stop) and not (len(stop.group()) == 1 and stop.group() not in _CLAUSE_MARKS
                                    and _DIVISION_NAME.search(component))
 
-    @staticmethod
-    def _name_start(norm: str, suffix_start: int, reach: int) -> int:
-        """Where the name ending at a road or place suffix begins: back over name characters to a boundary."""
+    def _name_start(self, norm: str, suffix_start: int, reach: int) -> int:
+        """Where the name ending at a road or place suffix begins: back over name characters to a boundary, and
+        after a verb that stands before a place (乘坐|陕A1F52N, 拨打|138-1234-5678, 转入|...)."""
         start = suffix_start
         while start > 0 and suffix_start - start < reach and _NAME_CHAR.match(norm[start - 1]):
             start -= 1
         window = max(0, start - 6)   # a cue may begin before the name does (现住|金华义乌市城北路)
         stops = [m.end() for rx in (_STOP_INSIDE, _CUE) for m in rx.finditer(norm, window, suffix_start)]
+        # a verb may hold the suffix itself (路过|金华大厦: 路 is no road there)
+        stops += [m.end() for m in self._verb.finditer(norm, window, suffix_start + 2) if m.start() <= suffix_start]
         return max([start, *stops])
 
     def _extend(self, norm: str, start: int):
-        pos, admin_parts, fine, has_admin = start, [], False, False
+        """(end, admin_parts, fine, has_admin, evidence) of the components from start, or None. `evidence` lists
+        each component (start, end, admin | named | number): what makes each part of the phrase an address, so that
+        merge can tell which part still is one where another detector's span takes some of it."""
+        pos, admin_parts, fine, has_admin, evidence = start, [], False, False, []
         while pos < len(norm):
             hit = self.gazetteer.match_at(norm, pos)
             if hit and (_begins_named_place(norm, hit[1], hit[0]) or admin_parts and hit[1].level < admin_parts[-1][1]):
                 hit = None   # 温州大道, 湖州街, 天水家园; 江北区|宁波利星公司: a name that begins with a division's
             if hit and not fine:
+                evidence.append((pos, hit[0], "admin"))
                 pos, has_admin = hit[0], True
                 admin_parts.append((pos, hit[1].level))
                 continue
-            m = _NUMBERED.match(norm, pos) or _NAMED.match(norm, pos) or (fine and _BARE_NUMBER.match(norm, pos))
+            numbered = _NUMBERED.match(norm, pos)
+            m = numbered or _NAMED.match(norm, pos) or (fine and _BARE_NUMBER.match(norm, pos))
             if m and not self._stopped(m.group()):
+                evidence.append((pos, m.end(), "named" if m.re is _NAMED else "number"))
                 pos, fine = m.end(), True
                 continue
             if hit:  # a division name after a fine component (e.g. 某某路 in 某某区) still belongs
+                evidence.append((pos, hit[0], "admin"))
                 pos = hit[0]
                 continue
             joined = (fine or admin_parts) and _JOINER.match(norm, pos)   # 广东省-广州市-白云区, 2期 3栋
             if joined and joined.group() == "、":   # a list of numbers (38F、17F), not of places
                 nxt = fine and _NUMBERED.match(norm, pos + 1)
                 if nxt:
+                    evidence.append((pos + 1, nxt.end(), "number"))
                     pos = nxt.end()
                     continue
             elif joined:   # a separator counts only when a component follows it
                 nxt = _NUMBERED.match(norm, pos + 1) or _NAMED.match(norm, pos + 1) or (
                     fine and _BARE_NUMBER.match(norm, pos + 1))
                 if nxt and not self._stopped(nxt.group()):
+                    evidence.append((pos + 1, nxt.end(), "named" if nxt.re is _NAMED else "number"))
                     pos, fine = nxt.end(), True
                     continue
                 if self.gazetteer.match_at(norm, pos + 1):
@@ -269,4 +287,4 @@ class AddressDetector:
             break
         if pos == start:
             return None
-        return pos, admin_parts, fine, has_admin
+        return pos, admin_parts, fine, has_admin, evidence

@@ -1,7 +1,9 @@
 """HOSPITAL: the curated dictionary (official names, aliases, English names) plus a pattern for
 institutions that are not in it: a proper prefix (a place, a person's or a university's name, an
-ordinal) followed by an institution suffix (医院, 人民医院, 妇幼保健院, 卫生院, 社区卫生服务中心, 诊所 ...).
-A department alone (心内科) or a generic phrase (当地医院, 县医院, 我院) is not a hospital.
+ordinal) followed by a health-facility ending (医院, 人民医院, 妇幼保健院, 卫生院, 社区卫生服务中心, 精神卫生中心, 诊所 ...:
+resources/lexicons/health_facility_endings.txt). A department alone (心内科) or a generic phrase (当地医院, 县医院, 我院)
+is not a hospital; a place and a specialty are (福州肺科医院). Each span records its evidence in `facility` (the
+ending, "dictionary" or "colloquial"): merge lets it win over an address reading of the same characters.
 """
 from __future__ import annotations
 
@@ -17,15 +19,19 @@ from deid.spans import EntityType, Span, make_span
 from deid.text import is_cjk
 from deid.vocabulary import ClinicalVocabulary
 
-_SUFFIX = re.compile(r"社区卫生服务中心|社区卫生服务站|卫生服务中心|疾病预防控制中心|妇幼保健院|妇幼保健所|妇幼保健计划生育服务中心|"
-                     r"人民医院|中西医结合医院|中医医院|中医院|保健院|卫生院|医学中心|医疗中心|防治中心|门诊部|卫生室|诊所|医院")
 # Characters of a hospital name's prefix; a bracket, a clause or a verb is a boundary.
-_PREFIX_CHAR = re.compile(r"[\u4e00-\u9fa5A-Za-z0-9·]")
+_PREFIX_CHAR = re.compile(r"[\u4e00-\u9fa5〇A-Za-z0-9·]")   # 〇 of 第九〇四医院
 _PREFIX_STOP = re.compile(r"就诊于|就诊|转诊至|常规|一般|转入|转至|收入|收住|患者|曾在|曾于|先后在|来自|前往|入住|请问|首先|推荐|比较|正规|有名|"
                           r"专业|什么|怎么|哪家|哪个|哪里|"
                           r"[于在至到赴转经去往及与、由从我外曾行予后入住诉因示见即既往来的看治做查好最这那哪有]")
 # A department or a kind of care names no institution (内科医院, 男科医院, 精神科医院).
 _DEPARTMENT = re.compile(r"[\u4e00-\u9fa5]{0,3}科")
+# A house or building number in front of a name ends the address before it (浣纱路356号|杭州市第一人民医院).
+_HOUSE_NUMBER = re.compile(r"[0-9]+\s?[号栋幢]")
+# A road named after an institution (医院路, 医院西街) is no institution.
+_ROAD_AFTER = re.compile(r"[东西南北中]?(?:路|街|大街|大道|巷|弄|胡同)")
+# Asking which one of them (上海骨科医院哪家好, 哪些, 哪所) makes the phrase a kind of institution, not one.
+_WHICH_AFTER = re.compile(r"\s?哪[家些所]")
 # Digits or a date glued to the front of a name (2016-10-14承德市中心医院) are not part of it.
 _LEADING_NUMBER = re.compile(r"[0-9][0-9\-./:]*(?=[\u4e00-\u9fa5])")
 # What may follow a clinical-looking word inside a name: a place or a clan (葫芦|岛市, 风团|镇, 黄|氏).
@@ -77,7 +83,9 @@ class HospitalDetector:
         self.gazetteer = gazetteer or Gazetteer()
         self.vocabulary = vocabulary or ClinicalVocabulary()
         res = resources.load("dictionaries/hospitals.tsv")
-        self.version = res.digest
+        endings = resources.load("lexicons/health_facility_endings.txt")
+        self.version = resources.combine_digests({"hospitals": res.digest, "endings": endings.digest})
+        self._suffix = re.compile("|".join(map(re.escape, sorted(set(endings.lines()), key=len, reverse=True))))
         self.entries: list[_Entry] = []
         auto = ahocorasick.Automaton()
         for row in res.rows():
@@ -119,7 +127,8 @@ class HospitalDetector:
                     continue
             score = {"name": 0.99, "alias": 0.95, "english": 0.95, "ambiguous": 0.85}[entry.kind]
             spans.append(make_span(text, start, end, EntityType.HOSPITAL, 1, "dictionary", score,
-                                   f"hospital.dict.{entry.kind}", canonical=entry.canonical))
+                                   f"hospital.dict.{entry.kind}", canonical=entry.canonical,
+                                   facility="" if entry.kind == "ambiguous" else "dictionary"))   # (协和|西路: a word)
             last_end = end
         return spans
 
@@ -129,12 +138,15 @@ class HospitalDetector:
         for s, e, _place in self.gazetteer.find(norm):
             m = _COLLOQUIAL.match(norm, e)
             if m:
-                spans.append(make_span(text, s, m.end(), EntityType.HOSPITAL, 1, "pattern", 0.85, "hospital.colloquial"))
+                spans.append(make_span(text, s, m.end(), EntityType.HOSPITAL, 1, "pattern", 0.85, "hospital.colloquial",
+                                       facility="colloquial"))
         return spans
 
     def _pattern(self, text: str, norm: str) -> list[Span]:
         spans = []
-        for m in _SUFFIX.finditer(norm):
+        for m in self._suffix.finditer(norm):
+            if _ROAD_AFTER.match(norm, m.end()) or _WHICH_AFTER.match(norm, m.end()):
+                continue   # 医院路94号: a road named after the institution; 上海骨科医院哪家好: a kind of hospital
             start = m.start()
             while start > 0 and m.start() - start < 24 and _PREFIX_CHAR.match(norm[start - 1]):
                 start -= 1
@@ -147,6 +159,9 @@ class HospitalDetector:
             if stops:
                 start += stops[-1].end()
                 prefix = norm[start:m.start()]
+            house = [h.end() for h in _HOUSE_NUMBER.finditer(prefix)]
+            if house and self._names_something(prefix[house[-1]:]):   # (延安路521号|口腔医院: the address names it)
+                start, prefix = start + house[-1], prefix[house[-1]:]
             while prefix and not (is_cjk(prefix[0]) or prefix[0].isalnum()):
                 start, prefix = start + 1, prefix[1:]
             number = _LEADING_NUMBER.match(prefix)
@@ -158,12 +173,16 @@ class HospitalDetector:
                 start, prefix = start + lead.end(), prefix[lead.end():]
             if not prefix or not self._names_something(prefix):
                 continue
-            spans.append(make_span(text, start, m.end(), EntityType.HOSPITAL, 1, "pattern", 0.9, "hospital.pattern"))
+            if prefix.isascii() and prefix.isdigit() and m.group() != "医院":
+                continue   # 301医院 is numbered; 120急救中心 names no one institution
+            spans.append(make_span(text, start, m.end(), EntityType.HOSPITAL, 1, "pattern", 0.9, "hospital.pattern",
+                                   facility=m.group()))
         return spans
 
     def _names_something(self, prefix: str) -> bool:
-        if "某" in prefix or len(prefix) < 2 or self._describes(prefix) or _DEPARTMENT.fullmatch(prefix):
-            return False   # 山东省某医院, 上海胃癌医院, 男科医院, 痛医院: no institution is named
+        if "某" in prefix or len(prefix) < 2 or self._describes(prefix) or (
+                _DEPARTMENT.fullmatch(prefix) and not self._place_first(prefix)):
+            return False   # 山东省某医院, 上海胃癌医院, 男科医院, 痛医院: no institution is named (福州肺科医院 is)
         if re.fullmatch(f"(?:{_SPECIALTY.pattern}|病)+", prefix):
             return False   # 精神病医院, 皮肤病医院: a kind of hospital, no name
         if self.gazetteer.find(prefix):
@@ -171,6 +190,10 @@ class HospitalDetector:
         if re.search(r"第[一二三四五六七八九十0-9]+|大学|医学院|医科", prefix):
             return True
         return not re.fullmatch(f"(?:{_GENERIC.pattern})+", prefix)
+
+    def _place_first(self, prefix: str) -> bool:
+        """A division's name opens the prefix and a specialty follows it (福州|肺科, 北京|骨科)."""
+        return any(s == 0 and e < len(prefix) for s, e, _ in self.gazetteer.find(prefix))
 
     def _describes(self, prefix: str) -> bool:
         """A clinical word stands in the prefix that is neither a specialty nor part of a place or a clan name
