@@ -21,6 +21,18 @@ def facts(analyze, text):
     ("已婚已育，育有1子1女", [("PREGNANCY", "已婚已育", 3), ("PREGNANCY", "育有1子1女", 3)]),
     ("LMP：2023-01-02", [("PREGNANCY", "LMP", 3)]),
     ("患者诉小产一次", [("PREGNANCY", "小产一次", 1)]),
+    # exposure history, pubic lice, antenatal care, the abortion count of a G/P formula written in Chinese
+    ("有冶游史", [("STD", "冶游史", 2)]),
+    ("否认冶游史，否认不洁性交史", [("STD", "冶游史", 3), ("STD", "不洁性交史", 3)]),
+    ("外阴可见阴虱", [("STD", "阴虱", 2)]),
+    ("孕16周因先兆流产行保胎治疗", [("PREGNANCY", "孕16周", 2), ("PREGNANCY", "先兆流产", 2), ("PREGNANCY", "保胎", 2)]),
+    ("孕期规律产检", [("PREGNANCY", "孕期", 2), ("PREGNANCY", "产检", 2)]),
+    ("孕1产0，流1", [("PREGNANCY", "孕1产0，流1", 1)]),
+    ("孕3产1流2", [("PREGNANCY", "孕3产1流2", 1)]),
+    ("孕2产1(足1早0流1存1)", [("PREGNANCY", "孕2产1(足1早0流1存1)", 1)]),
+    ("孕2产1(足1早0流0存1)", [("PREGNANCY", "孕2产1(足1早0流0存1)", 3)]),
+    ("孕2产1，早产1次", [("PREGNANCY", "孕2产1", 3), ("PREGNANCY", "早产", 2)]),   # a fact of its own
+    ("未婚未育", [("PREGNANCY", "未婚未育", 3)]),
 ])
 def test_terms_and_tiers(analyze, text, expected):
     assert facts(analyze, text) == expected
@@ -95,3 +107,8 @@ def test_official_vocabulary_rows_are_typed_and_tiered():
 def test_official_names_with_full_width_punctuation_match(analyze):
     # the dictionary row holds '，'; the note is matched after normalization to ','
     assert ("PREGNANCY", "不完全性自然流产，并发栓塞", 1) in facts(analyze, "诊断：不完全性自然流产，并发栓塞")
+
+
+@pytest.mark.parametrize("text", ["患者男，未婚，否认吸烟史", "婚育史：未婚"])
+def test_unmarried_alone_is_no_pregnancy_fact(analyze, text):
+    assert facts(analyze, text) == []

@@ -109,3 +109,24 @@ def test_ner_tags_do_not_depend_on_the_other_notes_in_a_batch():
     together = Document(text)
     ner.tag_documents([together, *others])
     assert alone.ner == together.ner
+
+
+@pytest.mark.parametrize("text", [
+    "双侧巴彬斯基氏征未引出，霍夫曼征阴性",          # transliteration + 氏征, bare transliteration + 征
+    "奥本海姆征阴性，戈登征阴性，查多克征阴性",
+    "患者柯氏反射消失，罗氏征阳性",                  # surname + 氏 + head (the model's 罗氏)
+    "布鲁津斯基氏征阴性，克尼格氏征阴性",            # X斯基氏征
+    "取右侧麦氏切口，逐层进腹，罗氏点压痛",
+    "松解粘连后见肠系膜及陶氏腔少许乳头状结节",      # the pouch of Douglas (cEHRNER train)
+])
+def test_eponyms_are_not_names(analyze, text):
+    assert names(analyze, text) == []
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("家属王芳征求意见后同意手术", ["王芳"]),   # 征求 is a verb, not a sign
+    ("患者安娜手术顺利", ["安娜"]),             # a bare name before 手术 is a person
+    ("患者张三点头示意", ["张三"]),
+])
+def test_names_before_a_word_that_begins_like_an_eponym_head(analyze, text, expected):
+    assert names(analyze, text) == expected

@@ -148,7 +148,14 @@ class TermDetector:
 # Obstetric formulas: (pattern, tier rule). G/P formulas are childbearing status (tier 3) unless they
 # record an abortion (A>=1), which makes them abortion history (tier 1).
 _GPA = re.compile(r"(?<![A-Za-z0-9])G\s?\d{1,2}\s?P\s?\d{1,2}(?:\s?A\s?(\d{1,2}))?(?:\s?L\s?\d{1,2})?(?![A-Za-z0-9])", re.I)
-_YUN_CHAN = re.compile(r"孕\s?(\d{1,2}|[一二三四五六七八九十])\s?产\s?(\d{1,2}|[零一二三四五六七八九十])(?:\s?(?:流产|人流|流)\s?(\d{1,2}|[零一二三四五六七八九十])次?)?")
+# 孕2产1 and the counts written with it: 孕3产1流2, 孕2产1(足1早0流1存1), and the bare 流 count after a comma
+# (孕1产0,流1) that is shorthand of the formula; the abortion count (流, 流产, 人流) decides the tier. A statement
+# after a comma (孕2产1,早产1次, 人流1次) is a fact of its own.
+_COUNT_WORD = r"(?:\d{1,2}|[零一二三四五六七八九十])"
+_YUN_CHAN = re.compile(rf"孕\s?(\d{{1,2}}|[一二三四五六七八九十])\s?产\s?{_COUNT_WORD}"
+                       rf"(?:\s?[、(]?\s?(?:足月产|足月|足|早产|早|流产|人流|流|存活|存|活)\s?{_COUNT_WORD}次?\)?)*"
+                       rf"(?:\s?[,;]\s?流\s?{_COUNT_WORD}次?(?![0-9]))?")
+_ABORTIONS = re.compile(rf"(?:流产|人流|流)\s?({_COUNT_WORD})")
 _GESTATION = re.compile(r"(?:怀孕|孕|妊娠|停经)\s?\d{1,2}\s?(?:\+\s?\d\s?)?周(?:\s?\+?\s?\d\s?天)?|停经\s?\d{1,3}\s?天|"
                         r"(?:怀孕|孕|妊娠)\s?(?:\d{1,2}|[一二两三四五六七八九十])\s?个?月")
 _COUNT = re.compile(r"\s?(?:\d{1,2}|[一二三四五六七八九十])\s?次")
@@ -172,7 +179,7 @@ class PregnancyDetector(TermDetector):
             tier = 1 if m.group(1) and m.group(1) != "0" else 3
             spans.append(self._span(doc, m.start(), m.end(), tier, "pattern", 0.95, "pregnancy.gpa"))
         for m in _YUN_CHAN.finditer(norm):
-            tier = 1 if m.group(3) and m.group(3) not in _ZERO else 3
+            tier = 1 if any(a.group(1) not in _ZERO for a in _ABORTIONS.finditer(m.group())) else 3
             spans.append(self._span(doc, m.start(), m.end(), tier, "pattern", 0.95, "pregnancy.yun_chan"))
         for rx, tier, why in ((_GESTATION, 2, "pregnancy.gestation"), (_CHILDREN, 3, "pregnancy.children")):
             for m in rx.finditer(norm):

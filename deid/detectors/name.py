@@ -129,9 +129,17 @@ class NameDetector:
         self.vocabulary = vocabulary or ClinicalVocabulary()
         syllables = resources.load("lexicons/pinyin_syllables.txt")
         pinyin_surnames = resources.load("lexicons/pinyin_surnames.txt")
+        heads = resources.load("lexicons/eponym_heads.tsv")
         self.version = resources.combine_digests({"surnames": surnames.digest, "stop": stop.digest,
                                                   "vocabulary": self.vocabulary.version,
-                                                  "syllables": syllables.digest, "pinyin_surnames": pinyin_surnames.digest})
+                                                  "syllables": syllables.digest, "pinyin_surnames": pinyin_surnames.digest,
+                                                  "eponym_heads": heads.digest})
+        rows = heads.rows()
+        self._not_heads = tuple(r["head"][1:] for r in rows if r["head"].startswith("!"))
+        words = [r for r in rows if not r["head"].startswith("!")]
+        alternation = lambda ws: re.compile("|".join(map(re.escape, sorted(ws, key=len, reverse=True))))   # noqa: E731
+        self._head_after_any = alternation(r["head"] for r in words if r["after"] == "any")
+        self._head_after_clan = alternation(r["head"] for r in words)
         self.syllables = frozenset(syllables.lines())
         # one-letter readings (a, e, o) are words of every Latin text, not surnames
         self.pinyin_surnames = frozenset(w for w in pinyin_surnames.lines() if len(w) >= 2)
@@ -318,9 +326,34 @@ class NameDetector:
             if s is not None and s >= 0:
                 found.setdefault((s, m.end()), make_span(doc.text, s, m.end(), EntityType.NAME, 1, "pattern", 0.9,
                                                          "name.someone"))
+        for key in [k for k in found if self.eponym(text, *k)]:
+            del found[key]
         self._original_spelling(doc, found)
         self._repeat(doc, found)
         return list(found.values())
+
+    def eponym(self, text: str, start: int, end: int) -> bool:
+        """The candidate is the person's name in an eponymous term: X氏 (a surname or a transliteration) before any
+        head word of lexicons/eponym_heads.tsv (罗氏征, 麦氏点, 布鲁津斯基氏征), or a transliteration before one that
+        follows bare names too (霍夫曼征, 巴宾斯基征). The head may begin inside the candidate (the model's 罗氏|征)."""
+        for cut in range(start + 1, end + 1):
+            name = text[start:cut]
+            clan = name.endswith("氏") or text[cut:cut + 1] == "氏"
+            head_at = cut + (not name.endswith("氏") and clan)
+            if text.startswith(self._not_heads, head_at):
+                continue
+            if clan and self._head_after_clan.match(text, head_at):
+                return True
+            if self._head_after_any.match(text, head_at) and self._transliterated(name):
+                return True
+        return False
+
+    @staticmethod
+    def _transliterated(name: str) -> bool:
+        """Two or more characters of the transliteration table (a long one may hold one it lacks: 布鲁津斯基)."""
+        chars = _INTERPUNCT.sub("", name)
+        missing = sum(c not in _TRANSLITERATION for c in chars)
+        return len(chars) >= 2 and all(is_cjk(c) for c in chars) and missing <= (len(chars) >= 4)
 
     def _pinyin_words_after(self, text: str, end: int) -> int:
         """The end of a name in Latin letters after a cue: the next one or two words when they are pinyin
