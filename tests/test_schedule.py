@@ -77,7 +77,7 @@ task = copy.deepcopy(t)
 context = {"var": {"value": VariableAccessor(deserialize_json=False), "json": VariableAccessor(deserialize_json=True)},
            "params": dict(out["dag"]["params"]), "ti": TI(), "task": task}
 task.render_template_fields(context, dag.get_template_env())
-rendered = {f: getattr(task, f) for f in ("application", "application_args", "conf", "env_vars", "name")}
+rendered = {f: getattr(task, f) for f in ("application", "application_args", "conf", "env_vars", "name", "jars", "packages")}
 out["rendered"] = rendered
 digest_task = dag.get_task("dictionary_digest")
 dt = copy.deepcopy(digest_task)
@@ -188,6 +188,7 @@ def test_task_submits_the_job_with_reprocess_affected_and_retries(probe):
     assert rendered["application_args"] == ["--config", f"{FAKE_ROOT}/conf/cluster.yaml", "--reprocess", "affected"]
     assert rendered["conf"] == {"spark.deid.dictionaryVersion": DIGEST}
     assert rendered["env_vars"] == {"DEID_RESOURCES": f"{FAKE_ROOT}/resources"}
+    assert rendered["packages"] == "" and rendered["jars"] == ""            # Variables unset: no --packages/--jars
     assert probe["digest_task_args"] == [f"{FAKE_ROOT}/resources"]
     # The paths it renders are the checkout's, and the job's own parser accepts the arguments.
     for rel in ("jobs/deid_notes.py", "conf/cluster.yaml", "resources/dictionaries"):

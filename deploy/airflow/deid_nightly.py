@@ -16,6 +16,11 @@ Settings (none of them secret, none of them in this file):
   Airflow Variables  deid_root        the deid checkout on the worker (default /opt/deid)
                      deid_config      the job config (default {deid_root}/conf/cluster.yaml)
                      deid_resources   the resources folder the job and the digest read (default {deid_root}/resources)
+                     deid_spark_packages, deid_spark_jars  Delta Lake for the native engine (delta.engine: native,
+                                      as conf/cluster.yaml), e.g. io.delta:delta-spark_4.2_2.13:4.4.0, or the jar
+                                      files `make install` fetches; spark-submit puts them on the classpath, which
+                                      the job cannot do once it runs (default: none; without them the job's auto
+                                      engine uses delta-rs)
                      deid_spark_conn_id  the Spark connection (default spark_default); read when the DAG is parsed,
                                       so set it as AIRFLOW_VAR_DEID_SPARK_CONN_ID on the DAG processor to spare a
                                       lookup per parse
@@ -130,6 +135,8 @@ with DAG(
         application=f"{ROOT}/jobs/deid_notes.py",
         application_args=["--config", CONFIG, "--reprocess", "{{ params.reprocess }}"],
         name="deid-notes",
+        packages="{{ var.value.get('deid_spark_packages', '') }}",
+        jars="{{ var.value.get('deid_spark_jars', '') }}",
         conf={DIGEST_CONF: DIGEST},
         env_vars={"DEID_RESOURCES": RESOURCES},
         pre_execute=inject_secret,

@@ -33,7 +33,9 @@ mkdir -p "$log_dir"
 exec >>"$log_dir/nightly-$(date +%Y%m%d).log" 2>&1
 echo "$(date -Is) deid-nightly: config $config"
 # Delta Lake's jars where `make install` fetched them (the native engine), as make run passes them; else delta-rs.
-jars="$(find "$root/build/delta-jars" -maxdepth 1 -name '*.jar' 2>/dev/null | sort | paste -sd, -)"
+shopt -s nullglob
+jar_files=("$root"/build/delta-jars/*.jar)
+jars="$(IFS=,; echo "${jar_files[*]}")"
 PATH="$venv/bin:$PATH" SPARK_LOCAL_IP="${SPARK_LOCAL_IP:-127.0.0.1}" spark-submit \
   --driver-java-options "-Dlog4j2.configurationFile=file:$root/conf/log4j2.properties" \
   ${jars:+--jars "$jars"} \
