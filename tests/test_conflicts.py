@@ -153,3 +153,25 @@ def test_no_address_after_a_verb(analyze, text):
 def test_an_address_starts_after_the_verb_before_it(analyze, text, starts):
     addresses = [s for t, s, _tier in analyze(text) if t == "ADDRESS"]
     assert len(addresses) == 1 and addresses[0].startswith(starts)
+
+
+@pytest.mark.parametrize("lexicon, detector", [
+    ("lexicons/place_verbs.txt", "address"),
+    ("lexicons/health_facility_endings.txt", "hospital"),
+    ("lexicons/eponym_heads.tsv", "name"),
+])
+def test_each_lexicon_the_rules_read_enters_pipeline_version(tmp_path, monkeypatch, lexicon, detector):
+    import shutil
+
+    from deid.detectors.address import AddressDetector
+    from deid.detectors.hospital import HospitalDetector
+    from deid.detectors.name import NameDetector
+    from deid.resources import resources_dir
+    make = {"address": AddressDetector, "hospital": HospitalDetector, "name": NameDetector}[detector]
+    before = make().version
+    copy = tmp_path / "resources"
+    shutil.copytree(resources_dir(), copy)
+    with open(copy / lexicon, "a", encoding="utf-8") as f:
+        f.write("\n# an edit\n")
+    monkeypatch.setenv("DEID_RESOURCES", str(copy))
+    assert make().version != before
