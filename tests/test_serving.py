@@ -89,7 +89,7 @@ def test_a_note_through_client_prompt_and_parser(served):
     from deid.llm.client import ClientConfig, LlmClient
     from deid.llm.parse import parse_json, parse_markup
     from deid.llm.prompts import load_prompts
-    from deid.llm.stage import ENTITY_SCHEMA
+    from deid.llm.stage import RESPONSE_FORMAT
     note = "患者张建国，男，52岁，手机13812345678，于北京协和医院就诊。"
     client = LlmClient(ClientConfig(base_url=served, max_tokens=160, timeout_s=180, concurrency=2))
     json_reply, markup_reply = client.complete_many(
@@ -103,7 +103,7 @@ def test_a_note_through_client_prompt_and_parser(served):
         for f in report.found:
             assert note[f.start:f.end] == f.text
     constrained = client.complete_many([load_prompts("json").messages(note, [])],
-                                       response_format={"type": "json_schema", "json_schema": {"schema": ENTITY_SCHEMA}})[0]
+                                       response_format=RESPONSE_FORMAT)[0]
     assert constrained.ok
     report = parse_json(note, constrained.content)
     assert not report.invalid

@@ -17,6 +17,11 @@ from deid.llm.prompts import load_prompts
 from deid.spans import FIXED_TIER, Span
 
 
+# OpenAI's response_format for the JSON prompt: json_schema needs a name beside the schema (vLLM's OpenAI server,
+# which Ray Serve LLM runs, refuses one without: tests/test_serve_vllm_api.py); it becomes constrained decoding.
+RESPONSE_FORMAT = {"type": "json_schema", "json_schema": {"name": "phi_entities", "schema": ENTITY_SCHEMA}}
+
+
 @dataclass(frozen=True)
 class LlmConfig:
     enabled: bool = False
@@ -75,7 +80,7 @@ class LlmStage:
 
     def run(self, texts: list[str]) -> list[NoteOutcome]:
         plan = self.requests(texts)
-        fmt = {"type": "json_schema", "json_schema": {"schema": ENTITY_SCHEMA}} if self.config.fmt == "json" else None
+        fmt = RESPONSE_FORMAT if self.config.fmt == "json" else None
         replies = self.client.complete_many([m for _, _, m in plan], response_format=fmt) if plan else []
         outcomes = [NoteOutcome() for _ in texts]
         per_note: dict[int, list] = {}
