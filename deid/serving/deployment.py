@@ -1,7 +1,8 @@
 """The Ray Serve deployment: OpenAI-compatible POST /v1/chat/completions, GET /v1/models, GET /health.
 
 Requests are grouped by @serve.batch so the engine sees full batches; max_ongoing_requests must be at least the
-batch size (Serve's default of 5 would cap every batch at 5). Settings come from conf/serve-*.yaml.
+batch size (Serve's default of 5 would cap every batch at 5). Settings come from conf/serve-local.yaml. This is the
+local (llama.cpp) server; production serving is Ray Serve LLM with vLLM (conf/serve-vllm.yaml, deid/serving/app.py).
 
 The batch handler starts the batch's generations together and returns at once with one task per request;
 each caller awaits its own. A handler that returned the answers themselves made a quick answer (or a quick
@@ -10,12 +11,27 @@ later request waited too (found by the fault tests). vLLM batches continuously i
 """
 # No `from __future__ import annotations` here: FastAPI must see the Request annotation as a class.
 import asyncio
+import os
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from ray import serve
 
 api = FastAPI(title="deid LLM", docs_url=None, redoc_url=None)
+
+# The replica's environment from its first instruction (Ray sets runtime_env env_vars before the worker starts).
+# The replica aborted under load with gRPC's `Check failed: is_forking != was_forking` (work_stealing_thread_pool.cc).
+# What forks in it is ggml: on a failed GGML_ASSERT (and from its std::terminate handler) it fork()s `gdb -p` to
+# print a backtrace. An assertion in an op that every compute thread runs fails in both threads at once, both
+# fork, gRPC (grpcio, loaded by Serve) runs its pthread_atfork handlers in both, and its CHECK aborts the process
+# before ggml's message is seen. Reproduced with the engine's old lock (released with a cancelled caller, so two
+# generations ran on one llama.cpp context): `ops.cpp:5488: GGML_ASSERT(i1 >= 0 && i1 < ne1) failed` twice, then
+# the CHECK. The lock is the fix (engines.py); these keep any later abort a plain one that says what failed.
+# Nothing else forks in a serving replica (strace -f -e clone,clone3,fork,vfork on it during requests: threads).
+REPLICA_ENV = {
+    "GGML_NO_BACKTRACE": "1",           # no debugger forked from a gRPC process: an abort says what failed
+    "GRPC_ENABLE_FORK_SUPPORT": "0",    # no gRPC fork handlers: the replica never forks a child that uses gRPC
+}
 
 
 @serve.deployment(name="deid-llm")
@@ -24,7 +40,9 @@ class ChatServer:
     def __init__(self, config: dict):
         from deid.serving.engines import make_engine
         from deid.serving.faults import with_faults
+        import ray
         self.config = config
+        self.actor_id = ray.get_runtime_context().get_actor_id()
         self.engine = with_faults(make_engine(config), config.get("faults"))
         batch = config.get("batch") or {}
         self.submit_batch.set_max_batch_size(int(batch.get("max_batch_size", 8)))
@@ -32,7 +50,9 @@ class ChatServer:
 
     @api.get("/health")
     async def health(self) -> dict:
-        return {"status": "ok", "model": self.engine.model_name}
+        # The replica's process and actor: a restarted or replaced replica answers with others (the soak test).
+        return {"status": "ok", "model": self.engine.model_name,
+                "replica": {"pid": os.getpid(), "actor_id": self.actor_id}}
 
     @api.get("/v1/models")
     async def models(self) -> dict:
@@ -67,8 +87,12 @@ class ChatServer:
 def build_app(config: dict):
     replicas = config.get("replicas", 1)
     batch = int((config.get("batch") or {}).get("max_batch_size", 8))
+    actor_options = dict(config.get("ray_actor_options") or {"num_cpus": 1})
+    runtime_env = dict(actor_options.get("runtime_env") or {})
+    runtime_env["env_vars"] = {**REPLICA_ENV, **(runtime_env.get("env_vars") or {})}
+    actor_options["runtime_env"] = runtime_env
     options = {"max_ongoing_requests": max(int(config.get("max_ongoing_requests", 2 * batch)), batch),
-               "ray_actor_options": config.get("ray_actor_options") or {"num_cpus": 1}}
+               "ray_actor_options": actor_options}
     if isinstance(replicas, dict):   # autoscaling: {min_replicas, max_replicas, target_ongoing_requests}
         options["autoscaling_config"] = replicas
     else:
