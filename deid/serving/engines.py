@@ -1,9 +1,8 @@
-"""Generation engines behind the Serve deployment. Both take OpenAI chat requests and return OpenAI chat
-completions, so the client and the Spark job cannot tell them apart.
-
-- llama_cpp: llama-cpp-python on CPU with a small Qwen2.5 GGUF; JSON-schema constrained output. `[local-llm]`.
-- vllm: Qwen2.5-72B-Instruct through vLLM's async engine on GPUs (tensor parallel, prefix caching, guided JSON
-  decoding). `[gpu]`. Imported only when chosen; it cannot run on a machine without GPUs.
+"""The generation engine behind the local Serve deployment (deid/serving/deployment.py): llama-cpp-python on CPU
+with a small Qwen2.5 GGUF and JSON-schema constrained output (`[local-llm]`). It takes OpenAI chat requests and
+returns OpenAI chat completions, the contract Ray Serve LLM's vLLM server keeps in production
+(conf/serve-vllm.yaml), so the client and the Spark job cannot tell them apart. vLLM has no engine here: Ray's
+`ray.serve.llm` runs it.
 """
 from __future__ import annotations
 
@@ -44,8 +43,8 @@ class LlamaCppEngine:
         from llama_cpp import Llama
 
         from deid.serving.gguf import model_path as verified_model
-        # On a failed assertion ggml forks a debugger (gdb -p) before it aborts; inside a Ray worker that fork
-        # trips gRPC's fork check ("is_forking != was_forking"), whose crash then stands in for ggml's own error.
+        # ggml forks a debugger (gdb -p) before it aborts on a failed assertion; see REPLICA_ENV in
+        # deid/serving/deployment.py, which sets this from the replica's start. Set here too for use outside Serve.
         os.environ.setdefault("GGML_NO_BACKTRACE", "1")
         self.model_name = model_name
         self._llm = Llama(model_path=str(model_path or verified_model()), n_ctx=n_ctx, n_threads=n_threads,
@@ -84,41 +83,9 @@ class LlamaCppEngine:
                           usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
 
 
-class VllmEngine:
-    def __init__(self, model_name: str, model: str, tensor_parallel_size: int = 4, max_model_len: int = 16384,
-                 gpu_memory_utilization: float = 0.9, enable_prefix_caching: bool = True, dtype: str = "bfloat16",
-                 quantization: str | None = None):
-        from vllm import AsyncEngineArgs, AsyncLLMEngine
-        self.model_name = model_name
-        self._engine = AsyncLLMEngine.from_engine_args(AsyncEngineArgs(
-            model=model, tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len,
-            gpu_memory_utilization=gpu_memory_utilization, enable_prefix_caching=enable_prefix_caching,
-            dtype=dtype, quantization=quantization))
-        self._tokenizer = None
-
-    async def complete(self, request: dict) -> dict:
-        from vllm import SamplingParams
-        from vllm.sampling_params import GuidedDecodingParams
-        if self._tokenizer is None:
-            self._tokenizer = await self._engine.get_tokenizer()
-        prompt = self._tokenizer.apply_chat_template(request["messages"], tokenize=False, add_generation_prompt=True)
-        schema = _json_schema(request)
-        params = SamplingParams(temperature=float(request.get("temperature", 0.0)),
-                                max_tokens=int(request.get("max_tokens") or 512),
-                                guided_decoding=GuidedDecodingParams(json=schema) if schema is not None else None)
-        final = None
-        async for final in self._engine.generate(prompt, params, request_id=uuid.uuid4().hex):
-            pass
-        out = final.outputs[0]
-        return completion(self.model_name, out.text, out.finish_reason or "stop", len(final.prompt_token_ids),
-                          len(out.token_ids))
-
-
 def make_engine(config: dict) -> Engine:
     kind = config.get("engine", "llama_cpp")
     name = config.get("model_name", "qwen2.5")
     if kind == "llama_cpp":
         return LlamaCppEngine(name, **(config.get("llama_cpp") or {}))
-    if kind == "vllm":
-        return VllmEngine(name, **(config.get("vllm") or {}))
-    raise ValueError(f"unknown engine {kind!r}: llama_cpp or vllm")
+    raise ValueError(f"unknown engine {kind!r}: llama_cpp (vLLM runs through ray.serve.llm: conf/serve-vllm.yaml)")

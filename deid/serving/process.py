@@ -17,8 +17,10 @@ import yaml
 
 class ServeProcess:
     def __init__(self, config_path: str | Path, port: int | None = None, capture: bool = False):
-        conf = yaml.safe_load(Path(config_path).read_text(encoding="utf-8")) or {}
-        self.url = f"http://{conf.get('host', '127.0.0.1')}:{port or conf.get('port', 8765)}"
+        from deid.serving.app import http_address
+        host, conf_port = http_address(yaml.safe_load(Path(config_path).read_text(encoding="utf-8")) or {})
+        host = "127.0.0.1" if host in ("0.0.0.0", "::") else host      # listening everywhere: ask on loopback
+        self.url = f"http://{host}:{port or conf_port}"
         command = [sys.executable, "-m", "deid.cli", "serve", "--config", str(config_path)]
         if port:
             command += ["--port", str(port)]
