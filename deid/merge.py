@@ -15,8 +15,8 @@ Its tier, among same-type spans, follows `tier_rule`:
 A span of another type swallowed by the winner can still only raise its sensitivity.
 
 Before length decides, evidence does, between an address and a span whose type rests on a structure (`_by_evidence`):
-a number with a valid phone, ID, account, certificate, plate or record structure, or a health facility (a name with a
-health-facility ending, a dictionary hospital, a numbered one) keeps its characters whatever the address detector
+a number with a valid phone, ID, account, certificate, plate or record structure, or a health facility (a HOSPITAL
+that ends in a health-facility ending: its detector records it in `facility`) keeps its characters whatever the address detector
 read there, and the address keeps only the parts that hold address evidence of their own (a division, a named place,
 a house or building number: the components the address detector records in `evidence`). So 家属电话138-1234-5678 is a
 phone and no address (its building-number reading was the phone), 乘坐陕A1F52N小型轿车 a plate, 浣纱路356号杭州市第一

@@ -81,7 +81,7 @@ def test_a_place_right_before_a_facility_is_the_start_of_its_name():
 def test_a_facility_an_address_goes_on_past_is_a_landmark_inside_it():
     text = "仓后57号温州市人民医院17幢11楼"
     address = _address(text, text, [("仓后", "named"), ("57号", "number"), ("17幢", "number"), ("11楼", "number")])
-    hospital = _span(text, "温州市人民医院", T.HOSPITAL, facility="dictionary")
+    hospital = _span(text, "温州市人民医院", T.HOSPITAL, facility="人民医院")
     assert _typed(merge([address, hospital])) == [("ADDRESS", text)]
 
 

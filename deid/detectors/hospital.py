@@ -2,8 +2,9 @@
 institutions that are not in it: a proper prefix (a place, a person's or a university's name, an
 ordinal) followed by a health-facility ending (医院, 人民医院, 妇幼保健院, 卫生院, 社区卫生服务中心, 精神卫生中心, 诊所 ...:
 resources/lexicons/health_facility_endings.txt). A department alone (心内科) or a generic phrase (当地医院, 县医院, 我院)
-is not a hospital; a place and a specialty are (福州肺科医院). Each span records its evidence in `facility` (the
-ending, "dictionary" or "colloquial"): merge lets it win over an address reading of the same characters.
+is not a hospital; a place and a specialty are (福州肺科医院). A span that ends in a health-facility ending records it
+in `facility`: merge lets it win over an address reading of the same characters (an alias or a colloquial name such
+as 浙一 or 赣州市一院 is no such evidence).
 """
 from __future__ import annotations
 
@@ -128,7 +129,7 @@ class HospitalDetector:
             score = {"name": 0.99, "alias": 0.95, "english": 0.95, "ambiguous": 0.85}[entry.kind]
             spans.append(make_span(text, start, end, EntityType.HOSPITAL, 1, "dictionary", score,
                                    f"hospital.dict.{entry.kind}", canonical=entry.canonical,
-                                   facility="" if entry.kind == "ambiguous" else "dictionary"))   # (协和|西路: a word)
+                                   facility=self._ending(entry.form) if entry.kind != "ambiguous" else ""))
             last_end = end
         return spans
 
@@ -138,8 +139,7 @@ class HospitalDetector:
         for s, e, _place in self.gazetteer.find(norm):
             m = _COLLOQUIAL.match(norm, e)
             if m:
-                spans.append(make_span(text, s, m.end(), EntityType.HOSPITAL, 1, "pattern", 0.85, "hospital.colloquial",
-                                       facility="colloquial"))
+                spans.append(make_span(text, s, m.end(), EntityType.HOSPITAL, 1, "pattern", 0.85, "hospital.colloquial"))
         return spans
 
     def _pattern(self, text: str, norm: str) -> list[Span]:
@@ -178,6 +178,11 @@ class HospitalDetector:
             spans.append(make_span(text, start, m.end(), EntityType.HOSPITAL, 1, "pattern", 0.9, "hospital.pattern",
                                    facility=m.group()))
         return spans
+
+    def _ending(self, name: str) -> str:
+        """The health-facility ending a dictionary name ends in ('' for an alias such as 浙一 or 华西, which is no
+        evidence against an address reading of the same characters)."""
+        return next((m.group() for m in self._suffix.finditer(name) if m.end() == len(name)), "")
 
     def _names_something(self, prefix: str) -> bool:
         if "某" in prefix or len(prefix) < 2 or self._describes(prefix) or (
