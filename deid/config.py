@@ -6,10 +6,10 @@ from pathlib import Path
 
 import yaml
 
-from deid.resources import digest_bytes
+from deid.resources import data_dir, digest_bytes
 from deid.spans import EntityType
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "conf" / "pipeline.yaml"
+DEFAULT_CONFIG = data_dir("conf") / "pipeline.yaml"
 KNOWN_COMPONENTS = ("ner", "id_number", "contact", "hospital", "address", "name", "std", "pregnancy", "date", "age",
                     "identifiers", "workplace")
 

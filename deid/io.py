@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
+import time
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -62,6 +64,73 @@ RUNS = pa.schema([
 TABLE_SCHEMAS = {"note_phi_spans": SPANS, "note_deid_l1": MASKED, "note_deid_l2": MASKED, "note_deid_l3": MASKED,
                  "deid_quarantine": QUARANTINE, "deid_runs": RUNS}
 
+# -- what a data engineer sees in DESCRIBE DETAIL / DESCRIBE TABLE --------------------------------------------
+KINDS = {"spans": SPANS, "masked": MASKED, "quarantine": QUARANTINE, "runs": RUNS}
+TABLE_COMMENTS = {
+    "spans": "deid: one row per PHI span found in a note (offsets into the note, type, tier, detector); no raw "
+             "span text unless keep_span_text",
+    "masked": "deid: the notes masked at one policy level, one row per note_id, OMOP NOTE columns",
+    "quarantine": "deid: notes not written, with the stage and error class (never note text)",
+    "runs": "deid: one row per job run: counts that reconcile, versions, status",
+}
+COLUMN_COMMENTS = {
+    "note_id": "OMOP note_id of the input note", "person_id": "OMOP person_id (dates shift per person)",
+    "note_date": "masked like the text's dates at this level", "note_datetime": "masked like note_date",
+    "note_title": "the title, masked", "note_text": "the note text, masked at this table's policy level",
+    "field": "note_title or note_text: which field the offsets are into",
+    "span_start": "first character of the span (Python str index into the field)", "span_end": "one past the last",
+    "entity_type": "NAME, ADDRESS, HOSPITAL, ID_NUMBER, CONTACT, STD, PREGNANCY, DATE, ...",
+    "tier": "sensitivity tier 1 (highest) to 3", "detector": "the component that found it",
+    "score": "the detector's confidence", "explanation": "which rule or model, in words",
+    "text_digest": "HMAC-SHA256 of the span text keyed by $DEID_SECRET", "span_text": "raw span text (keep_span_text)",
+    "llm_status": "the LLM stage's outcome for the note", "masked_count": "spans masked in this note",
+    "note_digest": "HMAC-SHA256 of the input title and text keyed by $DEID_SECRET: detects changed notes",
+    "pipeline_version": "deid version + code and resource digests that produced the row",
+    "run_id": "deid_runs.run_id of the run that wrote the row", "stage": "where the note stopped",
+    "error_class": "why (an error class, never note text)", "message": "our own message, never note text",
+}
+# Tables whose old files hold superseded note content (a masked text a later dictionary edit re-masks) keep them
+# only this long: VACUUM (the job's --vacuum) then deletes them and time travel to those versions fails.
+CONTENT_KINDS = ("spans", "masked", "quarantine")
+CDF_KINDS = ("spans", "masked")   # readers of the change feed take only the notes a run re-masked
+
+
+@dataclass(frozen=True)
+class Retention:
+    deleted_files: str = "interval 1 days"   # delta.deletedFileRetentionDuration: what VACUUM keeps
+    log: str = "interval 7 days"             # delta.logRetentionDuration: the history time travel can reach
+
+
+def interval_seconds(value: str) -> float:
+    """A Delta interval property ("interval 7 days", "interval 0 hours") in seconds."""
+    m = re.fullmatch(r"\s*(?:interval\s+)?(\d+)\s*(second|minute|hour|day|week)s?\s*", value.lower())
+    if not m:
+        raise ValueError(f"not a Delta interval: {value!r} (e.g. 'interval 1 days')")
+    return int(m.group(1)) * {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 604800}[m.group(2)]
+
+
+def table_kind(schema: pa.Schema) -> str:
+    for kind, known in KINDS.items():
+        if schema.remove_metadata().names == known.names:
+            return kind
+    raise ValueError(f"not a deid table schema: {schema.names}")
+
+
+def table_properties(kind: str, retention: Retention) -> dict[str, str]:
+    props = {}
+    if kind in CDF_KINDS:
+        props["delta.enableChangeDataFeed"] = "true"
+    if kind in CONTENT_KINDS:
+        props["delta.deletedFileRetentionDuration"] = retention.deleted_files
+        props["delta.logRetentionDuration"] = retention.log
+    return props
+
+
+def commented(schema: pa.Schema) -> pa.Schema:
+    """The schema with each column's comment as Delta field metadata."""
+    return pa.schema([f.with_metadata({"comment": COLUMN_COMMENTS[f.name]}) if f.name in COLUMN_COMMENTS else f
+                      for f in schema])
+
 
 def with_marker(schema: pa.Schema) -> pa.Schema:
     return schema.append(pa.field(MARKER, pa.bool_()))
@@ -105,6 +174,7 @@ def check_note_schema(schema: pa.Schema) -> None:
 class DeltaRs:
     """Delta tables through delta-rs: what runs where the Delta JVM jars cannot be had."""
     storage_options: dict | None = None
+    retention: Retention = Retention()
 
     def _table(self, path: str):
         from deltalake import DeltaTable
@@ -115,11 +185,45 @@ class DeltaRs:
         return DeltaTable.is_deltatable(path, storage_options=self.storage_options)
 
     def ensure(self, path: str, schema: pa.Schema) -> None:
+        """Create the table with its comments and properties, or bring an existing one's properties up to date
+        (a table written by an earlier version, or before the retention settings changed)."""
         from deltalake import DeltaTable
+        kind = table_kind(schema)
+        props = table_properties(kind, self.retention)
         if not self.exists(path):
             if "://" not in path:
                 os.makedirs(path, exist_ok=True)
-            DeltaTable.create(path, schema=schema, mode="ignore", storage_options=self.storage_options)
+            DeltaTable.create(path, schema=commented(schema), mode="ignore", description=TABLE_COMMENTS[kind],
+                              configuration=props, storage_options=self.storage_options)
+            return
+        table = self._table(path)
+        current = table.metadata().configuration
+        if any(current.get(k) != v for k, v in props.items()):
+            table.alter.set_table_properties(props, raise_if_not_exists=False)
+
+    def vacuum(self, path: str) -> int:
+        """Delete the files no version within the table's retention needs, then the expired log entries (after a
+        checkpoint, which the log cleanup needs). Returns the number of files deleted."""
+        if not self.exists(path):
+            return 0
+        table = self._table(path)
+        deleted = len(table.vacuum(dry_run=False))   # retention: the table's delta.deletedFileRetentionDuration
+        # delta-rs leaves the change feed's files alone; they hold the pre-images of replaced rows (the old masked
+        # text), so those older than the retention go too, as Delta Lake's own VACUUM does.
+        keep = interval_seconds(table.metadata().configuration.get("delta.deletedFileRetentionDuration",
+                                                                   "interval 7 days"))
+        changes = os.path.join(path, "_change_data")
+        if "://" not in path and os.path.isdir(changes):
+            cutoff = time.time() - keep
+            for root, _, names in os.walk(changes):
+                for name in names:
+                    file = os.path.join(root, name)
+                    if os.path.getmtime(file) <= cutoff:
+                        os.remove(file)
+                        deleted += 1
+        table.create_checkpoint()
+        table.cleanup_metadata()
+        return deleted
 
     def version(self, path: str) -> int | None:
         return self._table(path).version() if self.exists(path) else None
@@ -172,7 +276,7 @@ class DeltaRs:
             actions.append(AddAction(name, os.path.getsize(dest), {}, int(os.path.getmtime(dest) * 1000), True,
                                      json.dumps(file_stats(metadata, schema))))
         if actions:
-            self._table(path).create_write_transaction(actions, mode="append", schema=schema)
+            self._table(path).create_write_transaction(actions, mode="append", schema=commented(schema))
         return len(actions)
 
     def compact(self, path: str, target_bytes: int) -> dict:

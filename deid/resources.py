@@ -7,15 +7,23 @@ import io
 import os
 from dataclasses import dataclass
 from functools import lru_cache
+from importlib import resources as importlib_resources
 from pathlib import Path
 
 RESOURCES_ENV = "DEID_RESOURCES"
 
 
+def data_dir(name: str) -> Path:
+    """conf/ or resources/: package data of an installed wheel (deid/data/NAME, see setup.py), else the folder
+    beside the package in a source checkout."""
+    packaged = Path(str(importlib_resources.files("deid"))) / "data" / name
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / name
+
+
 def resources_dir() -> Path:
-    """resources/ beside the package, or the folder named by $DEID_RESOURCES."""
+    """The dictionaries, lexicons and prompts: the folder named by $DEID_RESOURCES, else the package's."""
     override = os.environ.get(RESOURCES_ENV)
-    return Path(override) if override else Path(__file__).resolve().parent.parent / "resources"
+    return Path(override) if override else data_dir("resources")
 
 
 def digest_bytes(data: bytes) -> str:

@@ -1,6 +1,6 @@
 """spark-submit jobs/deid_notes.py --config conf/local.yaml [--input T] [--output DIR] [--policies 1,2,3]
                                    [--policy-preset default|paper] [--limit N] [--full-refresh]
-                                   [--reprocess version|affected] [--optimize]
+                                   [--reprocess version|affected] [--optimize] [--vacuum]
 
 Reads an OMOP NOTE Delta table, finds, tiers and masks PHI with the deid pipeline, and writes the Delta
 tables note_phi_spans, note_deid_l1..l3, deid_quarantine and deid_runs. Incremental and idempotent: a note is
@@ -49,7 +49,7 @@ from deid.batch import RESULT, TRANSIENT_ERRORS  # noqa: E402
 from deid.config import deep_merge, load_config  # noqa: E402
 from deid.pipeline import Pipeline, source_part  # noqa: E402
 from deid.resources import bundle as resource_bundle  # noqa: E402
-from deid.resources import combine_digests, dictionary_terms, digest_bytes, materialize  # noqa: E402
+from deid.resources import combine_digests, data_dir, dictionary_terms, digest_bytes, materialize  # noqa: E402
 from udfs.deid_udf import affected_function, make_bundle, partition_function  # noqa: E402
 from udfs.delta import SparkDelta, choose_engine, claim_staging, spark_schema  # noqa: E402
 
@@ -88,8 +88,11 @@ class JobConfig:
     partitions: int
     notes_per_task: int
     reprocess: str
+    delta_jars: Path | None = None
+    retention: dio.Retention = dio.Retention()
     full_refresh: bool = False
     optimize: bool = False
+    vacuum: bool = False
     optimize_target_mb: int = 128
     limit: int | None = None
     verify: bool = True
@@ -111,6 +114,7 @@ def load_job_config(path: str, args=None) -> JobConfig:
     path = Path(path)
     doc = _read_job_yaml(path)
     spark, out, pipe, job = doc.get("spark", {}), doc.get("output", {}), doc.get("pipeline", {}), doc.get("job", {})
+    delta = doc.get("delta", {})
     tables = out.get("tables", {})
     cfg = JobConfig(
         path=path, master=spark.get("master"), app_name=spark.get("app_name", "deid-notes"),
@@ -122,7 +126,9 @@ def load_job_config(path: str, args=None) -> JobConfig:
                                                                           3: "note_deid_l3"}).items()},
                 "runs": tables.get("runs", "deid_runs"), "quarantine": tables.get("quarantine", "deid_quarantine")},
         staging=out.get("staging", "data/_staging"), state=out.get("state", ""),
-        engine=doc.get("delta", {}).get("engine", "auto"),
+        engine=delta.get("engine", "auto"),
+        delta_jars=(path.parent / delta["jars"]) if delta.get("jars") else None,
+        retention=dio.Retention(**{k: str(v) for k, v in (out.get("retention") or {}).items()}),
         pipeline_config=(path.parent / pipe.get("config", "pipeline.yaml")),
         pipeline_overrides=pipe.get("overrides") or {},
         policies=[int(p) for p in pipe.get("policies", [1, 2, 3])],
@@ -130,6 +136,7 @@ def load_job_config(path: str, args=None) -> JobConfig:
         partitions=int(job.get("partitions", 4)), notes_per_task=int(job.get("notes_per_task", 25000)),
         reprocess=job.get("reprocess", "version"),
         verify=bool(job.get("verify", True)), optimize=bool(job.get("optimize", False)),
+        vacuum=bool(job.get("vacuum", False)),
         optimize_target_mb=int(job.get("optimize_target_mb", 128)),
     )
     if args is not None:
@@ -143,6 +150,7 @@ def load_job_config(path: str, args=None) -> JobConfig:
         cfg.limit = args.limit
         cfg.full_refresh = args.full_refresh
         cfg.optimize = cfg.optimize or args.optimize
+        cfg.vacuum = cfg.vacuum or args.vacuum
         if args.reprocess:
             cfg.reprocess = args.reprocess
         if args.policy_preset:
@@ -155,21 +163,62 @@ def load_job_config(path: str, args=None) -> JobConfig:
     return cfg
 
 
+LOG4J = data_dir("conf") / "log4j2.properties"   # Spark's own logging at WARN: the job logs its stages itself
+
+
+def quiet_spark(builder):
+    """Spark's start-up INFO lines (about 50) off, as a plain `spark-submit` of this file runs it: spark.log.level
+    applies as the context starts (spark-submit's JVM is already running); where this process starts the JVM, the
+    JVM is also given LOG4J, which quiets the lines before the context too."""
+    builder = builder.config("spark.log.level", "WARN")
+    if os.environ.get("PYSPARK_GATEWAY_PORT"):          # spark-submit started this interpreter and its JVM
+        return builder
+    return builder.config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={LOG4J.as_uri()}")
+
+
+def _driver_has_delta() -> bool:
+    """Under spark-submit: whether the running driver JVM has Delta Lake's classes (from --jars or --packages)."""
+    from pyspark import SparkContext
+    SparkContext._ensure_initialized()
+    try:
+        SparkContext._jvm.org.apache.spark.util.Utils.classForName("io.delta.tables.DeltaTable", True, False)
+        return True
+    except Exception:  # noqa: BLE001 - py4j's error for a missing class
+        return False
+
+
 def build_spark(cfg: JobConfig):
     from pyspark.sql import SparkSession
     builder = SparkSession.builder.appName(cfg.app_name)
-    if cfg.master:
-        builder = builder.master(cfg.master)
-        if cfg.master.startswith("local"):
-            # Local mode: Python workers must run this interpreter (the one with deid installed).
-            os.environ["PYSPARK_PYTHON"] = sys.executable
-            os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
+    if "spark.driver.extraJavaOptions" not in cfg.spark_conf:
+        builder = quiet_spark(builder)
+    submitted = bool(os.environ.get("PYSPARK_GATEWAY_PORT"))   # spark-submit started this interpreter and its JVM
+    master = cfg.master
+    if submitted:
+        from pyspark import SparkConf
+        master = SparkConf().get("spark.master", None) or master   # spark-submit's --master wins over the config's
+    elif master:
+        builder = builder.master(master)
+    if (master or "").startswith("local"):
+        # Local mode: Python workers must run this interpreter (the one with deid installed).
+        os.environ["PYSPARK_PYTHON"] = sys.executable
+        os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
     for k, v in cfg.spark_conf.items():
         builder = builder.config(k, v)
     if os.environ.get(cfg.secret_env):
         # Executors read the HMAC key from their environment; Spark's UI redacts keys matching "secret".
         builder = builder.config(f"spark.executorEnv.{cfg.secret_env}", os.environ[cfg.secret_env])
-    if cfg.engine == "native":
+    if submitted:
+        # The driver JVM's classpath is fixed: the jars come with --jars
+        # or --packages there (the Makefile gives build/delta-jars), or the cluster has them.
+        native = cfg.engine == "native" or (cfg.engine == "auto" and _driver_has_delta())
+    else:   # this process starts the JVM (python, pytest, a notebook): the fetched jars go on its classpath
+        jars = sorted(cfg.delta_jars.glob("*.jar")) if cfg.delta_jars and cfg.engine != "delta-rs" else []
+        if jars:
+            listed = [j for j in cfg.spark_conf.get("spark.jars", "").split(",") if j]
+            builder = builder.config("spark.jars", ",".join([*listed, *map(str, jars)]))
+        native = cfg.engine == "native" or bool(jars)
+    if native:
         builder = (builder.config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
                    .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog"))
     return builder.getOrCreate()
@@ -237,7 +286,8 @@ class JobRun:
         self.files = resource_bundle()
         self.dictionary_version = combine_digests({k: digest_bytes(v) for k, v in self.files.items()
                                                    if k.startswith("dictionaries/")})
-        self.io = SparkDelta(spark, choose_engine(spark, cfg.engine), os.path.join(cfg.staging, self.run_id))
+        self.io = SparkDelta(spark, choose_engine(spark, cfg.engine), os.path.join(cfg.staging, self.run_id),
+                             cfg.retention)
         self.loc = {"spans": cfg.location(cfg.tables["spans"]), "runs": cfg.location(cfg.tables["runs"]),
                     "quarantine": cfg.location(cfg.tables["quarantine"]),
                     **{k: cfg.location(cfg.tables["masked"][k]) for k in cfg.policies}}
@@ -274,6 +324,8 @@ class JobRun:
             self.verify(todo)
             if self.cfg.optimize:
                 self.compact()
+            if self.cfg.vacuum:
+                self.vacuum()
             if c.written + c.unchanged + c.moved + c.quarantined != c.read:
                 raise ReconciliationError(f"read {c.read} != written {c.written} + unchanged {c.unchanged} + moved "
                                           f"{c.moved} + quarantined {c.quarantined}")
@@ -571,6 +623,14 @@ class JobRun:
             log.info("optimize %s: %d small files rewritten into %d", self.loc[name], got["removed"], got["added"])
         _stage("optimize", self.counts.read, t0)
 
+    def vacuum(self) -> None:
+        """--vacuum: delete the files older versions of the output tables hold beyond their retention (masked text
+        a later run replaced among them); time travel past the retention fails afterwards."""
+        t0 = time.perf_counter()
+        for name in ["spans", "quarantine", *self.cfg.policies]:
+            self.io.vacuum(self.loc[name])
+        _stage("vacuum", self.counts.read, t0)
+
     def verify(self, todo) -> None:
         """No note this run wrote has two rows in a masked table (earlier runs checked the notes they wrote)."""
         if not self.cfg.verify or not self.counts.todo:
@@ -594,7 +654,7 @@ class JobRun:
 
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--config", default=str(ROOT / "conf" / "local.yaml"))
+    ap.add_argument("--config", default=str(data_dir("conf") / "local.yaml"))
     ap.add_argument("--input", help="NOTE table (path or catalog name)")
     ap.add_argument("--output", help="output root folder (local mode)")
     ap.add_argument("--policies", help="policy levels to write, e.g. 1,2,3")
@@ -603,6 +663,9 @@ def parse_args(argv=None):
     ap.add_argument("--full-refresh", action="store_true", help="process every note, whatever already landed")
     ap.add_argument("--optimize", action="store_true",
                     help="after the run, compact each output table's small files (job.optimize_target_mb)")
+    ap.add_argument("--vacuum", action="store_true",
+                    help="after the run, delete files older versions hold beyond output.retention (time travel to "
+                         "them fails afterwards)")
     ap.add_argument("--reprocess", choices=["version", "affected"],
                     help="version: every note at another pipeline_version; affected: only notes holding a changed "
                          "dictionary term")
@@ -619,8 +682,10 @@ def main(argv=None) -> int:
     except dio.MissingSecret as exc:
         raise SystemExit(f"error: {exc}") from None
     spark = build_spark(cfg)
-    spark.sparkContext.setLogLevel("WARN")
-    row = run(spark, cfg)
+    try:
+        row = run(spark, cfg)
+    finally:
+        spark.stop()   # executors go before the JVM exits (a cluster would log their loss otherwise)
     print(f"run {row['run_id']} {row['status']}: read {row['notes_read']}, written {row['notes_written']}, "
           f"unchanged {row['notes_unchanged']}, moved {row['notes_moved']}, quarantined {row['notes_quarantined']}, "
           f"spans {row['spans_written']}")

@@ -25,11 +25,12 @@ def main(argv=None) -> int:
     ap.add_argument("--engine", default="auto", choices=["auto", "native", "delta-rs"])
     ap.add_argument("--rows", type=int, default=20)
     args = ap.parse_args(argv)
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    from pyspark.sql import SparkSession
-
+    from deid.resources import data_dir
+    from jobs.deid_notes import build_spark, load_job_config
     from udfs.delta import SparkDelta, choose_engine
-    spark = SparkSession.builder.master("local[2]").appName("deid-sql").getOrCreate()
+    cfg = load_job_config(data_dir("conf") / "local.yaml")   # local[2] on loopback, quiet logs, the Delta jars
+    cfg.app_name, cfg.engine = "deid-sql", args.engine
+    spark = build_spark(cfg)
     spark.sparkContext.setLogLevel("WARN")
     io = SparkDelta(spark, choose_engine(spark, args.engine), os.path.join(args.root, "_staging"))
     for name in TABLES:

@@ -1,5 +1,5 @@
-"""The Spark job on a real local SparkSession and real Delta tables (delta-rs engine here; the native
-engine's tests run where Delta's JVM jars are on the classpath and are skipped otherwise)."""
+"""The Spark job on a real local SparkSession and real Delta tables, on both engines: delta-rs, and native Delta
+Lake with the pinned jars `make install` fetches into build/delta-jars (the session has them on its classpath)."""
 import os
 import shutil
 from pathlib import Path
@@ -18,6 +18,7 @@ from jobs.deid_notes import FAIL_ENV, ReconciliationError, build_spark, load_job
 
 ROOT = Path(__file__).resolve().parent.parent
 MASKED = ["note_deid_l1", "note_deid_l2", "note_deid_l3"]
+ENGINES = ["delta-rs", "native"]
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +30,17 @@ def spark():
     yield session
 
 
-def job(tmp_path, **changes):
+@pytest.fixture(params=ENGINES)
+def engine(request, spark):
+    from udfs.delta import native_available
+    if request.param == "native" and not native_available(spark):
+        pytest.fail("Delta Lake's jars are not in build/delta-jars: `make install` fetches them (it needs mvn)")
+    return request.param
+
+
+def job(tmp_path, engine="delta-rs", **changes):
     cfg = load_job_config(ROOT / "conf" / "local.yaml")
+    cfg.engine = engine
     cfg.input_table = str(tmp_path / "note")
     cfg.output_root = str(tmp_path / "out")
     cfg.staging = str(tmp_path / "out" / "_staging")
@@ -69,10 +79,10 @@ def notes():
     return note_table(generate(40, 123))
 
 
-def test_first_run_writes_every_table(spark, tmp_path, notes):
+def test_first_run_writes_every_table(spark, engine, tmp_path, notes):
     write_notes(tmp_path, notes)
-    row = run(spark, job(tmp_path))
-    assert row["status"] == "succeeded" and row["engine"] == "delta-rs"
+    row = run(spark, job(tmp_path, engine=engine))
+    assert row["status"] == "succeeded" and row["engine"] == engine
     assert row["notes_read"] == row["notes_written"] == 40 and row["notes_quarantined"] == 0
     for name, schema in dio.TABLE_SCHEMAS.items():
         got = pa.schema(DeltaTable(str(tmp_path / "out" / name)).schema())
@@ -84,6 +94,12 @@ def test_first_run_writes_every_table(spark, tmp_path, notes):
     assert spans.column("span_text").null_count == spans.num_rows          # raw text only when asked
     # Nothing held these notes yet: the executors' files were committed as they are (no MERGE rewrite).
     assert {last_operation(tmp_path, n) for n in ["note_phi_spans", *MASKED]} == {"WRITE"}
+    for name in ["note_phi_spans", *MASKED]:                 # what DESCRIBE DETAIL shows, on either engine
+        meta = DeltaTable(str(tmp_path / "out" / name)).metadata()
+        assert meta.description.startswith("deid: ") and meta.configuration["delta.enableChangeDataFeed"] == "true"
+        assert meta.configuration["delta.deletedFileRetentionDuration"] == "interval 1 days", name
+        fields = {f.name: f.metadata for f in DeltaTable(str(tmp_path / "out" / name)).schema().fields}
+        assert fields["note_id"]["comment"] == dio.COLUMN_COMMENTS["note_id"], name
     l1, l3 = table(tmp_path, "note_deid_l1"), table(tmp_path, "note_deid_l3")
     assert sum(l3.column("masked_count").to_pylist()) > sum(l1.column("masked_count").to_pylist())
     originals = dict(zip(notes.column("note_id").to_pylist(), notes.column("note_text").to_pylist()))
@@ -92,21 +108,21 @@ def test_first_run_writes_every_table(spark, tmp_path, notes):
 
     # A second run adds only its deid_runs row.
     before = versions(tmp_path)
-    again = run(spark, job(tmp_path))
+    again = run(spark, job(tmp_path, engine=engine))
     assert again["notes_unchanged"] == 40 and again["notes_written"] == 0
     assert versions(tmp_path) == before
     assert table(tmp_path, "deid_runs").num_rows == 2
 
 
-def test_changed_note_is_reprocessed_and_replaced(spark, tmp_path, notes):
+def test_changed_note_is_reprocessed_and_replaced(spark, engine, tmp_path, notes):
     write_notes(tmp_path, notes)
-    run(spark, job(tmp_path))
+    run(spark, job(tmp_path, engine=engine))
     spans_before = table(tmp_path, "note_phi_spans").num_rows
     texts = notes.column("note_text").to_pylist()
     target = notes.column("note_id")[5].as_py()
     texts[5] = texts[5] + "补充：家属王小明，电话13900001111。"
     write_notes(tmp_path, notes.set_column(notes.schema.get_field_index("note_text"), "note_text", pa.array(texts)))
-    row = run(spark, job(tmp_path))
+    row = run(spark, job(tmp_path, engine=engine))
     assert (row["notes_written"], row["notes_unchanged"]) == (1, 39)
     assert {last_operation(tmp_path, n) for n in ["note_phi_spans", *MASKED]} == {"MERGE"}
     assert_exactly_once(tmp_path, notes.column("note_id").to_pylist())
@@ -131,9 +147,9 @@ def test_verify_fails_the_run_when_a_written_note_has_two_rows(spark, tmp_path, 
     jr.verify(spark.createDataFrame([(row.column("note_id")[0].as_py() + 10**9,)], "note_id long"))  # not ours
 
 
-def test_output_files_hold_note_id_ranges_so_a_recent_change_rewrites_one_file(spark, tmp_path, notes):
+def test_output_files_hold_note_id_ranges_so_a_recent_change_rewrites_one_file(spark, engine, tmp_path, notes):
     write_notes(tmp_path, notes)
-    run(spark, job(tmp_path, notes_per_task=10))            # 40 notes -> 4 tasks, 4 files per table
+    run(spark, job(tmp_path, engine=engine, notes_per_task=10))            # 40 notes -> 4 tasks, 4 files per table
     for name in ["note_phi_spans", *MASKED]:
         ranges = sorted((f.column("note_id")[0].as_py(), f.column("note_id")[-1].as_py()) for f in
                         (pq.read_table(u, columns=["note_id"]).sort_by("note_id")
@@ -144,24 +160,28 @@ def test_output_files_hold_note_id_ranges_so_a_recent_change_rewrites_one_file(s
     texts[-1] += "补充：病情稳定。"                            # the newest note changes
     write_notes(tmp_path, notes.set_column(notes.schema.get_field_index("note_text"), "note_text", pa.array(texts)))
     before = versions(tmp_path)
-    run(spark, job(tmp_path, notes_per_task=10))
+    run(spark, job(tmp_path, engine=engine, notes_per_task=10))
     for name in ["note_phi_spans", *MASKED]:
         dt = DeltaTable(str(tmp_path / "out" / name))
         assert dt.version() == before[name] + 1
         metrics = dt.history(1)[0]["operationMetrics"]
-        assert metrics["num_target_files_removed"] == 1, name
         # The appended files carry note_id statistics, so the MERGE did not even read the other three.
-        assert (metrics["num_target_files_scanned"], metrics["num_target_files_skipped_during_scan"]) == (1, 3), name
+        if engine == "native":
+            assert int(metrics["numTargetFilesRemoved"]) == 1, name
+            assert (int(metrics["numTargetFilesBeforeSkipping"]), int(metrics["numTargetFilesAfterSkipping"])) == (4, 1)
+        else:
+            assert metrics["num_target_files_removed"] == 1, name
+            assert (metrics["num_target_files_scanned"], metrics["num_target_files_skipped_during_scan"]) == (1, 3)
 
 
-def test_optimize_compacts_small_files_without_changing_rows(spark, tmp_path, notes):
+def test_optimize_compacts_small_files_without_changing_rows(spark, engine, tmp_path, notes):
     write_notes(tmp_path, notes.slice(0, 20))
-    run(spark, job(tmp_path, notes_per_task=5))             # 4 files per table
+    run(spark, job(tmp_path, engine=engine, notes_per_task=5))             # 4 files per table
     write_notes(tmp_path, notes)
-    run(spark, job(tmp_path, notes_per_task=5))             # appends 4 more
+    run(spark, job(tmp_path, engine=engine, notes_per_task=5))             # appends 4 more
     before = {n: (len(DeltaTable(str(tmp_path / "out" / n)).file_uris()),
                   table(tmp_path, n).sort_by("note_id").to_pylist()) for n in ["note_phi_spans", *MASKED]}
-    row = run(spark, job(tmp_path, optimize=True))
+    row = run(spark, job(tmp_path, engine=engine, optimize=True))
     assert row["notes_written"] == 0
     for name, (files, rows) in before.items():
         assert files == 8 and len(DeltaTable(str(tmp_path / "out" / name)).file_uris()) == 1, name
@@ -170,15 +190,15 @@ def test_optimize_compacts_small_files_without_changing_rows(spark, tmp_path, no
         assert sorted(map(repr, got)) == sorted(map(repr, rows)), name
 
 
-def test_full_refresh_and_limit(spark, tmp_path, notes):
+def test_full_refresh_and_limit(spark, engine, tmp_path, notes):
     write_notes(tmp_path, notes)
-    assert run(spark, job(tmp_path, limit=10))["notes_read"] == 10
-    row = run(spark, job(tmp_path, full_refresh=True))
+    assert run(spark, job(tmp_path, engine=engine, limit=10))["notes_read"] == 10
+    row = run(spark, job(tmp_path, engine=engine, full_refresh=True))
     assert row["notes_written"] == 40
     assert_exactly_once(tmp_path, notes.column("note_id").to_pylist())
 
 
-def test_bad_notes_are_quarantined_or_written_never_leaked(spark, tmp_path, notes):
+def test_bad_notes_are_quarantined_or_written_never_leaked(spark, engine, tmp_path, notes):
     base = notes.slice(0, 8).to_pylist()
     big = "患者张建国，手机13812345678。" + "心电图示窦性心律。" * 80_000          # about 2 MB of UTF-8
     rows = [
@@ -197,7 +217,7 @@ def test_bad_notes_are_quarantined_or_written_never_leaked(spark, tmp_path, note
     texts[7] = b"\xed\xa0\x80" + "患者王五".encode()
     t = t.set_column(t.schema.get_field_index("note_text"), "note_text", pa.array(texts, pa.binary()).view(pa.string()))
     write_notes(tmp_path, t)
-    cfg = job(tmp_path)
+    cfg = job(tmp_path, engine=engine)
     row = run(spark, cfg)
     assert row["notes_read"] == 8
     assert (row["notes_written"], row["notes_quarantined"]) == (6, 2)
@@ -233,15 +253,15 @@ def test_oversize_note_is_quarantined(spark, tmp_path, notes):
 
 
 @pytest.mark.parametrize("boundary", ["detect", "note_phi_spans", "masked_l1", "masked_l2", "masked_l3", "quarantine"])
-def test_killed_job_reruns_to_exactly_once(spark, tmp_path, notes, monkeypatch, boundary):
+def test_killed_job_reruns_to_exactly_once(spark, engine, tmp_path, notes, monkeypatch, boundary):
     rows = notes.slice(0, 12).to_pylist()
     rows.append({**rows[0], "note_text": "较早的重复记录", "note_datetime": rows[0]["note_datetime"].replace(year=2000)})
     write_notes(tmp_path, pa.Table.from_pylist(rows, schema=notes.schema))
     monkeypatch.setenv(FAIL_ENV, boundary)
     with pytest.raises(RuntimeError, match=boundary):
-        run(spark, job(tmp_path))
+        run(spark, job(tmp_path, engine=engine))
     monkeypatch.delenv(FAIL_ENV)
-    row = run(spark, job(tmp_path))
+    row = run(spark, job(tmp_path, engine=engine))
     assert row["status"] == "succeeded"
     ids = [r["note_id"] for r in rows[:12]]
     assert_exactly_once(tmp_path, ids)
@@ -252,10 +272,10 @@ def test_killed_job_reruns_to_exactly_once(spark, tmp_path, notes, monkeypatch, 
     statuses = sorted(r["status"] for r in table(tmp_path, "deid_runs").to_pylist())
     assert statuses == ["failed", "succeeded"]
     # And a clean third run has nothing left to do.
-    assert run(spark, job(tmp_path))["notes_unchanged"] == 12
+    assert run(spark, job(tmp_path, engine=engine))["notes_unchanged"] == 12
 
 
-def test_affected_only_reprocessing_after_dictionary_edit(spark, tmp_path, notes, monkeypatch):
+def test_affected_only_reprocessing_after_dictionary_edit(spark, engine, tmp_path, notes, monkeypatch):
     res = tmp_path / "resources"
     shutil.copytree(resources_dir(), res)
     monkeypatch.setenv("DEID_RESOURCES", str(res))
@@ -264,12 +284,12 @@ def test_affected_only_reprocessing_after_dictionary_edit(spark, tmp_path, notes
     for i in mentions:
         rows[i]["note_text"] += "既往曾于仁心堂就诊。"
     write_notes(tmp_path, pa.Table.from_pylist(rows, schema=notes.schema))
-    first = run(spark, job(tmp_path))
+    first = run(spark, job(tmp_path, engine=engine))
     before = {r["note_id"]: r["note_text"] for r in table(tmp_path, "note_deid_l3").to_pylist()}
     assert all("仁心堂" in before[rows[i]["note_id"]] for i in mentions)     # not yet a known hospital
     with open(res / "dictionaries" / "hospitals.tsv", "a", encoding="utf-8") as f:
         f.write("仁心堂中医医院\t北京\t仁心堂\t\n")
-    row = run(spark, job(tmp_path, reprocess="affected"))
+    row = run(spark, job(tmp_path, engine=engine, reprocess="affected"))
     assert row["pipeline_version"] != first["pipeline_version"]
     assert (row["notes_written"], row["notes_moved"], row["notes_unchanged"]) == (3, 17, 0)
     for name in ["note_phi_spans", *MASKED]:
@@ -278,21 +298,21 @@ def test_affected_only_reprocessing_after_dictionary_edit(spark, tmp_path, notes
     assert all("仁心堂" not in l3[rows[i]["note_id"]] for i in mentions)
     rerun_ids = {s["note_id"] for s in table(tmp_path, "note_phi_spans").to_pylist() if s["run_id"] == row["run_id"]}
     assert rerun_ids == {rows[i]["note_id"] for i in mentions}
-    assert run(spark, job(tmp_path, reprocess="affected"))["notes_unchanged"] == 20
+    assert run(spark, job(tmp_path, engine=engine, reprocess="affected"))["notes_unchanged"] == 20
 
 
-def test_missing_column_is_named_and_run_marked_failed(spark, tmp_path, notes):
+def test_missing_column_is_named_and_run_marked_failed(spark, engine, tmp_path, notes):
     write_notes(tmp_path, notes.drop(["note_title"]))
     with pytest.raises(dio.SchemaError, match="note_title"):
-        run(spark, job(tmp_path))
+        run(spark, job(tmp_path, engine=engine))
     (r,) = table(tmp_path, "deid_runs").to_pylist()
     assert r["status"] == "failed" and "note_title" in r["message"]
 
 
-def test_outputs_read_back_without_spark(spark, tmp_path, notes):
+def test_outputs_read_back_without_spark(spark, engine, tmp_path, notes):
     from deid.query import duckdb
     write_notes(tmp_path, notes)
-    run(spark, job(tmp_path))
+    run(spark, job(tmp_path, engine=engine))
     path = tmp_path / "out" / "note_deid_l3"
     n = duckdb().sql(f"SELECT count(*) FROM delta_scan('{path}')").fetchone()[0]
     assert n == DeltaTable(str(path)).count() == 40
@@ -333,16 +353,60 @@ def test_readers_exit_cleanly_in_fresh_processes(spark, tmp_path, notes):
             assert "terminate called" not in done.stderr
 
 
-def test_native_delta_engine(spark, tmp_path, notes):
-    from udfs.delta import native_available
-    if not native_available(spark):
-        pytest.skip("Delta Lake's JVM jars are not on this session's classpath (offline: Maven is unreachable); "
-                    "run with spark.jars.packages io.delta:delta-spark_4.2_2.13:4.4.1 to exercise the native engine")
+@pytest.mark.parametrize("first,then", [("delta-rs", "native"), ("native", "delta-rs")])
+def test_one_engine_continues_the_other_engines_tables(spark, tmp_path, notes, first, then):
+    """Either engine reads and MERGEs into tables the other wrote (same format, same MERGE), and a day-2 change
+    written by the second lands exactly once."""
     write_notes(tmp_path, notes)
-    run(spark, job(tmp_path))                      # delta-rs writes
-    row = run(spark, job(tmp_path, engine="native", full_refresh=True))   # native continues the same tables
-    assert row["engine"] == "native" and row["notes_written"] == 40
+    assert run(spark, job(tmp_path, engine=first))["engine"] == first
+    texts = notes.column("note_text").to_pylist()
+    texts[3] += "补充：家属王小明，电话13900001111。"
+    write_notes(tmp_path, notes.set_column(notes.schema.get_field_index("note_text"), "note_text", pa.array(texts)))
+    row = run(spark, job(tmp_path, engine=then))
+    assert row["engine"] == then and (row["notes_written"], row["notes_unchanged"]) == (1, 39)
     assert_exactly_once(tmp_path, notes.column("note_id").to_pylist())
+    assert run(spark, job(tmp_path, engine=first))["notes_unchanged"] == 40
+    l3 = {r["note_id"]: r["note_text"] for r in table(tmp_path, "note_deid_l3").to_pylist()}
+    assert "王小明" not in l3[notes.column("note_id")[3].as_py()]
+
+
+def test_change_feed_gives_downstream_readers_only_the_remasked_notes(spark, engine, tmp_path, notes):
+    write_notes(tmp_path, notes)
+    run(spark, job(tmp_path, engine=engine))
+    start = DeltaTable(str(tmp_path / "out" / "note_deid_l3")).version() + 1
+    texts = notes.column("note_text").to_pylist()
+    texts[7] += "补充：病情稳定。"
+    write_notes(tmp_path, notes.set_column(notes.schema.get_field_index("note_text"), "note_text", pa.array(texts)))
+    run(spark, job(tmp_path, engine=engine))
+    changes = pa.table(DeltaTable(str(tmp_path / "out" / "note_deid_l3")).load_cdf(starting_version=start).read_all())
+    inserted = [r["note_id"] for r in changes.to_pylist() if r["_change_type"] == "insert"]
+    assert inserted == [notes.column("note_id")[7].as_py()]
+
+
+def test_vacuum_after_a_remask_leaves_the_superseded_text_in_no_file(spark, engine, tmp_path, notes, monkeypatch):
+    """A dictionary edit re-masks a name that had leaked; with --vacuum past the retention (0 hours here) the old
+    masked text is in no file of the table, the change feed's files included, and time travel to it fails."""
+    leak = "仁心堂"
+    rows = notes.slice(0, 6).to_pylist()
+    rows[2]["note_text"] += f"既往曾于{leak}就诊。"
+    write_notes(tmp_path, pa.Table.from_pylist(rows, schema=notes.schema))
+    res = tmp_path / "resources"
+    shutil.copytree(resources_dir(), res)
+    monkeypatch.setenv("DEID_RESOURCES", str(res))
+    retention = dio.Retention(deleted_files="interval 0 hours", log="interval 0 hours")
+    run(spark, job(tmp_path, engine=engine, retention=retention))
+    path = tmp_path / "out" / "note_deid_l3"
+    leaked_version = DeltaTable(str(path)).version()
+    assert leak in "".join(table(tmp_path, "note_deid_l3").column("note_text").to_pylist())
+    with open(res / "dictionaries" / "hospitals.tsv", "a", encoding="utf-8") as f:
+        f.write(f"{leak}中医医院\t北京\t{leak}\t\n")
+    row = run(spark, job(tmp_path, engine=engine, retention=retention, reprocess="affected", vacuum=True))
+    assert row["notes_written"] == 1
+    assert leak not in "".join(table(tmp_path, "note_deid_l3").column("note_text").to_pylist())
+    files = [f for f in path.rglob("*.parquet") if "_delta_log" not in f.parts]   # _change_data's included
+    assert files and not [f for f in files if leak in "".join(map(str, pq.read_table(f).column("note_text").to_pylist()))]
+    with pytest.raises(Exception):                        # the version is gone from the log or its files are
+        DeltaTable(str(path), version=leaked_version).to_pyarrow_table()
 
 
 def test_sql_helper_queries_outputs(spark, tmp_path, notes, capsys):

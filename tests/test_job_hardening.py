@@ -8,7 +8,7 @@ import os
 import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
-from test_job import MASKED, job, notes, spark, table, versions, write_notes  # noqa: F401 - fixtures too
+from test_job import MASKED, engine, job, notes, spark, table, versions, write_notes  # noqa: F401 - fixtures
 
 from deid import io as dio
 from jobs.deid_notes import JobRun, main, run
@@ -56,14 +56,14 @@ def test_the_job_refuses_to_start_without_a_key(spark, tmp_path, notes, monkeypa
     assert not (tmp_path / "out").exists()          # nothing written, not even a deid_runs row
 
 
-def test_another_key_reprocesses_every_note_once_and_replaces_its_rows(spark, tmp_path, notes, monkeypatch):
+def test_another_key_reprocesses_every_note_once_and_replaces_its_rows(spark, engine, tmp_path, notes, monkeypatch):
     twelve = notes.slice(0, 12)
     write_notes(tmp_path, twelve)
     monkeypatch.setenv("DEID_SECRET", "key-a")
-    run(spark, job(tmp_path))
+    run(spark, job(tmp_path, engine=engine))
     spans_before = table(tmp_path, "note_phi_spans").num_rows
     monkeypatch.setenv("DEID_SECRET", "key-b")
-    row = run(spark, job(tmp_path))
+    row = run(spark, job(tmp_path, engine=engine))
     assert (row["notes_written"], row["notes_unchanged"]) == (12, 0)
     texts = {r["note_id"]: (r["note_title"], r["note_text"]) for r in twelve.to_pylist()}
     for name in ["note_phi_spans", *MASKED]:
@@ -74,7 +74,7 @@ def test_another_key_reprocesses_every_note_once_and_replaces_its_rows(spark, tm
     assert table(tmp_path, "note_phi_spans").num_rows == spans_before
 
 
-def test_a_repeated_note_id_keeps_one_row_by_time_then_digest_for_null_times_too(spark, tmp_path, notes):
+def test_a_repeated_note_id_keeps_one_row_by_time_then_digest_for_null_times_too(spark, engine, tmp_path, notes):
     base = notes.slice(0, 6).to_pylist()
     rows = list(base)
     for r in base[:4]:                  # a null note_datetime loses to any time
@@ -82,7 +82,7 @@ def test_a_repeated_note_id_keeps_one_row_by_time_then_digest_for_null_times_too
     both_null = [{**base[4], "note_datetime": None}, {**base[4], "note_text": "重复记录", "note_datetime": None}]
     rows = [r for r in rows if r["note_id"] != base[4]["note_id"]] + both_null
     write_notes(tmp_path, pa.Table.from_pylist(rows, schema=notes.schema))
-    row = run(spark, job(tmp_path))
+    row = run(spark, job(tmp_path, engine=engine))
     assert (row["notes_read"], row["notes_written"], row["notes_quarantined"]) == (11, 6, 5)
     digest = {id(r): dio.note_digest(r["note_title"], r["note_text"]) for r in rows}
     winner = {base[i]["note_id"]: digest[id(base[i])] for i in (0, 1, 2, 3, 5)}
@@ -97,11 +97,11 @@ def test_a_repeated_note_id_keeps_one_row_by_time_then_digest_for_null_times_too
     assert quarantined == losers
 
 
-def test_rows_without_note_id_are_quarantined_and_counted(spark, tmp_path, notes):
+def test_rows_without_note_id_are_quarantined_and_counted(spark, engine, tmp_path, notes):
     rows = notes.slice(0, 5).to_pylist()
     orphans = [{**rows[0], "note_id": None}, {**rows[1], "note_id": None, "note_text": "患者王小明，无编号"}]
     write_notes(tmp_path, pa.Table.from_pylist(rows + orphans, schema=notes.schema))
-    row = run(spark, job(tmp_path))
+    row = run(spark, job(tmp_path, engine=engine))
     assert row["status"] == "succeeded"
     assert (row["notes_read"], row["notes_written"], row["notes_quarantined"]) == (7, 5, 2)
     q = table(tmp_path, "deid_quarantine").to_pylist()
@@ -111,14 +111,14 @@ def test_rows_without_note_id_are_quarantined_and_counted(spark, tmp_path, notes
         assert r["note_id"] is None and (r["stage"], r["error_class"]) == ("input", "NullNoteId")
         assert "2" in r["message"] and "王小明" not in r["message"] and "患者" not in r["message"]
     before = versions(tmp_path)
-    again = run(spark, job(tmp_path))                # the same rows: nothing to replace
+    again = run(spark, job(tmp_path, engine=engine))                # the same rows: nothing to replace
     assert again["notes_quarantined"] == 2 and versions(tmp_path) == before
     write_notes(tmp_path, pa.Table.from_pylist(rows + orphans[:1], schema=notes.schema))
-    assert run(spark, job(tmp_path))["notes_quarantined"] == 1
+    assert run(spark, job(tmp_path, engine=engine))["notes_quarantined"] == 1
     (left,) = table(tmp_path, "deid_quarantine").to_pylist()     # replaced, not added to
     assert left["note_digest"] == dio.note_digest(orphans[0]["note_title"], orphans[0]["note_text"])
     write_notes(tmp_path, pa.Table.from_pylist(rows, schema=notes.schema))
-    run(spark, job(tmp_path))
+    run(spark, job(tmp_path, engine=engine))
     assert table(tmp_path, "deid_quarantine").num_rows == 0
 
 
@@ -151,7 +151,7 @@ def test_stale_staging_folders_are_removed_and_a_running_one_kept(spark, tmp_pat
     assert sorted(os.listdir(staging)) == sorted([live.name, STAGING_LOCK])
 
 
-def test_a_rerun_of_the_same_input_commits_only_its_runs_row(spark, tmp_path, notes):
+def test_a_rerun_of_the_same_input_commits_only_its_runs_row(spark, engine, tmp_path, notes):
     rows = notes.slice(0, 6).to_pylist()
     rows.append({**rows[0], "note_text": "较早的重复记录", "note_datetime": rows[0]["note_datetime"].replace(year=2000)})
     rows.append({**rows[1], "note_id": None})
@@ -160,10 +160,10 @@ def test_a_rerun_of_the_same_input_commits_only_its_runs_row(spark, tmp_path, no
     texts[2] = b"\xed\xa0\x80" + "患者王五".encode()           # not UTF-8: quarantined as InvalidEncoding
     write_notes(tmp_path, t.set_column(t.schema.get_field_index("note_text"), "note_text",
                                        pa.array(texts, pa.binary()).view(pa.string())))
-    first = run(spark, job(tmp_path))
+    first = run(spark, job(tmp_path, engine=engine))
     assert (first["notes_written"], first["notes_quarantined"]) == (5, 3)
     before = versions(tmp_path)
-    again = run(spark, job(tmp_path))
+    again = run(spark, job(tmp_path, engine=engine))
     assert (again["notes_written"], again["notes_unchanged"], again["notes_quarantined"]) == (0, 5, 3)
     assert versions(tmp_path) == before
     assert DeltaTable(str(tmp_path / "out" / "deid_runs")).count() == 2

@@ -1,7 +1,7 @@
 """Delta I/O for Spark on two engines, one format.
 
 - native: Spark's format("delta") and DeltaTable.merge, when the session has Delta Lake's JVM classes
-  (Databricks, EMR, or spark-submit --packages io.delta:delta-spark_4.2_2.13:4.4.1).
+  (Databricks, EMR, `make install`'s build/delta-jars, or --packages io.delta:delta-spark_4.2_2.13:4.4.0).
 - delta-rs: offline or without the jars. Reads take the file list from the Delta log; writes are staged by
   executors as Parquet and land in one MERGE commit per table made by the driver through deid.io.
 Both run the same MERGE (deid.io.replace_predicate), so either engine can continue the other's tables.
@@ -18,8 +18,10 @@ import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema
+from pyspark.sql.types import StructField, StructType
 
-from deid.io import MARKER, DeltaRs, replace_predicate
+from deid.io import (COLUMN_COMMENTS, MARKER, TABLE_COMMENTS, DeltaRs, Retention, replace_predicate, table_kind,
+                     table_properties)
 
 NATIVE, DELTA_RS = "native", "delta-rs"
 STAGING_LOCK = ".lock"
@@ -28,7 +30,8 @@ RUN_FOLDER = re.compile(r"\d{8}T\d{6}-[0-9a-f]{8}")   # a run_id: the only folde
 
 def native_available(spark: SparkSession) -> bool:
     try:
-        spark._jvm.java.lang.Class.forName("io.delta.tables.DeltaTable")
+        # Spark's own class loader: jars given by spark.jars or --jars are not on the system class path.
+        spark._jvm.org.apache.spark.util.Utils.classForName("io.delta.tables.DeltaTable", True, False)
         return True
     except Exception:  # noqa: BLE001 - py4j raises its own error types for a missing class
         return False
@@ -38,7 +41,8 @@ def choose_engine(spark: SparkSession, setting: str) -> str:
     if setting == NATIVE or (setting == "auto" and native_available(spark)):
         if not native_available(spark):
             raise RuntimeError("delta.engine is 'native' but Delta Lake's JVM classes are not on the classpath "
-                               "(spark-submit --packages io.delta:delta-spark_4.2_2.13:4.4.1)")
+                               "(make install fetches them into build/delta-jars; on spark-submit give them with --jars, or "
+                               "--packages io.delta:delta-spark_4.2_2.13:4.4.0)")
         return NATIVE
     return DELTA_RS
 
@@ -88,11 +92,12 @@ def conform(df: DataFrame, schema: pa.Schema) -> DataFrame:
 
 
 class SparkDelta:
-    def __init__(self, spark: SparkSession, engine: str, staging: str):
+    def __init__(self, spark: SparkSession, engine: str, staging: str, retention: Retention = Retention()):
         self.spark = spark
         self.engine = engine
         self.staging = staging
-        self.rs = DeltaRs()
+        self.retention = retention
+        self.rs = DeltaRs(retention=retention)
 
     # -- locations: a path, or (native only) a catalog table name -----------------------------------
     @staticmethod
@@ -177,11 +182,29 @@ class SparkDelta:
             return
         self._staged(source, name, lambda files: self.rs.replace_notes(location, schema, files))
 
+    def _sql_name(self, location: str) -> str:
+        return f"delta.`{location}`" if self.is_path(location) else location
+
     def _ensure_native(self, location: str, schema: pa.Schema) -> None:
+        """Create the table with its comments and properties, or bring an existing one's properties up to date."""
+        from delta.tables import DeltaTable
+        kind = table_kind(schema)
+        props = table_properties(kind, self.retention)
         if self.exists(location):
+            current = self._native_table(location).detail().select("properties").first()[0] or {}
+            changed = {k: v for k, v in props.items() if current.get(k) != v}
+            if changed:
+                settings = ", ".join(f"'{k}' = '{v}'" for k, v in changed.items())
+                self.spark.sql(f"ALTER TABLE {self._sql_name(location)} SET TBLPROPERTIES ({settings})")
             return
-        empty = self.spark.createDataFrame([], spark_schema(schema))
-        self._save(empty.write.format("delta").mode("ignore"), location)
+        columns = StructType([StructField(f.name, f.dataType, f.nullable,
+                                          {"comment": COLUMN_COMMENTS[f.name]} if f.name in COLUMN_COMMENTS else {})
+                              for f in spark_schema(schema).fields])
+        builder = DeltaTable.createIfNotExists(self.spark).addColumns(columns).comment(TABLE_COMMENTS[kind])
+        builder = builder.location(location) if self.is_path(location) else builder.tableName(location)
+        for key, value in props.items():
+            builder = builder.property(key, value)
+        builder.execute()
 
     def upsert_run(self, location: str, row: pa.Table) -> None:
         """deid_runs: one row per run, inserted at start and updated at the end (keyed by run_id)."""
@@ -200,10 +223,22 @@ class SparkDelta:
         if not self.exists(location):
             return {"removed": 0, "added": 0}
         if self.engine == NATIVE:
+            # Z-ordered by note_id: each file then holds a narrow note_id range, which the MERGE of a day's notes
+            # skips by (liquid clustering would need a table feature delta-rs cannot write).
             self.spark.conf.set("spark.databricks.delta.optimize.maxFileSize", str(target_bytes))
-            row = self._native_table(location).optimize().executeCompaction().select("metrics").first()
+            row = self._native_table(location).optimize().executeZOrderBy("note_id").select("metrics").first()
             return {"removed": row["metrics"]["numFilesRemoved"], "added": row["metrics"]["numFilesAdded"]}
         return self.rs.compact(location, target_bytes)
+
+    def vacuum(self, location: str) -> None:
+        """Delete the files of versions older than the table's delta.deletedFileRetentionDuration (superseded
+        masked text among them); time travel to those versions fails afterwards."""
+        if not self.exists(location):
+            return
+        if self.engine == NATIVE:
+            self._native_table(location).vacuum()   # retention: the table's own property
+            return
+        self.rs.vacuum(location)
 
     def move_version(self, location: str, old: str, new: str) -> None:
         if not self.exists(location):

@@ -418,7 +418,10 @@ def _marital(s: Synth, b: NoteBuilder, female: bool) -> None:
     r = s.rng
     b.add("婚育史：")
     text, tier = r.choice(V.MARITAL)
-    b.entity(text, PREG, tier)
+    if text == "未婚":   # unmarried alone says nothing of pregnancy or childbearing
+        b.add(text)
+    else:
+        b.entity(text, PREG, tier)
     if female and r.random() < 0.75:
         b.add("，")
         g, p = r.randrange(1, 6), r.randrange(0, 3)
@@ -643,7 +646,10 @@ class NoteWriter:
             s.workplace(b, "患者")
             b.add("。")
         if r.random() < 0.25:
-            b.add(r.choice(["有冶游史，", "否认冶游史，"]))
+            said = r.choice(["有", "否认"])   # exposure history is STD information (tier 2; denied, tier 3)
+            b.add(said)
+            b.entity("冶游史", STD, 2 if said == "有" else 3)
+            b.add("，")
         b.add("\n")
 
     def birth_year(self, b, p, base):
