@@ -140,3 +140,25 @@ def test_the_local_config_builds_its_deployment_with_the_replica_environment():
     options = app._bound_deployment.ray_actor_options
     assert options["runtime_env"]["env_vars"] == REPLICA_ENV and options["num_cpus"] == 1
     assert REPLICA_ENV == {"GGML_NO_BACKTRACE": "1", "GRPC_ENABLE_FORK_SUPPORT": "0"}
+
+
+def test_deid_serve_runs_a_serve_config_as_ray_does(tmp_path):
+    """The Serve-config path of `deid serve` for real, on CPU: the local llama.cpp application written as a Ray
+    Serve config (import path and args, as conf/serve-vllm.yaml names build_openai_app), on loopback."""
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (pip install '.[local-llm]')")
+    import httpx
+    from support import free_port
+
+    from deid.serving.process import ServeProcess
+    local = yaml.safe_load((ROOT / "conf" / "serve-local.yaml").read_text(encoding="utf-8"))
+    config = {"proxy_location": "HeadOnly", "http_options": {"host": "127.0.0.1", "port": 8000},
+              "applications": [{"name": "deid-llm", "route_prefix": "/",
+                                "import_path": "deid.serving.deployment:build_app", "args": local}]}
+    path = tmp_path / "serve.yaml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    server = ServeProcess(path, port=free_port(), capture=True)
+    try:
+        server.wait_healthy(300)
+        assert httpx.get(server.url + "/v1/models", timeout=30).json()["data"][0]["id"] == local["model_name"]
+    finally:
+        server.stop()
