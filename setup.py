@@ -13,7 +13,7 @@ VERSION = "0.3.0"
 
 # Every dependency is pinned; heavy or optional ones live in extras.
 CORE = [
-    "numpy==2.4.6",
+    "numpy==2.3.5",           # vLLM 0.29 (the gpu extra) needs mistral-common, which caps numpy below 2.4
     "pyarrow==26.0.1",
     "PyYAML==6.0.3",
     "pyahocorasick==2.3.1",

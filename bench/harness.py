@@ -102,12 +102,19 @@ class JobRun:
     log: str
 
 
-def spark_submit(args: list[str], env: dict | None = None) -> JobRun:
-    """spark-submit jobs/deid_notes.py with `args`; fails loudly when the job fails."""
+DELTA_JARS = sorted((ROOT / "build" / "delta-jars").glob("*.jar"))
+
+
+def spark_submit(args: list[str], env: dict | None = None, engine: str = "delta-rs") -> JobRun:
+    """spark-submit jobs/deid_notes.py with `args` on one Delta engine (native: the jars `make install` fetched, on
+    --jars as the Makefile gives them); fails loudly when the job fails."""
     env = {**os.environ, **(env or {}), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
            "SPARK_LOCAL_IP": "127.0.0.1"}
+    if engine == "native" and not DELTA_JARS:
+        raise SystemExit("no Delta Lake jars in build/delta-jars: run make install (it needs mvn)")
+    jars = ["--jars", ",".join(map(str, DELTA_JARS))] if engine == "native" else []
     cmd = ["spark-submit", "--driver-java-options", f"-Dlog4j2.configurationFile=file:{ROOT}/conf/log4j2.properties",
-           str(ROOT / "jobs" / "deid_notes.py"), *args]
+           *jars, str(ROOT / "jobs" / "deid_notes.py"), *args]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     sampler = MemorySampler(psutil.Process(proc.pid))

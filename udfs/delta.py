@@ -98,6 +98,7 @@ class SparkDelta:
         self.staging = staging
         self.retention = retention
         self.rs = DeltaRs(retention=retention)
+        self._ensured: set[str] = set()   # native tables created or brought up to date by this instance
 
     # -- locations: a path, or (native only) a catalog table name -----------------------------------
     @staticmethod
@@ -188,6 +189,9 @@ class SparkDelta:
     def _ensure_native(self, location: str, schema: pa.Schema) -> None:
         """Create the table with its comments and properties, or bring an existing one's properties up to date."""
         from delta.tables import DeltaTable
+        if location in self._ensured:   # once per run: each check is a Spark job over the log
+            return
+        self._ensured.add(location)
         kind = table_kind(schema)
         props = table_properties(kind, self.retention)
         if self.exists(location):
