@@ -292,6 +292,7 @@ class JobRun:
                     "quarantine": cfg.location(cfg.tables["quarantine"]),
                     **{k: cfg.location(cfg.tables["masked"][k]) for k in cfg.policies}}
         self.counts = Counts()
+        self._cached = []
         self.row = dict(run_id=self.run_id, started_at=self.started, finished_at=None, status="running",
                         engine=self.io.engine, input_table=cfg.input_table, input_version=None, notes_read=0,
                         notes_written=0, notes_unchanged=0, notes_quarantined=0, notes_moved=0, spans_written=0,
@@ -302,6 +303,12 @@ class JobRun:
                         notes_llm_fallback=0, prompt_tokens=0, completion_tokens=0,
                         reprocess="full" if cfg.full_refresh else cfg.reprocess,
                         policy_preset=driver_pipeline.policies.preset, message=None)
+
+    def cached(self, df):
+        """df cached for this run only: execute() unpersists it at the end, so a long-lived session (a notebook, a
+        shared cluster, the tests) does not fill the driver with every run's frames."""
+        self._cached.append(df.cache())
+        return df
 
     def save_run(self, **changes) -> None:
         self.row.update(changes)
@@ -344,6 +351,8 @@ class JobRun:
                           message=message[:500])
             raise
         finally:
+            for df in self._cached:
+                df.unpersist()
             shutil.rmtree(os.path.join(self.cfg.staging, self.run_id), ignore_errors=True)
             if staging_lock:
                 staging_lock.close()
@@ -379,13 +388,13 @@ class JobRun:
         # A note_id that repeats: the row with the latest note_datetime is processed (a null time loses to any),
         # then the one with the larger digest, then by the other columns, so that every run picks the same row; the
         # others are quarantined. Ranking sorts whole notes, so it runs only over the ids that do repeat.
-        repeated = per_id.filter(has_id & (F.col("count") > 1)).select("note_id").cache()
+        repeated = self.cached(per_id.filter(has_id & (F.col("count") > 1)).select("note_id"))
         others = [F.col(n).asc_nulls_last() for n in dio.NOTE_COLUMNS
                   if n not in ("note_id", "note_datetime", "note_title", "note_text")]
         rank = Window.partitionBy("note_id").orderBy(F.col("note_datetime").desc_nulls_last(),
                                                      F.col("note_digest").desc(), *others)
         ranked = notes.join(repeated, "note_id", "left_semi").withColumn("_rank", F.row_number().over(rank))
-        losers = ranked.filter("_rank > 1").drop("_rank").cache()
+        losers = self.cached(ranked.filter("_rank > 1").drop("_rank"))
         c.duplicates = losers.count()
         keep = notes.join(repeated, "note_id", "left_anti").unionByName(ranked.filter("_rank = 1").drop("_rank"))
         _stage("read", c.read, t0)
@@ -417,7 +426,8 @@ class JobRun:
             current, settled = (df.join(changed, "note_id", "left_anti") for df in (current, settled))
         # One row per note not in every masked table at this version, flagged when it stays quarantined.
         open_keys = (notes.select(*key).join(current, key, "left_anti")
-                     .join(settled.withColumn("_stays", F.lit(True)), key, "left").cache())
+                     .join(settled.withColumn("_stays", F.lit(True)), key, "left"))
+        open_keys = self.cached(open_keys)
         flags = dict(open_keys.groupBy("_stays").count().collect())
         still_quarantined = flags.get(True, 0)
         todo_keys = open_keys.filter(F.col("_stays").isNull()).drop("_stays")
@@ -425,7 +435,7 @@ class JobRun:
         moved_from = None
         if self.cfg.reprocess == "affected" and not self.cfg.full_refresh:
             todo_keys, moved_from = self.affected(state, todo_keys, notes)
-            todo_keys = todo_keys.cache()
+            todo_keys = self.cached(todo_keys)
             c.todo = todo_keys.count()
         # Every kept note is to do, to move, still quarantined or unchanged: counting the rest would digest and
         # join every note again.
@@ -437,7 +447,7 @@ class JobRun:
         elif c.todo <= BROADCAST_TODO:   # the few notes to do find their text without a shuffle
             todo = notes.drop("note_digest").join(F.broadcast(todo_keys), "note_id")
             if c.todo <= CACHE_TODO:
-                todo = todo.cache()
+                todo = self.cached(todo)
         else:
             todo = notes.join(todo_keys, key, "left_semi")
         rewrite_no_ids = c.no_ids != held["no_ids"]
@@ -482,8 +492,8 @@ class JobRun:
         candidates = todo_keys.join(at_old, ["note_id", "note_digest"], "left_semi")
         hit = self.spark.sparkContext.broadcast(sorted(terms))
         # Nearly every note is a candidate: scan all notes' text once (cached) rather than shuffle it to them.
-        holding = notes.select("note_id", "note_title", "note_text").mapInArrow(affected_function(hit),
-                                                                                "note_id long").cache()
+        holding = self.cached(notes.select("note_id", "note_title", "note_text").mapInArrow(affected_function(hit),
+                                                                                            "note_id long"))
         move = candidates.join(holding, "note_id", "left_anti")
         self.counts.moved = move.count()
         log.info("reprocess affected: %d terms changed; %d notes hold one, %d move to the new version",

@@ -25,9 +25,23 @@ ENGINES = ["delta-rs", "native"]
 def spark():
     cfg = load_job_config(ROOT / "conf" / "local.yaml")
     cfg.spark_conf["spark.ui.enabled"] = "false"
+    cfg.spark_conf["spark.driver.memory"] = "3g"   # one session for every job test of both engines
     session = build_spark(cfg)
     session.sparkContext.setLogLevel("ERROR")
     yield session
+
+
+@pytest.fixture(autouse=True)
+def forget_tables(request):
+    """After each test, what the session holds of its tables goes: native Delta keeps every table's log state it
+    has read (cached) for the session's life, and the tests make hundreds of tables in one session."""
+    yield
+    if "spark" in request.fixturenames:
+        session = request.getfixturevalue("spark")
+        session.catalog.clearCache()
+        from udfs.delta import native_available
+        if native_available(session):
+            session._jvm.org.apache.spark.sql.delta.DeltaLog.clearCache()
 
 
 @pytest.fixture(params=ENGINES)

@@ -8,7 +8,8 @@ import os
 import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
-from test_job import MASKED, engine, job, notes, spark, table, versions, write_notes  # noqa: F401 - fixtures
+from test_job import (MASKED, engine, forget_tables, job, notes, spark, table, versions,  # noqa: F401
+                      write_notes)
 
 from deid import io as dio
 from jobs.deid_notes import JobRun, main, run
