@@ -166,12 +166,12 @@ def load_job_config(path: str, args=None) -> JobConfig:
 LOG4J = data_dir("conf") / "log4j2.properties"   # Spark's own logging at WARN: the job logs its stages itself
 
 
-def quiet_spark(builder):
+def quiet_spark(builder, submitted: bool):
     """Spark's start-up INFO lines (about 50) off, as a plain `spark-submit` of this file runs it: spark.log.level
     applies as the context starts (spark-submit's JVM is already running); where this process starts the JVM, the
     JVM is also given LOG4J, which quiets the lines before the context too."""
     builder = builder.config("spark.log.level", "WARN")
-    if os.environ.get("PYSPARK_GATEWAY_PORT"):          # spark-submit started this interpreter and its JVM
+    if submitted:
         return builder
     return builder.config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={LOG4J.as_uri()}")
 
@@ -190,9 +190,9 @@ def _driver_has_delta() -> bool:
 def build_spark(cfg: JobConfig):
     from pyspark.sql import SparkSession
     builder = SparkSession.builder.appName(cfg.app_name)
-    if "spark.driver.extraJavaOptions" not in cfg.spark_conf:
-        builder = quiet_spark(builder)
     submitted = bool(os.environ.get("PYSPARK_GATEWAY_PORT"))   # spark-submit started this interpreter and its JVM
+    if "spark.driver.extraJavaOptions" not in cfg.spark_conf:
+        builder = quiet_spark(builder, submitted)
     master = cfg.master
     if submitted:
         from pyspark import SparkConf
