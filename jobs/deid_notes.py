@@ -51,7 +51,8 @@ from deid.pipeline import Pipeline, source_part  # noqa: E402
 from deid.resources import bundle as resource_bundle  # noqa: E402
 from deid.resources import combine_digests, data_dir, dictionary_terms, digest_bytes, materialize  # noqa: E402
 from udfs.deid_udf import affected_function, make_bundle, partition_function  # noqa: E402
-from udfs.delta import SparkDelta, choose_engine, claim_staging, spark_schema  # noqa: E402
+from udfs.delta import (RunInProgress, SparkDelta, choose_engine, claim_output, claim_staging,  # noqa: E402
+                        spark_schema)
 
 log = logging.getLogger("deid.job")
 FAIL_ENV = "DEID_FAIL_AFTER"   # tests: stop the job on purpose after a named write boundary
@@ -62,6 +63,9 @@ CACHE_TODO = 50_000
 # The HMAC pads are binary literals of the read's query plan: Spark redacts them from explain, the UI and event logs.
 REDACTION = "spark.sql.redaction.string.regex"
 PADS = "0x[0-9A-F]{128}"
+
+
+EXIT_BUSY = 75   # sysexits EX_TEMPFAIL: another run holds the output tables; a scheduler's retry is right
 
 
 class ReconciliationError(RuntimeError):
@@ -316,9 +320,16 @@ class JobRun:
 
     def execute(self) -> dict:
         c = self.counts
+        # Before anything is written, not even this run's deid_runs row: one run at a time over these tables.
+        output_lock = claim_output(self.cfg.state, self.run_id, self.cfg.output_root or self.loc["runs"])
         log.info("run %s: engine %s, pipeline %s, input %s", self.run_id, self.io.engine, self.version,
                  self.cfg.input_table)
-        self.save_run(input_version=self.io.version(self.cfg.input_table))
+        try:
+            self.save_run(input_version=self.io.version(self.cfg.input_table))
+        except BaseException:
+            if output_lock:
+                output_lock.close()
+            raise
         staging_lock = claim_staging(self.cfg.staging, self.run_id)   # removes killed runs' staging folders
         try:
             notes, losers, no_ids = self.read()
@@ -354,8 +365,9 @@ class JobRun:
             for df in self._cached:
                 df.unpersist()
             shutil.rmtree(os.path.join(self.cfg.staging, self.run_id), ignore_errors=True)
-            if staging_lock:
-                staging_lock.close()
+            for lock in (staging_lock, output_lock):
+                if lock:
+                    lock.close()
         return self.row
 
     # -- stages ----------------------------------------------------------------------------------------
@@ -464,10 +476,17 @@ class JobRun:
         """(note_id, note_digest, pipeline_version) of every note that is in each masked table at that digest and
         version: a run killed between the masked tables' commits leaves its notes out."""
         parts = [self.io.read(self.loc[level], dio.MASKED).select("note_id", "note_digest", "pipeline_version")
-                 for level in self.cfg.policies]
+                 .withColumn("table", F.lit(1 << i)) for i, level in enumerate(self.cfg.policies)]
         union = reduce(lambda a, b: a.unionByName(b), parts)
-        return (union.groupBy("note_id", "note_digest", "pipeline_version").count()
-                .filter(F.col("count") == len(parts)).drop("count"))
+        # Exactly one row in each table, all at one digest and version: a note a table holds twice (two runs
+        # appended it) is done again, and its rows replaced by one. Plain aggregates, no DISTINCT (a shuffle each).
+        per_note = union.groupBy("note_id").agg(
+            F.count("*").alias("rows"), F.bit_or("table").alias("tables"),
+            F.min("note_digest").alias("note_digest"), F.max("note_digest").alias("max_digest"),
+            F.min("pipeline_version").alias("pipeline_version"), F.max("pipeline_version").alias("max_version"))
+        whole = ((F.col("rows") == len(parts)) & (F.col("tables") == (1 << len(parts)) - 1)
+                 & (F.col("note_digest") == F.col("max_digest")) & (F.col("pipeline_version") == F.col("max_version")))
+        return per_note.filter(whole).select("note_id", "note_digest", "pipeline_version")
 
     def affected(self, state, todo_keys, notes):
         """--reprocess affected: when only dictionaries changed since the last successful run, re-run only the
@@ -694,6 +713,9 @@ def main(argv=None) -> int:
     spark = build_spark(cfg)
     try:
         row = run(spark, cfg)
+    except RunInProgress as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BUSY
     finally:
         spark.stop()   # executors go before the JVM exits (a cluster would log their loss otherwise)
     print(f"run {row['run_id']} {row['status']}: read {row['notes_read']}, written {row['notes_written']}, "
