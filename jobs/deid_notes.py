@@ -52,7 +52,7 @@ from deid.resources import bundle as resource_bundle  # noqa: E402
 from deid.resources import combine_digests, data_dir, dictionary_terms, digest_bytes, materialize  # noqa: E402
 from udfs.deid_udf import affected_function, make_bundle, partition_function  # noqa: E402
 from udfs.delta import (RunInProgress, SparkDelta, choose_engine, claim_output, claim_staging,  # noqa: E402
-                        spark_schema)
+                        jvm_has_delta, spark_schema)
 
 log = logging.getLogger("deid.job")
 FAIL_ENV = "DEID_FAIL_AFTER"   # tests: stop the job on purpose after a named write boundary
@@ -184,11 +184,7 @@ def _driver_has_delta() -> bool:
     """Under spark-submit: whether the running driver JVM has Delta Lake's classes (from --jars or --packages)."""
     from pyspark import SparkContext
     SparkContext._ensure_initialized()
-    try:
-        SparkContext._jvm.org.apache.spark.util.Utils.classForName("io.delta.tables.DeltaTable", True, False)
-        return True
-    except Exception:  # noqa: BLE001 - py4j's error for a missing class
-        return False
+    return jvm_has_delta(SparkContext._jvm)
 
 
 def build_spark(cfg: JobConfig):

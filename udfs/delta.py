@@ -38,9 +38,14 @@ RUN_FOLDER = re.compile(r"\d{8}T\d{6}-[0-9a-f]{8}")   # a run_id: the only folde
 
 
 def native_available(spark: SparkSession) -> bool:
+    return jvm_has_delta(spark._jvm)
+
+
+def jvm_has_delta(jvm) -> bool:
+    """Whether a running JVM (py4j gateway view) has Delta Lake's classes."""
     try:
         # Spark's own class loader: jars given by spark.jars or --jars are not on the system class path.
-        spark._jvm.org.apache.spark.util.Utils.classForName("io.delta.tables.DeltaTable", True, False)
+        jvm.org.apache.spark.util.Utils.classForName("io.delta.tables.DeltaTable", True, False)
         return True
     except Exception:  # noqa: BLE001 - py4j raises its own error types for a missing class
         return False
