@@ -19,6 +19,7 @@ their rows (as for changed notes), so nothing is duplicated; a new key therefore
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import math
 import os
@@ -52,7 +53,7 @@ from deid.resources import bundle as resource_bundle  # noqa: E402
 from deid.resources import combine_digests, data_dir, dictionary_terms, digest_bytes, materialize  # noqa: E402
 from udfs.deid_udf import affected_function, make_bundle, partition_function  # noqa: E402
 from udfs.delta import (RunInProgress, SparkDelta, choose_engine, claim_output, claim_staging,  # noqa: E402
-                        jvm_has_delta, spark_schema)
+                        jvm_has_delta, qualified, spark_schema)
 
 log = logging.getLogger("deid.job")
 FAIL_ENV = "DEID_FAIL_AFTER"   # tests: stop the job on purpose after a named write boundary
@@ -270,6 +271,11 @@ class JobRun:
     """One run: read and plan, detect, write each table once, reconcile, record."""
 
     def __init__(self, spark, cfg: JobConfig):
+        # Every local path absolute before anything uses it (see udfs.delta.qualified); catalog names stay.
+        cfg = dataclasses.replace(
+            cfg, staging=qualified(cfg.staging), state=qualified(cfg.state),
+            output_root=qualified(cfg.output_root) if cfg.output_root else "",
+            input_table=qualified(cfg.input_table) if SparkDelta.is_path(cfg.input_table) else cfg.input_table)
         self.spark, self.cfg = spark, cfg
         self.started = datetime.now(timezone.utc)
         self.run_id = f"{self.started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"

@@ -116,6 +116,13 @@ def claim_output(state: str, run_id: str, output: str):
     return lock
 
 
+def qualified(path: str) -> str:
+    """A local path made absolute, so that it names the same folder for the driver, the JVM and the Python
+    workers (whose working directories can differ: a notebook that changed its own), and a path for Delta's SQL
+    and table builder (which read a relative one as a table name)."""
+    return path if _is_url(path) else os.path.abspath(path)
+
+
 def _is_url(path: str) -> bool:
     return re.match(r"[A-Za-z][A-Za-z0-9+.-]*:", path) is not None
 
@@ -235,7 +242,7 @@ class SparkDelta:
         self._staged(source, name, lambda files: self.rs.replace_notes(location, schema, files))
 
     def _sql_name(self, location: str) -> str:
-        return f"delta.`{location}`" if self.is_path(location) else location
+        return f"delta.`{qualified(location)}`" if self.is_path(location) else location
 
     def _ensure_native(self, location: str, schema: pa.Schema) -> None:
         """Create the table with its comments and properties, or bring an existing one's properties up to date."""
@@ -256,7 +263,8 @@ class SparkDelta:
                                           {"comment": COLUMN_COMMENTS[f.name]} if f.name in COLUMN_COMMENTS else {})
                               for f in spark_schema(schema).fields])
         builder = DeltaTable.createIfNotExists(self.spark).addColumns(columns).comment(TABLE_COMMENTS[kind])
-        builder = builder.location(location) if self.is_path(location) else builder.tableName(location)
+        builder = (builder.location(qualified(location)) if self.is_path(location)
+                   else builder.tableName(location))
         for key, value in props.items():
             builder = builder.property(key, value)
         builder.execute()
