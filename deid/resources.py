@@ -5,6 +5,7 @@ import csv
 import hashlib
 import io
 import os
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources as importlib_resources
@@ -56,6 +57,19 @@ class TextResource:
         body = "\n".join(l for l in self.content.splitlines() if l.strip() and not l.startswith("#"))
         return [{k: (v or "").strip() for k, v in row.items()}
                 for row in csv.DictReader(io.StringIO(body), delimiter="\t")]
+
+    def words(self, use: str | None = None) -> list[str]:
+        """A word list's words: the lines of a .txt file; of a .tsv file (columns word, uses) the words whose
+        comma-separated `uses` name `use`."""
+        if use is None:
+            return self.lines()
+        return [r["word"] for r in self.rows() if use in r["uses"].split(",")]
+
+
+def alternation(words) -> str:
+    """A regular-expression alternation of literal words, the longest first: a word never hides a longer one it
+    begins (外孙 before 外孙女), and the order of a file's lines does not matter."""
+    return "|".join(map(re.escape, sorted(set(words), key=lambda w: (-len(w), w))))
 
 
 def load(name: str) -> TextResource:

@@ -159,6 +159,17 @@ def test_an_address_starts_after_the_verb_before_it(analyze, text, starts):
     ("lexicons/place_verbs.txt", "address"),
     ("lexicons/health_facility_endings.txt", "hospital"),
     ("lexicons/eponym_heads.tsv", "name"),
+    ("lexicons/person_context.tsv", "name"),
+    ("lexicons/person_context.tsv", "address"),
+    ("lexicons/transliteration_chars.txt", "name"),
+    ("lexicons/club_words.txt", "name"),
+    ("lexicons/drug_stems.txt", "name"),
+    ("lexicons/address_cues.txt", "address"),
+    ("lexicons/place_endings.tsv", "address"),
+    ("lexicons/address_units.txt", "address"),
+    ("lexicons/address_stops.tsv", "address"),
+    ("lexicons/hospital_words.tsv", "hospital"),
+    ("lexicons/person_context.tsv", "workplace"),
 ])
 def test_each_lexicon_the_rules_read_enters_pipeline_version(tmp_path, monkeypatch, lexicon, detector):
     import shutil
@@ -166,8 +177,10 @@ def test_each_lexicon_the_rules_read_enters_pipeline_version(tmp_path, monkeypat
     from deid.detectors.address import AddressDetector
     from deid.detectors.hospital import HospitalDetector
     from deid.detectors.name import NameDetector
+    from deid.detectors.workplace import WorkplaceDetector
     from deid.resources import resources_dir
-    make = {"address": AddressDetector, "hospital": HospitalDetector, "name": NameDetector}[detector]
+    make = {"address": AddressDetector, "hospital": HospitalDetector, "name": NameDetector,
+            "workplace": WorkplaceDetector}[detector]
     before = make().version
     copy = tmp_path / "resources"
     shutil.copytree(resources_dir(), copy)
@@ -175,3 +188,39 @@ def test_each_lexicon_the_rules_read_enters_pipeline_version(tmp_path, monkeypat
         f.write("\n# an edit\n")
     monkeypatch.setenv("DEID_RESOURCES", str(copy))
     assert make().version != before
+
+
+def _with_lexicon_lines(tmp_path, monkeypatch, lexicon: str, lines: str) -> None:
+    import shutil
+
+    from deid.resources import resources_dir
+    copy = tmp_path / "resources"
+    shutil.copytree(resources_dir(), copy)
+    with open(copy / lexicon, "a", encoding="utf-8") as f:
+        f.write(lines)
+    monkeypatch.setenv("DEID_RESOURCES", str(copy))
+
+
+def test_a_word_added_to_a_lexicon_is_read_by_the_rules(tmp_path, monkeypatch):
+    """The detectors build their patterns from the files: a new cue introduces a name, or an address."""
+    from deid.detectors.address import AddressDetector
+    from deid.detectors.base import Document
+    from deid.detectors.name import NameDetector
+
+    def found(detector, text):
+        return [s.text for s in detector().detect(Document(text))]
+
+    assert found(NameDetector, "护工张建国在旁") == []
+    assert found(AddressDetector, "暂住甘家边东995号。") == []
+    _with_lexicon_lines(tmp_path, monkeypatch, "lexicons/person_context.tsv", "护工\tcue\n")
+    assert found(NameDetector, "护工张建国在旁") == ["张建国"]
+    _with_lexicon_lines(tmp_path / "2", monkeypatch, "lexicons/address_cues.txt", "暂住\n")
+    assert found(AddressDetector, "暂住甘家边东995号。") == ["甘家边东995号"]
+
+
+def test_alternation_puts_the_longest_word_first():
+    import re
+
+    from deid.resources import alternation
+    assert re.match(alternation(["外孙", "外孙女", "a.b"]), "外孙女").group() == "外孙女"
+    assert re.fullmatch(alternation(["a.b"]), "axb") is None   # words are literal
