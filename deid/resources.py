@@ -72,11 +72,30 @@ def alternation(words) -> str:
     return "|".join(map(re.escape, sorted(set(words), key=lambda w: (-len(w), w))))
 
 
+@dataclass(frozen=True)
+class Resources:
+    """One folder of dictionaries, lexicons and prompts. The pipeline opens one where it is built (reading
+    $DEID_RESOURCES there, once) and hands it to every component; a component built alone reads the package's."""
+    root: Path
+
+    @classmethod
+    def packaged(cls) -> "Resources":
+        return cls(data_dir("resources"))
+
+    @classmethod
+    def from_environment(cls) -> "Resources":
+        return cls(resources_dir())
+
+    def load(self, name: str) -> TextResource:
+        """A resource by its path under the folder; read again only when the file changes."""
+        path = self.root / name
+        st = path.stat()
+        return _load(str(path), st.st_mtime_ns, st.st_size, name)
+
+
 def load(name: str) -> TextResource:
-    """A resource by its path under resources/ (or $DEID_RESOURCES); read again only when the file changes."""
-    path = resources_dir() / name
-    st = path.stat()
-    return _load(str(path), st.st_mtime_ns, st.st_size, name)
+    """A resource by its path under resources/ (or $DEID_RESOURCES), for code outside the pipeline's components."""
+    return Resources.from_environment().load(name)
 
 
 @lru_cache(maxsize=256)

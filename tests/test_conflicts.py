@@ -171,14 +171,14 @@ def test_an_address_starts_after_the_verb_before_it(analyze, text, starts):
     ("lexicons/hospital_words.tsv", "hospital"),
     ("lexicons/person_context.tsv", "workplace"),
 ])
-def test_each_lexicon_the_rules_read_enters_pipeline_version(tmp_path, monkeypatch, lexicon, detector):
+def test_each_lexicon_the_rules_read_enters_pipeline_version(tmp_path, lexicon, detector):
     import shutil
 
     from deid.detectors.address import AddressDetector
     from deid.detectors.hospital import HospitalDetector
     from deid.detectors.name import NameDetector
     from deid.detectors.workplace import WorkplaceDetector
-    from deid.resources import resources_dir
+    from deid.resources import Resources, resources_dir
     make = {"address": AddressDetector, "hospital": HospitalDetector, "name": NameDetector,
             "workplace": WorkplaceDetector}[detector]
     before = make().version
@@ -186,36 +186,36 @@ def test_each_lexicon_the_rules_read_enters_pipeline_version(tmp_path, monkeypat
     shutil.copytree(resources_dir(), copy)
     with open(copy / lexicon, "a", encoding="utf-8") as f:
         f.write("\n# an edit\n")
-    monkeypatch.setenv("DEID_RESOURCES", str(copy))
-    assert make().version != before
+    assert make(resources=Resources(copy)).version != before
 
 
-def _with_lexicon_lines(tmp_path, monkeypatch, lexicon: str, lines: str) -> None:
+def _with_lexicon_lines(folder, lexicon: str, lines: str):
+    """A copy of the resources with lines added to one lexicon."""
     import shutil
 
-    from deid.resources import resources_dir
-    copy = tmp_path / "resources"
-    shutil.copytree(resources_dir(), copy)
-    with open(copy / lexicon, "a", encoding="utf-8") as f:
+    from deid.resources import Resources, resources_dir
+    shutil.copytree(resources_dir(), folder)
+    with open(folder / lexicon, "a", encoding="utf-8") as f:
         f.write(lines)
-    monkeypatch.setenv("DEID_RESOURCES", str(copy))
+    return Resources(folder)
 
 
-def test_a_word_added_to_a_lexicon_is_read_by_the_rules(tmp_path, monkeypatch):
-    """The detectors build their patterns from the files: a new cue introduces a name, or an address."""
+def test_a_word_added_to_a_lexicon_is_read_by_the_rules(tmp_path):
+    """The detectors build their patterns from the files they are given: a new cue introduces a name, or an
+    address."""
     from deid.detectors.address import AddressDetector
     from deid.detectors.base import Document
     from deid.detectors.name import NameDetector
 
     def found(detector, text):
-        return [s.text for s in detector().detect(Document(text))]
+        return [s.text for s in detector.detect(Document(text))]
 
-    assert found(NameDetector, "护工张建国在旁") == []
-    assert found(AddressDetector, "暂住甘家边东995号。") == []
-    _with_lexicon_lines(tmp_path, monkeypatch, "lexicons/person_context.tsv", "护工\tcue\n")
-    assert found(NameDetector, "护工张建国在旁") == ["张建国"]
-    _with_lexicon_lines(tmp_path / "2", monkeypatch, "lexicons/address_cues.txt", "暂住\n")
-    assert found(AddressDetector, "暂住甘家边东995号。") == ["甘家边东995号"]
+    assert found(NameDetector(), "护工张建国在旁") == []
+    assert found(AddressDetector(), "暂住甘家边东995号。") == []
+    edited = _with_lexicon_lines(tmp_path / "a", "lexicons/person_context.tsv", "护工\tcue\n")
+    assert found(NameDetector(resources=edited), "护工张建国在旁") == ["张建国"]
+    edited = _with_lexicon_lines(tmp_path / "b", "lexicons/address_cues.txt", "暂住\n")
+    assert found(AddressDetector(resources=edited), "暂住甘家边东995号。") == ["甘家边东995号"]
 
 
 def test_alternation_puts_the_longest_word_first():

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import re
 
-from deid import resources
-from deid.resources import alternation
-from deid.detectors.base import Document
+from deid.detectors.base import Component, Document
 from deid.gazetteer import Gazetteer
+from deid.resources import Resources, alternation, combine_digests
 from deid.spans import EntityType, Span, make_span
 from deid.tiers import address_tier
 from deid.vocabulary import TREATED_WITH, ClinicalVocabulary, WordIndex
@@ -69,21 +68,26 @@ def _begins_named_place(norm: str, place, end: int) -> bool:
     return bool(_NAMED_AFTER_PLACE.match(norm, end))
 
 
-class AddressDetector:
+class AddressDetector(Component):
     name = "address"
+    entity_types = (EntityType.ADDRESS,)
+    requires = ("ner",)   # a person the model names ends a phrase no cue introduced
+    uses = ("gazetteer", "vocabulary", "resources")
     # How far a span is trusted: a division from the gazetteer in the phrase, or named and numbered components alone.
     SCORES = {"dictionary": 0.95, "pattern": 0.85}
 
-    def __init__(self, gazetteer: Gazetteer | None = None, vocabulary: ClinicalVocabulary | None = None):
+    def __init__(self, gazetteer: Gazetteer | None = None, vocabulary: ClinicalVocabulary | None = None,
+                 resources: Resources | None = None):
+        files = resources or Resources.packaged()
         self.gazetteer = gazetteer or Gazetteer()
         self.vocabulary = vocabulary or ClinicalVocabulary()
-        verbs = resources.load("lexicons/place_verbs.txt")
-        cues = resources.load("lexicons/address_cues.txt")
-        endings = resources.load("lexicons/place_endings.tsv")
-        units = resources.load("lexicons/address_units.txt")
-        stops = resources.load("lexicons/address_stops.tsv")
-        person = resources.load("lexicons/person_context.tsv")
-        self.version = resources.combine_digests({r.name: r.digest for r in (verbs, cues, endings, units, stops, person)})
+        verbs = files.load("lexicons/place_verbs.txt")
+        cues = files.load("lexicons/address_cues.txt")
+        endings = files.load("lexicons/place_endings.tsv")
+        units = files.load("lexicons/address_units.txt")
+        stops = files.load("lexicons/address_stops.tsv")
+        person = files.load("lexicons/person_context.tsv")
+        self.version = combine_digests({r.name: r.digest for r in (verbs, cues, endings, units, stops, person)})
         self._verb = re.compile(alternation(verbs.words()))
         self._cue = re.compile(rf"(?:{alternation(cues.words())}|出生于(?![0-9])|(?<![发产寄滋衍])生于(?![0-9]))\s*[:：]?\s*")
         named = alternation(endings.words("named"))

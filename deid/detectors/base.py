@@ -1,9 +1,11 @@
 """What every detector sees (a Document) and returns (spans). Detectors know nothing of masking."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from functools import cached_property
+from types import MappingProxyType
 from typing import Protocol
 
 from deid.spans import Span
@@ -28,6 +30,16 @@ class Document:
 
     def ner_of(self, label: str) -> list[tuple[int, int]]:
         return [(s, e) for s, e, l in (self.ner or ()) if l == label]
+
+
+class Component:
+    """What a pipeline component declares; the registry (deid.detectors.registry) and the config read it."""
+    name: str = ""                          # its name in pipeline.yaml's `components`
+    entity_types: tuple = ()                # the EntityTypes it finds
+    requires: tuple[str, ...] = ()          # annotations it reads (`ner`: the PER/LOC/ORG tokens) when present
+    uses: tuple[str, ...] = ()              # the shared data its constructor takes (resources, gazetteer, vocabulary)
+    settings: Mapping[str, object] = MappingProxyType({})   # its settings in pipeline.yaml, with their defaults
+    operational: frozenset = frozenset()    # settings that change how the work is done, not what is found
 
 
 class Detector(Protocol):

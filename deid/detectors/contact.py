@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from deid.detectors.base import Document, Taken, left_context, right_context
+from deid.detectors.base import Component, Document, Taken, left_context, right_context
 from deid.spans import EntityType, Span, make_span
 
 _SEP = r"[ \-.]?"
@@ -58,8 +58,9 @@ _RUN = re.compile(r"(?<![0-9])[0-9]{20,36}(?![0-9])")
 _PIECE = re.compile(r"1[3-9][0-9]{9}|0(?:10|2[0-9])[0-9]{8}|0[3-9][0-9]{2}[0-9]{7,8}")
 
 
-class ContactDetector:
+class ContactDetector(Component):
     name = "contact"
+    entity_types = (EntityType.CONTACT,)
 
     def detect(self, doc: Document) -> list[Span]:
         norm, text = doc.norm, doc.text

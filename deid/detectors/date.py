@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 from datetime import date
 
-from deid import resources
 from deid.dates import COMPACT, FORMS, read_match
-from deid.detectors.base import Document, Taken, left_context
+from deid.detectors.base import Component, Document, Taken, left_context
+from deid.resources import Resources, alternation
 from deid.spans import EntityType, Span, make_span
 
 # 93岁, 101周岁, 九十三岁, 一百零一岁; 年龄：95. Under 90 an age is no identifier (HIPAA Safe Harbor).
@@ -29,14 +29,15 @@ _BIRTH_YEAR = re.compile(r"(?:(?:出生于|生于|出生年份\s?:?\s?)((?:18|19
 _NUMBER_START = re.compile(r"(?<![0-9])[0-9]|(?<![〇零一二三四五六七八九十])[〇零一二三四五六七八九十](?=[〇零一二三四五六七八九十]*[年月])")
 
 
-class DateDetector:
+class DateDetector(Component):
     name = "date"
+    entity_types = (EntityType.DATE,)
+    uses = ("resources",)
 
-    def __init__(self):
-        cues = resources.load("lexicons/date_cues.txt")
+    def __init__(self, resources: Resources | None = None):
+        cues = (resources or Resources.packaged()).load("lexicons/date_cues.txt")
         self.version = cues.digest
-        self._cue = re.compile("(?:" + "|".join(map(re.escape, sorted(cues.lines(), key=len, reverse=True)))
-                               + r")\s?(?:为|是|:)?\s?$")
+        self._cue = re.compile(f"(?:{alternation(cues.words())})" + r"\s?(?:为|是|:)?\s?$")
 
     def detect(self, doc: Document) -> list[Span]:
         norm, year = doc.norm, doc.note_date.year if doc.note_date else None
@@ -58,8 +59,9 @@ class DateDetector:
         return spans
 
 
-class AgeDetector:
+class AgeDetector(Component):
     name = "age"
+    entity_types = (EntityType.AGE,)
     version = "1"
 
     def detect(self, doc: Document) -> list[Span]:

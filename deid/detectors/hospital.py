@@ -13,10 +13,9 @@ from dataclasses import dataclass
 
 import ahocorasick
 
-from deid import resources
-from deid.resources import alternation
-from deid.detectors.base import Document, left_context, right_context
+from deid.detectors.base import Component, Document, left_context, right_context
 from deid.gazetteer import Gazetteer
+from deid.resources import Resources, alternation, combine_digests
 from deid.spans import EntityType, Span, make_span
 from deid.text import is_cjk
 from deid.vocabulary import ClinicalVocabulary
@@ -66,18 +65,22 @@ def hospital_forms(row: dict) -> list[tuple[str, str]]:
     return forms + [(en, "english") for en in filter(None, row.get("english", "").split(";"))]
 
 
-class HospitalDetector:
+class HospitalDetector(Component):
     name = "hospital"
+    entity_types = (EntityType.HOSPITAL,)
+    uses = ("gazetteer", "vocabulary", "resources")
     # How far a span is trusted, by rule: a dictionary name and its forms, the pattern, a colloquial name.
     SCORES = {"name": 0.99, "alias": 0.95, "english": 0.95, "ambiguous": 0.85, "pattern": 0.9, "colloquial": 0.85}
 
-    def __init__(self, gazetteer: Gazetteer | None = None, vocabulary: ClinicalVocabulary | None = None):
+    def __init__(self, gazetteer: Gazetteer | None = None, vocabulary: ClinicalVocabulary | None = None,
+                 resources: Resources | None = None):
+        files = resources or Resources.packaged()
         self.gazetteer = gazetteer or Gazetteer()
         self.vocabulary = vocabulary or ClinicalVocabulary()
-        res = resources.load("dictionaries/hospitals.tsv")
-        endings = resources.load("lexicons/health_facility_endings.txt")
-        words = resources.load("lexicons/hospital_words.tsv")
-        self.version = resources.combine_digests({"hospitals": res.digest, "endings": endings.digest,
+        res = files.load("dictionaries/hospitals.tsv")
+        endings = files.load("lexicons/health_facility_endings.txt")
+        words = files.load("lexicons/hospital_words.tsv")
+        self.version = combine_digests({"hospitals": res.digest, "endings": endings.digest,
                                                   "words": words.digest})
         # Where a name's prefix starts: after a word of going, choosing or asking (就诊于, 推荐), or a character of
         # grammar or care (于, 在, 转, 的, 看).

@@ -13,8 +13,8 @@ import re
 
 import ahocorasick
 
-from deid import resources
-from deid.detectors.base import Document, Taken
+from deid.detectors.base import Component, Document, Taken
+from deid.resources import Resources, combine_digests
 from deid.spans import EntityType, Span, make_span
 
 # After a cue: its 号/号码/编号, a colon, 为/是; then the value.
@@ -53,13 +53,16 @@ def vin_valid(vin: str) -> bool:
     return vin[8] == ("X" if check == 10 else str(check))
 
 
-class IdentifierDetector:
+class IdentifierDetector(Component):
     name = "identifiers"
+    entity_types = (EntityType.RECORD_ID, EntityType.ACCOUNT, EntityType.CERTIFICATE, EntityType.VEHICLE)
+    uses = ("resources",)
 
-    def __init__(self):
-        cues = resources.load("lexicons/identifier_cues.tsv")
-        regions = resources.load("lexicons/plate_regions.txt")
-        self.version = resources.combine_digests({"cues": cues.digest, "regions": regions.digest})
+    def __init__(self, resources: Resources | None = None):
+        files = resources or Resources.packaged()
+        cues = files.load("lexicons/identifier_cues.tsv")
+        regions = files.load("lexicons/plate_regions.txt")
+        self.version = combine_digests({"cues": cues.digest, "regions": regions.digest})
         self._cues = ahocorasick.Automaton()   # one pass over the note finds every cue (ID号 as id号 too)
         for row in cues.rows():
             cue = row["cue"].translate(_ASCII_LOWER)

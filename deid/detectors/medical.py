@@ -9,8 +9,9 @@ import re
 
 import ahocorasick
 
-from deid import resources, tiers
-from deid.detectors.base import Document
+from deid import tiers
+from deid.detectors.base import Component, Document
+from deid.resources import Resources, combine_digests
 from deid.spans import EntityType, Span, make_span
 from deid.text import normalize
 
@@ -79,18 +80,20 @@ def whole_mention(norm: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
-class TermDetector:
+class TermDetector(Component):
     """Tiered terms for one entity type (a dictionary, the official ICD-10 diagnoses, morpheme patterns), each
     stretched to the whole mention it belongs to."""
 
     RESOURCES = ("dictionaries/icd10_sensitive.tsv",)
     PATTERNS: tuple = ()   # (compiled pattern, tier)
 
-    def __init__(self, entity_type: EntityType, resource: str, name: str):
-        self.name = name
+    uses = ("resources",)
+
+    def __init__(self, entity_type: EntityType, resource: str, resources: Resources | None = None):
         self.entity_type = entity_type
-        loaded = [resources.load(r) for r in (resource, *self.RESOURCES)]
-        self.version = resources.combine_digests({r.name: r.digest for r in loaded})
+        files = resources or Resources.packaged()
+        loaded = [files.load(r) for r in (resource, *self.RESOURCES)]
+        self.version = combine_digests({r.name: r.digest for r in loaded})
         self._auto = ahocorasick.Automaton()
         for res in loaded:
             for row in res.rows():
@@ -164,8 +167,11 @@ _ZERO = {"0", "零"}
 
 
 class PregnancyDetector(TermDetector):
-    def __init__(self):
-        super().__init__(EntityType.PREGNANCY, "dictionaries/pregnancy_terms.tsv", "pregnancy")
+    name = "pregnancy"
+    entity_types = (EntityType.PREGNANCY,)
+
+    def __init__(self, resources: Resources | None = None):
+        super().__init__(EntityType.PREGNANCY, "dictionaries/pregnancy_terms.tsv", resources)
 
     def detect(self, doc: Document) -> list[Span]:
         norm = doc.norm
@@ -190,5 +196,8 @@ class PregnancyDetector(TermDetector):
 class StdDetector(TermDetector):
     PATTERNS = ((_HEPATITIS, 3), (_GENITAL_HERPES, 2), (_SEXUAL_TRANSMISSION, 2), (_HPV_TYPE, 2))
 
-    def __init__(self):
-        super().__init__(EntityType.STD, "dictionaries/std_terms.tsv", "std")
+    name = "std"
+    entity_types = (EntityType.STD,)
+
+    def __init__(self, resources: Resources | None = None):
+        super().__init__(EntityType.STD, "dictionaries/std_terms.tsv", resources)

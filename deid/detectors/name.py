@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import re
 
-from deid import resources
-from deid.detectors.base import Document, Taken
-from deid.resources import alternation
+from deid.detectors.base import Component, Document, Taken
+from deid.resources import Resources, alternation, combine_digests
 from deid.spans import EntityType, Span, make_span
 from deid.text import is_cjk
 from deid.vocabulary import TREATED_WITH, ClinicalVocabulary, WordIndex
@@ -83,25 +82,29 @@ def _capitalised(word: str) -> bool:
     return word.isupper() or all(p[:1].isupper() and p[1:].islower() for p in word.split("-"))
 
 
-class NameDetector:
+class NameDetector(Component):
     name = "name"
+    entity_types = (EntityType.NAME,)
+    requires = ("ner",)   # PER tokens; cues, roles and pinyin find names without them
+    uses = ("vocabulary", "resources")
     # Each rule's name (a span's explanation) and how far its span is trusted.
     SCORES = {"name.cue+ner": 0.97, "name.role_after+ner": 0.95, "name.cue": 0.92, "name.cue_latin": 0.9,
               "name.cue_spaced": 0.9, "name.role_after": 0.9, "name.someone": 0.9, "name.original": 0.9,
               "name.repeat": 0.9, "name.ner": 0.85, "name.pinyin": 0.85, "name.speaker": 0.85, "name.ner_foreign": 0.8}
 
-    def __init__(self, vocabulary: ClinicalVocabulary | None = None):
-        surnames = resources.load("dictionaries/surnames.txt")
-        stop = resources.load("dictionaries/name_stopwords.txt")
+    def __init__(self, vocabulary: ClinicalVocabulary | None = None, resources: Resources | None = None):
+        files = resources or Resources.packaged()
+        surnames = files.load("dictionaries/surnames.txt")
+        stop = files.load("dictionaries/name_stopwords.txt")
         self.vocabulary = vocabulary or ClinicalVocabulary()
-        syllables = resources.load("lexicons/pinyin_syllables.txt")
-        pinyin_surnames = resources.load("lexicons/pinyin_surnames.txt")
-        heads = resources.load("lexicons/eponym_heads.tsv")
-        context = resources.load("lexicons/person_context.tsv")
-        transliteration = resources.load("lexicons/transliteration_chars.txt")
-        clubs = resources.load("lexicons/club_words.txt")
-        drug_stems = resources.load("lexicons/drug_stems.txt")
-        self.version = resources.combine_digests({"surnames": surnames.digest, "stop": stop.digest,
+        syllables = files.load("lexicons/pinyin_syllables.txt")
+        pinyin_surnames = files.load("lexicons/pinyin_surnames.txt")
+        heads = files.load("lexicons/eponym_heads.tsv")
+        context = files.load("lexicons/person_context.tsv")
+        transliteration = files.load("lexicons/transliteration_chars.txt")
+        clubs = files.load("lexicons/club_words.txt")
+        drug_stems = files.load("lexicons/drug_stems.txt")
+        self.version = combine_digests({"surnames": surnames.digest, "stop": stop.digest,
                                                   "vocabulary": self.vocabulary.version,
                                                   "syllables": syllables.digest, "pinyin_surnames": pinyin_surnames.digest,
                                                   "eponym_heads": heads.digest, "person_context": context.digest,

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import re
 
-from deid import resources
-from deid.resources import alternation
-from deid.detectors.base import Document
+from deid.detectors.base import Component, Document
+from deid.resources import Resources, alternation, combine_digests
 from deid.spans import EntityType, Span, make_span
 
 _NAME_CHARS = r"(?:(?!的)[\u4e00-\u9fa5A-Za-z0-9（）()])"   # 的 joins two nouns, not the words of one name
@@ -18,15 +17,19 @@ _NAME_CHARS = r"(?:(?!的)[\u4e00-\u9fa5A-Za-z0-9（）()])"   # 的 joins two n
 _NAME_OPENER = set("，,。；;:： 为是系原在于的及和与")
 
 
-class WorkplaceDetector:
+class WorkplaceDetector(Component):
     name = "workplace"
+    entity_types = (EntityType.WORKPLACE,)
+    requires = ("ner",)   # ORG tokens before a cue after them
+    uses = ("resources",)
 
     SCORES = {"workplace.cue_before": 0.85, "workplace.cue_after": 0.8}
 
-    def __init__(self):
-        endings = resources.load("lexicons/workplace_endings.txt")
-        context = resources.load("lexicons/person_context.tsv")
-        self.version = resources.combine_digests({"endings": endings.digest, "person_context": context.digest})
+    def __init__(self, resources: Resources | None = None):
+        files = resources or Resources.packaged()
+        endings = files.load("lexicons/workplace_endings.txt")
+        context = files.load("lexicons/person_context.tsv")
+        self.version = combine_digests({"endings": endings.digest, "person_context": context.digest})
         # The verbs of working or studying somewhere, right after the place's name (在X工作, 在X任教).
         self._works_at = re.compile(alternation(context.words("works_at")))
         # 工作单位：X, 就职于X, 曾在X任教: the cue's end is where the name starts.
