@@ -19,7 +19,8 @@ def _as_rows(notes: list[dict], pipeline, batch: int):
     from deid.pipeline import Note
     for i in range(0, len(notes), batch):
         chunk = notes[i:i + batch]
-        yield from zip(chunk, (r.spans["text"] for r in pipeline.process_notes([Note(n["text"]) for n in chunk])))
+        results = pipeline.process_notes([Note(n["text"]) for n in chunk])
+        yield from zip(chunk, (r.spans["text"] for r in results), strict=True)
 
 
 def dump_lines(corpus: str, notes: list[dict], pipeline, path: str = "analyze", batch: int = 64):
@@ -28,7 +29,9 @@ def dump_lines(corpus: str, notes: list[dict], pipeline, path: str = "analyze", 
     found = analyzed(notes, pipeline, batch) if path == "analyze" else _as_rows(notes, pipeline, batch)
     for note, spans in found:
         for s in spans:
-            yield f"{corpus}\t{note['id']}\t{s.start}\t{s.end}\t{s.entity_type.value}\t{s.tier}\t{s.detector}\t{s.score:.4f}\t{s.explanation}\n"
+            fields = (corpus, note["id"], s.start, s.end, s.entity_type.value, s.tier, s.detector, f"{s.score:.4f}",
+                      s.explanation)
+            yield "\t".join(map(str, fields)) + "\n"
 
 
 def main(argv=None) -> int:

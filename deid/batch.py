@@ -14,7 +14,7 @@ import hmac
 import pyarrow as pa
 
 from deid.pipeline import LEVELS, Note, NoteResult, Pipeline, time_budget_s
-from deid.pipeline import joined_note as joined_note   # the job's affected-notes scan reads notes so too
+from deid.pipeline import joined_note as joined_note  # the job's affected-notes scan reads notes so too
 from deid.spans import NoteContext
 
 SPAN_STRUCT = pa.struct([
@@ -41,7 +41,8 @@ TRANSIENT_ERRORS = frozenset({"LlmUnavailable", "NoteTimeout"})
 
 # Analysed once before a processor's first budgeted batch: the pipeline builds some indexes on first use (the
 # clinical vocabulary takes about 2 s), which is no note's time.
-WARM_UP = "患者张建国，男，52岁，手机13812345678，身份证号110101197003077513，于北京协和医院就诊，现住北京市东城区东单北大街1号。"
+WARM_UP = ("患者张建国，男，52岁，手机13812345678，身份证号110101197003077513，于北京协和医院就诊，"
+           "现住北京市东城区东单北大街1号。")
 
 
 def _contexts(batch: pa.RecordBatch, ids: list) -> list[tuple[NoteContext, dict]]:
@@ -52,7 +53,7 @@ def _contexts(batch: pa.RecordBatch, ids: list) -> list[tuple[NoteContext, dict]
     persons, days, times = column("person_id"), column("note_date"), column("note_datetime")
     return [(NoteContext(person, note_id, day or (time.date() if time else None)),
              {"note_date": day, "note_datetime": time})
-            for note_id, person, day, time in zip(ids, persons, days, times)]
+            for note_id, person, day, time in zip(ids, persons, days, times, strict=True)]
 
 
 def text_digest(secret: bytes | None, text: str) -> str | None:
@@ -105,14 +106,14 @@ class BatchProcessor:
         contexts = _contexts(batch, ids)
         rows = [None] * len(ids)
         readable = []
-        for i, (title, text) in enumerate(zip(titles, texts)):
+        for i, (title, text) in enumerate(zip(titles, texts, strict=True)):
             if any(isinstance(v, Exception) for v in (title, text)):
                 rows[i] = self._failed(ids[i], "decode", "InvalidEncoding", "note text is not valid UTF-8")
             else:
                 readable.append(i)
         results = self.pipeline.process_notes([Note(texts[i], titles[i], *contexts[i]) for i in readable],
                                               budget_s=self.budget_s)
-        for i, result in zip(readable, results):
+        for i, result in zip(readable, results, strict=True):
             rows[i] = self._row(ids[i], result)
         return pa.RecordBatch.from_pylist(rows, schema=RESULT)
 

@@ -209,7 +209,7 @@ class Pipeline:
             self.check(text)
         views = [ReaderView.of(t) for t in texts]
         dates = [c.note_date for c in contexts] if contexts else [None] * len(texts)
-        docs = [Document(v.text, note_date=d) for v, d in zip(views, dates)]
+        docs = [Document(v.text, note_date=d) for v, d in zip(views, dates, strict=True)]
         found: list[list[Span]] = [[] for _ in docs]
         for name, component in self.components:
             t0 = time.perf_counter()
@@ -223,19 +223,21 @@ class Pipeline:
         if self.llm is not None:
             t0 = time.perf_counter()
             outcomes = self.llm.run([v.text for v in views])
-            for spans, outcome in zip(found, outcomes):
+            for spans, outcome in zip(found, outcomes, strict=True):
                 spans.extend(s for s in outcome.spans if s.entity_type in self.policies.types)
             self.timings["llm"] += time.perf_counter() - t0
         t0 = time.perf_counter()
         merged = [_in_note(text, view, self.allow_list.apply(merge(spans, self.config.type_priority,
                                                                    self.config.tier_rule)))
-                  for text, view, spans in zip(texts, views, found)]
+                  for text, view, spans in zip(texts, views, found, strict=True)]
         self.timings["merge"] += time.perf_counter() - t0
         if outcomes is None:
             return [Analysis(spans) for spans in merged]
-        return [Analysis(spans, o.status, o.prompt_tokens, o.completion_tokens) for spans, o in zip(merged, outcomes)]
+        return [Analysis(spans, o.status, o.prompt_tokens, o.completion_tokens)
+                for spans, o in zip(merged, outcomes, strict=True)]
 
-    def mask(self, text: str, spans: list[Span], levels=LEVELS, context: NoteContext | None = None) -> tuple[dict, dict]:
+    def mask(self, text: str, spans: list[Span], levels=LEVELS,
+             context: NoteContext | None = None) -> tuple[dict, dict]:
         t0 = time.perf_counter()
         masked, counts = {}, {}
         for level in levels:
@@ -277,7 +279,7 @@ class Pipeline:
             with time_budget(budget_s):
                 analyses = self.analyze_batch([joined_note(notes[i].title, notes[i].text) for i in idx],
                                               [notes[i].context for i in idx])
-                outputs = [self._mask_note(notes[i], a, levels) for i, a in zip(idx, analyses)]
+                outputs = [self._mask_note(notes[i], a, levels) for i, a in zip(idx, analyses, strict=True)]
         except (Exception, NoteTimeout) as exc:  # noqa: BLE001 - any failure must fail the note, never pass it through
             if len(idx) > 1:
                 for i in idx:
@@ -291,7 +293,7 @@ class Pipeline:
             results[idx[0]] = _failed(failure)
             return
         quarantine_on_llm_failure = self.config.llm.on_failure == "quarantine"
-        for i, a, result in zip(idx, analyses, outputs):
+        for i, a, result in zip(idx, analyses, outputs, strict=True):
             if a.llm_status.startswith("failed") and quarantine_on_llm_failure:
                 message = f"the LLM call failed ({a.llm_status.split(':', 1)[1]}); the note was not written"
                 result = _failed(NoteFailure("llm", "LlmUnavailable", message, LlmUnavailable(message)),
@@ -300,7 +302,7 @@ class Pipeline:
 
     def _mask_note(self, note: Note, analysis: Analysis, levels) -> NoteResult:
         title_len = len(note.title or "")
-        spans = dict(zip(FIELDS, split_spans(analysis.spans, title_len, title_len + len(SEPARATOR))))
+        spans = dict(zip(FIELDS, split_spans(analysis.spans, title_len, title_len + len(SEPARATOR)), strict=True))
         masked, total = {}, dict.fromkeys(levels, 0)
         for name in FIELDS:
             value = getattr(note, name)
@@ -321,7 +323,7 @@ class Pipeline:
         contexts = contexts or [NoteContext()] * len(texts)
         for text in texts:
             self.check(text)   # a text, not None: process_notes takes a NOTE row, whose text may be null
-        results = self.process_notes([Note(t, None, c) for t, c in zip(texts, contexts)], levels)
+        results = self.process_notes([Note(t, None, c) for t, c in zip(texts, contexts, strict=True)], levels)
         failed = next((r.failure for r in results if r.failure), None)
         if failed:
             raise failed.error

@@ -54,7 +54,7 @@ class TextResource:
 
     def rows(self) -> list[dict[str, str]]:
         """TSV rows keyed by the header line; '#' lines are comments."""
-        body = "\n".join(l for l in self.content.splitlines() if l.strip() and not l.startswith("#"))
+        body = "\n".join(line for line in self.content.splitlines() if line.strip() and not line.startswith("#"))
         return [{k: (v or "").strip() for k, v in row.items()}
                 for row in csv.DictReader(io.StringIO(body), delimiter="\t")]
 
@@ -79,11 +79,11 @@ class Resources:
     root: Path
 
     @classmethod
-    def packaged(cls) -> "Resources":
+    def packaged(cls) -> Resources:
         return cls(data_dir("resources"))
 
     @classmethod
-    def from_environment(cls) -> "Resources":
+    def from_environment(cls) -> Resources:
         return cls(resources_dir())
 
     def load(self, name: str) -> TextResource:

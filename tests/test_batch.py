@@ -133,7 +133,8 @@ def test_dates_shift_per_person_in_the_text_and_in_the_row():
 
 def test_format_characters_inside_values_are_masked_in_the_jobs_path():
     text = "患者张\u200b三，电话138\u200d1234\u200e5678，邮箱li\u00adsi@example.com。"
-    out = BatchProcessor(Pipeline()).process(_batch([{"note_id": 1, "note_title": None, "note_text": text}])).to_pylist()
+    rows = [{"note_id": 1, "note_title": None, "note_text": text}]
+    out = BatchProcessor(Pipeline()).process(_batch(rows)).to_pylist()
     assert out[0]["masked_text_l3"] == "患者〔姓名〕，电话〔联系方式〕，邮箱〔联系方式〕。"
 
 

@@ -6,7 +6,8 @@ real-shaped sentences through the whole pipeline.
 import pytest
 
 from deid.merge import merge
-from deid.spans import EntityType as T, Span
+from deid.spans import EntityType as T
+from deid.spans import Span
 
 
 def _span(text, part, t, at=0, tier=1, det="pattern", **attrs):
@@ -124,7 +125,8 @@ def test_llm_spans_take_no_part_in_the_rule():
     ("在中国人民解放军第三〇二医院确诊", [("HOSPITAL", "中国人民解放军第三〇二医院")]),
     ("于中国人民解放军联勤保障部队第九〇四医院就诊", [("HOSPITAL", "中国人民解放军联勤保障部队第九〇四医院")]),
     ("于福州肺科医院就诊", [("HOSPITAL", "福州肺科医院")]),
-    ("住址：浙江省温州市鹿城区仓后57号温州市人民医院17幢11楼", [("ADDRESS", "浙江省温州市鹿城区仓后57号温州市人民医院17幢11楼")]),
+    ("住址：浙江省温州市鹿城区仓后57号温州市人民医院17幢11楼",
+     [("ADDRESS", "浙江省温州市鹿城区仓后57号温州市人民医院17幢11楼")]),
     ("住址：绍兴市嵊州市医院路94号", [("ADDRESS", "绍兴市嵊州市医院路94号")]),
 ])
 def test_real_shaped_conflicts(analyze, text, expected):

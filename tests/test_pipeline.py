@@ -16,7 +16,8 @@ from deid.spans import EntityType
 
 def test_version_names_every_component(pipeline):
     assert pipeline.version.startswith(__version__ + "+")
-    assert {"ner", "hospital", "std", "pregnancy", "name", "policies", "config", "code", "vocabulary"} <= set(pipeline.component_versions)
+    expected = {"ner", "hospital", "std", "pregnancy", "name", "policies", "config", "code", "vocabulary"}
+    assert expected <= set(pipeline.component_versions)
 
 
 def _source_digest_of(package_parent: Path) -> str:
@@ -126,7 +127,8 @@ def test_the_registry_declares_each_component_and_the_config_fills_in_its_settin
 def test_each_detector_finds_only_the_types_it_declares(pipeline):
     from deid.detectors.base import Document
     from deid.detectors.registry import COMPONENTS
-    text = ("患者张建国，男，92岁，2023年3月15日入住杭州市第一人民医院，住址：杭州市西湖区文三路100号，电话13812345678，"
+    text = ("患者张建国，男，92岁，2023年3月15日入住杭州市第一人民医院，住址：杭州市西湖区文三路100号，"
+            "电话13812345678，"
             "身份证330106199001011234，住院号ZY123456，车牌浙A12345，在杭州市第一中学任教，HIV抗体阳性，孕2产1。")
     doc = Document(text)
     types = set()

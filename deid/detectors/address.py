@@ -32,13 +32,15 @@ _JOINER = re.compile(r"[-_ ](?=[0-9A-Za-z一二三四五六七八九十\u4e00-\u
 # 龙祥园91-1846, 国贸名品九楼1363号); not a date (2015-04-18) nor a range with a unit (尿量1000-1500ml).
 _NOT_DATE = r"(?!(?:19|20)[0-9]{2}[-_][01]?[0-9][-_][0-3]?[0-9](?![0-9]))"
 _NO_UNIT_AFTER = rf"(?![0-9.%A-Za-z])(?!\s?(?:{_TIME_UNIT}|周|秒|毫|克|升|米|厘|粒|片|支|袋|滴|度|℃))"
-_BUILDING = re.compile(rf"(?<=[{_CJK}]{{2}}){_NUM}\s?(?:幢|栋|单元|号楼|号门)|(?<=[{_CJK}]{{2}})[0-9]{{1,4}}号(?=[0-9]{{2,4}}(?![0-9]))"
+_BUILDING = re.compile(rf"(?<=[{_CJK}]{{2}}){_NUM}\s?(?:幢|栋|单元|号楼|号门)|"
+                       rf"(?<=[{_CJK}]{{2}})[0-9]{{1,4}}号(?=[0-9]{{2,4}}(?![0-9]))"
                        rf"|(?<=[{_CJK}]{{2}}){_NUM}\s?(?:楼|层|F)(?=[A-Za-z]?[0-9]{{2,5}})"
                        rf"|(?<=[{_CJK}]){_NOT_DATE}[0-9]{{1,4}}(?:[-_][0-9]{{1,4}}){{2}}{_NO_UNIT_AFTER}"
                        rf"|(?<=[园苑区期城村庄府居庭湾座寓阁楼厦]){_NOT_DATE}[0-9]{{1,4}}[-_][0-9]{{3,4}}{_NO_UNIT_AFTER}")
 # A building, floor or room inside an institution named before it (温州市人民医院17幢11楼, 财经大学9号楼): the
 # institution is its own span, the numbers after it are the address below it.
-_INSIDE_INSTITUTION = re.compile(rf"(?:(?<=医院)|(?<=卫生院)|(?<=大学)|(?<=学院))(?:[门急]诊楼|住院部|门诊部|[行综]\w楼|[A-Z]区)?"
+_INSIDE_INSTITUTION = re.compile(rf"(?:(?<=医院)|(?<=卫生院)|(?<=大学)|(?<=学院))(?:[门急]诊楼|住院部|门诊部|"
+                                 rf"[行综]\w楼|[A-Z]区)?"
                                  rf"(?={_NUM}\s?(?:号楼|幢|栋|座|楼|层)(?!梯|道))")
 # A native place at the head of a note: 患者，男，56岁，浙江省德清县钟管镇人，
 _NATIVE_PLACE = re.compile(r"(?:岁|男|女|族)[，,]\s*(?=[^，,。；;\n]{2,30}人[，,。；;])")
@@ -47,17 +49,20 @@ _CLAUSE_MARKS = set("，。,；;：:、（）() \t\n")
 _DIVISION_NAME = re.compile(r"(?:镇|乡|村|街道)$")
 # A division's name directly before one of these begins a road or a place (温州大道, 湖州街, 丹东街道, 天水家园), so
 # generalize must not keep it as a division; nor is a province or city after a county one (江北区|宁波利星).
-_NAMED_AFTER_PLACE = re.compile(rf"(?:[东西南北中]|[0-9一二三四五六七八九十]+)?(?:路|街|大街|大道|巷|弄)|新村|家园|花园|小区|公寓|"   # 朝阳西路
+_NAMED_AFTER_PLACE = re.compile(rf"(?:[东西南北中]|[0-9一二三四五六七八九十]+)?(?:路|街|大街|大道|巷|弄)|新村|家园|"
+                                rf"花园|小区|公寓|"   # 朝阳西路
                                 rf"广场|大厦|村|镇|乡|[东西南北]?站|(?:(?![省市县区])[{_CJK}]){{0,7}}?"
                                 rf"(?:开发区|集聚区|新区|园区|工业园|产业园|创业园|中心|商贸城|商城|市场|大学|学院|学校|机场|公司)")
 # The rest of an address phrase once it is known to be one (a cue, or a component below county level): names
 # with no suffix (仙浦, 莫家埭), shops and firms (东昌汽车销售公司), floors and rooms in any form (F1314, 4564档),
 # up to clause punctuation, a clinical or narrative word, or a native-place 人 (德清县钟管镇人，).
-_REST = re.compile(rf"(?:[{_CJK}A-Za-z0-9#·/]|[-_]+(?=[{_CJK}A-Za-z0-9])| (?=[A-Za-z0-9])|(?<=[0-9A-Za-z号])、(?=[A-Za-z]?[0-9]))+")
+_REST = re.compile(rf"(?:[{_CJK}A-Za-z0-9#·/]|[-_]+(?=[{_CJK}A-Za-z0-9])| (?=[A-Za-z0-9])|"
+                   rf"(?<=[0-9A-Za-z号])、(?=[A-Za-z]?[0-9]))+")
 _REST_MAX = 30
 # Development zones, towns and roads may be named after a division, full name and all (平湖市经济开发区, 祁县镇,
 # 鄞县大道); a firm so named (台州市箭马缝纫机有限公司) keeps the division, which opens its address.
-_NAMED_AFTER_FULL = re.compile(r"(?:经济技术|经济|高新技术|高新|工业)?(?:开发区|产业园区|工业园区|园区|新区)|镇|乡|[东西南北中]?大道")
+_NAMED_AFTER_FULL = re.compile(r"(?:经济技术|经济|高新技术|高新|工业)?(?:开发区|产业园区|工业园区|园区|新区)|镇|乡|"
+                               r"[东西南北中]?大道")
 
 
 def _begins_named_place(norm: str, place, end: int) -> bool:
@@ -89,7 +94,8 @@ class AddressDetector(Component):
         person = files.load("lexicons/person_context.tsv")
         self.version = combine_digests({r.name: r.digest for r in (verbs, cues, endings, units, stops, person)})
         self._verb = re.compile(alternation(verbs.words()))
-        self._cue = re.compile(rf"(?:{alternation(cues.words())}|出生于(?![0-9])|(?<![发产寄滋衍])生于(?![0-9]))\s*[:：]?\s*")
+        self._cue = re.compile(rf"(?:{alternation(cues.words())}|出生于(?![0-9])|"
+                               rf"(?<![发产寄滋衍])生于(?![0-9]))\s*[:：]?\s*")
         named = alternation(endings.words("named"))
         unit = alternation(units.words()) + "|F(?![A-Za-z])"
         # A named component: a name that ends in a place word (幸福小区), or in a numbered part (朝晖五区).
@@ -99,9 +105,11 @@ class AddressDetector(Component):
         self._numbered = re.compile(rf"{_NUM}\s?(?:{unit})|[0-9]+(?:\s?(?:-+|_|~)\s?[0-9]+){{1,3}}(?:号|室)?(?![0-9])"
                                     r"|[0-9]+(?:、[0-9]+)+(?:号|室)")   # 167、169、171号
         # What ends an address even when a place word follows: clause punctuation, a clinical or function word.
-        self._stop_inside = re.compile(r"[，。,；;：:（）()\s]|(?<![0-9])、|、(?![0-9])|" + alternation(stops.words("inside")))
+        self._stop_inside = re.compile(r"[，。,；;：:（）()\s]|(?<![0-9])、|、(?![0-9])|"
+                                       r"" + alternation(stops.words("inside")))
         # Where an address starts with neither a division nor a cue: a road with a house number, or a named place
-        # with a building or unit number (东明锦园7-2225, 国大全城小区136栋). The name is taken back to a clause boundary.
+        # with a building or unit number (东明锦园7-2225, 国大全城小区136栋). The name is taken back to a clause
+        # boundary.
         self._anchor = re.compile(rf"(?:{alternation(endings.words('anchor'))})"
                                   rf"(?=[-_ ]?{_NAME_PART}{{0,8}}?{_NUM}\s?(?:号|栋|幢|座|单元|弄|巷|期|队|组|区|楼|层)"
                                   rf"|[0-9]+[-_][0-9]|{_NAME_PART}{{1,8}}?(?:{named}))")
@@ -113,7 +121,8 @@ class AddressDetector(Component):
                                         rf"(?!\s?(?:{_TIME_UNIT}|{_METRIC_UNIT}|[条支圈根个处枚例针周时秒度])))")
         # What ends the rest of an address phrase: a clinical, narrative or working word (address_stops.tsv), a
         # title or a verb of saying (person_context.tsv), and words that need a look around them: 与 unless a road
-        # follows, 行 unless a bank (建行, 中行), 职工 unless its housing (职工住宅楼), 学生 unless 大学生, 人 ending a word.
+        # follows, 行 unless a bank (建行, 中行), 职工 unless its housing (职工住宅楼), 学生 unless 大学生, 人 ending a
+        # word.
         self._rest_stop = re.compile(r"[因于在至去到者的了为及等被从向往]|与(?![^，。,；;与]{1,8}?(?:路|街|大道|线))"
                                      r"|(?<![银商车发支分建中工农交招])行(?!政|业)|(?:职工|员工)(?!住宅|宿舍|公寓|新村|小区|楼|之家)"
                                      r"|(?<!大)学生|人(?=$|[^\u4e00-\u9fa5A-Za-z0-9])|"
@@ -124,7 +133,8 @@ class AddressDetector(Component):
         business = alternation(endings.words("business"))
         self._place_tail = re.compile(rf"(?:{_NUM}\s?(?:{unit})|[0-9]+(?:[-_][0-9]+)*"
                                       rf"|(?:(?![的了症痛疗查哪那])[{_CJK}A-Za-z]){{0,8}}?(?:{named}|{business})"
-                                      rf"|[{_CJK}]{{1,8}}?[0-9]+(?:号|号楼|栋|幢|单元|室)|[{_CJK}]{{1,8}}?[0-9]{{2,5}}(?![0-9]))+")   # 陈家12号
+                                      rf"|[{_CJK}]{{1,8}}?[0-9]+(?:号|号楼|栋|幢|单元|室)|"
+                                      rf"[{_CJK}]{{1,8}}?[0-9]{{2,5}}(?![0-9]))+")   # 陈家12号
         # What makes the words after a bare cue an address: a number or a place word.
         self._place_evidence = re.compile(rf"[0-9]|{named}")
 
@@ -182,7 +192,8 @@ class AddressDetector(Component):
             if not has_admin and starts[start] == "cue" and not self._place_evidence.search(norm, start, end):
                 continue   # 家住本地, 现住院: a cue and a word, not an address
             tier = address_tier(fine)
-            why = ("address.fine" if fine else "address.admin") + ("" if starts[start] == "gazetteer" else "_" + starts[start])
+            opened_by = "" if starts[start] == "gazetteer" else "_" + starts[start]
+            why = ("address.fine" if fine else "address.admin") + opened_by
             kind = "dictionary" if has_admin else "pattern"
             spans.append(make_span(text, start, end, EntityType.ADDRESS, tier, kind, self.SCORES[kind], why,
                                    admin_parts=tuple((text[start:part_end], level) for part_end, level in admin_parts),

@@ -6,10 +6,13 @@ from dataclasses import dataclass
 from datetime import date
 from functools import cached_property
 from types import MappingProxyType
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from deid.spans import Span
 from deid.text import clauses, normalize
+
+if TYPE_CHECKING:
+    from deid.vocabulary import WordIndex
 
 
 @dataclass
@@ -17,7 +20,7 @@ class Document:
     """One note. `norm` is the length-preserving normalized text that patterns run on."""
     text: str
     ner: list[tuple[int, int, str]] | None = None  # (start, end, PER|LOC|ORG), filled by the NER component
-    clinical: "WordIndex | None" = None  # clinical words (start, end), found once by the vocabulary
+    clinical: WordIndex | None = None  # clinical words (start, end), found once by the vocabulary
     note_date: date | None = None          # when the note was written (a birth year's age is counted from it)
 
     @cached_property
@@ -29,7 +32,7 @@ class Document:
         return clauses(self.norm)
 
     def ner_of(self, label: str) -> list[tuple[int, int]]:
-        return [(s, e) for s, e, l in (self.ner or ()) if l == label]
+        return [(s, e) for s, e, tag in (self.ner or ()) if tag == label]
 
 
 class Component:

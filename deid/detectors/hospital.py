@@ -1,10 +1,10 @@
 """HOSPITAL: the curated dictionary (official names, aliases, English names) plus a pattern for
-institutions that are not in it: a proper prefix (a place, a person's or a university's name, an
-ordinal) followed by a health-facility ending (医院, 人民医院, 妇幼保健院, 卫生院, 社区卫生服务中心, 精神卫生中心, 诊所 ...:
-resources/lexicons/health_facility_endings.txt). A department alone (心内科) or a generic phrase (当地医院, 县医院, 我院)
-is not a hospital; a place and a specialty are (福州肺科医院). A span that ends in a health-facility ending records it
-in `facility`: merge lets it win over an address reading of the same characters (an alias or a colloquial name such
-as 浙一 or 赣州市一院 is no such evidence).
+institutions that are not in it: a proper prefix (a place, a person's or a university's name, an ordinal) followed by a
+health-facility ending (医院, 人民医院, 妇幼保健院, 卫生院, 社区卫生服务中心, 精神卫生中心, 诊所 ...:
+resources/lexicons/health_facility_endings.txt). A department alone (心内科) or a generic phrase (当地医院, 县医院,
+我院) is not a hospital; a place and a specialty are (福州肺科医院). A span that ends in a health-facility ending
+records it in `facility`: merge lets it win over an address reading of the same characters (an alias or a colloquial
+name such as 浙一 or 赣州市一院 is no such evidence).
 """
 from __future__ import annotations
 
@@ -35,8 +35,10 @@ _LEADING_NUMBER = re.compile(r"[0-9][0-9\-./:]*(?=[\u4e00-\u9fa5])")
 # What may follow a clinical-looking word inside a name: a place or a clan (葫芦|岛市, 风团|镇, 黄|氏).
 _PLACE_OR_CLAN = re.compile(r"镇|乡|村|街道|氏|岛|山|湖|江|河")
 _CONTEXT_LEFT = re.compile(r"(?:在|于|转|赴|至|到|去|来|往|诊于|转诊至|来自|曾在|就诊)\s*$")
-_CONTEXT_RIGHT = re.compile(r"^\s*(?:就诊|住院|治疗|手术|复查|随访|确诊|诊断|行|查|门诊|急诊|住|看|求治|诊治|会诊|转诊)")
-_COLLOQUIAL = re.compile(r"(?:市|县|区)?(?:第?[一二三四五六七八九]院|附[一二三四五六七八]院?|妇保院|妇幼|医大[一二三四五六七八]院)(?![\u4e00-\u9fa5]{0,3}(?:医院|保健院|保健所|科))")
+_CONTEXT_RIGHT = re.compile(r"^\s*(?:就诊|住院|治疗|手术|复查|随访|确诊|诊断|行|查|门诊|急诊|住|看|求治|诊治|会诊|"
+                            r"转诊)")
+_COLLOQUIAL = re.compile(r"(?:市|县|区)?(?:第?[一二三四五六七八九]院|附[一二三四五六七八]院?|妇保院|妇幼|"
+                         r"医大[一二三四五六七八]院)(?![\u4e00-\u9fa5]{0,3}(?:医院|保健院|保健所|科))")
 _SCHOOL_RIGHT = re.compile(r"^(?:医学院|医科大学|大学|学院)")
 
 
@@ -85,13 +87,15 @@ class HospitalDetector(Component):
         # Where a name's prefix starts: after a word of going, choosing or asking (就诊于, 推荐), or a character of
         # grammar or care (于, 在, 转, 的, 看).
         self._prefix_stop = re.compile(alternation(words.words("prefix_stop"))
-                                       + "|[于在至到赴转经去往及与、由从我外曾行予后入住诉因示见即既往来的看治做查好最这那哪有]")
+                                       + "|"
+                                         "[于在至到赴转经去往及与、由从我外曾行予后入住诉因示见即既往来的看治做查好最这那哪有]")
         # Clinical words that do name real specialist hospitals (肿瘤医院, 皮肤病医院); any other clinical word
         # before 医院 makes a description (上海胃癌医院, 银屑病医院), not a name.
         self._specialty = re.compile(alternation(words.words("specialty")) + "|结核病?")
         # Words that on their own do not name an institution (当地, 三甲, 上级, 该).
-        self._generic = re.compile(alternation(words.words("generic")) + "|上一?级|下一?级|[某该县市省区乡镇村各其此原]")
-        self._suffix = re.compile("|".join(map(re.escape, sorted(set(endings.lines()), key=len, reverse=True))))
+        self._generic = re.compile(alternation(words.words("generic")) + "|上一?级|下一?级|"
+                                                                         "[某该县市省区乡镇村各其此原]")
+        self._suffix = re.compile(alternation(endings.words()))
         self.entries: list[_Entry] = []
         auto = ahocorasick.Automaton()
         for row in res.rows():
@@ -208,6 +212,7 @@ class HospitalDetector(Component):
     def _describes(self, prefix: str) -> bool:
         """A clinical word stands in the prefix that is neither a specialty nor part of a place or a clan name
         (葫芦 of 葫芦岛市, 风团 of 风团镇, 黄氏)."""
-        named = [m.span() for m in self._specialty.finditer(prefix)] + [(s, e) for s, e, _ in self.gazetteer.find(prefix)]
+        named = ([m.span() for m in self._specialty.finditer(prefix)]
+                 + [(s, e) for s, e, _ in self.gazetteer.find(prefix)])
         return any(not any(ns < e and s < ne for ns, ne in named) and not _PLACE_OR_CLAN.match(prefix, e)
                    for s, e in self.vocabulary.matches(prefix))

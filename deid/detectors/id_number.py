@@ -33,7 +33,7 @@ def division_codes() -> frozenset[str]:
 
 
 def check_char(first17: str) -> str:
-    return _CHECK[sum(int(d) * w for d, w in zip(first17, _WEIGHTS)) % 11]
+    return _CHECK[sum(int(d) * w for d, w in zip(first17, _WEIGHTS, strict=True)) % 11]
 
 
 def _valid_date(y: int, m: int, d: int) -> bool:

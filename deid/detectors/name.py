@@ -21,8 +21,9 @@ from deid.text import is_cjk
 from deid.vocabulary import TREATED_WITH, ClinicalVocabulary, WordIndex
 
 # Characters that do not occur in given names: grammatical words and medical morphemes (关节痛, 阿托品, 任脉).
-_NOT_GIVEN = set("男女性岁因于在患诉述主入出院以及和与等的了是为有无行经予今昨前后左右上下内外中伴并未已再又均可见示查术"
-                 "期间次年月日天时分个名位例号床科室病症炎痛热咳喘吐泻诊治疗手签字医护师生长任教授查房说讲称表要认觉看听来去"
+_NOT_GIVEN = set("男女性岁因于在患诉述主入出院以及和与等的了是为有无行经予今昨前后左右上下内外"
+                 "中伴并未已再又均可见示查术期间次年月日天时分个名位例号床科室病症炎痛热咳喘吐"
+                 "泻诊治疗手签字医护师生长任教授查房说讲称表要认觉看听来去"
                  "尿液脉穴品酸素胺醇钠钾片丸散汤膏剂霉菌毒瘤癌部肋节血压糖脂肝肾肺脑胃肠多"
                  "，。、；：（）() ")
 # Where the model drew the boundaries, only these are refused in a given name: grammar and medical morphemes
@@ -34,10 +35,12 @@ _GRAMMAR = set("男女性岁因于在的了是无与及等并") | _MEDICAL_MORPH
 _BOUNDARY = set("男女因于在诉述以及和与等的了是为有无行经予今昨前后伴并未已再又均之，。、；：（）() ,.;:\n\t")
 
 # 张某, 欧阳某某: surname + 某; not when the surname character ends a word (其某, 该某).
-_SOMEONE = re.compile(r"某某?(?![\u4e00-\u9fa5]{0,2}(?:医院|卫生院|诊所|单位|公司|地|处|时|日|年|月|省|市|县|区|镇|村|路))")
+_SOMEONE = re.compile(r"某某?(?![\u4e00-\u9fa5]{0,2}(?:医院|卫生院|诊所|单位|公司|地|处|时|日|年|月|省|市|县|区|镇|村|"
+                      r"路))")
 # After a cue, a word in Latin letters is a name (总监Eric, 执行董事leo, 签名：BenBell); acronyms (CT, MRI) are not.
 # Nor Roman numerals (患者为iv期胃癌).
-_LATIN_AFTER_CUE = re.compile(r"(?![ivxlIVXL]+(?![A-Za-z]))(?:[A-Z][a-z]{2,}|[a-z]{3,})(?:[A-Z][a-z]+){0,2}(?![A-Za-z0-9])")
+_LATIN_AFTER_CUE = re.compile(r"(?![ivxlIVXL]+(?![A-Za-z]))(?:[A-Z][a-z]{2,}|"
+                              r"[a-z]{3,})(?:[A-Z][a-z]+){0,2}(?![A-Za-z0-9])")
 # A speaker's label heads a line of a transcript or an interview (金石开：建议关注主队): a name without a cue
 # word. Not before a number or a sign, which a field label takes (谷丙:45, 宫高:32cm).
 _SPEAKER = re.compile(r"(?:^|(?<=[\n。!?]))([\u4e00-\u9fa5]{2,4}):(?=[\u4e00-\u9fa5“\"'])")
@@ -106,7 +109,8 @@ class NameDetector(Component):
         drug_stems = files.load("lexicons/drug_stems.txt")
         self.version = combine_digests({"surnames": surnames.digest, "stop": stop.digest,
                                                   "vocabulary": self.vocabulary.version,
-                                                  "syllables": syllables.digest, "pinyin_surnames": pinyin_surnames.digest,
+                                                  "syllables": syllables.digest,
+                                                  "pinyin_surnames": pinyin_surnames.digest,
                                                   "eponym_heads": heads.digest, "person_context": context.digest,
                                                   "transliteration": transliteration.digest, "clubs": clubs.digest,
                                                   "drug_stems": drug_stems.digest})
@@ -245,7 +249,8 @@ class NameDetector(Component):
         if text[start] in _ANATOMY_SURNAMES and (prev and (prev in _ORGANS or prev.isascii() and prev.isalnum())
                                                  or _LANDMARK_AFTER.match(text, end)):
             return True
-        return bool(_DOSE.match(text, after) or TREATED_WITH.search(text, max(0, start - 5), start))   # 口服瑞宁德, 予卓迪
+        # a dose after it, or a treatment verb before it (口服瑞宁德, 予卓迪)
+        return bool(_DOSE.match(text, after) or TREATED_WITH.search(text, max(0, start - 5), start))
 
     def detect(self, doc: Document) -> list[Span]:
         text = doc.norm
@@ -254,7 +259,8 @@ class NameDetector(Component):
         found: dict[tuple[int, int], Span] = {}
 
         def add(s: int, e: int, kind: str, why: str):
-            cued = kind != "ner" or bool(self._role_after.match(text, e))   # a cue or a role outweighs a same-letter word
+            # a cue or a role outweighs a same-letter word
+            cued = kind != "ner" or bool(self._role_after.match(text, e))
             if (not self.plausible(text[s:e], text[e:e + 4], model=kind == "ner")
                     or self.clinical_word(text, s, e, clinical, cued=cued)):
                 return

@@ -62,7 +62,8 @@ class WorkplaceDetector(Component):
         return spans
 
     def _name_end(self, norm: str, pos: int) -> int | None:
-        """The end of the longest organisation name from pos (杭州市第一中学 of 杭州市第一中学任教, not 杭州市第一中)."""
+        """The end of the longest organisation name from pos (杭州市第一中学 of 杭州市第一中学任教, not
+        杭州市第一中)."""
         end = None
         while m := self._name.match(norm, end or pos):
             end = m.end()
@@ -75,6 +76,7 @@ class WorkplaceDetector(Component):
         if ending is None:
             return None
         start = end - len(ending)
-        while start > 0 and end - start < 20 and norm[start - 1] not in _NAME_OPENER and re.match(_NAME_CHARS, norm[start - 1]):
+        while (start > 0 and end - start < 20 and norm[start - 1] not in _NAME_OPENER
+               and re.match(_NAME_CHARS, norm[start - 1])):
             start -= 1
         return start if start < end - len(ending) else None
