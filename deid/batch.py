@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import signal
-import threading
-from contextlib import contextmanager
 
 import pyarrow as pa
 
-from deid.pipeline import LEVELS, NoteError, Pipeline
-from deid.spans import NoteContext, split_spans
+from deid.pipeline import LEVELS, Note, NoteResult, Pipeline, time_budget_s
+from deid.pipeline import joined_note as joined_note  # the job's affected-notes scan reads notes so too
+from deid.spans import NoteContext
 
 SPAN_STRUCT = pa.struct([
     ("field", pa.string()), ("span_start", pa.int32()), ("span_end", pa.int32()), ("entity_type", pa.string()),
@@ -43,7 +41,8 @@ TRANSIENT_ERRORS = frozenset({"LlmUnavailable", "NoteTimeout"})
 
 # Analysed once before a processor's first budgeted batch: the pipeline builds some indexes on first use (the
 # clinical vocabulary takes about 2 s), which is no note's time.
-WARM_UP = "患者张建国，男，52岁，手机13812345678，身份证号110101197003077513，于北京协和医院就诊，现住北京市东城区东单北大街1号。"
+WARM_UP = ("患者张建国，男，52岁，手机13812345678，身份证号110101197003077513，于北京协和医院就诊，"
+           "现住北京市东城区东单北大街1号。")
 
 
 def _contexts(batch: pa.RecordBatch, ids: list) -> list[tuple[NoteContext, dict]]:
@@ -54,60 +53,13 @@ def _contexts(batch: pa.RecordBatch, ids: list) -> list[tuple[NoteContext, dict]
     persons, days, times = column("person_id"), column("note_date"), column("note_datetime")
     return [(NoteContext(person, note_id, day or (time.date() if time else None)),
              {"note_date": day, "note_datetime": time})
-            for note_id, person, day, time in zip(ids, persons, days, times)]
-
-
-class NoteTimeout(BaseException):
-    """A time budget ran out. Not an Exception, so that no `except Exception` inside a detector swallows it."""
-
-
-@contextmanager
-def time_budget(seconds: float):
-    """Raise NoteTimeout in the block after `seconds` (0: never). The SIGALRM handler runs between two bytecodes
-    of the main thread, so it stops a pure-Python loop; one long call into C finishes first. Spark's Python
-    worker calls the mapInArrow function in its main thread."""
-    if not seconds:
-        yield
-        return
-    if threading.current_thread() is not threading.main_thread():
-        raise RuntimeError("limits.note_time_budget_s uses SIGALRM, which only the main thread receives; "
-                           "set it to 0 to run without a budget")
-
-    def expire(signum, frame):
-        raise NoteTimeout
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        try:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-        finally:   # restored even when the alarm goes off on the line above
-            signal.signal(signal.SIGALRM, previous)
-
-
-def time_budget_s(config) -> float:
-    """Seconds one pipeline call may take (0: unbounded): limits.note_time_budget_s, plus, with the LLM stage on,
-    the longest its own timeout and retries let a request take, so that the budget never cuts the LLM short."""
-    budget = config.note_time_budget_s
-    if budget and config.llm.enabled:
-        budget += config.llm.client.timeout_s * (config.llm.client.retries + 1)
-    return budget
+            for note_id, person, day, time in zip(ids, persons, days, times, strict=True)]
 
 
 def text_digest(secret: bytes | None, text: str) -> str | None:
     if not secret:
         return None
     return hmac.new(secret, text.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:32]
-
-
-# Between title and text when they are analysed together: a sentence boundary for every detector and chunker.
-SEPARATOR = "\n"
-
-
-def joined_note(title: str | None, text: str | None) -> str:
-    """Title and text as the pipeline analyses them."""
-    return f"{title or ''}{SEPARATOR}{text or ''}"
 
 
 def _read_strings(column: pa.Array) -> list:
@@ -144,6 +96,8 @@ class BatchProcessor:
         self.warm = True
 
     def process(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        """Each row through Pipeline.process_notes, the one path of a note; a row whose title or text is not
+        valid UTF-8 is quarantined before it."""
         if not self.warm:
             self.warm_up()
         ids = batch.column("note_id").to_pylist()
@@ -151,71 +105,34 @@ class BatchProcessor:
         texts = _read_strings(batch.column("note_text"))
         contexts = _contexts(batch, ids)
         rows = [None] * len(ids)
-        good = []
-        for i, (title, text) in enumerate(zip(titles, texts)):
-            bad = next((v for v in (title, text) if isinstance(v, Exception)), None)
-            if bad is not None:
+        readable = []
+        for i, (title, text) in enumerate(zip(titles, texts, strict=True)):
+            if any(isinstance(v, Exception) for v in (title, text)):
                 rows[i] = self._failed(ids[i], "decode", "InvalidEncoding", "note text is not valid UTF-8")
-                continue
-            try:
-                self.pipeline.check(joined_note(title, text))
-            except NoteError as exc:
-                rows[i] = self._failed(ids[i], "validate", type(exc).__name__, str(exc))
-                continue
-            good.append(i)
-        self._run(good, ids, titles, texts, contexts, rows)
+            else:
+                readable.append(i)
+        results = self.pipeline.process_notes([Note(texts[i], titles[i], *contexts[i]) for i in readable],
+                                              budget_s=self.budget_s)
+        for i, result in zip(readable, results, strict=True):
+            rows[i] = self._row(ids[i], result)
         return pa.RecordBatch.from_pylist(rows, schema=RESULT)
 
-    def _run(self, idx: list[int], ids, titles, texts, contexts, rows) -> None:
-        """Process notes together; if that fails, one by one so only the failing note is quarantined.
-        Title and text are analysed as one string (one LLM request per chunk, not one more for the title)
-        and masked separately."""
-        if not idx:
-            return
-        try:
-            with time_budget(self.budget_s):
-                analyses = self.pipeline.analyze_batch([joined_note(titles[i], texts[i]) for i in idx],
-                                                       [contexts[i][0] for i in idx])
-                outputs = [self._mask(titles[i], texts[i], a, *contexts[i]) for i, a in zip(idx, analyses)]
-        except (Exception, NoteTimeout) as exc:  # noqa: BLE001 - any failure must quarantine, never pass a note through
-            if len(idx) == 1:
-                i = idx[0]
-                rows[i] = self._failed(ids[i], "detect", *self._failure(exc))
-                return
-            for i in idx:
-                self._run([i], ids, titles, texts, contexts, rows)
-            return
-        quarantine_on_llm_failure = self.pipeline.config.llm.on_failure == "quarantine"
-        for i, a, row in zip(idx, analyses, outputs):
-            if a.llm_status.startswith("failed") and quarantine_on_llm_failure:
-                rows[i] = self._failed(ids[i], "llm", "LlmUnavailable",
-                                       f"the LLM call failed ({a.llm_status.split(':', 1)[1]}); the note was not written")
-                rows[i]["prompt_tokens"] = a.prompt_tokens
-                continue
-            rows[i] = {"note_id": ids[i], "status": "ok", "stage": None, "error_class": None, "message": None,
-                       **row, "llm_status": a.llm_status, "prompt_tokens": a.prompt_tokens,
-                       "completion_tokens": a.completion_tokens}
-
-    def _failure(self, exc: BaseException) -> tuple[str, str]:
-        """The error class and message of a note that failed in detection."""
-        if isinstance(exc, NoteTimeout):
-            return "NoteTimeout", f"the note was still being analysed after its time budget of {self.budget_s:g} s"
-        return type(exc).__name__, "the detector pipeline raised an error"
-
-    def _mask(self, title: str | None, text: str | None, analysis, context: NoteContext, dates: dict) -> dict:
-        title_spans, text_spans = split_spans(analysis.spans, len(title or ""), len(title or "") + len(SEPARATOR))
-        row, spans = {}, []
-        masker = self.pipeline.masker
+    def _row(self, note_id, result: NoteResult) -> dict:
+        if result.failure:
+            f = result.failure
+            row = self._failed(note_id, f.stage, f.error_class, f.message)
+            row["prompt_tokens"] = result.prompt_tokens
+            return row
+        row = {"note_id": note_id, "status": "ok", "stage": None, "error_class": None, "message": None,
+               "llm_status": result.llm_status, "prompt_tokens": result.prompt_tokens,
+               "completion_tokens": result.completion_tokens}
         for k in LEVELS:
-            for column, value in dates.items():
-                row[f"masked_{column}_l{k}"] = masker.mask_date_value(value, k, context)
-        for field, value, found in (("title", title, title_spans), ("text", text, text_spans)):
-            masked, counts = self.pipeline.mask(value or "", found, context=context)
-            for k in LEVELS:
-                row[f"masked_{field}_l{k}"] = None if value is None else masked[k]
-                row[f"masked_count_l{k}"] = row.get(f"masked_count_l{k}", 0) + counts[k]
-            spans += [self._span(f"note_{field}", s) for s in found]
-        row["spans"] = spans
+            for column, value in result.masked_dates[k].items():
+                row[f"masked_{column}_l{k}"] = value
+            for name in ("title", "text"):
+                row[f"masked_{name}_l{k}"] = result.masked[name][k]
+            row[f"masked_count_l{k}"] = result.masked_count[k]
+        row["spans"] = [self._span(f"note_{name}", s) for name in ("title", "text") for s in result.spans[name]]
         return row
 
     def _span(self, field: str, s) -> dict:

@@ -10,16 +10,14 @@ from deid.resources import data_dir, digest_bytes
 from deid.spans import EntityType
 
 DEFAULT_CONFIG = data_dir("conf") / "pipeline.yaml"
-KNOWN_COMPONENTS = ("ner", "id_number", "contact", "hospital", "address", "name", "std", "pregnancy", "date", "age",
-                    "identifiers", "workplace")
 
 
 # Settings that change how the work is done, not what is found: left out of the digest (and so of
 # pipeline_version), so that moving the LLM endpoint or tuning concurrency does not re-process every note.
 # The policies' content has its own digest; its path differs between the driver and the workers. The time budget
-# decides only whether a slow note finishes, not what is found in the notes that do.
-OPERATIONAL = {"ner": {"threads", "batch_size"},
-               "llm": {"base_url", "concurrency", "timeout_s", "retries", "backoff_s", "api_key_env", "on_failure"},
+# decides only whether a slow note finishes, not what is found in the notes that do. A component's own are
+# declared by it (`operational`, deid.detectors.registry).
+OPERATIONAL = {"llm": {"base_url", "concurrency", "timeout_s", "retries", "backoff_s", "api_key_env", "on_failure"},
                "limits": {"note_time_budget_s"},
                "policies": None}
 
@@ -30,12 +28,14 @@ class ConfigError(ValueError):
 
 def output_digest(doc: dict) -> str:
     """Digest of the settings that decide the output."""
+    from deid.detectors.registry import COMPONENTS
+    operational = {**{name: c.operational for name, c in COMPONENTS.items() if c.operational}, **OPERATIONAL}
     kept = {}
     for key, value in doc.items():
-        if key in OPERATIONAL and OPERATIONAL[key] is None:
+        if key in operational and operational[key] is None:
             continue
-        if key in OPERATIONAL and isinstance(value, dict):
-            value = {k: v for k, v in value.items() if k not in OPERATIONAL[key]}
+        if key in operational and isinstance(value, dict):
+            value = {k: v for k, v in value.items() if k not in operational[key]}
         kept[key] = value
     return digest_bytes(yaml.safe_dump(kept, sort_keys=True, allow_unicode=True).encode())
 
@@ -43,9 +43,7 @@ def output_digest(doc: dict) -> str:
 @dataclass(frozen=True)
 class PipelineConfig:
     components: tuple[str, ...]
-    ner_threads: int = 1
-    ner_batch_size: int = 64
-    ner_gate: bool = True
+    settings: dict = field(default_factory=dict)   # component -> its settings, defaults filled in
     type_priority: tuple[EntityType, ...] = ()
     policies_path: str = ""
     policy_preset: str | None = None   # None: the policy file's own `preset`
@@ -73,16 +71,22 @@ def load_config(path: str | Path | None = None, **overrides) -> PipelineConfig:
 
 def parse_config(doc: dict, base_dir: Path) -> PipelineConfig:
     """A config from its YAML document; a relative policies path is resolved against base_dir."""
-    components = tuple(doc.get("components", KNOWN_COMPONENTS))
-    unknown = [c for c in components if c not in KNOWN_COMPONENTS]
-    if unknown:
-        raise ConfigError(f"unknown pipeline components {unknown}; known: {', '.join(KNOWN_COMPONENTS)}")
-    ner = doc.get("ner") or {}
-    priority = tuple(EntityType(t) for t in (doc.get("merge") or {}).get("type_priority", [t.value for t in EntityType]))
-    if set(priority) != set(EntityType):
-        raise ConfigError("merge.type_priority must list every entity type once")
+    from deid.detectors.registry import COMPONENTS
     from deid.llm.stage import LlmConfig
-    from deid.merge import TIER_RULES
+    from deid.merge import DEFAULT_PRIORITY, TIER_RULES
+    components = tuple(doc.get("components", COMPONENTS))
+    unknown = [c for c in components if c not in COMPONENTS]
+    if unknown:
+        raise ConfigError(f"unknown pipeline components {unknown}; known: {', '.join(COMPONENTS)}")
+    for i, name in enumerate(components):
+        for needed in COMPONENTS[name].requires:
+            if needed in components[i:]:
+                raise ConfigError(f"components: {name} reads the {needed} annotation, so it must come after {needed}")
+    settings = {name: component_settings(name, cls.settings, doc.get(name)) for name, cls in COMPONENTS.items()}
+    priority = tuple(EntityType(t) for t in (doc.get("merge") or {}).get("type_priority",
+                                                                      [t.value for t in DEFAULT_PRIORITY]))
+    if len(priority) != len(EntityType) or set(priority) != set(EntityType):
+        raise ConfigError("merge.type_priority must list every entity type once")
     tier_rule = (doc.get("merge") or {}).get("tier_rule", "detectors_first")
     if tier_rule not in TIER_RULES:
         raise ConfigError(f"merge.tier_rule must be one of {', '.join(TIER_RULES)}")
@@ -101,9 +105,7 @@ def parse_config(doc: dict, base_dir: Path) -> PipelineConfig:
         policies = Path(base_dir) / policies
     return PipelineConfig(
         components=components,
-        ner_threads=int(ner.get("threads", 1)),
-        ner_batch_size=int(ner.get("batch_size", 64)),
-        ner_gate=bool(ner.get("gate", True)),
+        settings=settings,
         type_priority=priority,
         policies_path=str(policies),
         policy_preset=doc.get("policy_preset"),
@@ -114,3 +116,22 @@ def parse_config(doc: dict, base_dir: Path) -> PipelineConfig:
         digest=output_digest(doc),
         raw=doc,
     )
+
+
+def component_settings(name: str, declared, given) -> dict:
+    """A component's settings: its declared defaults, with what the config gives; a setting it does not declare,
+    or a value of another type than the default's, is refused."""
+    given = given or {}
+    if not isinstance(given, dict):
+        raise ConfigError(f"{name}: settings must be a mapping")
+    unknown = sorted(set(given) - set(declared))
+    if unknown:
+        known = ", ".join(declared) or "none"
+        raise ConfigError(f"{name}: unknown settings {unknown}; it has: {known}")
+    out = dict(declared)
+    for key, value in given.items():
+        kind = type(declared[key])
+        if isinstance(value, bool) != (kind is bool) or not isinstance(value, kind):   # True is an int too
+            raise ConfigError(f"{name}.{key} must be {kind.__name__}, not {type(value).__name__}")
+        out[key] = value
+    return out

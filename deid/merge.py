@@ -14,16 +14,17 @@ Its tier, among same-type spans, follows `tier_rule`:
 - llm_first: the LLM's tier where it gave one, else the detectors'.
 A span of another type swallowed by the winner can still only raise its sensitivity.
 
-Before length decides, evidence does, between an address and a span whose type rests on a structure (`_by_evidence`):
-a number with a valid phone, ID, account, certificate, plate or record structure, or a health facility (a HOSPITAL
-that ends in a health-facility ending: its detector records it in `facility`) keeps its characters whatever the address detector
-read there, and the address keeps only the parts that hold address evidence of their own (a division, a named place,
-a house or building number: the components the address detector records in `evidence`). So 家属电话138-1234-5678 is a
-phone and no address (its building-number reading was the phone), 乘坐陕A1F52N小型轿车 a plate, 浣纱路356号杭州市第一
-人民医院 an address and a hospital; and a place name the address took right before a facility's name
-(杭州市西湖区|留下街道社区卫生服务中心) is the start of that name, so the HOSPITAL takes it. A facility that an address
-goes on past with components of its own (仓后57号温州市人民医院|17幢11楼) is a landmark inside the address, which stays
-whole. (That an address never starts at a verb, 乘坐|..., 拨打|..., is the address detector's: lexicons/place_verbs.txt.)
+Before length decides, evidence does, between an address and a span whose type rests on a structure (`_by_evidence`): a
+number with a valid phone, ID, account, certificate, plate or record structure, or a health facility (a HOSPITAL that
+ends in a health-facility ending: its detector records it in `facility`) keeps its characters whatever the address
+detector read there, and the address keeps only the parts that hold address evidence of their own (a division, a named
+place, a house or building number: the components the address detector records in `evidence`). So 家属电话138-1234-5678
+is a phone and no address (its building-number reading was the phone), 乘坐陕A1F52N小型轿车 a plate,
+浣纱路356号杭州市第一人民医院 an address and a hospital; and a place name the address took right before a facility's
+name (杭州市西湖区|留下街道社区卫生服务中心) is the start of that name, so the HOSPITAL takes it. A facility that an
+address goes on past with components of its own (仓后57号温州市人民医院|17幢11楼) is a landmark inside the address,
+which stays whole. (That an address never starts at a verb, 乘坐|..., 拨打|..., is the address detector's:
+lexicons/place_verbs.txt.)
 """
 from __future__ import annotations
 
@@ -100,10 +101,12 @@ def _by_evidence(spans: list[Span]) -> list[Span]:
 
 
 def _landmark(address: Span, rival: Span) -> bool:
-    """A facility inside an address that goes on past it with evidence of its own (温州市人民医院|17幢11楼, 人民医院|对面
-    麒麟郡小区): the phrase ends in no facility ending, so it is an address that names the facility on the way."""
+    """A facility inside an address that goes on past it with evidence of its own (温州市人民医院|17幢11楼,
+    人民医院|对面麒麟郡小区): the phrase ends in no facility ending, so it is an address that names the facility on
+    the way."""
     return (rival.entity_type is EntityType.HOSPITAL and address.end > rival.end
-            and any(address.start + e > rival.end and kind != "cue" for _s, e, kind in address.attrs.get("evidence", ())))
+            and any(address.start + e > rival.end and kind != "cue"
+                    for _s, e, kind in address.attrs.get("evidence", ())))
 
 
 def _outside(span: Span, against: list[Span]) -> list[tuple[int, int]]:
@@ -139,7 +142,8 @@ def _part(span: Span, start: int, end: int, kinds: set[str]) -> Span:
     admin_only = kinds == {"admin"}
     evidence = tuple((s + span.start - start, e + span.start - start, k) for s, e, k in span.attrs.get("evidence", ())
                      if start <= span.start + s and span.start + e <= end)
-    attrs = {**span.attrs, "evidence": evidence, "granularity": "admin" if admin_only else span.attrs.get("granularity")}
+    granularity = "admin" if admin_only else span.attrs.get("granularity")
+    attrs = {**span.attrs, "evidence": evidence, "granularity": granularity}
     return span.with_(start=start, end=end, text=span.text[start - span.start:end - span.start],
                       tier=2 if admin_only else span.tier, explanation=span.explanation + "+cut", attrs=attrs)
 
@@ -171,7 +175,8 @@ def _merge_group(spans: list[Span], rank: dict, tier_rule: str) -> list[Span]:
         absorbed = [s for s in spans if s.overlaps(w)]
         same = [s for s in absorbed if s.entity_type == w.entity_type]
         sources = frozenset().union(*(s.sources for s in same))
-        swallowed = [s.tier for s in absorbed if s.entity_type != w.entity_type and w.start <= s.start and s.end <= w.end]
+        swallowed = [s.tier for s in absorbed
+                     if s.entity_type != w.entity_type and w.start <= s.start and s.end <= w.end]
         tier = min([_tier(same, tier_rule), *swallowed])
         out.append(w.with_(sources=sources, tier=tier, score=max(s.score for s in same)))
     return sorted(out, key=lambda s: s.start)
@@ -180,8 +185,8 @@ def _merge_group(spans: list[Span], rank: dict, tier_rule: str) -> list[Span]:
 def _remainders(ordered: list[Span], winners: list[Span]) -> list[Span]:
     """The parts of a losing detector span that no winner covers (where neither span has the evidence _by_evidence
     weighs, the longer wins and the shorter keeps what sticks out of it), so two detectors disagreeing on a boundary
-    never unmask text either would mask. Parts shorter than two characters are dropped, and so is a span that overlaps a winner of its own
-    type (that winner settled the boundary); an LLM span that loses is wrong, not cut."""
+    never unmask text either would mask. Parts shorter than two characters are dropped, and so is a span that
+    overlaps a winner of its own type (that winner settled the boundary); an LLM span that loses is wrong, not cut."""
     out: list[Span] = []
     for span in ordered:
         if span.detector == "llm" or span in winners or any(

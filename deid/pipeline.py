@@ -4,33 +4,26 @@ Built once per process from a config; `process(text)` is pure apart from the tim
 """
 from __future__ import annotations
 
+import signal
+import threading
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources as importlib_resources
 
 from deid import __version__
+from deid.allow_list import NAME as ALLOW_LIST
 from deid.allow_list import AllowList
 from deid.config import PipelineConfig, load_config
-from deid.detectors.address import AddressDetector
 from deid.detectors.base import Document
-from deid.detectors.contact import ContactDetector
-from deid.detectors.date import AgeDetector, DateDetector
-from deid.detectors.hospital import HospitalDetector
-from deid.detectors.id_number import IdNumberDetector
-from deid.detectors.identifiers import IdentifierDetector
-from deid.detectors.medical import PregnancyDetector, StdDetector
-from deid.detectors.name import NameDetector
-from deid.detectors.ner import LacNer
-from deid.detectors.workplace import WorkplaceDetector
-from deid.gazetteer import Gazetteer
+from deid.detectors.registry import COMPONENTS, Shared, build
 from deid.masking import Masker, load_policies
 from deid.merge import merge
-from deid.resources import combine_digests, digest_bytes
-from deid.spans import NoteContext, Span
+from deid.resources import Resources, combine_digests, digest_bytes
+from deid.spans import NoteContext, Span, split_spans
 from deid.text import ReaderView
-from deid.vocabulary import ClinicalVocabulary
 
 LEVELS = (1, 2, 3)
 # Modules that decide nothing about what is found or how it is masked. Every other module of the package does
@@ -67,6 +60,89 @@ class NoteTooLarge(NoteError):
     pass
 
 
+class LlmUnavailable(NoteError):
+    """The LLM stage failed on a note and llm.on_failure is quarantine."""
+
+
+class NoteTimeout(BaseException):
+    """A time budget ran out. Not an Exception, so that no `except Exception` inside a detector swallows it."""
+
+
+@contextmanager
+def time_budget(seconds: float):
+    """Raise NoteTimeout in the block after `seconds` (0: never). The SIGALRM handler runs between two bytecodes
+    of the main thread, so it stops a pure-Python loop; one long call into C finishes first. Spark's Python
+    worker calls the mapInArrow function in its main thread."""
+    if not seconds:
+        yield
+        return
+    if threading.current_thread() is not threading.main_thread():
+        raise RuntimeError("limits.note_time_budget_s uses SIGALRM, which only the main thread receives; "
+                           "set it to 0 to run without a budget")
+
+    def expire(signum, frame):
+        raise NoteTimeout
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        try:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        finally:   # restored even when the alarm goes off on the line above
+            signal.signal(signal.SIGALRM, previous)
+
+
+def time_budget_s(config: PipelineConfig) -> float:
+    """Seconds one pipeline call may take (0: unbounded): limits.note_time_budget_s, plus, with the LLM stage on,
+    the longest its own timeout and retries let a request take, so that the budget never cuts the LLM short."""
+    budget = config.note_time_budget_s
+    if budget and config.llm.enabled:
+        budget += config.llm.client.timeout_s * (config.llm.client.retries + 1)
+    return budget
+
+
+# Between title and text when they are analysed together: a sentence boundary for every detector and chunker.
+SEPARATOR = "\n"
+FIELDS = ("title", "text")
+
+
+def joined_note(title: str | None, text: str | None) -> str:
+    """Title and text as the pipeline analyses them."""
+    return f"{title or ''}{SEPARATOR}{text or ''}"
+
+
+@dataclass(frozen=True)
+class Note:
+    """One NOTE row as the pipeline reads it: its title and text (either may be None), whose it is, and the row's
+    own date columns (note_date, note_datetime), masked as the text's dates are."""
+    text: str | None
+    title: str | None = None
+    context: NoteContext = NoteContext()
+    dates: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NoteFailure:
+    """Why a note has no output: where it failed, the error's class and a message free of note text."""
+    stage: str          # validate | detect | llm
+    error_class: str
+    message: str
+    error: BaseException | None = field(default=None, compare=False)   # to re-raise for a caller of one note
+
+
+@dataclass(frozen=True)
+class NoteResult:
+    spans: dict           # field (title, text) -> its spans, offsets in that field
+    masked: dict          # field -> level -> masked text (None where the field is None)
+    masked_count: dict    # level -> spans masked in title and text
+    llm_status: str = "off"
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    failure: NoteFailure | None = None
+    masked_dates: dict = field(default_factory=dict)   # level -> date column -> its masked value
+
+
 @dataclass(frozen=True)
 class Analysis:
     spans: list[Span]
@@ -86,41 +162,29 @@ class Result:
 
 
 class Pipeline:
-    def __init__(self, config: PipelineConfig | None = None, secret: bytes | None = None, llm_index=None):
-        """llm_index: a prebuilt retrieval index (the Spark job broadcasts one); built here when None."""
+    def __init__(self, config: PipelineConfig | None = None, secret: bytes | None = None, llm_index=None,
+                 resources: Resources | None = None):
+        """llm_index: a prebuilt retrieval index (the Spark job broadcasts one); built here when None.
+        resources: the dictionaries and lexicons every component reads; when None, the folder $DEID_RESOURCES
+        names (a Spark worker's copy of the driver's), else the package's, read here once."""
         self.config = config or load_config()
         self.policies = load_policies(self.config.policies_path, self.config.policy_preset)
         self.masker = Masker(self.policies, secret)
-        gazetteer = Gazetteer()
-        vocabulary = ClinicalVocabulary()
-        names = NameDetector(vocabulary)
-        gate = names.may_contain_name if self.config.ner_gate else None
-        factories = {
-            "ner": lambda: LacNer(self.config.ner_threads, self.config.ner_batch_size, gate),
-            "id_number": IdNumberDetector,
-            "contact": ContactDetector,
-            "hospital": lambda: HospitalDetector(gazetteer, vocabulary),
-            "address": lambda: AddressDetector(gazetteer, vocabulary),
-            "name": lambda: names,
-            "std": StdDetector,
-            "pregnancy": PregnancyDetector,
-            "date": DateDetector,
-            "age": AgeDetector,
-            "identifiers": IdentifierDetector,
-            "workplace": WorkplaceDetector,
-        }
-        self.components = [(name, factories[name]()) for name in self.config.components]
+        self.resources = resources or Resources.from_environment()
+        shared = Shared(self.resources)
+        self.components = build(self.config.components, shared, self.config.settings)
         self.llm = None
         if self.config.llm.enabled:
             from deid.llm.retrieval import build_index
             from deid.llm.stage import LlmStage
             self.llm = LlmStage(self.config.llm, llm_index or build_index())
-        self.allow_list = AllowList()
+        self.allow_list = AllowList(self.resources.load(ALLOW_LIST))
         self.timings: dict[str, float] = defaultdict(float)
         versions = {name: getattr(c, "version", "") for name, c in self.components}
         versions["allow_list"] = self.allow_list.version
         versions.update(code=__version__, config=self.config.digest, policies=self.policies.digest,
-                        gazetteer=gazetteer.version, vocabulary=vocabulary.version, llm=self.llm.version if self.llm else "off")
+                        gazetteer=shared.gazetteer.version, vocabulary=shared.vocabulary.version,
+                        llm=self.llm.version if self.llm else "off")
         versions["source"] = source_digest()
         self.component_versions = versions
         self.version = f"{__version__}+{versions['source'][:8]}.{combine_digests(versions)}"
@@ -145,11 +209,11 @@ class Pipeline:
             self.check(text)
         views = [ReaderView.of(t) for t in texts]
         dates = [c.note_date for c in contexts] if contexts else [None] * len(texts)
-        docs = [Document(v.text, note_date=d) for v, d in zip(views, dates)]
+        docs = [Document(v.text, note_date=d) for v, d in zip(views, dates, strict=True)]
         found: list[list[Span]] = [[] for _ in docs]
         for name, component in self.components:
             t0 = time.perf_counter()
-            if name == "ner":
+            if getattr(COMPONENTS[name], "provides", None):   # an annotation (NER tokens), not spans
                 component.tag_documents(docs)
             else:
                 for i, doc in enumerate(docs):
@@ -159,19 +223,21 @@ class Pipeline:
         if self.llm is not None:
             t0 = time.perf_counter()
             outcomes = self.llm.run([v.text for v in views])
-            for spans, outcome in zip(found, outcomes):
+            for spans, outcome in zip(found, outcomes, strict=True):
                 spans.extend(s for s in outcome.spans if s.entity_type in self.policies.types)
             self.timings["llm"] += time.perf_counter() - t0
         t0 = time.perf_counter()
         merged = [_in_note(text, view, self.allow_list.apply(merge(spans, self.config.type_priority,
                                                                    self.config.tier_rule)))
-                  for text, view, spans in zip(texts, views, found)]
+                  for text, view, spans in zip(texts, views, found, strict=True)]
         self.timings["merge"] += time.perf_counter() - t0
         if outcomes is None:
             return [Analysis(spans) for spans in merged]
-        return [Analysis(spans, o.status, o.prompt_tokens, o.completion_tokens) for spans, o in zip(merged, outcomes)]
+        return [Analysis(spans, o.status, o.prompt_tokens, o.completion_tokens)
+                for spans, o in zip(merged, outcomes, strict=True)]
 
-    def mask(self, text: str, spans: list[Span], levels=LEVELS, context: NoteContext | None = None) -> tuple[dict, dict]:
+    def mask(self, text: str, spans: list[Span], levels=LEVELS,
+             context: NoteContext | None = None) -> tuple[dict, dict]:
         t0 = time.perf_counter()
         masked, counts = {}, {}
         for level in levels:
@@ -180,18 +246,93 @@ class Pipeline:
         self.timings["masking"] += time.perf_counter() - t0
         return masked, counts
 
+    def process_notes(self, notes: list[Note], levels=LEVELS, budget_s: float = 0.0) -> list[NoteResult]:
+        """Every note's one path, the job's and the command line's: title and text joined as one string (one LLM
+        request per chunk, not one more for the title), checked, analysed with the other notes (the NER model's
+        batches are shared), split back into the title's spans and the text's, masked per field and level. A
+        note that fails is isolated: the notes are retried one by one, so only the failing note comes back with
+        a failure and no masked text. budget_s bounds one call (time_budget); a note that alone overruns it fails
+        with NoteTimeout."""
+        results: list[NoteResult | None] = [None] * len(notes)
+        valid = []
+        for i, note in enumerate(notes):
+            try:
+                for name in FIELDS:
+                    value = getattr(note, name)
+                    if value is not None and not isinstance(value, str):
+                        raise NoteError(f"note {name} must be a string, not {type(value).__name__}")
+                self.check(joined_note(note.title, note.text))
+            except NoteError as exc:
+                results[i] = _failed(NoteFailure("validate", type(exc).__name__, str(exc), exc))
+                continue
+            valid.append(i)
+        self._process_isolated(notes, valid, levels, budget_s, results)
+        return results
+
+    def process_note(self, note: Note, levels=LEVELS) -> NoteResult:
+        return self.process_notes([note], levels)[0]
+
+    def _process_isolated(self, notes: list[Note], idx: list[int], levels, budget_s: float, results: list) -> None:
+        if not idx:
+            return
+        try:
+            with time_budget(budget_s):
+                analyses = self.analyze_batch([joined_note(notes[i].title, notes[i].text) for i in idx],
+                                              [notes[i].context for i in idx])
+                outputs = [self._mask_note(notes[i], a, levels) for i, a in zip(idx, analyses, strict=True)]
+        except (Exception, NoteTimeout) as exc:  # noqa: BLE001 - any failure must fail the note, never pass it through
+            if len(idx) > 1:
+                for i in idx:
+                    self._process_isolated(notes, [i], levels, budget_s, results)
+                return
+            if isinstance(exc, NoteTimeout):
+                failure = NoteFailure("detect", "NoteTimeout",
+                                      f"the note was still being analysed after its time budget of {budget_s:g} s", exc)
+            else:
+                failure = NoteFailure("detect", type(exc).__name__, "the detector pipeline raised an error", exc)
+            results[idx[0]] = _failed(failure)
+            return
+        quarantine_on_llm_failure = self.config.llm.on_failure == "quarantine"
+        for i, a, result in zip(idx, analyses, outputs, strict=True):
+            if a.llm_status.startswith("failed") and quarantine_on_llm_failure:
+                message = f"the LLM call failed ({a.llm_status.split(':', 1)[1]}); the note was not written"
+                result = _failed(NoteFailure("llm", "LlmUnavailable", message, LlmUnavailable(message)),
+                                 a.prompt_tokens)
+            results[i] = result
+
+    def _mask_note(self, note: Note, analysis: Analysis, levels) -> NoteResult:
+        title_len = len(note.title or "")
+        spans = dict(zip(FIELDS, split_spans(analysis.spans, title_len, title_len + len(SEPARATOR)), strict=True))
+        masked, total = {}, dict.fromkeys(levels, 0)
+        for name in FIELDS:
+            value = getattr(note, name)
+            texts, counts = self.mask(value or "", spans[name], levels, note.context)
+            masked[name] = {k: None if value is None else texts[k] for k in levels}
+            total = {k: total[k] + counts[k] for k in levels}
+        dates = {k: {c: self.masker.mask_date_value(v, k, note.context) for c, v in note.dates.items()} for k in levels}
+        return NoteResult(spans, masked, total, analysis.llm_status, analysis.prompt_tokens,
+                          analysis.completion_tokens, masked_dates=dates)
+
     def process(self, text: str, levels=LEVELS, *, person_id=None, note_id=None, note_date=None) -> Result:
-        """One note's spans and its masked text per level. person_id (else note_id) keys the date shift; a date
-        without a year takes note_date's."""
+        """One note's spans and its masked text per level, as the job finds and masks a note's text (a note
+        without a title). person_id (else note_id) keys the date shift; a date without a year takes note_date's.
+        A note the pipeline refuses or fails on raises its error."""
         return self.process_many([text], levels, [NoteContext(person_id, note_id, note_date)])[0]
 
     def process_many(self, texts: list[str], levels=LEVELS, contexts: list[NoteContext] | None = None) -> list[Result]:
         contexts = contexts or [NoteContext()] * len(texts)
-        results = []
-        for text, context, a in zip(texts, contexts, self.analyze_batch(texts, contexts)):
-            masked, counts = self.mask(text, a.spans, levels, context)
-            results.append(Result(a.spans, masked, counts, a.llm_status, a.prompt_tokens, a.completion_tokens))
-        return results
+        for text in texts:
+            self.check(text)   # a text, not None: process_notes takes a NOTE row, whose text may be null
+        results = self.process_notes([Note(t, None, c) for t, c in zip(texts, contexts, strict=True)], levels)
+        failed = next((r.failure for r in results if r.failure), None)
+        if failed:
+            raise failed.error
+        return [Result(r.spans["text"], r.masked["text"], r.masked_count, r.llm_status, r.prompt_tokens,
+                       r.completion_tokens) for r in results]
+
+
+def _failed(failure: NoteFailure, prompt_tokens: int = 0) -> NoteResult:
+    return NoteResult({}, {}, {}, None, prompt_tokens, 0, failure)
 
 
 def _in_note(note: str, view: ReaderView, spans: list[Span]) -> list[Span]:

@@ -5,6 +5,7 @@ import csv
 import hashlib
 import io
 import os
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources as importlib_resources
@@ -53,16 +54,48 @@ class TextResource:
 
     def rows(self) -> list[dict[str, str]]:
         """TSV rows keyed by the header line; '#' lines are comments."""
-        body = "\n".join(l for l in self.content.splitlines() if l.strip() and not l.startswith("#"))
+        body = "\n".join(line for line in self.content.splitlines() if line.strip() and not line.startswith("#"))
         return [{k: (v or "").strip() for k, v in row.items()}
                 for row in csv.DictReader(io.StringIO(body), delimiter="\t")]
 
+    def words(self, use: str | None = None) -> list[str]:
+        """A word list's words: the lines of a .txt file; of a .tsv file (columns word, uses) the words whose
+        comma-separated `uses` name `use`."""
+        if use is None:
+            return self.lines()
+        return [r["word"] for r in self.rows() if use in r["uses"].split(",")]
+
+
+def alternation(words) -> str:
+    """A regular-expression alternation of literal words, the longest first: a word never hides a longer one it
+    begins (外孙 before 外孙女), and the order of a file's lines does not matter."""
+    return "|".join(map(re.escape, sorted(set(words), key=lambda w: (-len(w), w))))
+
+
+@dataclass(frozen=True)
+class Resources:
+    """One folder of dictionaries, lexicons and prompts. The pipeline opens one where it is built (reading
+    $DEID_RESOURCES there, once) and hands it to every component; a component built alone reads the package's."""
+    root: Path
+
+    @classmethod
+    def packaged(cls) -> Resources:
+        return cls(data_dir("resources"))
+
+    @classmethod
+    def from_environment(cls) -> Resources:
+        return cls(resources_dir())
+
+    def load(self, name: str) -> TextResource:
+        """A resource by its path under the folder; read again only when the file changes."""
+        path = self.root / name
+        st = path.stat()
+        return _load(str(path), st.st_mtime_ns, st.st_size, name)
+
 
 def load(name: str) -> TextResource:
-    """A resource by its path under resources/ (or $DEID_RESOURCES); read again only when the file changes."""
-    path = resources_dir() / name
-    st = path.stat()
-    return _load(str(path), st.st_mtime_ns, st.st_size, name)
+    """A resource by its path under resources/ (or $DEID_RESOURCES), for code outside the pipeline's components."""
+    return Resources.from_environment().load(name)
 
 
 @lru_cache(maxsize=256)

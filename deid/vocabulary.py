@@ -21,14 +21,15 @@ import ahocorasick
 from deid.gazetteer import places
 
 # Attributes of a subject whose values are clinical words (not prose, dosage, departments or populations).
-_WORD_ATTRIBUTES = ("成份", "适应症", "不良反应", "常见症状", "通用名", "商品名", "别称", "常见发病部位", "检查", "治疗",
-                    "相关疾病", "相关症状", "并发症", "临床症状及体征", "药物治疗", "相关药物")
+_WORD_ATTRIBUTES = ("成份", "适应症", "不良反应", "常见症状", "通用名", "商品名", "别称", "常见发病部位",
+                    "检查", "治疗", "相关疾病", "相关症状", "并发症", "临床症状及体征", "药物治疗", "相关药物")
 _BODY_ATTRIBUTES = ("常见发病部位",)
 _LONGEST_WORD = 12
 _WORD = re.compile(rf"^[\u4e00-\u9fa5]{{2,{_LONGEST_WORD}}}$")
 # A treatment verb right before a word makes it a drug, whatever it looks like (口服瑞宁德, 予卓迪, 加用阿柏西普),
 # with at most one character between (口服他|莫西芬 is 他莫西芬 cut by the NER model).
-TREATED_WITH = re.compile(r"(?:口服|服用|予以?|给予|加用|改用|联用|联合|使用|应用|静滴|静推|注射|外用|换用|序贯)[\u4e00-\u9fa5]?$")
+TREATED_WITH = re.compile(r"(?:口服|服用|予以?|给予|加用|改用|联用|联合|使用|应用|静滴|静推|注射|外用|换用|"
+                          r"序贯)[\u4e00-\u9fa5]?$")
 _PLACE_ENDINGS = ("地区", "省", "市", "县", "区", "氏")   # and clan names (黄氏)
 _QUALIFIER = re.compile(r"[［\[（(].*?[］\]）)]")
 
@@ -103,7 +104,7 @@ class ClinicalVocabulary:
         """Every clinical word in text, as (start, end); overlapping matches are all kept."""
         return [(end - n + 1, end + 1) for end, n in self._index.automaton.iter(text)]
 
-    def of(self, doc) -> "WordIndex":
+    def of(self, doc) -> WordIndex:
         """The clinical words of a note (a detectors.base.Document), found once and kept on it for every detector."""
         if doc.clinical is None:
             doc.clinical = WordIndex(self.matches(doc.norm))

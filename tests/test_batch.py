@@ -2,10 +2,11 @@
 import time
 
 import pyarrow as pa
+import pytest
 
 from deid.batch import BatchProcessor
 from deid.config import load_config
-from deid.pipeline import Pipeline
+from deid.pipeline import Note, NoteError, NoteTooLarge, Pipeline
 from deid.spans import EntityType, Span, split_spans
 
 
@@ -132,5 +133,45 @@ def test_dates_shift_per_person_in_the_text_and_in_the_row():
 
 def test_format_characters_inside_values_are_masked_in_the_jobs_path():
     text = "患者张\u200b三，电话138\u200d1234\u200e5678，邮箱li\u00adsi@example.com。"
-    out = BatchProcessor(Pipeline()).process(_batch([{"note_id": 1, "note_title": None, "note_text": text}])).to_pylist()
+    rows = [{"note_id": 1, "note_title": None, "note_text": text}]
+    out = BatchProcessor(Pipeline()).process(_batch(rows)).to_pylist()
     assert out[0]["masked_text_l3"] == "患者〔姓名〕，电话〔联系方式〕，邮箱〔联系方式〕。"
+
+
+def test_the_job_and_the_command_line_take_one_path():
+    """A NOTE row without a title comes out of the job's batches as Pipeline.process (deid annotate, the notebook
+    API) gives it: both go through Pipeline.process_notes."""
+    from datetime import date
+
+    from deid.spans import NoteContext
+    pipeline = Pipeline()
+    text = "患者张建国，2023年3月15日入住杭州市第一人民医院，现住杭州市西湖区文三路100号，手机13812345678。"
+    schema = pa.schema([("note_id", pa.int64()), ("person_id", pa.int64()), ("note_date", pa.date32()),
+                        ("note_title", pa.string()), ("note_text", pa.string())])
+    row = {"note_id": 5, "person_id": 42, "note_date": date(2023, 3, 15), "note_title": None, "note_text": text}
+    (out,) = BatchProcessor(pipeline, keep_span_text=True).process(pa.RecordBatch.from_pylist([row], schema=schema)
+                                                                   ).to_pylist()
+    result = pipeline.process(text, person_id=42, note_id=5, note_date=date(2023, 3, 15))
+    assert [(s["span_start"], s["span_end"], s["entity_type"]) for s in out["spans"]] == [
+        (s.start, s.end, s.entity_type.value) for s in result.spans]
+    for k in (1, 2, 3):
+        assert out[f"masked_text_l{k}"] == result.masked[k]
+        assert out[f"masked_count_l{k}"] == result.masked_count[k]
+    assert out["masked_text_l1"] != text and "张建国" not in out["masked_text_l1"]
+    (note,) = pipeline.process_notes([Note(text, None, NoteContext(42, 5, date(2023, 3, 15)))])
+    assert note.spans["text"] == result.spans and note.spans["title"] == []
+
+
+def test_a_note_that_fails_is_isolated_and_a_single_note_raises_its_error():
+    pipeline = Pipeline(load_config(limits={"max_chars": 40}))
+    long = "患者张建国" * 10
+    ok, refused, bad_type = pipeline.process_notes([Note("患者李秀英，电话13900001111。", "出院记录"), Note(long),
+                                                    Note(123)])
+    assert ok.failure is None and "李秀英" not in ok.masked["text"][3] and ok.masked["title"][1] == "出院记录"
+    assert (refused.failure.stage, refused.failure.error_class) == ("validate", "NoteTooLarge")
+    assert "张建国" not in refused.failure.message and refused.masked == {}
+    assert bad_type.failure.message == "note text must be a string, not int"
+    with pytest.raises(NoteTooLarge):
+        pipeline.process(long)
+    with pytest.raises(NoteError, match="string"):
+        pipeline.process(None)

@@ -6,7 +6,8 @@ real-shaped sentences through the whole pipeline.
 import pytest
 
 from deid.merge import merge
-from deid.spans import EntityType as T, Span
+from deid.spans import EntityType as T
+from deid.spans import Span
 
 
 def _span(text, part, t, at=0, tier=1, det="pattern", **attrs):
@@ -124,7 +125,8 @@ def test_llm_spans_take_no_part_in_the_rule():
     ("在中国人民解放军第三〇二医院确诊", [("HOSPITAL", "中国人民解放军第三〇二医院")]),
     ("于中国人民解放军联勤保障部队第九〇四医院就诊", [("HOSPITAL", "中国人民解放军联勤保障部队第九〇四医院")]),
     ("于福州肺科医院就诊", [("HOSPITAL", "福州肺科医院")]),
-    ("住址：浙江省温州市鹿城区仓后57号温州市人民医院17幢11楼", [("ADDRESS", "浙江省温州市鹿城区仓后57号温州市人民医院17幢11楼")]),
+    ("住址：浙江省温州市鹿城区仓后57号温州市人民医院17幢11楼",
+     [("ADDRESS", "浙江省温州市鹿城区仓后57号温州市人民医院17幢11楼")]),
     ("住址：绍兴市嵊州市医院路94号", [("ADDRESS", "绍兴市嵊州市医院路94号")]),
 ])
 def test_real_shaped_conflicts(analyze, text, expected):
@@ -159,19 +161,68 @@ def test_an_address_starts_after_the_verb_before_it(analyze, text, starts):
     ("lexicons/place_verbs.txt", "address"),
     ("lexicons/health_facility_endings.txt", "hospital"),
     ("lexicons/eponym_heads.tsv", "name"),
+    ("lexicons/person_context.tsv", "name"),
+    ("lexicons/person_context.tsv", "address"),
+    ("lexicons/transliteration_chars.txt", "name"),
+    ("lexicons/club_words.txt", "name"),
+    ("lexicons/drug_stems.txt", "name"),
+    ("lexicons/address_cues.txt", "address"),
+    ("lexicons/place_endings.tsv", "address"),
+    ("lexicons/address_units.txt", "address"),
+    ("lexicons/address_stops.tsv", "address"),
+    ("lexicons/hospital_words.tsv", "hospital"),
+    ("lexicons/person_context.tsv", "workplace"),
 ])
-def test_each_lexicon_the_rules_read_enters_pipeline_version(tmp_path, monkeypatch, lexicon, detector):
+def test_each_lexicon_the_rules_read_enters_pipeline_version(tmp_path, lexicon, detector):
     import shutil
 
     from deid.detectors.address import AddressDetector
     from deid.detectors.hospital import HospitalDetector
     from deid.detectors.name import NameDetector
-    from deid.resources import resources_dir
-    make = {"address": AddressDetector, "hospital": HospitalDetector, "name": NameDetector}[detector]
+    from deid.detectors.workplace import WorkplaceDetector
+    from deid.resources import Resources, resources_dir
+    make = {"address": AddressDetector, "hospital": HospitalDetector, "name": NameDetector,
+            "workplace": WorkplaceDetector}[detector]
     before = make().version
     copy = tmp_path / "resources"
     shutil.copytree(resources_dir(), copy)
     with open(copy / lexicon, "a", encoding="utf-8") as f:
         f.write("\n# an edit\n")
-    monkeypatch.setenv("DEID_RESOURCES", str(copy))
-    assert make().version != before
+    assert make(resources=Resources(copy)).version != before
+
+
+def _with_lexicon_lines(folder, lexicon: str, lines: str):
+    """A copy of the resources with lines added to one lexicon."""
+    import shutil
+
+    from deid.resources import Resources, resources_dir
+    shutil.copytree(resources_dir(), folder)
+    with open(folder / lexicon, "a", encoding="utf-8") as f:
+        f.write(lines)
+    return Resources(folder)
+
+
+def test_a_word_added_to_a_lexicon_is_read_by_the_rules(tmp_path):
+    """The detectors build their patterns from the files they are given: a new cue introduces a name, or an
+    address."""
+    from deid.detectors.address import AddressDetector
+    from deid.detectors.base import Document
+    from deid.detectors.name import NameDetector
+
+    def found(detector, text):
+        return [s.text for s in detector.detect(Document(text))]
+
+    assert found(NameDetector(), "护工张建国在旁") == []
+    assert found(AddressDetector(), "暂住甘家边东995号。") == []
+    edited = _with_lexicon_lines(tmp_path / "a", "lexicons/person_context.tsv", "护工\tcue\n")
+    assert found(NameDetector(resources=edited), "护工张建国在旁") == ["张建国"]
+    edited = _with_lexicon_lines(tmp_path / "b", "lexicons/address_cues.txt", "暂住\n")
+    assert found(AddressDetector(resources=edited), "暂住甘家边东995号。") == ["甘家边东995号"]
+
+
+def test_alternation_puts_the_longest_word_first():
+    import re
+
+    from deid.resources import alternation
+    assert re.match(alternation(["外孙", "外孙女", "a.b"]), "外孙女").group() == "外孙女"
+    assert re.fullmatch(alternation(["a.b"]), "axb") is None   # words are literal

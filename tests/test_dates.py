@@ -52,7 +52,7 @@ def test_intervals_are_kept_within_and_across_notes(pipeline, person, first, gap
     (c,) = shifted_dates(pipeline, f"随访：{WRITERS[forms[0]](first)}。", level, person, other_note)
     assert c.as_date(0) == a.as_date(0)
     # the written form is kept: the moved date reads back in the form it was written in
-    for written, moved in zip((WRITERS[forms[0]](first), WRITERS[forms[1]](second)), (a, b)):
+    for written, moved in zip((WRITERS[forms[0]](first), WRITERS[forms[1]](second)), (a, b), strict=True):
         original = read_date(written)
         assert moved.form == original.form and moved.groups.keys() == original.groups.keys()
         assert moved.groups.get("sep") == original.groups.get("sep") and moved.rest == original.rest
@@ -72,7 +72,8 @@ def test_offsets_spread_over_persons_never_zero():
     assert 0 not in offsets and all(-180 <= o <= 180 for o in offsets)
     assert max(Counter(offsets).values()) <= 20   # no offset shared by more than 2% of 1,000 persons
     other_key = [date_offset(b"other-key", f"person:{p}", 180) for p in range(1000)]
-    assert sum(a != b for a, b in zip(offsets, other_key)) > 950   # the key, not the person id alone, decides
+    # the key, not the person id alone, decides
+    assert sum(a != b for a, b in zip(offsets, other_key, strict=True)) > 950
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

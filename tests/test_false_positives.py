@@ -38,10 +38,11 @@ def certain_false_positives(pipeline, rows, batch=128):
     found = []
     for i in range(0, len(rows), batch):
         chunk = rows[i:i + batch]
-        for (number, mentions, text), spans in zip(chunk, pipeline.analyze_many([t for _, _, t in chunk])):
+        for (number, mentions, text), spans in zip(chunk, pipeline.analyze_many([t for _, _, t in chunk]), strict=True):
             for s in spans:
                 t = s.entity_type.value
-                if t in NON_CLINICAL_TYPES and any(a < s.end and s.start < b and label not in LABELS_OF_THE_SAME_KIND.get(t, ())
+                same_kind = LABELS_OF_THE_SAME_KIND.get(t, ())
+                if t in NON_CLINICAL_TYPES and any(a < s.end and s.start < b and label not in same_kind
                                                    for a, b, label in mentions):
                     found.append((number, t, s.text, text[max(0, s.start - 8):s.end + 8]))
     return found

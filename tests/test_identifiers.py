@@ -102,7 +102,8 @@ def test_bank_cards_and_accounts(analyze):
 
 
 @pytest.mark.parametrize("text, expected", [
-    ("护照号：E12345678", ["E12345678"]), ("持G87654321护照入境", ["G87654321"]), ("港澳通行证：C12345678", ["C12345678"]),
+    ("护照号：E12345678", ["E12345678"]), ("持G87654321护照入境", ["G87654321"]),
+    ("港澳通行证：C12345678", ["C12345678"]),
     ("军官证：军字第1234567号", ["军字第1234567号"]), ("台胞证号码：12345678", ["12345678"]),
     ("医师执业证书编码：110110000012345", ["110110000012345"]),
     ("港澳居民来往内地通行证：H12345678", ["H12345678"]), ("德国 护照号：C01X00T47", ["C01X00T47"]),
@@ -124,8 +125,10 @@ def test_plates_and_vins(analyze):
 
 
 @pytest.mark.parametrize("text, expected", [
-    ("曾在杭州市第一中学任教", ["杭州市第一中学"]), ("工作单位：浙江海正药业股份有限公司", ["浙江海正药业股份有限公司"]),
-    ("就职于阿里巴巴集团，", ["阿里巴巴集团"]), ("患者为浙江大学学生", ["浙江大学"]), ("红星机械厂退休", ["红星机械厂"]),
+    ("曾在杭州市第一中学任教", ["杭州市第一中学"]),
+    ("工作单位：浙江海正药业股份有限公司", ["浙江海正药业股份有限公司"]),
+    ("就职于阿里巴巴集团，"
+     "", ["阿里巴巴集团"]), ("患者为浙江大学学生", ["浙江大学"]), ("红星机械厂退休", ["红星机械厂"]),
 ])
 def test_workplaces(analyze, text, expected):
     assert found(analyze, text, "WORKPLACE") == expected
@@ -139,7 +142,8 @@ def test_no_workplace_where_no_one_works(analyze, text):
     assert found(analyze, text, "WORKPLACE") == []
 
 
-@pytest.mark.parametrize("text, workplace", [("患者毕业于河南大学", "河南大学"), ("患者任职于忻州市公安局", "忻州市公安局")])
+@pytest.mark.parametrize("text, "
+                         "workplace", [("患者毕业于河南大学", "河南大学"), ("患者任职于忻州市公安局", "忻州市公安局")])
 def test_the_verb_after_a_cue_is_no_name(analyze, text, workplace):
     assert [(t, s) for t, s, _ in analyze(text)] == [("WORKPLACE", workplace)]
 

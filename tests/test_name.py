@@ -39,7 +39,8 @@ def test_clinical_words_are_not_names(analyze, text):
 
 def test_name_false_positive_rate_on_clinical_lexicon(analyze):
     """Drug names, departments, symptoms, diagnoses and operations in sentences: no names."""
-    words = vocab.DRUGS + vocab.DEPARTMENTS + vocab.SYMPTOMS + vocab.DIAGNOSES + vocab.OPERATIONS + vocab.CLINICAL_LEXICON
+    words = (vocab.DRUGS + vocab.DEPARTMENTS + vocab.SYMPTOMS + vocab.DIAGNOSES + vocab.OPERATIONS
+             + vocab.CLINICAL_LEXICON)
     sentences = [f"予{w}治疗。" for w in words] + [f"患者{w}，" for w in words] + [f"{w}。" for w in words]
     false = [s for s in sentences if names(analyze, s)]
     assert len(false) / len(sentences) <= 0.01, false
@@ -102,7 +103,8 @@ def test_ner_tags_do_not_depend_on_the_other_notes_in_a_batch():
     text = "两肺多发小结节，部分稍显饱满，仍考虑陈旧灶可能大。"
     alone = Document(text)
     ner.tag_documents([alone])
-    parts = ["患者反复咳嗽咳痰十余年加重三天入院既往高血压病史十年规律服药控制可", "复查胸部CT示右肺上叶见一结节影边界清楚密度均匀",
+    parts = ["患者反复咳嗽咳痰十余年加重三天入院既往高血压病史十年规律服药控制可",
+             "复查胸部CT示右肺上叶见一结节影边界清楚密度均匀",
              "予抗感染化痰平喘等对症支持治疗后症状明显好转", "今日查房患者精神可饮食睡眠一般大小便正常"]
     others = [Document("，".join(parts)), Document("，".join([parts[3], parts[1], parts[0]])),
               Document("，".join([parts[2], parts[0]])), Document(parts[2])]

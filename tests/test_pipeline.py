@@ -8,14 +8,16 @@ import pytest
 
 import deid
 from deid import __version__
-from deid.config import ConfigError, load_config
+from deid.config import ConfigError, load_config, parse_config
 from deid.pipeline import NoteError, NoteTooLarge, Pipeline, source_digest, source_part
 from deid.resources import resources_dir
+from deid.spans import EntityType
 
 
 def test_version_names_every_component(pipeline):
     assert pipeline.version.startswith(__version__ + "+")
-    assert {"ner", "hospital", "std", "pregnancy", "name", "policies", "config", "code", "vocabulary"} <= set(pipeline.component_versions)
+    expected = {"ner", "hospital", "std", "pregnancy", "name", "policies", "config", "code", "vocabulary"}
+    assert expected <= set(pipeline.component_versions)
 
 
 def _source_digest_of(package_parent: Path) -> str:
@@ -91,3 +93,50 @@ def test_config_digest_ignores_how_the_work_is_done_and_follows_what_is_found():
     for decisive in ({"llm": {"max_tokens": 64}}, {"llm": {"format": "markup"}}, {"ner": {"gate": False}},
                      {"merge": {"tier_rule": "protective"}}, {"components": ["name"]}):
         assert load_config(**decisive).digest != base, decisive
+
+
+def test_a_component_listed_before_the_annotation_it_reads_is_a_config_error():
+    with pytest.raises(ConfigError, match="name reads the ner annotation"):
+        load_config(components=["name", "ner"])
+    assert load_config(components=["name"]).components == ("name",)   # without the model it runs on cues alone
+
+
+@pytest.mark.parametrize("settings, error", [
+    ({"ner": {"threads": 2, "bach_size": 8}}, r"ner: unknown settings \['bach_size'\]; it has: threads, batch_size"),
+    ({"ner": {"gate": 1}}, "ner.gate must be bool, not int"),
+    ({"ner": {"threads": True}}, "ner.threads must be int, not bool"),
+    ({"name": {"anything": 1}}, r"name: unknown settings \['anything'\]; it has: none"),
+])
+def test_component_settings_are_checked_against_what_the_component_declares(settings, error):
+    with pytest.raises(ConfigError, match=error):
+        load_config(**settings)
+
+
+def test_the_registry_declares_each_component_and_the_config_fills_in_its_settings():
+    from deid.detectors.registry import COMPONENTS
+    from deid.merge import DEFAULT_PRIORITY
+    config = load_config(ner={"threads": 2})
+    assert config.settings["ner"] == {"threads": 2, "batch_size": 64, "gate": True}
+    assert config.settings["name"] == {}
+    assert config.type_priority == DEFAULT_PRIORITY   # pipeline.yaml spells out the one default
+    assert parse_config({}, Path(".")).type_priority == DEFAULT_PRIORITY   # ... which a config without one gets
+    found = {t for cls in COMPONENTS.values() for t in cls.entity_types}
+    assert found == set(EntityType)   # every type has a component that declares it
+
+
+def test_each_detector_finds_only_the_types_it_declares(pipeline):
+    from deid.detectors.base import Document
+    from deid.detectors.registry import COMPONENTS
+    text = ("患者张建国，男，92岁，2023年3月15日入住杭州市第一人民医院，住址：杭州市西湖区文三路100号，"
+            "电话13812345678，"
+            "身份证330106199001011234，住院号ZY123456，车牌浙A12345，在杭州市第一中学任教，HIV抗体阳性，孕2产1。")
+    doc = Document(text)
+    types = set()
+    for name, component in pipeline.components:
+        if getattr(COMPONENTS[name], "provides", None):
+            component.tag_documents([doc])
+            continue
+        found = {s.entity_type for s in component.detect(doc)}
+        assert found <= set(COMPONENTS[name].entity_types), name
+        types |= found
+    assert len(types) >= 10   # the note holds something for most of them: the check is not vacuous

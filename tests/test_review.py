@@ -383,6 +383,38 @@ def test_values_with_a_structure_are_never_allow_listed(site, tmp_path):
     assert summary["structural_values_not_allowed"] == len(values)
 
 
+def test_the_word_before_names_reviewers_added_on_two_notes_becomes_a_cue(site, tmp_path):
+    """Missed names after the same word (护工王小明), added by two reviewers on two notes, propose the word as a cue
+    of lexicons/person_context.tsv; with the patch applied, the name detector finds a name after it."""
+    from deid.detectors.base import Document
+    from deid.detectors.name import NameDetector
+    from deid.resources import Resources
+    settings, holders = site
+    source, store = source_of(settings), ReviewStore(settings.root)
+    notes = table(settings.notes_table)
+    rows = notes.to_pylist()
+    for r in rows:
+        if r["note_id"] in holders[:2]:
+            r["note_text"] += "护工王小明在旁。"
+    write_deltalake(settings.notes_table, pa.Table.from_pylist(rows, schema=notes.schema), mode="overwrite")
+    a, b = (source.note(n) for n in holders[:2])
+    added = {"new_type": "NAME", "new_tier": 1}
+    store.append([decision(a, "add", text_of(a, "note_text", "王小明"), **added)])
+    summary, patch = exported(store, source, tmp_path / "one")
+    assert summary["cue_entries"] == 0 and "lexicons" not in patch          # one reviewer on one note: no cue
+    store.append([decision(b, "add", text_of(b, "note_text", "王小明"), reviewer="rolf", **added)])
+    summary, patch = exported(store, source, tmp_path / "two")
+    assert summary["cue_entries"] == 1 and "+护工\tcue\n" in patch
+    assert "王小明" not in patch                                                # the name itself is never written
+    site_dir = tmp_path / "site"
+    shutil.copytree(resources_dir(), site_dir / "resources")
+    subprocess.run(["git", "apply", "--unsafe-paths", str(tmp_path / "two" / "dictionaries.patch")], cwd=site_dir,
+                   check=True)
+    edited = Resources(site_dir / "resources")
+    assert [s.text for s in NameDetector(resources=edited).detect(Document("护工李建军陪同"))] == ["李建军"]
+    assert NameDetector().detect(Document("护工李建军陪同")) == []
+
+
 def test_a_span_across_a_line_break_never_reaches_a_dictionary(site, tmp_path):
     settings, holders = site
     source, store = source_of(settings), ReviewStore(settings.root)

@@ -9,33 +9,18 @@ from __future__ import annotations
 
 import re
 
-from deid import resources
-from deid.detectors.base import Document
+from deid.detectors.base import Component, Document
 from deid.gazetteer import Gazetteer
+from deid.resources import Resources, alternation, combine_digests
 from deid.spans import EntityType, Span, make_span
 from deid.tiers import address_tier
 from deid.vocabulary import TREATED_WITH, ClinicalVocabulary, WordIndex
 
-_CUE = re.compile(r"(?:现住址|家庭住址|家庭地址|户籍地址|户口所在地|通讯地址|联系地址|居住地址|工作单位地址|单位地址|住址|地址|"
-                  r"现住|家住|住在|居住于|现居住于|现居于|现居|久居于|久居|定居于|定居|长期居住于|户籍地|户籍|籍贯|出生地|出生于(?![0-9])|(?<![发产寄滋衍])生于(?![0-9])|来自|寄往|送至)\s*[:：]?\s*")
 _CJK = r"\u4e00-\u9fa5"
 _NUM = r"(?:[A-Za-z]{0,2}[0-9]+[A-Za-z]?|[一二三四五六七八九十百零〇两]+|[A-Za-z])"
-# A named component ends in one of these: villages and groups, communities and places, roads.
-_FINE_SUFFIX = (r"街道办事处|街道|镇|乡|村委会|村民委员会|居委会|社区|小区|花园|家园|公寓|大厦|大楼|广场|商城|市场|"
-                r"中心|新村|新城|山庄|别墅|华庭|公馆|名苑|大院|宿舍|工业区|开发区|园区|工业园|科技园|"
-                r"超市|商场|酒店|宾馆|饭店|公司|工厂|车站|机场|码头|基地|仓库|停车场|市场|广场|生活馆|专卖店|旗舰店|分行|支行|"
-                r"大街|大道|路|街|巷|弄|胡同|里|苑|府|庄|屯|村|组|队|社|园|城|湾|坊|寓|阁|居|座|厦|厂|"
-                # rural place endings (河岙线, 阳山畈, 王浜头 ...)
-                r"线|桥|畈|浜|埭|岙|塘|墩|垟|坞|岭|铺|营|寨|堡|港|湾")
 # Characters that never occur inside a road or community name but often in the clinical text after a place.
 _NOT_IN_NAME = "医诊治疗病症痛查患者因的了术椎骨腰胸腹肺肝肾脑哪"   # not 院 (濮院镇, 学院路) nor 行 (杭行路)
 _NAME_PART = rf"(?:(?![{_NOT_IN_NAME}])[{_CJK}A-Za-z0-9]|(?<=[技艺美])术)"   # 经济技术开发区
-_NAMED = re.compile(rf"{_NAME_PART}{{0,10}}?(?:{_FINE_SUFFIX})(?:{_NUM}(?:区|期|片|组|队|社))?"
-                    rf"|{_NAME_PART}{{1,8}}?(?:[0-9]+|[一二三四五六七八九十]+)(?:区|期|片|组|队|社)")   # 朝晖五区
-# Numbered components in every written form: 27号, 3号楼, 二队, 13幢6单元1341房, 40-5-594, A座, 5层, 2期.
-_UNIT = r"号院|号楼|号门|号|栋|幢|座|单元|室|层|楼|弄|巷|组团|组|队|社|期|区|排|户|段|房|门|间|片|支弄|街坊|档|铺|F(?![A-Za-z])"
-_NUMBERED = re.compile(rf"{_NUM}\s?(?:{_UNIT})|[0-9]+(?:\s?(?:-+|_|~)\s?[0-9]+){{1,3}}(?:号|室)?(?![0-9])"
-                       r"|[0-9]+(?:、[0-9]+)+(?:号|室)")   # 167、169、171号
 # Units after a number that make it a count, an age, a time or a measure rather than a house or room number.
 _TIME_UNIT = r"岁|天|年|月|日|次|小时|分"
 _METRIC_UNIT = r"mg|ml|kg|cm|mm|g"
@@ -43,30 +28,19 @@ _METRIC_UNIT = r"mg|ml|kg|cm|mm|g"
 _BARE_NUMBER = re.compile(rf"[A-Za-z]?[0-9]{{1,5}}(?![0-9.%])(?!\s?(?:{_TIME_UNIT}|{_METRIC_UNIT}))")
 # One separator may stand between two components (2期 3栋, 7-2225, 136栋_5单元).
 _JOINER = re.compile(r"[-_ ](?=[0-9A-Za-z一二三四五六七八九十\u4e00-\u9fa5])|、(?=[0-9A-Za-z])")   # 、 in 38F、17F
-# Words that end an address even when a suffix char follows (a clinical clause, not a place).
-_STOP_INSIDE = re.compile(r"[，。,；;：:（）()\s]|(?<![0-9])、|、(?![0-9])|患者|就诊|入院|医院|卫生|保健|诊所|门诊|科室|出院|住院|诊断|治疗|检查|手术|因|于|在|至|去|到|从|自|往|者|的|了|为|及|与|等")
-# Where an address starts with neither a division nor a cue: a road with a house number, or a named place with a
-# building or unit number (东明锦园7-2225, 国大全城小区136栋). The name is taken back to a clause boundary.
-_ANCHOR = re.compile(rf"(?:街道|镇|乡|村|路|街|大道|巷|弄|社区|小区|花园|家园|公寓|苑|新村|大厦|广场|工业区|开发区|园区|市场|商城)"
-                     rf"(?=[-_ ]?{_NAME_PART}{{0,8}}?{_NUM}\s?(?:号|栋|幢|座|单元|弄|巷|期|队|组|区|楼|层)|[0-9]+[-_][0-9]"
-                     rf"|{_NAME_PART}{{1,8}}?(?:{_FINE_SUFFIX}))")
-# A road or place with a bare number of two digits or more (闻川路1722金乐染织有限公司, 宾虹路853OPPO体验店,
-# 南虹广场2153); not a count or a measure (静脉通路2条, 环路3圈, 通路16G). Road names hold herbs and plants
-# (香樟西大道, 丁香路), so a clinical word in the name does not veto it.
-_PLACE_NUMBER = re.compile(r"(?:路|街|大道|广场|大厦|小区|花园|公寓|新村|家园|苑|中心|商城|市场)"
-                           r"(?=[0-9]{2,5}(?![0-9.%])(?![A-Za-z](?![A-Za-z]))"
-                           rf"(?!\s?(?:{_TIME_UNIT}|{_METRIC_UNIT}|[条支圈根个处枚例针周时秒度])))")
 # A building number is an address on its own once a name stands before it (锦绣江南11幢, 江南4区71-11-1105,
 # 龙祥园91-1846, 国贸名品九楼1363号); not a date (2015-04-18) nor a range with a unit (尿量1000-1500ml).
 _NOT_DATE = r"(?!(?:19|20)[0-9]{2}[-_][01]?[0-9][-_][0-3]?[0-9](?![0-9]))"
 _NO_UNIT_AFTER = rf"(?![0-9.%A-Za-z])(?!\s?(?:{_TIME_UNIT}|周|秒|毫|克|升|米|厘|粒|片|支|袋|滴|度|℃))"
-_BUILDING = re.compile(rf"(?<=[{_CJK}]{{2}}){_NUM}\s?(?:幢|栋|单元|号楼|号门)|(?<=[{_CJK}]{{2}})[0-9]{{1,4}}号(?=[0-9]{{2,4}}(?![0-9]))"
+_BUILDING = re.compile(rf"(?<=[{_CJK}]{{2}}){_NUM}\s?(?:幢|栋|单元|号楼|号门)|"
+                       rf"(?<=[{_CJK}]{{2}})[0-9]{{1,4}}号(?=[0-9]{{2,4}}(?![0-9]))"
                        rf"|(?<=[{_CJK}]{{2}}){_NUM}\s?(?:楼|层|F)(?=[A-Za-z]?[0-9]{{2,5}})"
                        rf"|(?<=[{_CJK}]){_NOT_DATE}[0-9]{{1,4}}(?:[-_][0-9]{{1,4}}){{2}}{_NO_UNIT_AFTER}"
                        rf"|(?<=[园苑区期城村庄府居庭湾座寓阁楼厦]){_NOT_DATE}[0-9]{{1,4}}[-_][0-9]{{3,4}}{_NO_UNIT_AFTER}")
 # A building, floor or room inside an institution named before it (温州市人民医院17幢11楼, 财经大学9号楼): the
 # institution is its own span, the numbers after it are the address below it.
-_INSIDE_INSTITUTION = re.compile(rf"(?:(?<=医院)|(?<=卫生院)|(?<=大学)|(?<=学院))(?:[门急]诊楼|住院部|门诊部|[行综]\w楼|[A-Z]区)?"
+_INSIDE_INSTITUTION = re.compile(rf"(?:(?<=医院)|(?<=卫生院)|(?<=大学)|(?<=学院))(?:[门急]诊楼|住院部|门诊部|"
+                                 rf"[行综]\w楼|[A-Z]区)?"
                                  rf"(?={_NUM}\s?(?:号楼|幢|栋|座|楼|层)(?!梯|道))")
 # A native place at the head of a note: 患者，男，56岁，浙江省德清县钟管镇人，
 _NATIVE_PLACE = re.compile(r"(?:岁|男|女|族)[，,]\s*(?=[^，,。；;\n]{2,30}人[，,。；;])")
@@ -75,38 +49,20 @@ _CLAUSE_MARKS = set("，。,；;：:、（）() \t\n")
 _DIVISION_NAME = re.compile(r"(?:镇|乡|村|街道)$")
 # A division's name directly before one of these begins a road or a place (温州大道, 湖州街, 丹东街道, 天水家园), so
 # generalize must not keep it as a division; nor is a province or city after a county one (江北区|宁波利星).
-_NAMED_AFTER_PLACE = re.compile(rf"(?:[东西南北中]|[0-9一二三四五六七八九十]+)?(?:路|街|大街|大道|巷|弄)|新村|家园|花园|小区|公寓|"   # 朝阳西路
+_NAMED_AFTER_PLACE = re.compile(rf"(?:[东西南北中]|[0-9一二三四五六七八九十]+)?(?:路|街|大街|大道|巷|弄)|新村|家园|"
+                                rf"花园|小区|公寓|"   # 朝阳西路
                                 rf"广场|大厦|村|镇|乡|[东西南北]?站|(?:(?![省市县区])[{_CJK}]){{0,7}}?"
                                 rf"(?:开发区|集聚区|新区|园区|工业园|产业园|创业园|中心|商贸城|商城|市场|大学|学院|学校|机场|公司)")
 # The rest of an address phrase once it is known to be one (a cue, or a component below county level): names
 # with no suffix (仙浦, 莫家埭), shops and firms (东昌汽车销售公司), floors and rooms in any form (F1314, 4564档),
 # up to clause punctuation, a clinical or narrative word, or a native-place 人 (德清县钟管镇人，).
-_REST = re.compile(rf"(?:[{_CJK}A-Za-z0-9#·/]|[-_]+(?=[{_CJK}A-Za-z0-9])| (?=[A-Za-z0-9])|(?<=[0-9A-Za-z号])、(?=[A-Za-z]?[0-9]))+")
-_REST_STOP = re.compile(r"[因于在至去到者的了为及等被从向往]|与(?![^，。,；;与]{1,8}?(?:路|街|大道|线))|"
-                        r"患者|就诊|入院|医院|卫生|保健|诊所|门诊|科室|出院|住院|诊断|治疗|检查|手术|复查|复诊|诊治|"
-                        r"随访|进一步|(?<![银商车发支分建中工农交招])行(?!政|业)|"   # not 建行, 中行: banks
-                        r"附近|接回|接来|送来|送至|送入|发生|摔倒|跌倒|受伤|务农|工作|打工|经商|居住|生活|"
-                        # working or studying somewhere: the place before is an employer or a school
-                        # (not its housing: 职工住宅楼, 大学生活区, 大学生创业园)
-                        r"上班|任教|就读|退休|离休|干部|来往|(?:职工|员工)(?!住宅|宿舍|公寓|新村|小区|楼|之家)|(?<!大)学生|"
-                        r"久居|出生|生长|否认|来院|来诊|急诊|前往|回家|家中|时许|"
-                        # people and reporting in prose: a title or a verb of saying ends the place
-                        r"总监|经理|负责人|主任|科长|处长|局长|会长|院长|总裁|董事|书记|记者|报道|表示|认为|指出|介绍|提醒|"
-                        r"发布|透露|称|说|一直|支持|签订|"
-                        r"人(?=$|[^\u4e00-\u9fa5A-Za-z0-9])")
+_REST = re.compile(rf"(?:[{_CJK}A-Za-z0-9#·/]|[-_]+(?=[{_CJK}A-Za-z0-9])| (?=[A-Za-z0-9])|"
+                   rf"(?<=[0-9A-Za-z号])、(?=[A-Za-z]?[0-9]))+")
 _REST_MAX = 30
-# Endings of shops, firms and institutions that close a place name (万通锁行, 清绿茶叶店, 生活区, 工作室, 克拉玛依校区).
-_BUSINESS_SUFFIX = r"店|行|厂|局|所|部|室|馆|区|学校|大学|学院|校区|中学|小学|幼儿园|银行|集团|物流|科技|建设|企业"
-# The rest of a phrase after a stop word is still a place when it is all named and numbered components: then the
-# word is part of a name (四季青常青六楼4564档, 会龙乡于庄村黄庄114号), not the clinical clause it usually begins.
-_PLACE_TAIL = re.compile(rf"(?:{_NUM}\s?(?:{_UNIT})|[0-9]+(?:[-_][0-9]+)*|(?:(?![的了症痛疗查哪那])[{_CJK}A-Za-z]){{0,8}}?(?:{_FINE_SUFFIX}|{_BUSINESS_SUFFIX})"
-                         rf"|[{_CJK}]{{1,8}}?[0-9]+(?:号|号楼|栋|幢|单元|室)|[{_CJK}]{{1,8}}?[0-9]{{2,5}}(?![0-9]))+")   # 陈家12号
-# What makes the words after a bare cue an address: a number or a place suffix.
-_PLACE_EVIDENCE = re.compile(rf"[0-9]|{_FINE_SUFFIX}")
-
 # Development zones, towns and roads may be named after a division, full name and all (平湖市经济开发区, 祁县镇,
 # 鄞县大道); a firm so named (台州市箭马缝纫机有限公司) keeps the division, which opens its address.
-_NAMED_AFTER_FULL = re.compile(r"(?:经济技术|经济|高新技术|高新|工业)?(?:开发区|产业园区|工业园区|园区|新区)|镇|乡|[东西南北中]?大道")
+_NAMED_AFTER_FULL = re.compile(r"(?:经济技术|经济|高新技术|高新|工业)?(?:开发区|产业园区|工业园区|园区|新区)|镇|乡|"
+                               r"[东西南北中]?大道")
 
 
 def _begins_named_place(norm: str, place, end: int) -> bool:
@@ -117,21 +73,76 @@ def _begins_named_place(norm: str, place, end: int) -> bool:
     return bool(_NAMED_AFTER_PLACE.match(norm, end))
 
 
-class AddressDetector:
+class AddressDetector(Component):
     name = "address"
+    entity_types = (EntityType.ADDRESS,)
+    requires = ("ner",)   # a person the model names ends a phrase no cue introduced
+    uses = ("gazetteer", "vocabulary", "resources")
+    # How far a span is trusted: a division from the gazetteer in the phrase, or named and numbered components alone.
+    SCORES = {"dictionary": 0.95, "pattern": 0.85}
 
-    def __init__(self, gazetteer: Gazetteer | None = None, vocabulary: ClinicalVocabulary | None = None):
+    def __init__(self, gazetteer: Gazetteer | None = None, vocabulary: ClinicalVocabulary | None = None,
+                 resources: Resources | None = None):
+        files = resources or Resources.packaged()
         self.gazetteer = gazetteer or Gazetteer()
         self.vocabulary = vocabulary or ClinicalVocabulary()
-        verbs = resources.load("lexicons/place_verbs.txt")
-        self.version = verbs.digest
-        self._verb = re.compile("|".join(map(re.escape, sorted(verbs.lines(), key=len, reverse=True))))
+        verbs = files.load("lexicons/place_verbs.txt")
+        cues = files.load("lexicons/address_cues.txt")
+        endings = files.load("lexicons/place_endings.tsv")
+        units = files.load("lexicons/address_units.txt")
+        stops = files.load("lexicons/address_stops.tsv")
+        person = files.load("lexicons/person_context.tsv")
+        self.version = combine_digests({r.name: r.digest for r in (verbs, cues, endings, units, stops, person)})
+        self._verb = re.compile(alternation(verbs.words()))
+        self._cue = re.compile(rf"(?:{alternation(cues.words())}|出生于(?![0-9])|"
+                               rf"(?<![发产寄滋衍])生于(?![0-9]))\s*[:：]?\s*")
+        named = alternation(endings.words("named"))
+        unit = alternation(units.words()) + "|F(?![A-Za-z])"
+        # A named component: a name that ends in a place word (幸福小区), or in a numbered part (朝晖五区).
+        self._named = re.compile(rf"{_NAME_PART}{{0,10}}?(?:{named})(?:{_NUM}(?:区|期|片|组|队|社))?"
+                                 rf"|{_NAME_PART}{{1,8}}?(?:[0-9]+|[一二三四五六七八九十]+)(?:区|期|片|组|队|社)")
+        # Numbered components in every written form: 27号, 3号楼, 二队, 13幢6单元1341房, 40-5-594, A座, 5层, 2期.
+        self._numbered = re.compile(rf"{_NUM}\s?(?:{unit})|[0-9]+(?:\s?(?:-+|_|~)\s?[0-9]+){{1,3}}(?:号|室)?(?![0-9])"
+                                    r"|[0-9]+(?:、[0-9]+)+(?:号|室)")   # 167、169、171号
+        # What ends an address even when a place word follows: clause punctuation, a clinical or function word.
+        self._stop_inside = re.compile(r"[，。,；;：:（）()\s]|(?<![0-9])、|、(?![0-9])|"
+                                       r"" + alternation(stops.words("inside")))
+        # Where an address starts with neither a division nor a cue: a road with a house number, or a named place
+        # with a building or unit number (东明锦园7-2225, 国大全城小区136栋). The name is taken back to a clause
+        # boundary.
+        self._anchor = re.compile(rf"(?:{alternation(endings.words('anchor'))})"
+                                  rf"(?=[-_ ]?{_NAME_PART}{{0,8}}?{_NUM}\s?(?:号|栋|幢|座|单元|弄|巷|期|队|组|区|楼|层)"
+                                  rf"|[0-9]+[-_][0-9]|{_NAME_PART}{{1,8}}?(?:{named}))")
+        # A road or place with a bare number of two digits or more (闻川路1722金乐染织有限公司, 宾虹路853OPPO体验店,
+        # 南虹广场2153); not a count or a measure (静脉通路2条, 环路3圈, 通路16G). Road names hold herbs and plants
+        # (香樟西大道, 丁香路), so a clinical word in the name does not veto it.
+        self._place_number = re.compile(rf"(?:{alternation(endings.words('numbered'))})"
+                                        r"(?=[0-9]{2,5}(?![0-9.%])(?![A-Za-z](?![A-Za-z]))"
+                                        rf"(?!\s?(?:{_TIME_UNIT}|{_METRIC_UNIT}|[条支圈根个处枚例针周时秒度])))")
+        # What ends the rest of an address phrase: a clinical, narrative or working word (address_stops.tsv), a
+        # title or a verb of saying (person_context.tsv), and words that need a look around them: 与 unless a road
+        # follows, 行 unless a bank (建行, 中行), 职工 unless its housing (职工住宅楼), 学生 unless 大学生, 人 ending a
+        # word.
+        self._rest_stop = re.compile(r"[因于在至去到者的了为及等被从向往]|与(?![^，。,；;与]{1,8}?(?:路|街|大道|线))"
+                                     r"|(?<![银商车发支分建中工农交招])行(?!政|业)|(?:职工|员工)(?!住宅|宿舍|公寓|新村|小区|楼|之家)"
+                                     r"|(?<!大)学生|人(?=$|[^\u4e00-\u9fa5A-Za-z0-9])|"
+                                     + alternation(stops.words("rest") + person.words("place_end")))
+        # The rest of a phrase after a stop word is still a place when it is all named and numbered components: then
+        # the word is part of a name (四季青常青六楼4564档, 会龙乡于庄村黄庄114号), not the clinical clause it usually
+        # begins. Shops, firms and institutions close a place name too (万通锁行, 清绿茶叶店, 克拉玛依校区).
+        business = alternation(endings.words("business"))
+        self._place_tail = re.compile(rf"(?:{_NUM}\s?(?:{unit})|[0-9]+(?:[-_][0-9]+)*"
+                                      rf"|(?:(?![的了症痛疗查哪那])[{_CJK}A-Za-z]){{0,8}}?(?:{named}|{business})"
+                                      rf"|[{_CJK}]{{1,8}}?[0-9]+(?:号|号楼|栋|幢|单元|室)|"
+                                      rf"[{_CJK}]{{1,8}}?[0-9]{{2,5}}(?![0-9]))+")   # 陈家12号
+        # What makes the words after a bare cue an address: a number or a place word.
+        self._place_evidence = re.compile(rf"[0-9]|{named}")
 
     def detect(self, doc: Document) -> list[Span]:
         text, norm = doc.text, doc.norm
         starts: dict[int, str] = {}
         # a cue decides how far the phrase runs, so it is recorded before a division starting at the same place
-        for m in (*_CUE.finditer(norm), *_NATIVE_PLACE.finditer(norm)):
+        for m in (*self._cue.finditer(norm), *_NATIVE_PLACE.finditer(norm)):
             starts.setdefault(m.end(), "cue")
         clinical = self.vocabulary.of(doc)
         persons = [s for s, _e in doc.ner_of("PER")]
@@ -148,7 +159,7 @@ class AddressDetector:
         for m in _INSIDE_INSTITUTION.finditer(norm):
             starts.setdefault(m.start(), "anchor")
             named_buildings.setdefault(m.start(), m.end())   # 住院部|165层
-        for m in (*_ANCHOR.finditer(norm), *_PLACE_NUMBER.finditer(norm), *_BUILDING.finditer(norm)):
+        for m in (*self._anchor.finditer(norm), *self._place_number.finditer(norm), *_BUILDING.finditer(norm)):
             # a place named before a building may be long (洪家星星电子产业基地A11幢)
             name_start = self._name_start(norm, m.start(), 12 if m.re is _BUILDING else 8)
             if m.start() - name_start >= 2 or m.re is not _BUILDING:
@@ -174,16 +185,17 @@ class AddressDetector:
             rest = self._rest(norm, end, starts[start] == "cue", fine, persons, clinical)
             if rest > end:   # the rest of the phrase, and the numbers and place words in it
                 evidence += [(end, rest, "rest"), *((m.start(), m.end(), "number" if m.group().isdigit() else "named")
-                                                    for m in _PLACE_EVIDENCE.finditer(norm, end, rest))]
+                                                    for m in self._place_evidence.finditer(norm, end, rest))]
                 end, fine = rest, True
             if not has_admin and not fine or end == start:
                 continue
-            if not has_admin and starts[start] == "cue" and not _PLACE_EVIDENCE.search(norm, start, end):
+            if not has_admin and starts[start] == "cue" and not self._place_evidence.search(norm, start, end):
                 continue   # 家住本地, 现住院: a cue and a word, not an address
             tier = address_tier(fine)
-            why = ("address.fine" if fine else "address.admin") + ("" if starts[start] == "gazetteer" else "_" + starts[start])
-            spans.append(make_span(text, start, end, EntityType.ADDRESS, tier, "dictionary" if has_admin else "pattern",
-                                   0.95 if has_admin else 0.85, why,
+            opened_by = "" if starts[start] == "gazetteer" else "_" + starts[start]
+            why = ("address.fine" if fine else "address.admin") + opened_by
+            kind = "dictionary" if has_admin else "pattern"
+            spans.append(make_span(text, start, end, EntityType.ADDRESS, tier, kind, self.SCORES[kind], why,
                                    admin_parts=tuple((text[start:part_end], level) for part_end, level in admin_parts),
                                    granularity="fine" if fine else "admin",
                                    evidence=tuple((s - start, e - start, kind) for s, e, kind in evidence if e <= end)))
@@ -200,34 +212,32 @@ class AddressDetector:
         if not m:
             return pos
         end = m.end()
-        stops = sorted({*(w.span() for w in _REST_STOP.finditer(norm, pos, end)),
+        stops = sorted({*(w.span() for w in self._rest_stop.finditer(norm, pos, end)),
                         *((s, e) for s, e in clinical.starting_in(pos, end) if e - s >= 3)})
         for s, e in stops:   # a stop word followed, up to the next one, by a place is part of its name
             nxt = next((s2 for s2, _e2 in stops if s2 >= e), end)
-            if nxt <= e or not self._place_tail(norm, s, nxt):   # (a place word after it: not 中心|行|手术)
+            if nxt <= e or not self._tail_is_place(norm, s, nxt):   # (a place word after it: not 中心|行|手术)
                 end = s
                 break
         # a person the model names ends a phrase no cue introduced (北京大观园管委会主任马俊潼)
         # (not a shop's name right after a house number: 拥军路1279号大盈袜业)
-        end = min([end, *(p for p in persons if pos <= p < end and not cue and not self._place_tail(norm, p, end)
+        end = min([end, *(p for p in persons if pos <= p < end and not cue and not self._tail_is_place(norm, p, end)
                           and not (p and norm[p - 1] in "0123456789号-_"))])
         while end > pos and norm[end - 1] in "-_ ":
             end -= 1
         if not (cue or fine) and not any(c.isdigit() for c in norm[pos:end]) and not (
-                end - pos >= 3 and self._place_tail(norm, pos, end)):
+                end - pos >= 3 and self._tail_is_place(norm, pos, end)):
             return pos   # after a bare county only a number or a named place goes on (江汉区退休工人 stops)
         return end
 
-    @staticmethod
-    def _place_tail(norm: str, start: int, end: int) -> bool:
-        m = _PLACE_TAIL.match(norm, start, end)
+    def _tail_is_place(self, norm: str, start: int, end: int) -> bool:
+        m = self._place_tail.match(norm, start, end)
         return bool(m) and m.end() == end
 
-    @staticmethod
-    def _stopped(component: str) -> bool:
+    def _stopped(self, component: str) -> bool:
         """A clinical word or clause mark inside a component ends the address; a single function character does
         not inside a town or village name (于潜镇, 在城乡)."""
-        stop = _STOP_INSIDE.search(component)
+        stop = self._stop_inside.search(component)
         return bool(stop) and not (len(stop.group()) == 1 and stop.group() not in _CLAUSE_MARKS
                                    and _DIVISION_NAME.search(component))
 
@@ -238,7 +248,7 @@ class AddressDetector:
         while start > 0 and suffix_start - start < reach and _NAME_CHAR.match(norm[start - 1]):
             start -= 1
         window = max(0, start - 6)   # a cue may begin before the name does (现住|金华义乌市城北路)
-        stops = [m.end() for rx in (_STOP_INSIDE, _CUE) for m in rx.finditer(norm, window, suffix_start)]
+        stops = [m.end() for rx in (self._stop_inside, self._cue) for m in rx.finditer(norm, window, suffix_start)]
         # a verb may hold the suffix itself (路过|金华大厦: 路 is no road there)
         stops += [m.end() for m in self._verb.finditer(norm, window, suffix_start + 2) if m.start() <= suffix_start]
         return max([start, *stops])
@@ -257,10 +267,10 @@ class AddressDetector:
                 pos, has_admin = hit[0], True
                 admin_parts.append((pos, hit[1].level))
                 continue
-            numbered = _NUMBERED.match(norm, pos)
-            m = numbered or _NAMED.match(norm, pos) or (fine and _BARE_NUMBER.match(norm, pos))
+            numbered = self._numbered.match(norm, pos)
+            m = numbered or self._named.match(norm, pos) or (fine and _BARE_NUMBER.match(norm, pos))
             if m and not self._stopped(m.group()):
-                evidence.append((pos, m.end(), "named" if m.re is _NAMED else "number"))
+                evidence.append((pos, m.end(), "named" if m.re is self._named else "number"))
                 pos, fine = m.end(), True
                 continue
             if hit:  # a division name after a fine component (e.g. 某某路 in 某某区) still belongs
@@ -269,16 +279,16 @@ class AddressDetector:
                 continue
             joined = (fine or admin_parts) and _JOINER.match(norm, pos)   # 广东省-广州市-白云区, 2期 3栋
             if joined and joined.group() == "、":   # a list of numbers (38F、17F), not of places
-                nxt = fine and _NUMBERED.match(norm, pos + 1)
+                nxt = fine and self._numbered.match(norm, pos + 1)
                 if nxt:
                     evidence.append((pos + 1, nxt.end(), "number"))
                     pos = nxt.end()
                     continue
             elif joined:   # a separator counts only when a component follows it
-                nxt = _NUMBERED.match(norm, pos + 1) or _NAMED.match(norm, pos + 1) or (
+                nxt = self._numbered.match(norm, pos + 1) or self._named.match(norm, pos + 1) or (
                     fine and _BARE_NUMBER.match(norm, pos + 1))
                 if nxt and not self._stopped(nxt.group()):
-                    evidence.append((pos + 1, nxt.end(), "named" if nxt.re is _NAMED else "number"))
+                    evidence.append((pos + 1, nxt.end(), "named" if nxt.re is self._named else "number"))
                     pos, fine = nxt.end(), True
                     continue
                 if self.gazetteer.match_at(norm, pos + 1):

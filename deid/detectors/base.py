@@ -1,13 +1,18 @@
 """What every detector sees (a Document) and returns (spans). Detectors know nothing of masking."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from functools import cached_property
-from typing import Protocol
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Protocol
 
 from deid.spans import Span
 from deid.text import clauses, normalize
+
+if TYPE_CHECKING:
+    from deid.vocabulary import WordIndex
 
 
 @dataclass
@@ -15,7 +20,7 @@ class Document:
     """One note. `norm` is the length-preserving normalized text that patterns run on."""
     text: str
     ner: list[tuple[int, int, str]] | None = None  # (start, end, PER|LOC|ORG), filled by the NER component
-    clinical: "WordIndex | None" = None  # clinical words (start, end), found once by the vocabulary
+    clinical: WordIndex | None = None  # clinical words (start, end), found once by the vocabulary
     note_date: date | None = None          # when the note was written (a birth year's age is counted from it)
 
     @cached_property
@@ -27,7 +32,17 @@ class Document:
         return clauses(self.norm)
 
     def ner_of(self, label: str) -> list[tuple[int, int]]:
-        return [(s, e) for s, e, l in (self.ner or ()) if l == label]
+        return [(s, e) for s, e, tag in (self.ner or ()) if tag == label]
+
+
+class Component:
+    """What a pipeline component declares; the registry (deid.detectors.registry) and the config read it."""
+    name: str = ""                          # its name in pipeline.yaml's `components`
+    entity_types: tuple = ()                # the EntityTypes it finds
+    requires: tuple[str, ...] = ()          # annotations it reads (`ner`: the PER/LOC/ORG tokens) when present
+    uses: tuple[str, ...] = ()              # the shared data its constructor takes (resources, gazetteer, vocabulary)
+    settings: Mapping[str, object] = MappingProxyType({})   # its settings in pipeline.yaml, with their defaults
+    operational: frozenset = frozenset()    # settings that change how the work is done, not what is found
 
 
 class Detector(Protocol):

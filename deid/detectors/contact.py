@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from deid.detectors.base import Document, Taken, left_context, right_context
+from deid.detectors.base import Component, Document, Taken, left_context, right_context
 from deid.spans import EntityType, Span, make_span
 
 _SEP = r"[ \-.]?"
@@ -45,12 +45,15 @@ _IPV6_RUN = re.compile(r"(?<![0-9A-Za-z:.])[0-9A-Za-z:.]*:[0-9A-Za-z:.]*(?![0-9A
 # Where a dotted quad is a version, not an address (客户端版本 5.2.0.1).
 _VERSION_BEFORE = re.compile(r"(?:版本|版本号|version|ver|v)\s?[:]?\s?$", re.I)
 # Local numbers without area code only right after a phone cue.
-_PHONE_CUE = re.compile(r"(?:电话|手机|联系方式|联系电话|电话号码|座机|Tel|TEL|tel|Phone|phone|Mobile|mobile|手机号)(?:号码|号)?\s*[:：]?\s*$")
+_PHONE_CUE = re.compile(r"(?:电话|手机|联系方式|联系电话|电话号码|座机|Tel|TEL|tel|Phone|phone|Mobile|mobile|"
+                        r"手机号)(?:号码|号)?\s*[:：]?\s*$")
 _LOCAL = re.compile(_NOT_DIGIT_BEFORE + r"\d{3,4}" + _SEP + r"\d{4}" + _NOT_DIGIT_AFTER)
 _QQ = re.compile(r"(?:QQ|qq|Qq|扣扣)\s*(?:号码|号)?\s*[:：]?\s*(\d{5,11})(?!\d)")
-_WECHAT = re.compile(r"(?:微信|weixin|WeChat|wechat|wx|WX|VX|vx|V信)\s*(?:号|ID|id)?\s*[:：]?\s*([A-Za-z][A-Za-z0-9_-]{5,19}|1[3-9]\d{9})(?![A-Za-z0-9_-])")
+_WECHAT = re.compile(r"(?:微信|weixin|WeChat|wechat|wx|WX|VX|vx|V信)\s*(?:号|ID|"
+                     r"id)?\s*[:：]?\s*([A-Za-z][A-Za-z0-9_-]{5,19}|1[3-9]\d{9})(?![A-Za-z0-9_-])")
 # Numbers introduced by these cues are identifiers of the record, not contacts.
-_RECORD_CUE = re.compile(r"(?:住院号|病案号|门诊号|病历号|登记号|ID号|检查号|标本号|条码|流水号|床号|医保号|卡号|编号|No\.?)\s*[:：]?\s*$", re.I)
+_RECORD_CUE = re.compile(r"(?:住院号|病案号|门诊号|病历号|登记号|ID号|检查号|标本号|条码|流水号|床号|医保号|卡号|编号|"
+                         r"No\.?)\s*[:：]?\s*$", re.I)
 _MEASURE_AFTER = re.compile(r"^\s*(?:mg|ml|mL|g|kg|mmol|μmol|umol|U|IU|mmHg|次|岁|元|cm|mm|%|/(?![0-9(+]))")
 # Numbers written together with nothing between them (1381234567802161234567): a digit run that splits wholly
 # into mobiles and landlines with area codes is those numbers.
@@ -58,8 +61,9 @@ _RUN = re.compile(r"(?<![0-9])[0-9]{20,36}(?![0-9])")
 _PIECE = re.compile(r"1[3-9][0-9]{9}|0(?:10|2[0-9])[0-9]{8}|0[3-9][0-9]{2}[0-9]{7,8}")
 
 
-class ContactDetector:
+class ContactDetector(Component):
     name = "contact"
+    entity_types = (EntityType.CONTACT,)
 
     def detect(self, doc: Document) -> list[Span]:
         norm, text = doc.norm, doc.text

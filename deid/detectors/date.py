@@ -11,14 +11,15 @@ from __future__ import annotations
 import re
 from datetime import date
 
-from deid import resources
 from deid.dates import COMPACT, FORMS, read_match
-from deid.detectors.base import Document, Taken, left_context
+from deid.detectors.base import Component, Document, Taken, left_context
+from deid.resources import Resources, alternation
 from deid.spans import EntityType, Span, make_span
 
 # 93岁, 101周岁, 九十三岁, 一百零一岁; 年龄：95. Under 90 an age is no identifier (HIPAA Safe Harbor).
 _AGE = re.compile(r"(?<![0-9.])(?:9[0-9]|1[01][0-9]|120)\s?(?:周岁|岁)")
-_AGE_CN = re.compile(r"(?<![一二三四五六七八九十百])(?:九十[一二三四五六七八九]?|一百(?:零[一二三四五六七八九]|[一二]十[一二三四五六七八九]?)?)"
+_AGE_CN = re.compile(r"(?<![一二三四五六七八九十百])(?:九十[一二三四五六七八九]?|一百(?:零[一二三四五六七八九]|"
+                     r"[一二]十[一二三四五六七八九]?)?)"
                      r"(?:周岁|岁)")
 _AGE_FIELD = re.compile(r"(?:年龄|年纪|享年)\s?[:]?\s?((?:9[0-9]|1[01][0-9]|120))(?![0-9.])")
 # A birth year said as such (1930年出生, 生于1930年, 出生年份：1930); a full birth date is a DATE already.
@@ -26,17 +27,19 @@ _BIRTH_YEAR = re.compile(r"(?:(?:出生于|生于|出生年份\s?:?\s?)((?:18|19
                          r"|((?:18|19|20)[0-9]{2})年(?:出生|生人))")
 
 
-_NUMBER_START = re.compile(r"(?<![0-9])[0-9]|(?<![〇零一二三四五六七八九十])[〇零一二三四五六七八九十](?=[〇零一二三四五六七八九十]*[年月])")
+_NUMBER_START = re.compile(r"(?<![0-9])[0-9]|"
+                           r"(?<![〇零一二三四五六七八九十])[〇零一二三四五六七八九十](?=[〇零一二三四五六七八九十]*[年月])")
 
 
-class DateDetector:
+class DateDetector(Component):
     name = "date"
+    entity_types = (EntityType.DATE,)
+    uses = ("resources",)
 
-    def __init__(self):
-        cues = resources.load("lexicons/date_cues.txt")
+    def __init__(self, resources: Resources | None = None):
+        cues = (resources or Resources.packaged()).load("lexicons/date_cues.txt")
         self.version = cues.digest
-        self._cue = re.compile("(?:" + "|".join(map(re.escape, sorted(cues.lines(), key=len, reverse=True)))
-                               + r")\s?(?:为|是|:)?\s?$")
+        self._cue = re.compile(f"(?:{alternation(cues.words())})" + r"\s?(?:为|是|:)?\s?$")
 
     def detect(self, doc: Document) -> list[Span]:
         norm, year = doc.norm, doc.note_date.year if doc.note_date else None
@@ -45,7 +48,8 @@ class DateDetector:
         # every form begins with a number: try the forms where numbers begin, not at every character of the note
         candidates = [(form, m) for pos in (a.start() for a in _NUMBER_START.finditer(norm))
                       for form, rx in FORMS if (m := rx.match(norm, pos))]
-        candidates += [("compact", m) for m in COMPACT.finditer(norm) if self._cue.search(left_context(norm, m.start(), 8))]
+        candidates += [("compact", m) for m in COMPACT.finditer(norm)
+                       if self._cue.search(left_context(norm, m.start(), 8))]
         # the longest reading of a place first (2023年3月15日 before its 3月15日)
         for form, m in sorted(candidates, key=lambda c: (c[1].start(), -c[1].end())):
             start, end = m.span()
@@ -58,8 +62,9 @@ class DateDetector:
         return spans
 
 
-class AgeDetector:
+class AgeDetector(Component):
     name = "age"
+    entity_types = (EntityType.AGE,)
     version = "1"
 
     def detect(self, doc: Document) -> list[Span]:

@@ -1,10 +1,10 @@
 """HOSPITAL: the curated dictionary (official names, aliases, English names) plus a pattern for
-institutions that are not in it: a proper prefix (a place, a person's or a university's name, an
-ordinal) followed by a health-facility ending (医院, 人民医院, 妇幼保健院, 卫生院, 社区卫生服务中心, 精神卫生中心, 诊所 ...:
-resources/lexicons/health_facility_endings.txt). A department alone (心内科) or a generic phrase (当地医院, 县医院, 我院)
-is not a hospital; a place and a specialty are (福州肺科医院). A span that ends in a health-facility ending records it
-in `facility`: merge lets it win over an address reading of the same characters (an alias or a colloquial name such
-as 浙一 or 赣州市一院 is no such evidence).
+institutions that are not in it: a proper prefix (a place, a person's or a university's name, an ordinal) followed by a
+health-facility ending (医院, 人民医院, 妇幼保健院, 卫生院, 社区卫生服务中心, 精神卫生中心, 诊所 ...:
+resources/lexicons/health_facility_endings.txt). A department alone (心内科) or a generic phrase (当地医院, 县医院,
+我院) is not a hospital; a place and a specialty are (福州肺科医院). A span that ends in a health-facility ending
+records it in `facility`: merge lets it win over an address reading of the same characters (an alias or a colloquial
+name such as 浙一 or 赣州市一院 is no such evidence).
 """
 from __future__ import annotations
 
@@ -13,18 +13,15 @@ from dataclasses import dataclass
 
 import ahocorasick
 
-from deid import resources
-from deid.detectors.base import Document, left_context, right_context
+from deid.detectors.base import Component, Document, left_context, right_context
 from deid.gazetteer import Gazetteer
+from deid.resources import Resources, alternation, combine_digests
 from deid.spans import EntityType, Span, make_span
 from deid.text import is_cjk
 from deid.vocabulary import ClinicalVocabulary
 
 # Characters of a hospital name's prefix; a bracket, a clause or a verb is a boundary.
 _PREFIX_CHAR = re.compile(r"[\u4e00-\u9fa5〇A-Za-z0-9·]")   # 〇 of 第九〇四医院
-_PREFIX_STOP = re.compile(r"就诊于|就诊|转诊至|常规|一般|转入|转至|收入|收住|患者|曾在|曾于|先后在|来自|前往|入住|请问|首先|推荐|比较|正规|有名|"
-                          r"专业|什么|怎么|哪家|哪个|哪里|"
-                          r"[于在至到赴转经去往及与、由从我外曾行予后入住诉因示见即既往来的看治做查好最这那哪有]")
 # A department or a kind of care names no institution (内科医院, 男科医院, 精神科医院).
 _DEPARTMENT = re.compile(r"[\u4e00-\u9fa5]{0,3}科")
 # A house or building number in front of a name ends the address before it (浣纱路356号|杭州市第一人民医院).
@@ -37,18 +34,11 @@ _WHICH_AFTER = re.compile(r"\s?哪[家些所]")
 _LEADING_NUMBER = re.compile(r"[0-9][0-9\-./:]*(?=[\u4e00-\u9fa5])")
 # What may follow a clinical-looking word inside a name: a place or a clan (葫芦|岛市, 风团|镇, 黄|氏).
 _PLACE_OR_CLAN = re.compile(r"镇|乡|村|街道|氏|岛|山|湖|江|河")
-# Clinical words that do name real specialist hospitals (肿瘤医院, 皮肤病医院); any other clinical word before
-# 医院 makes a description (上海胃癌医院, 银屑病医院), not a name.
-_SPECIALTY = re.compile(r"肿瘤|胸科|口腔|眼科|骨科|精神|传染病|皮肤病|结核病?|肛肠|耳鼻喉|心血管|脑科|肾病|妇产|儿童|"
-                        r"妇女|康复|中医|整形|烧伤|肝病|血液病|糖尿病|职业病")
-# Words that on their own do not name an institution.
-_GENERIC = re.compile(r"当地|本地|外地|外院|我院|本院|上一?级|下一?级|个体|基层|乡镇|县级|市级|省级|区级|三甲|二甲|一级|二级|三级|附近|私人|私立|"
-                      r"民营|公立|专科|综合|中心|部队|军队|社区|妇产|儿童|肿瘤|精神|传染病|口腔|眼科|骨科|胸科|中西医结合|"
-                      r"中医|西医|人民|妇幼|保健|卫生|医疗|一家|其他|其它|多家|相关|定点|指定|合作|附属|所在|"
-                      r"[某该县市省区乡镇村各其此原]")
 _CONTEXT_LEFT = re.compile(r"(?:在|于|转|赴|至|到|去|来|往|诊于|转诊至|来自|曾在|就诊)\s*$")
-_CONTEXT_RIGHT = re.compile(r"^\s*(?:就诊|住院|治疗|手术|复查|随访|确诊|诊断|行|查|门诊|急诊|住|看|求治|诊治|会诊|转诊)")
-_COLLOQUIAL = re.compile(r"(?:市|县|区)?(?:第?[一二三四五六七八九]院|附[一二三四五六七八]院?|妇保院|妇幼|医大[一二三四五六七八]院)(?![\u4e00-\u9fa5]{0,3}(?:医院|保健院|保健所|科))")
+_CONTEXT_RIGHT = re.compile(r"^\s*(?:就诊|住院|治疗|手术|复查|随访|确诊|诊断|行|查|门诊|急诊|住|看|求治|诊治|会诊|"
+                            r"转诊)")
+_COLLOQUIAL = re.compile(r"(?:市|县|区)?(?:第?[一二三四五六七八九]院|附[一二三四五六七八]院?|妇保院|妇幼|"
+                         r"医大[一二三四五六七八]院)(?![\u4e00-\u9fa5]{0,3}(?:医院|保健院|保健所|科))")
 _SCHOOL_RIGHT = re.compile(r"^(?:医学院|医科大学|大学|学院)")
 
 
@@ -77,16 +67,35 @@ def hospital_forms(row: dict) -> list[tuple[str, str]]:
     return forms + [(en, "english") for en in filter(None, row.get("english", "").split(";"))]
 
 
-class HospitalDetector:
+class HospitalDetector(Component):
     name = "hospital"
+    entity_types = (EntityType.HOSPITAL,)
+    uses = ("gazetteer", "vocabulary", "resources")
+    # How far a span is trusted, by rule: a dictionary name and its forms, the pattern, a colloquial name.
+    SCORES = {"name": 0.99, "alias": 0.95, "english": 0.95, "ambiguous": 0.85, "pattern": 0.9, "colloquial": 0.85}
 
-    def __init__(self, gazetteer: Gazetteer | None = None, vocabulary: ClinicalVocabulary | None = None):
+    def __init__(self, gazetteer: Gazetteer | None = None, vocabulary: ClinicalVocabulary | None = None,
+                 resources: Resources | None = None):
+        files = resources or Resources.packaged()
         self.gazetteer = gazetteer or Gazetteer()
         self.vocabulary = vocabulary or ClinicalVocabulary()
-        res = resources.load("dictionaries/hospitals.tsv")
-        endings = resources.load("lexicons/health_facility_endings.txt")
-        self.version = resources.combine_digests({"hospitals": res.digest, "endings": endings.digest})
-        self._suffix = re.compile("|".join(map(re.escape, sorted(set(endings.lines()), key=len, reverse=True))))
+        res = files.load("dictionaries/hospitals.tsv")
+        endings = files.load("lexicons/health_facility_endings.txt")
+        words = files.load("lexicons/hospital_words.tsv")
+        self.version = combine_digests({"hospitals": res.digest, "endings": endings.digest,
+                                                  "words": words.digest})
+        # Where a name's prefix starts: after a word of going, choosing or asking (就诊于, 推荐), or a character of
+        # grammar or care (于, 在, 转, 的, 看).
+        self._prefix_stop = re.compile(alternation(words.words("prefix_stop"))
+                                       + "|"
+                                         "[于在至到赴转经去往及与、由从我外曾行予后入住诉因示见即既往来的看治做查好最这那哪有]")
+        # Clinical words that do name real specialist hospitals (肿瘤医院, 皮肤病医院); any other clinical word
+        # before 医院 makes a description (上海胃癌医院, 银屑病医院), not a name.
+        self._specialty = re.compile(alternation(words.words("specialty")) + "|结核病?")
+        # Words that on their own do not name an institution (当地, 三甲, 上级, 该).
+        self._generic = re.compile(alternation(words.words("generic")) + "|上一?级|下一?级|"
+                                                                         "[某该县市省区乡镇村各其此原]")
+        self._suffix = re.compile(alternation(endings.words()))
         self.entries: list[_Entry] = []
         auto = ahocorasick.Automaton()
         for row in res.rows():
@@ -126,8 +135,7 @@ class HospitalDetector:
                 if not (_CONTEXT_LEFT.search(left_context(norm, start, 5)) or
                         _CONTEXT_RIGHT.match(right_context(norm, end, 5))):
                     continue
-            score = {"name": 0.99, "alias": 0.95, "english": 0.95, "ambiguous": 0.85}[entry.kind]
-            spans.append(make_span(text, start, end, EntityType.HOSPITAL, 1, "dictionary", score,
+            spans.append(make_span(text, start, end, EntityType.HOSPITAL, 1, "dictionary", self.SCORES[entry.kind],
                                    f"hospital.dict.{entry.kind}", canonical=entry.canonical,
                                    facility=self._ending(entry.form) if entry.kind != "ambiguous" else ""))
             last_end = end
@@ -139,7 +147,8 @@ class HospitalDetector:
         for s, e, _place in self.gazetteer.find(norm):
             m = _COLLOQUIAL.match(norm, e)
             if m:
-                spans.append(make_span(text, s, m.end(), EntityType.HOSPITAL, 1, "pattern", 0.85, "hospital.colloquial"))
+                spans.append(make_span(text, s, m.end(), EntityType.HOSPITAL, 1, "pattern", self.SCORES["colloquial"],
+                                       "hospital.colloquial"))
         return spans
 
     def _pattern(self, text: str, norm: str) -> list[Span]:
@@ -154,7 +163,7 @@ class HospitalDetector:
             places = [(s, e) for s, e, _ in self.gazetteer.find(prefix)]
             # A stop character inside a division name (沈阳市于洪区) does not end the prefix.
             # nor does one that is a clan name's surname (于氏诊所, 曾氏诊所)
-            stops = [st for st in _PREFIX_STOP.finditer(prefix)
+            stops = [st for st in self._prefix_stop.finditer(prefix)
                      if not any(s <= st.start() < e for s, e in places) and prefix[st.end():st.end() + 1] != "氏"]
             if stops:
                 start += stops[-1].end()
@@ -175,8 +184,8 @@ class HospitalDetector:
                 continue
             if prefix.isascii() and prefix.isdigit() and m.group() != "医院":
                 continue   # 301医院 is numbered; 120急救中心 names no one institution
-            spans.append(make_span(text, start, m.end(), EntityType.HOSPITAL, 1, "pattern", 0.9, "hospital.pattern",
-                                   facility=m.group()))
+            spans.append(make_span(text, start, m.end(), EntityType.HOSPITAL, 1, "pattern", self.SCORES["pattern"],
+                                   "hospital.pattern", facility=m.group()))
         return spans
 
     def _ending(self, name: str) -> str:
@@ -188,13 +197,13 @@ class HospitalDetector:
         if "某" in prefix or len(prefix) < 2 or self._describes(prefix) or (
                 _DEPARTMENT.fullmatch(prefix) and not self._place_first(prefix)):
             return False   # 山东省某医院, 上海胃癌医院, 男科医院, 痛医院: no institution is named (福州肺科医院 is)
-        if re.fullmatch(f"(?:{_SPECIALTY.pattern}|病)+", prefix):
+        if re.fullmatch(f"(?:{self._specialty.pattern}|病)+", prefix):
             return False   # 精神病医院, 皮肤病医院: a kind of hospital, no name
         if self.gazetteer.find(prefix):
             return True
         if re.search(r"第[一二三四五六七八九十0-9]+|大学|医学院|医科", prefix):
             return True
-        return not re.fullmatch(f"(?:{_GENERIC.pattern})+", prefix)
+        return not re.fullmatch(f"(?:{self._generic.pattern})+", prefix)
 
     def _place_first(self, prefix: str) -> bool:
         """A division's name opens the prefix and a specialty follows it (福州|肺科, 北京|骨科)."""
@@ -203,6 +212,7 @@ class HospitalDetector:
     def _describes(self, prefix: str) -> bool:
         """A clinical word stands in the prefix that is neither a specialty nor part of a place or a clan name
         (葫芦 of 葫芦岛市, 风团 of 风团镇, 黄氏)."""
-        named = [m.span() for m in _SPECIALTY.finditer(prefix)] + [(s, e) for s, e, _ in self.gazetteer.find(prefix)]
+        named = ([m.span() for m in self._specialty.finditer(prefix)]
+                 + [(s, e) for s, e, _ in self.gazetteer.find(prefix)])
         return any(not any(ns < e and s < ne for ns, ne in named) and not _PLACE_OR_CLAN.match(prefix, e)
                    for s, e in self.vocabulary.matches(prefix))

@@ -10,7 +10,7 @@ import re
 from datetime import date
 from functools import lru_cache
 
-from deid.detectors.base import Document, Taken, left_context
+from deid.detectors.base import Component, Document, Taken, left_context
 from deid.spans import EntityType, Span, make_span
 
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -33,7 +33,7 @@ def division_codes() -> frozenset[str]:
 
 
 def check_char(first17: str) -> str:
-    return _CHECK[sum(int(d) * w for d, w in zip(first17, _WEIGHTS)) % 11]
+    return _CHECK[sum(int(d) * w for d, w in zip(first17, _WEIGHTS, strict=True)) % 11]
 
 
 def _valid_date(y: int, m: int, d: int) -> bool:
@@ -54,8 +54,9 @@ def _separators_consistent(raw: str) -> bool:
     return len({c for c in raw if not c.isalnum()}) <= 1
 
 
-class IdNumberDetector:
+class IdNumberDetector(Component):
     name = "id_number"
+    entity_types = (EntityType.ID_NUMBER,)
 
     def detect(self, doc: Document) -> list[Span]:
         spans, taken = [], Taken(len(doc.norm))   # the characters of the 18-digit numbers found

@@ -13,8 +13,8 @@ import re
 
 import ahocorasick
 
-from deid import resources
-from deid.detectors.base import Document, Taken
+from deid.detectors.base import Component, Document, Taken
+from deid.resources import Resources, combine_digests
 from deid.spans import EntityType, Span, make_span
 
 # After a cue: its 号/号码/编号, a colon, 为/是; then the value.
@@ -23,18 +23,21 @@ _CUE_TAIL = re.compile(r"(?:号码|编号|编码|号)?\s?(?:[:]|为|是)?\s?")
 _VALUE = {
     # letters, digits, hyphens and dots (46920.15); short groups may be joined by single spaces; an account 12 to
     # 25 digits
-    EntityType.RECORD_ID: re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9\-]|\.(?=[A-Za-z0-9]))*(?: [A-Za-z0-9\-]{1,4}(?![A-Za-z0-9\-]))*"),
+    EntityType.RECORD_ID: re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9\-]|"
+                                     r"\.(?=[A-Za-z0-9]))*(?: [A-Za-z0-9\-]{1,4}(?![A-Za-z0-9\-]))*"),
     EntityType.ACCOUNT: re.compile(r"[0-9](?:[ \-]?[0-9]){11,24}(?![0-9])"),
     # 军字第1234567号, E12345678, C01X00T47 (letters among the digits, as German and French passports), 72 1234567
     EntityType.CERTIFICATE: re.compile(r"(?:[\u4e00-\u9fa5]{1,2}字第)?(?=[A-Za-z0-9]*[0-9])[A-Za-z0-9]{2,20}"
                                        r"(?: [0-9]{5,10}(?![0-9]))?(?:号(?![码]))?"),
 }
 _UNIONPAY = re.compile(r"(?<![0-9])62[0-9]{2}(?:[ \-]?[0-9]){12,15}(?![0-9])")
-_PASSPORT = re.compile(r"(?<![A-Za-z0-9])[EG][0-9]{8}(?![A-Za-z0-9])|(?<![A-Za-z0-9])E[A-HJ-NP-Z][0-9]{7}(?![A-Za-z0-9])")
+_PASSPORT = re.compile(r"(?<![A-Za-z0-9])[EG][0-9]{8}(?![A-Za-z0-9])|"
+                       r"(?<![A-Za-z0-9])E[A-HJ-NP-Z][0-9]{7}(?![A-Za-z0-9])")
 _VIN = re.compile(r"(?<![A-Za-z0-9])[A-HJ-NPR-Z0-9]{17}(?![A-Za-z0-9])")
 _VIN_VALUES = {**{str(d): d for d in range(10)},
-               **dict(zip("ABCDEFGH", range(1, 9))), **dict(zip("JKLMN", range(1, 6))), "P": 7, "R": 9,
-               **dict(zip("STUVWXYZ", range(2, 10)))}
+               **dict(zip("ABCDEFGH", range(1, 9), strict=True)), **dict(zip("JKLMN", range(1, 6), strict=True)),
+               "P": 7, "R": 9,
+               **dict(zip("STUVWXYZ", range(2, 10), strict=True))}
 _VIN_WEIGHTS = (8, 7, 6, 5, 4, 3, 2, 10, 0, 9, 8, 7, 6, 5, 4, 3, 2)
 
 
@@ -48,18 +51,21 @@ def luhn_valid(digits: str) -> bool:
 
 def vin_valid(vin: str) -> bool:
     """ISO 3779 / GB 16735 check digit in the ninth place (X for 10)."""
-    total = sum(_VIN_VALUES[c] * w for c, w in zip(vin, _VIN_WEIGHTS))
+    total = sum(_VIN_VALUES[c] * w for c, w in zip(vin, _VIN_WEIGHTS, strict=True))
     check = total % 11
     return vin[8] == ("X" if check == 10 else str(check))
 
 
-class IdentifierDetector:
+class IdentifierDetector(Component):
     name = "identifiers"
+    entity_types = (EntityType.RECORD_ID, EntityType.ACCOUNT, EntityType.CERTIFICATE, EntityType.VEHICLE)
+    uses = ("resources",)
 
-    def __init__(self):
-        cues = resources.load("lexicons/identifier_cues.tsv")
-        regions = resources.load("lexicons/plate_regions.txt")
-        self.version = resources.combine_digests({"cues": cues.digest, "regions": regions.digest})
+    def __init__(self, resources: Resources | None = None):
+        files = resources or Resources.packaged()
+        cues = files.load("lexicons/identifier_cues.tsv")
+        regions = files.load("lexicons/plate_regions.txt")
+        self.version = combine_digests({"cues": cues.digest, "regions": regions.digest})
         self._cues = ahocorasick.Automaton()   # one pass over the note finds every cue (ID号 as id号 too)
         for row in cues.rows():
             cue = row["cue"].translate(_ASCII_LOWER)
@@ -68,7 +74,8 @@ class IdentifierDetector:
         region = "[" + "".join(regions.lines()) + "]"
         letter = "[A-HJ-NP-Z]"
         self._plate = re.compile(
-            rf"{region}{letter}[·• ]?(?:[DF][A-HJ-NP-Z0-9][0-9]{{4}}|[0-9]{{5}}[DF]|(?=[A-HJ-NP-Z]*[0-9])[A-HJ-NP-Z0-9]{{5}}"
+            rf"{region}{letter}[·• ]?(?:[DF][A-HJ-NP-Z0-9][0-9]{{4}}|[0-9]{{5}}[DF]|"
+            rf"(?=[A-HJ-NP-Z]*[0-9])[A-HJ-NP-Z0-9]{{5}}"
             rf"[挂学警领使]?)(?![A-Za-z0-9])")
 
     def detect(self, doc: Document) -> list[Span]:

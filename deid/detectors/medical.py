@@ -9,8 +9,9 @@ import re
 
 import ahocorasick
 
-from deid import resources, tiers
-from deid.detectors.base import Document
+from deid import tiers
+from deid.detectors.base import Component, Document
+from deid.resources import Resources, combine_digests
 from deid.spans import EntityType, Span, make_span
 from deid.text import normalize
 
@@ -45,14 +46,16 @@ _MODIFIER = (r"急性|慢性|亚急性|迁延性|重型|重症|轻度|中度|重
              r"眼部?|皮肤|输卵管(?:壶腹部|峡部|伞部|间质部)?|卵巢|子宫角?|腹腔|宫角|残角子宫|剖宫产(?:术后)?瘢痕(?:部位)?")
 _LEFT = re.compile(rf"(?:{_MODIFIER})(?:[或和]?(?:{_MODIFIER}))*$")
 # What may end a disease phrase; 病 not when it starts another word (病史, 病人, 病程 ...).
-_DISEASE_END = (r"(?:δ因子|炎|病毒|病(?![史人程情房例区灶变毒理])|症|感染|综合征|瘤|疹|疣|溃疡|下疳|损害|狭窄|关闭不全|动脉瘤|"
+_DISEASE_END = (r"(?:δ因子|炎|病毒|病(?![史人程情房例区灶变毒理])|症|感染|综合征|瘤|疹|疣|溃疡|下疳|损害|狭窄|关闭不全|"
+                r"动脉瘤|"
                 r"畸形|破裂|出血|痴呆|截瘫|麻痹|结节|白斑|坏死|栓塞|休克|衰竭|妊娠|流产|携带者|携带状态|产物|"
                 r"[甲乙丙丁戊庚]型|无?黄疸型|淤胆型|重型|轻度|中度|重度|因子|失败|宫内孕|穿孔|血肿|粘连|残留|凝血|情况|结核|"
                 r"检查|试纸|两对半|五项|三阳|儿(?![童科])|期(?![间内])|不育)")
 # Inside a phrase: CJK, but no clause word (史, a verb, a result, a conjunction that starts a new item).
 _PHRASE_CHAR = rf"(?:(?![史行予于在因及和与或者了为是有无经示见查阳阴抗治疗入院])[{_CJK}])"
 _RIGHT = re.compile(
-    rf"(?:(?:[，,]\s?)?(?:并发|合并|伴有?|不伴有?|也不伴有?|但伴有?|并伴有?)(?:{_PHRASE_CHAR}|[和或]){{0,10}}?{_DISEASE_END}"  # 并发栓塞
+    rf"(?:(?:[，,]\s?)?(?:并发|合并|伴有?|不伴有?|也不伴有?|但伴有?|并伴有?)(?:{_PHRASE_CHAR}|"
+    rf"[和或]){{0,10}}?{_DISEASE_END}"  # 并发栓塞
     rf"|(?:性|型|的)?{_PHRASE_CHAR}{{0,10}}?{_DISEASE_END}"                                # 性心脏病
     rf"|[，,]\s?(?:其他的?|其他特指的|未特指的?|特指的|完全性或未特指的?|完全性|不完全性|无并发症|有症状性的?|轻度|中度|重度|"
     rf"不可归类在他处者)"                                                                        # ICD qualifiers
@@ -79,18 +82,20 @@ def whole_mention(norm: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
-class TermDetector:
+class TermDetector(Component):
     """Tiered terms for one entity type (a dictionary, the official ICD-10 diagnoses, morpheme patterns), each
     stretched to the whole mention it belongs to."""
 
     RESOURCES = ("dictionaries/icd10_sensitive.tsv",)
     PATTERNS: tuple = ()   # (compiled pattern, tier)
 
-    def __init__(self, entity_type: EntityType, resource: str, name: str):
-        self.name = name
+    uses = ("resources",)
+
+    def __init__(self, entity_type: EntityType, resource: str, resources: Resources | None = None):
         self.entity_type = entity_type
-        loaded = [resources.load(r) for r in (resource, *self.RESOURCES)]
-        self.version = resources.combine_digests({r.name: r.digest for r in loaded})
+        files = resources or Resources.packaged()
+        loaded = [files.load(r) for r in (resource, *self.RESOURCES)]
+        self.version = combine_digests({r.name: r.digest for r in loaded})
         self._auto = ahocorasick.Automaton()
         for res in loaded:
             for row in res.rows():
@@ -104,7 +109,8 @@ class TermDetector:
     def _cores(self, norm: str):
         """(start, end, tier, kind, canonical) of every term and morpheme hit."""
         lowered = norm.lower()
-        hits = sorted(((end - len(t) + 1, end + 1, t, tier, canon) for end, (t, tier, canon) in self._auto.iter(lowered)),
+        hits = sorted(((end - len(t) + 1, end + 1, t, tier, canon)
+                       for end, (t, tier, canon) in self._auto.iter(lowered)),
                       key=lambda h: (h[0], -(h[1] - h[0])))
         last_end = -1
         for start, end, _term, tier, canon in hits:
@@ -123,7 +129,8 @@ class TermDetector:
         mentions: list[list] = []
         for start, end, tier, kind, canon in self._cores(norm):
             if self.entity_type is EntityType.STD and any(
-                    core.match(norm, start) and before.search(norm, max(0, start - 3), start) for core, before in _NOT_STD):
+                    core.match(norm, start) and before.search(norm, max(0, start - 3), start)
+                    for core, before in _NOT_STD):
                 continue
             start, end = whole_mention(norm, start, end)
             mentions.append([start, end, tier, kind, canon])
@@ -147,7 +154,8 @@ class TermDetector:
 
 # Obstetric formulas: (pattern, tier rule). G/P formulas are childbearing status (tier 3) unless they
 # record an abortion (A>=1), which makes them abortion history (tier 1).
-_GPA = re.compile(r"(?<![A-Za-z0-9])G\s?\d{1,2}\s?P\s?\d{1,2}(?:\s?A\s?(\d{1,2}))?(?:\s?L\s?\d{1,2})?(?![A-Za-z0-9])", re.I)
+_GPA = re.compile(r"(?<![A-Za-z0-9])G\s?\d{1,2}\s?P\s?\d{1,2}(?:\s?A\s?(\d{1,2}))?(?:\s?L\s?\d{1,2})?"
+                  r"(?![A-Za-z0-9])", re.I)
 # 孕2产1 and the counts written with it: 孕3产1流2, 孕2产1(足1早0流1存1), and the bare 流 count after a comma
 # (孕1产0,流1) that is shorthand of the formula; the abortion count (流, 流产, 人流) decides the tier. A statement
 # after a comma (孕2产1,早产1次, 人流1次) is a fact of its own.
@@ -159,13 +167,17 @@ _ABORTIONS = re.compile(rf"(?:流产|人流|流)\s?({_COUNT_WORD})")
 _GESTATION = re.compile(r"(?:怀孕|孕|妊娠|停经)\s?\d{1,2}\s?(?:\+\s?\d\s?)?周(?:\s?\+?\s?\d\s?天)?|停经\s?\d{1,3}\s?天|"
                         r"(?:怀孕|孕|妊娠)\s?(?:\d{1,2}|[一二两三四五六七八九十])\s?个?月")
 _COUNT = re.compile(r"\s?(?:\d{1,2}|[一二三四五六七八九十])\s?次")
-_CHILDREN = re.compile(r"(?:育有?|生过?|生育)\s?(?:\d|[一二两三四五六])\s?(?:子|女|个孩子|个小孩|胎|孩)(?:\s?(?:\d|[一二两三四五六])\s?(?:子|女))?")
+_CHILDREN = re.compile(r"(?:育有?|生过?|生育)\s?(?:\d|[一二两三四五六])\s?(?:子|女|个孩子|个小孩|胎|孩)(?:\s?(?:\d|"
+                       r"[一二两三四五六])\s?(?:子|女))?")
 _ZERO = {"0", "零"}
 
 
 class PregnancyDetector(TermDetector):
-    def __init__(self):
-        super().__init__(EntityType.PREGNANCY, "dictionaries/pregnancy_terms.tsv", "pregnancy")
+    name = "pregnancy"
+    entity_types = (EntityType.PREGNANCY,)
+
+    def __init__(self, resources: Resources | None = None):
+        super().__init__(EntityType.PREGNANCY, "dictionaries/pregnancy_terms.tsv", resources)
 
     def detect(self, doc: Document) -> list[Span]:
         norm = doc.norm
@@ -190,5 +202,8 @@ class PregnancyDetector(TermDetector):
 class StdDetector(TermDetector):
     PATTERNS = ((_HEPATITIS, 3), (_GENITAL_HERPES, 2), (_SEXUAL_TRANSMISSION, 2), (_HPV_TYPE, 2))
 
-    def __init__(self):
-        super().__init__(EntityType.STD, "dictionaries/std_terms.tsv", "std")
+    name = "std"
+    entity_types = (EntityType.STD,)
+
+    def __init__(self, resources: Resources | None = None):
+        super().__init__(EntityType.STD, "dictionaries/std_terms.tsv", resources)

@@ -14,38 +14,16 @@ from __future__ import annotations
 
 import re
 
-from deid import resources
-from deid.detectors.base import Document, Taken
+from deid.detectors.base import Component, Document, Taken
+from deid.resources import Resources, alternation, combine_digests
 from deid.spans import EntityType, Span, make_span
 from deid.text import is_cjk
 from deid.vocabulary import TREATED_WITH, ClinicalVocabulary, WordIndex
 
-_CUE_BEFORE = re.compile(
-    r"(?:患者|病人|患儿|产妇|姓名|家属|其子|其女|其夫|其妻|之子|之女|配偶|丈夫|妻子|儿子|女儿|父亲|母亲|哥哥|姐姐|弟弟|妹妹|"
-    r"联系人|委托人|监护人|代理人|陪同人|陪护人|授权人|患方|"
-    r"主治医师|住院医师|主任医师|副主任医师|上级医师|经治医师|查房医师|值班医师|进修医师|实习医师|主管医师|麻醉医师|"
-    r"医师|医生|主任|教授|护士长|护士|责任护士|器械护士|巡回护士|记录者|记录人|记录|书写者|签名|签字|审核人|审核|"
-    r"主刀|术者|一助|二助|助手|(?:参加|抢救|参与|讨论)?人员|主持人|报告人|申请医生|送检医生|开单医生|汇报人|讨论者|"
-    # relations and occupations that introduce a person in free prose
-    r"老伴|爱人|对象|男友|女友|未婚夫|未婚妻|岳父|岳母|公公|婆婆|儿媳|女婿|孙子|孙女|外孙|外孙女|侄子|侄女|同事|朋友|邻居|"
-    r"总裁|副总裁|总经理|经理|董事长|董事|总监|主席|专家|记者|律师|老师|教练|导演|作者|编剧|演员|歌手|球员|选手|"
-    r"局长|书记|院长|所长|校长|厂长|市长|县长|省长|部长|处长|科长|队长|创始人|负责人|发言人|法人代表|"
-    r"秘书长|馆长|社长|行长|主编|总编|主管|制作人|制片人|设计师|分析师)"
-    r"(?:签名|签字)?\s*(?:[:：]|为|是)?\s*")
-_ROLE_AFTER = re.compile(r"(?:主任医师|副主任医师|主治医师|住院医师|医师|医生|主任|教授|护士长|护士|大夫|副教授|博士|"
-                         r"先生|女士|小姐|同志|老师|律师|记者|总裁|总经理|经理|董事长|"
-                         r"签名|签字|查房|指示|指出|补充|总结|同意)")
-# Words that typically follow a name in clinical prose (已向家属张三交代病情): a boundary after a name.
-_NEXT_WORD = re.compile(r"交代|交待|告知|签字|签署|签名|同意|陪同|陪护|表示|要求|拒绝|决定|知情|代诉|代述|送来|送入|携|"
-                        r"来院|到院|来电|电话|手机|联系|沟通|商量|讨论|办理|按时|按期|定期|务必|已|均|等|诉|述|称|"
-                        # a clinical narrative often goes straight on after the patient's name
-                        r"夜间|今日|昨日|昨晚|今晨|近日|近期|近来|自觉|自述|自诉|突然|突发|反复|出现|持续|仍|感|偶|再次|"
-                        r"目前|现|既往|入院|术后|病情|一般|精神|神志|体温|饮食|睡眠|主因|因|"
-                        # and in free prose, the verbs of reporting
-                        r"说|认为|表示|指出|介绍|透露|告诉|回忆|强调|坦言|今年|曾经|曾|也|则|和|对|在|是|将|被")
 # Characters that do not occur in given names: grammatical words and medical morphemes (关节痛, 阿托品, 任脉).
-_NOT_GIVEN = set("男女性岁因于在患诉述主入出院以及和与等的了是为有无行经予今昨前后左右上下内外中伴并未已再又均可见示查术"
-                 "期间次年月日天时分个名位例号床科室病症炎痛热咳喘吐泻诊治疗手签字医护师生长任教授查房说讲称表要认觉看听来去"
+_NOT_GIVEN = set("男女性岁因于在患诉述主入出院以及和与等的了是为有无行经予今昨前后左右上下内外"
+                 "中伴并未已再又均可见示查术期间次年月日天时分个名位例号床科室病症炎痛热咳喘吐"
+                 "泻诊治疗手签字医护师生长任教授查房说讲称表要认觉看听来去"
                  "尿液脉穴品酸素胺醇钠钾片丸散汤膏剂霉菌毒瘤癌部肋节血压糖脂肝肾肺脑胃肠多"
                  "，。、；：（）() ")
 # Where the model drew the boundaries, only these are refused in a given name: grammar and medical morphemes
@@ -57,19 +35,12 @@ _GRAMMAR = set("男女性岁因于在的了是无与及等并") | _MEDICAL_MORPH
 _BOUNDARY = set("男女因于在诉述以及和与等的了是为有无行经予今昨前后伴并未已再又均之，。、；：（）() ,.;:\n\t")
 
 # 张某, 欧阳某某: surname + 某; not when the surname character ends a word (其某, 该某).
-_SOMEONE = re.compile(r"某某?(?![\u4e00-\u9fa5]{0,2}(?:医院|卫生院|诊所|单位|公司|地|处|时|日|年|月|省|市|县|区|镇|村|路))")
-# Characters of the standard transliteration of foreign names (Xinhua's tables: 阿, 尔, 斯, 维 ...). A PER token
-# of three or more of them, or one joined by the interpunct (米兰·昆德拉), is a foreign name though no
-# Chinese surname starts it; a sports club written the same way is told apart by what follows it.
-_TRANSLITERATION = set("阿埃艾爱安昂奥巴拜班邦鲍贝本比彼毕宾波伯博布查达戴丹道德登迪蒂丁东杜多厄恩尔法凡范菲费芬丰"
-                       "弗伏福富盖甘冈高戈哥格葛贡古瓜哈海汉豪赫黑亨胡华霍基吉加贾杰捷金卡凯坎康考柯科克肯库奎拉莱"
-                       "赖兰朗劳勒雷蕾里理利莉丽连林琳卢鲁路伦罗洛马玛迈麦曼芒梅门蒙米敏明莫姆穆纳娜奈内妮尼涅宁"
-                       "纽努诺欧帕潘庞佩彭皮珀普奇齐恰乔切钦琴丘屈让热茹若萨塞赛桑瑟森沙莎善尚舍什施史斯松苏索塔"
-                       "泰坦汤唐特滕提廷图托瓦万威韦维温翁沃乌伍西希锡谢辛休雅亚扬耶伊因英尤于约泽扎詹朱兹佐昆琼瑞舒蓬柏"
-                       "夫逊廉翰摩怀代南当济易")
+_SOMEONE = re.compile(r"某某?(?![\u4e00-\u9fa5]{0,2}(?:医院|卫生院|诊所|单位|公司|地|处|时|日|年|月|省|市|县|区|镇|村|"
+                      r"路))")
 # After a cue, a word in Latin letters is a name (总监Eric, 执行董事leo, 签名：BenBell); acronyms (CT, MRI) are not.
 # Nor Roman numerals (患者为iv期胃癌).
-_LATIN_AFTER_CUE = re.compile(r"(?![ivxlIVXL]+(?![A-Za-z]))(?:[A-Z][a-z]{2,}|[a-z]{3,})(?:[A-Z][a-z]+){0,2}(?![A-Za-z0-9])")
+_LATIN_AFTER_CUE = re.compile(r"(?![ivxlIVXL]+(?![A-Za-z]))(?:[A-Z][a-z]{2,}|"
+                              r"[a-z]{3,})(?:[A-Z][a-z]+){0,2}(?![A-Za-z0-9])")
 # A speaker's label heads a line of a transcript or an interview (金石开：建议关注主队): a name without a cue
 # word. Not before a number or a sign, which a field label takes (谷丙:45, 宫高:32cm).
 _SPEAKER = re.compile(r"(?:^|(?<=[\n。!?]))([\u4e00-\u9fa5]{2,4}):(?=[\u4e00-\u9fa5“\"'])")
@@ -85,15 +56,9 @@ _NEXT_LATIN_WORD = re.compile(r" ([A-Za-z]+)(?![A-Za-z0-9])")
 _INTERPUNCT = re.compile("[·•・‧]")   # the middle dot as typed: Chinese, bullet, katakana, hyphenation point
 # A name in Latin letters: capitalised words, not an acronym (CT, MRI) nor a lower-case word.
 _LATIN_NAME = re.compile(r"(?:[A-Z][a-z]{2,}){1,3}")
-# Verbs of saying after a name in prose: evidence enough for a model token whose surname is also a word (于海表示).
-_REPORTING = re.compile(r"说|表示|告诉|认为|指出|介绍|透露|称|回忆|强调|坦言|解释|承认|曾|也|则|是")
-_CLUB_AFTER = re.compile(r"队|俱乐部|主场|客场|主队|客队|对阵|战胜|击败|逼平|负于|vs|VS|联|城|足球|本赛季|上赛季")
 _SIDES = set("左右双")
 _POSITIONS = set("叶侧上下中前后缘角段支房室")
 _CLINICAL_JOINERS = set("()（）、")
-# International nonproprietary name stems written in Chinese: a "foreign name" ending in one is a drug.
-_DRUG_STEM = re.compile(r"(?:西普|替尼|单抗|沙星|霉素|西林|头孢|唑|芬|普利|沙坦|洛尔|地平|他汀|格列|司琼|拉唑|替丁|卡因|"
-                        r"巴坦|培南|米松|松|肽|酶|醇|酮|胺|碱|钠|钾|林|宁|平|星|素|德)$")
 _DOSE = re.compile(r"\s?(?:[0-9][0-9.]*\s?(?:mg|g|ml|μg|ug|iu|u|万u|毫克|克|毫升|片|粒|支|袋|瓶)|[0-9]+\.[0-9])", re.I)
 # Surname characters that are also anatomy or position words (肺上叶, 胃周, vii段, 宫骶): the model's PER token
 # starting with one of them in the middle of a word is anatomy.
@@ -120,26 +85,51 @@ def _capitalised(word: str) -> bool:
     return word.isupper() or all(p[:1].isupper() and p[1:].islower() for p in word.split("-"))
 
 
-class NameDetector:
+class NameDetector(Component):
     name = "name"
+    entity_types = (EntityType.NAME,)
+    requires = ("ner",)   # PER tokens; cues, roles and pinyin find names without them
+    uses = ("vocabulary", "resources")
+    # Each rule's name (a span's explanation) and how far its span is trusted.
+    SCORES = {"name.cue+ner": 0.97, "name.role_after+ner": 0.95, "name.cue": 0.92, "name.cue_latin": 0.9,
+              "name.cue_spaced": 0.9, "name.role_after": 0.9, "name.someone": 0.9, "name.original": 0.9,
+              "name.repeat": 0.9, "name.ner": 0.85, "name.pinyin": 0.85, "name.speaker": 0.85, "name.ner_foreign": 0.8}
 
-    def __init__(self, vocabulary: ClinicalVocabulary | None = None):
-        surnames = resources.load("dictionaries/surnames.txt")
-        stop = resources.load("dictionaries/name_stopwords.txt")
+    def __init__(self, vocabulary: ClinicalVocabulary | None = None, resources: Resources | None = None):
+        files = resources or Resources.packaged()
+        surnames = files.load("dictionaries/surnames.txt")
+        stop = files.load("dictionaries/name_stopwords.txt")
         self.vocabulary = vocabulary or ClinicalVocabulary()
-        syllables = resources.load("lexicons/pinyin_syllables.txt")
-        pinyin_surnames = resources.load("lexicons/pinyin_surnames.txt")
-        heads = resources.load("lexicons/eponym_heads.tsv")
-        self.version = resources.combine_digests({"surnames": surnames.digest, "stop": stop.digest,
+        syllables = files.load("lexicons/pinyin_syllables.txt")
+        pinyin_surnames = files.load("lexicons/pinyin_surnames.txt")
+        heads = files.load("lexicons/eponym_heads.tsv")
+        context = files.load("lexicons/person_context.tsv")
+        transliteration = files.load("lexicons/transliteration_chars.txt")
+        clubs = files.load("lexicons/club_words.txt")
+        drug_stems = files.load("lexicons/drug_stems.txt")
+        self.version = combine_digests({"surnames": surnames.digest, "stop": stop.digest,
                                                   "vocabulary": self.vocabulary.version,
-                                                  "syllables": syllables.digest, "pinyin_surnames": pinyin_surnames.digest,
-                                                  "eponym_heads": heads.digest})
+                                                  "syllables": syllables.digest,
+                                                  "pinyin_surnames": pinyin_surnames.digest,
+                                                  "eponym_heads": heads.digest, "person_context": context.digest,
+                                                  "transliteration": transliteration.digest, "clubs": clubs.digest,
+                                                  "drug_stems": drug_stems.digest})
+        # a cue, then an optional signature word and a colon (主治医师签名：, 患者为); 参加人员, 抢救人员 ...
+        self._cue_before = re.compile(rf"(?:{alternation(context.words('cue'))}|(?:参加|抢救|参与|讨论)?人员)"
+                                      r"(?:签名|签字)?\s*(?:[:：]|为|是)?\s*")
+        self._role_after = re.compile(alternation(context.words("role")))
+        self._next_word = re.compile(alternation(context.words("next")))
+        self._reporting = re.compile(alternation(context.words("reporting")))
+        self._club_after = re.compile(alternation(clubs.words()))
+        self._drug_stem = re.compile(f"(?:{alternation(drug_stems.words())})$")
+        # A PER token of three or more transliteration characters, or one joined by the interpunct (米兰·昆德拉), is
+        # a foreign name though no Chinese surname starts it; a sports club written so is told apart by what follows.
+        self._transliteration = frozenset(transliteration.words())
         rows = heads.rows()
         self._not_heads = tuple(r["head"][1:] for r in rows if r["head"].startswith("!"))
         words = [r for r in rows if not r["head"].startswith("!")]
-        alternation = lambda ws: re.compile("|".join(map(re.escape, sorted(ws, key=len, reverse=True))))   # noqa: E731
-        self._head_after_any = alternation(r["head"] for r in words if r["after"] == "any")
-        self._head_after_clan = alternation(r["head"] for r in words)
+        self._head_after_any = re.compile(alternation(r["head"] for r in words if r["after"] == "any"))
+        self._head_after_clan = re.compile(alternation(r["head"] for r in words))
         self.syllables = frozenset(syllables.lines())
         # one-letter readings (a, e, o) are words of every Latin text, not surnames
         self.pinyin_surnames = frozenset(w for w in pinyin_surnames.lines() if len(w) >= 2)
@@ -201,12 +191,11 @@ class NameDetector:
                 return True
         return False
 
-    @staticmethod
-    def ends_cleanly(text: str, end: int) -> bool:
+    def ends_cleanly(self, text: str, end: int) -> bool:
         """A name may end here: end of text, a non-CJK character, a grammatical word, a role or a verb."""
         nxt = text[end:end + 1]
         return (not nxt or not is_cjk(nxt) or nxt in _BOUNDARY
-                or bool(_ROLE_AFTER.match(text, end)) or bool(_NEXT_WORD.match(text, end)))
+                or bool(self._role_after.match(text, end)) or bool(self._next_word.match(text, end)))
 
     # -- detection -------------------------------------------------------------------------------
     def clinical_word(self, text: str, start: int, end: int, clinical: WordIndex, cued: bool = False) -> bool:
@@ -227,8 +216,7 @@ class NameDetector:
         return text[start] in _SIDES and (text[start + 1:start + 2] in self.vocabulary.body_initials
                                           or text[start + 1:start + 2] in _POSITIONS)
 
-    @staticmethod
-    def foreign(text: str, start: int, end: int, reported: bool = False) -> bool:
+    def foreign(self, text: str, start: int, end: int, reported: bool = False) -> bool:
         """A foreign name: three or more transliteration characters, or two when a verb of saying or a title
         follows (科尔说), not a drug name; parts joined by the interpunct, half of them transliteration characters
         (刘易斯·卡洛尔); or capitalised words in Latin letters (DavidSmith)."""
@@ -240,11 +228,11 @@ class NameDetector:
         if not all(parts) or not all(is_cjk(c) for c in chars):
             return False
         if len(parts) > 1:   # 刘易斯·卡洛尔: the interpunct joins a foreign name; no drug is written so
-            return 2 * sum(c in _TRANSLITERATION for c in chars) >= len(chars)
-        missing = sum(c not in _TRANSLITERATION for c in chars)
+            return 2 * sum(c in self._transliteration for c in chars) >= len(chars)
+        missing = sum(c not in self._transliteration for c in chars)
         if missing > (len(chars) >= 4):   # a long name may hold one character the table lacks (谢尔久科夫)
             return False
-        return (len(cand) >= 3 or reported and len(cand) == 2) and not _DRUG_STEM.search(cand)
+        return (len(cand) >= 3 or reported and len(cand) == 2) and not self._drug_stem.search(cand)
 
     @staticmethod
     def in_clinical_context(text: str, start: int, end: int, clinical: WordIndex) -> bool:
@@ -261,7 +249,8 @@ class NameDetector:
         if text[start] in _ANATOMY_SURNAMES and (prev and (prev in _ORGANS or prev.isascii() and prev.isalnum())
                                                  or _LANDMARK_AFTER.match(text, end)):
             return True
-        return bool(_DOSE.match(text, after) or TREATED_WITH.search(text, max(0, start - 5), start))   # 口服瑞宁德, 予卓迪
+        # a dose after it, or a treatment verb before it (口服瑞宁德, 予卓迪)
+        return bool(_DOSE.match(text, after) or TREATED_WITH.search(text, max(0, start - 5), start))
 
     def detect(self, doc: Document) -> list[Span]:
         text = doc.norm
@@ -269,68 +258,68 @@ class NameDetector:
         clinical = self.vocabulary.of(doc)
         found: dict[tuple[int, int], Span] = {}
 
-        def add(s: int, e: int, kind: str, score: float, why: str):
-            cued = kind != "ner" or bool(_ROLE_AFTER.match(text, e))   # a cue or a role outweighs a same-letter word
+        def add(s: int, e: int, kind: str, why: str):
+            # a cue or a role outweighs a same-letter word
+            cued = kind != "ner" or bool(self._role_after.match(text, e))
             if (not self.plausible(text[s:e], text[e:e + 4], model=kind == "ner")
                     or self.clinical_word(text, s, e, clinical, cued=cued)):
                 return
             old = found.get((s, e))
             if old is None:
-                found[(s, e)] = make_span(doc.text, s, e, EntityType.NAME, 1, kind, score, why)
+                found[(s, e)] = self._span(doc, s, e, kind, why)
             else:  # cue and NER agree: keep one span that says so
-                found[(s, e)] = old.with_(score=max(old.score, score), sources=old.sources | {kind},
+                found[(s, e)] = old.with_(score=max(old.score, self.SCORES[why]), sources=old.sources | {kind},
                                           explanation=old.explanation + "+" + why.split(".", 1)[1])
 
         for s, e in per.items():
             if s > 0 and text[s - 1:s + 1] in self.compound:   # LAC cut 上官强琴 after 上
                 s -= 1
             e = self._extend_to_boundary(text, s, e)
-            reported = bool(_ROLE_AFTER.match(text, e) or _REPORTING.match(text, e))
+            reported = bool(self._role_after.match(text, e) or self._reporting.match(text, e))
             foreign = self.foreign(text, s, e, reported)   # 索罗斯: a foreign name, not the word 索
             if (text[s] in _WORDY_SURNAMES and not (reported or foreign or self._heads_clause(text, s, e))
                     or self.in_clinical_context(text, s, e, clinical)):
                 continue
-            if _CLUB_AFTER.match(text, e) or text[max(0, s - 3):s].lower().endswith("vs"):
+            if self._club_after.match(text, e) or text[max(0, s - 3):s].lower().endswith("vs"):
                 continue   # 桑坦德主场: a club, not a person
             if foreign and not self.clinical_word(text, s, e, clinical):
-                found.setdefault((s, e), make_span(doc.text, s, e, EntityType.NAME, 1, "ner", 0.8, "name.ner_foreign"))
+                found.setdefault((s, e), self._span(doc, s, e, "ner", "name.ner_foreign"))
             else:
-                add(s, e, "ner", 0.85, "name.ner")
-        for m in _CUE_BEFORE.finditer(text):
+                add(s, e, "ner", "name.ner")
+        for m in self._cue_before.finditer(text):
             if latin := _LATIN_AFTER_CUE.match(text, m.end()):
                 if not self.ends_cleanly(text, latin.end()):
                     continue   # 予患者xelox方案: a regimen, not a name
                 end = self._pinyin_words_after(text, latin.end())   # 姓名：zhang san
-                found.setdefault((latin.start(), end), make_span(doc.text, latin.start(), end, EntityType.NAME, 1,
-                                                                 "pattern", 0.9, "name.cue_latin"))
+                found.setdefault((latin.start(), end), self._span(doc, latin.start(), end, "pattern", "name.cue_latin"))
             elif spaced := self._spaced_after_cue(text, m.end(), clinical):
-                found.setdefault(spaced, make_span(doc.text, *spaced, EntityType.NAME, 1, "pattern", 0.9,
-                                                   "name.cue_spaced"))
+                found.setdefault(spaced, self._span(doc, *spaced, "pattern", "name.cue_spaced"))
             else:
                 self._after_cue(text, m.end(), per, add)
         for m in _LATIN_WORDS.finditer(text):   # Zhang San, with or without a cue
             if self.pinyin_name(m.group().split(" ")):
-                found.setdefault(m.span(), make_span(doc.text, *m.span(), EntityType.NAME, 1, "pattern", 0.85,
-                                                     "name.pinyin"))
+                found.setdefault(m.span(), self._span(doc, *m.span(), "pattern", "name.pinyin"))
         for m in _SPEAKER.finditer(text):
             s, e = m.span(1)
             # two characters are a field label as often as a name (付款:已交) unless the model says person; a
             # field label may also be a clinical word (宫颈:光滑)
             full = e - s == self.surname_len(text[s:s + 2]) + 2
             if (full or per.get(s) == e) and not self.clinical_word(text, s, e, clinical):
-                add(s, e, "pattern", 0.85, "name.speaker")
-        for m in _ROLE_AFTER.finditer(text):
+                add(s, e, "pattern", "name.speaker")
+        for m in self._role_after.finditer(text):
             self._before_role(text, m.start(), per, add)
         for m in _SOMEONE.finditer(text):   # 张某, 欧阳某某: a surname that stands for a person
             s = next((m.start() - n for n in (2, 1) if self.surname_len(text[m.start() - n:m.start()]) == n), None)
             if s is not None and s >= 0:
-                found.setdefault((s, m.end()), make_span(doc.text, s, m.end(), EntityType.NAME, 1, "pattern", 0.9,
-                                                         "name.someone"))
+                found.setdefault((s, m.end()), self._span(doc, s, m.end(), "pattern", "name.someone"))
         for key in [k for k in found if self.eponym(text, *k)]:
             del found[key]
         self._original_spelling(doc, found)
         self._repeat(doc, found)
         return list(found.values())
+
+    def _span(self, doc: Document, start: int, end: int, kind: str, rule: str) -> Span:
+        return make_span(doc.text, start, end, EntityType.NAME, 1, kind, self.SCORES[rule], rule)
 
     def eponym(self, text: str, start: int, end: int) -> bool:
         """The candidate is the person's name in an eponymous term: X氏 (a surname or a transliteration) before any
@@ -348,11 +337,10 @@ class NameDetector:
                 return True
         return False
 
-    @staticmethod
-    def _transliterated(name: str) -> bool:
+    def _transliterated(self, name: str) -> bool:
         """Two or more characters of the transliteration table (a long one may hold one it lacks: 布鲁津斯基)."""
         chars = _INTERPUNCT.sub("", name)
-        missing = sum(c not in _TRANSLITERATION for c in chars)
+        missing = sum(c not in self._transliteration for c in chars)
         return len(chars) >= 2 and all(is_cjk(c) for c in chars) and missing <= (len(chars) >= 4)
 
     def _pinyin_words_after(self, text: str, end: int) -> int:
@@ -380,15 +368,14 @@ class NameDetector:
                 return pos, end
         return None
 
-    @staticmethod
-    def _original_spelling(doc: Document, found: dict[tuple[int, int], Span]) -> None:
+    def _original_spelling(self, doc: Document, found: dict[tuple[int, int], Span]) -> None:
         """A name written in Chinese and then in its own script in brackets (阿特金森（martin atkinson）) is one
         person twice: the bracketed name is masked with it."""
         text = doc.norm
         for _s, e in list(found):
             if m := _ORIGINAL_SPELLING.match(text, e):
                 key = m.span(1)
-                found.setdefault(key, make_span(doc.text, *key, EntityType.NAME, 1, "pattern", 0.9, "name.original"))
+                found.setdefault(key, self._span(doc, *key, "pattern", "name.original"))
 
     def _heads_clause(self, text: str, start: int, end: int) -> bool:
         """于 as a surname, not the preposition (see _CLAUSE_HEAD)."""
@@ -402,11 +389,11 @@ class NameDetector:
             if (pos in per and self.plausible(text[pos:per[pos]]) and self.ends_cleanly(text, per[pos])
                     and (cut is None or cut <= per[pos])):
                 end = per[pos]
-                add(pos, end, "pattern", 0.97, "name.cue+ner")
+                add(pos, end, "pattern", "name.cue+ner")
             elif cut is not None:
                 # The cue's boundary beats a shorter NER token: LAC often splits off a rare third character.
                 end = cut
-                add(pos, end, "pattern", 0.92, "name.cue")
+                add(pos, end, "pattern", "name.cue")
             else:
                 return
             # A list of names after one cue: 参加人员：王五、赵六
@@ -436,7 +423,7 @@ class NameDetector:
             if end > len(text):
                 continue
             cand = text[pos:end]
-            if given == 2 and (_ROLE_AFTER.match(text, end - 1) or _NEXT_WORD.match(text, end - 1)):
+            if given == 2 and (self._role_after.match(text, end - 1) or self._next_word.match(text, end - 1)):
                 continue   # 陈然副主任医师: the last character starts the role word
             if self.plausible(cand, text[end:end + 4]) and self.ends_cleanly(text, end):
                 return end
@@ -445,7 +432,7 @@ class NameDetector:
     def _before_role(self, text: str, role_start: int, per: dict[int, int], add) -> None:
         ner_end = {e: s for s, e in per.items()}
         if role_start in ner_end and self.plausible(text[ner_end[role_start]:role_start]):
-            add(ner_end[role_start], role_start, "pattern", 0.95, "name.role_after+ner")
+            add(ner_end[role_start], role_start, "pattern", "name.role_after+ner")
             return
         for length in (3, 2, 4):
             s = role_start - length
@@ -454,7 +441,7 @@ class NameDetector:
             cand = text[s:role_start]
             before = text[s - 1] if s > 0 else " "
             if self.plausible(cand) and (not is_cjk(before) or before in _BOUNDARY or before in _FUNCTION_CHARS):
-                add(s, role_start, "pattern", 0.9, "name.role_after")
+                add(s, role_start, "pattern", "name.role_after")
                 return
 
     def _repeat(self, doc: Document, found: dict[tuple[int, int], Span]) -> None:
@@ -470,4 +457,4 @@ class NameDetector:
         for m in re.finditer("|".join(map(re.escape, names)), text):
             s, e = m.span()
             if taken.claim(s, e):
-                found[(s, e)] = make_span(doc.text, s, e, EntityType.NAME, 1, "pattern", 0.9, "name.repeat")
+                found[(s, e)] = self._span(doc, s, e, "pattern", "name.repeat")

@@ -1,4 +1,5 @@
-"""From decisions to things a person can accept: a patch of the dictionaries, and gold JSONL for `deid eval`.
+"""From decisions to things a person can accept: a patch of the dictionaries (and of the name detector's cue words),
+and gold JSONL for `deid eval`.
 
 Only decisions on the note as it still is count: a decision whose note_digest differs from the note's current
 digest is reported as stale and left out (its offsets may point at other text now). Every file written is readable
@@ -23,8 +24,13 @@ from deid.detectors.id_number import IdNumberDetector
 from deid.resources import TextResource, digest_bytes, resources_dir
 from deid.review.stats import NOT_PHI, final_label, finished_notes, reviewed_spans
 from deid.review.store import effective, outcomes
+from deid.text import is_cjk
 
 ALLOW_LIST = "dictionaries/allow_list.tsv"
+# The words around a person (resources/lexicons/person_context.tsv): the two characters right before names that
+# reviewers added, the same on notes of different reviewers, are proposed as cues (护工|王小明) for the name detector.
+PERSON_CONTEXT = "lexicons/person_context.tsv"
+CUE_WIDTH = 2
 # Missed terms of these types become dictionary rows. Names, addresses, contacts and ID numbers belong to one
 # patient: a list of them would itself be PHI and would not find the next patient, so they are only counted.
 TERM_FILES = {"HOSPITAL": "dictionaries/hospitals.tsv", "STD": "dictionaries/std_terms.tsv",
@@ -53,6 +59,7 @@ class DictionaryEdits:
     not_independent: int = 0   # identifying values without rejections by different reviewers on different notes
     structural: int = 0        # values an ID number or contact detector finds whole: never allow-listed
     unsafe_terms: int = 0      # span texts with a line break, tab or other control or format character
+    cues: Counter = field(default_factory=Counter)         # word before added names -> notes it stood on
 
 
 def _current(rows: list[dict], source) -> tuple[list[dict], dict, int]:
@@ -66,6 +73,13 @@ def _current(rows: list[dict], source) -> tuple[list[dict], dict, int]:
 def _span_text(texts: dict, row: dict) -> str:
     value = texts[row["note_id"]][row["field"]] or ""
     return value[row["span_start"]:row["span_end"]]
+
+
+def _word_before(texts: dict, row: dict) -> str | None:
+    """The CUE_WIDTH Chinese characters right before a span, None where the span is not preceded by them."""
+    value = texts[row["note_id"]][row["field"]] or ""
+    word = value[max(0, row["span_start"] - CUE_WIDTH):row["span_start"]]
+    return word if len(word) == CUE_WIDTH and all(is_cjk(c) for c in word) else None
 
 
 def safe_term(text: str) -> bool:
@@ -92,6 +106,7 @@ def propose_edits(rows: list[dict], source, min_rejections: int = 2) -> Dictiona
     fresh, texts, stale = _current(rows, source)
     edits = DictionaryEdits(stale=stale)
     rejected: dict[tuple, list[dict]] = defaultdict(list)     # (term, type) -> standing rejections
+    before_names: dict[str, list[dict]] = defaultdict(list)   # word right before an added name -> its additions
     for r in _standing(fresh):
         if r["action"] not in DICTIONARY_ACTIONS:
             continue
@@ -108,6 +123,11 @@ def propose_edits(rows: list[dict], source, min_rejections: int = 2) -> Dictiona
                 edits.add[(term, label)] = r["new_tier"] or r["old_tier"] or 1
             elif r["action"] == "add":
                 edits.patient_specific[label] += 1
+        if r["action"] == "add" and label == "NAME" and (word := _word_before(texts, r)):
+            before_names[word].append(r)
+    for word, by in before_names.items():
+        if min(len({r["reviewer"] for r in by}), len({r["note_id"] for r in by})) >= INDEPENDENT_REJECTIONS:
+            edits.cues[word] = len({r["note_id"] for r in by})
     for (term, entity_type), by in rejected.items():
         if len(by) < min_rejections:
             edits.below_threshold += 1
@@ -132,14 +152,17 @@ def _tsv_row(name: str, term: str, tier: int, existing: list[dict]) -> str | Non
 
 
 def apply_edits(edits: DictionaryEdits, base: Path | None = None) -> dict[str, tuple[str, str]]:
-    """relative path -> (old content, new content) for every dictionary file the edits change."""
+    """relative path -> (old content, new content) for every resource file the edits change."""
     base = Path(base or resources_dir())
     changed: dict[str, list[str]] = defaultdict(list)
     allow = TextResource(ALLOW_LIST, (base / ALLOW_LIST).read_text(encoding="utf-8"), "")
     listed = {(row["term"], row.get("type") or "*") for row in allow.rows()}
-    for (term, entity_type), n in sorted(edits.allow.items()):
+    for term, entity_type in sorted(edits.allow):
         if (term, entity_type) not in listed and (term, "*") not in listed:
             changed[ALLOW_LIST].append(f"{term}\t{entity_type}")
+    known = {r["word"] for r in TextResource(PERSON_CONTEXT, (base / PERSON_CONTEXT).read_text(encoding="utf-8"),
+                                               "").rows()}
+    changed[PERSON_CONTEXT] += [f"{word}\tcue" for word in sorted(edits.cues) if word not in known]
     for (term, entity_type), tier in sorted(edits.add.items()):
         name = TERM_FILES[entity_type]
         existing = TextResource(name, (base / name).read_text(encoding="utf-8"), "").rows()
@@ -147,7 +170,7 @@ def apply_edits(edits: DictionaryEdits, base: Path | None = None) -> dict[str, t
         if line and line not in changed[name]:
             changed[name].append(line)
     out = {}
-    for name, lines in changed.items():
+    for name, lines in ((n, lines) for n, lines in changed.items() if lines):
         old = (base / name).read_text(encoding="utf-8")
         out[name] = (old, old + ("" if old.endswith("\n") else "\n") + "\n".join(lines) + "\n")
     return out
@@ -188,6 +211,7 @@ def write_dictionary_patch(rows: list[dict], source, out_dir: str | Path, min_re
     with private_file(out_dir / "dictionaries.patch") as f:
         f.write("".join(patch))
     summary = {"allow_list_entries": len(edits.allow), "dictionary_entries": len(edits.add),
+               "cue_entries": len(edits.cues),
                "files_changed": sorted(files), "patient_specific_missed_not_written": dict(edits.patient_specific),
                "rejections_below_threshold": edits.below_threshold,
                "rejections_not_independent": edits.not_independent,
@@ -217,14 +241,18 @@ def write_gold(rows: list[dict], source, path: str | Path) -> dict:
             done = first[note_id]
             note = texts[note_id]
             spans = reviewed_spans(by_note[(note_id, done["reviewer"])], done["reviewer"])
-            def gold(field):
-                value = note[field] or ""
-                return [{"start": s["start"], "end": s["end"], "type": s["type"], "tier": s["tier"],
-                         "text": value[s["start"]:s["end"]]} for s in spans if s["field"] == field]
             f.write(json.dumps({"id": note_id, "text": note["note_text"] or "", "title": note["note_title"] or "",
-                                "spans": gold("note_text"), "title_spans": gold("note_title"),
+                                "spans": _gold(note, spans, "note_text"),
+                                "title_spans": _gold(note, spans, "note_title"),
                                 "reviewer": done["reviewer"], "strategy": done["strategy"],
                                 "note_digest": done["note_digest"], "pipeline_version": done["pipeline_version"]},
                                ensure_ascii=False) + "\n")
             written += 1
     return {"notes": written, "stale_decisions": stale, "path": str(path)}
+
+
+def _gold(note: dict, spans: list[dict], field: str) -> list[dict]:
+    """A reviewed note's spans of one field, with their text, as gold JSONL holds them."""
+    value = note[field] or ""
+    return [{"start": s["start"], "end": s["end"], "type": s["type"], "tier": s["tier"],
+             "text": value[s["start"]:s["end"]]} for s in spans if s["field"] == field]

@@ -1,0 +1,66 @@
+"""The pipeline's components, one registry: the config validates `components` and each component's settings
+against it, and the pipeline builds from it. Each class declares itself (deid.detectors.base.Component: name,
+entity types, required annotation, the shared data it uses, settings); the order here is the default order.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from deid.detectors.address import AddressDetector
+from deid.detectors.base import Component
+from deid.detectors.contact import ContactDetector
+from deid.detectors.date import AgeDetector, DateDetector
+from deid.detectors.hospital import HospitalDetector
+from deid.detectors.id_number import IdNumberDetector
+from deid.detectors.identifiers import IdentifierDetector
+from deid.detectors.medical import PregnancyDetector, StdDetector
+from deid.detectors.name import NameDetector
+from deid.detectors.workplace import WorkplaceDetector
+from deid.gazetteer import Gazetteer
+from deid.resources import Resources
+from deid.vocabulary import ClinicalVocabulary
+
+
+@dataclass
+class Shared:
+    """What components are built with: one resources folder, and the indexes several of them search."""
+    resources: Resources
+    gazetteer: Gazetteer = field(default_factory=Gazetteer)
+    vocabulary: ClinicalVocabulary = field(default_factory=ClinicalVocabulary)
+
+
+class NerComponent(Component):
+    """The NER model (deid.detectors.ner.LacNer), declared here while that module is being replaced. It finds no
+    spans: it annotates documents with PER/LOC/ORG tokens for the components that require `ner`. Its gate is the
+    name detector's: only clauses that may hold a name are tagged."""
+    name = "ner"
+    provides = "ner"
+    settings = MappingProxyType({"threads": 1, "batch_size": 64, "gate": True})
+    operational = frozenset({"threads", "batch_size"})
+
+    @staticmethod
+    def create(shared: Shared, settings: dict, component):
+        from deid.detectors.ner import LacNer
+        gate = component("name").may_contain_name if settings["gate"] else None
+        return LacNer(settings["threads"], settings["batch_size"], gate)
+
+
+COMPONENTS: dict[str, type] = {c.name: c for c in (
+    NerComponent, IdNumberDetector, ContactDetector, HospitalDetector, AddressDetector, NameDetector, StdDetector,
+    PregnancyDetector, DateDetector, AgeDetector, IdentifierDetector, WorkplaceDetector)}
+
+
+def build(names: tuple[str, ...], shared: Shared, settings: dict[str, dict]) -> list[tuple[str, object]]:
+    """The named components, in order, each built once with its settings (defaults filled in by the config)."""
+    made: dict[str, object] = {}
+
+    def component(name: str):
+        if name not in made:
+            cls = COMPONENTS[name]
+            own = {**cls.settings, **settings.get(name, {})}
+            made[name] = (cls.create(shared, own, component) if hasattr(cls, "create")
+                          else cls(**{u: getattr(shared, u) for u in cls.uses}, **own))
+        return made[name]
+
+    return [(name, component(name)) for name in names]
