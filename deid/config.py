@@ -46,6 +46,7 @@ class PipelineConfig:
     ner_threads: int = 1
     ner_batch_size: int = 64
     ner_gate: bool = True
+    ner_model: str = "lac"   # deid.detectors.ner.MODELS
     type_priority: tuple[EntityType, ...] = ()
     policies_path: str = ""
     policy_preset: str | None = None   # None: the policy file's own `preset`
@@ -104,6 +105,7 @@ def parse_config(doc: dict, base_dir: Path) -> PipelineConfig:
         ner_threads=int(ner.get("threads", 1)),
         ner_batch_size=int(ner.get("batch_size", 64)),
         ner_gate=bool(ner.get("gate", True)),
+        ner_model=str(ner.get("model", "lac")),
         type_priority=priority,
         policies_path=str(policies),
         policy_preset=doc.get("policy_preset"),

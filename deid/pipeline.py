@@ -36,7 +36,7 @@ LEVELS = (1, 2, 3)
 # Modules that decide nothing about what is found or how it is masked. Every other module of the package does
 # (a new detector too, unlisted), so its source is part of pipeline_version: an upgrade that changes a rule
 # re-processes the notes it may mask differently, whatever __version__ says.
-_NOT_DECIDING = {"cli.py", "corpora.py", "evaluate.py", "io.py", "query.py", "review", "serving", "synth"}
+_NOT_DECIDING = {"cli.py", "corpora.py", "evaluate.py", "io.py", "nertrain.py", "query.py", "review", "serving", "synth"}
 
 
 @lru_cache(maxsize=1)
@@ -96,7 +96,7 @@ class Pipeline:
         names = NameDetector(vocabulary)
         gate = names.may_contain_name if self.config.ner_gate else None
         factories = {
-            "ner": lambda: LacNer(self.config.ner_threads, self.config.ner_batch_size, gate),
+            "ner": lambda: LacNer(self.config.ner_threads, self.config.ner_batch_size, gate, self.config.ner_model),
             "id_number": IdNumberDetector,
             "contact": ContactDetector,
             "hospital": lambda: HospitalDetector(gazetteer, vocabulary),
