@@ -11,10 +11,11 @@ from deltalake import DeltaTable, write_deltalake
 from support import FAULTS, dead_url
 
 from deid import io as dio
+from deid.jobconfig import load_job_config
 from deid.resources import resources_dir
 from deid.synth.generator import generate
 from deid.synth.omop import note_table
-from jobs.deid_notes import FAIL_ENV, ReconciliationError, build_spark, load_job_config, run
+from jobs.deid_notes import FAIL_ENV, ReconciliationError, build_spark, run
 
 ROOT = Path(__file__).resolve().parent.parent
 MASKED = ["note_deid_l1", "note_deid_l2", "note_deid_l3"]
