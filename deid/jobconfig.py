@@ -120,7 +120,8 @@ def _number(value, name: str, kind=int, low: float = 0, high: float | None = Non
     except (TypeError, ValueError):
         raise ConfigError(f"{name} is {value!r}; give a number") from None
     if number < low or (high is not None and number > high):
-        raise ConfigError(f"{name} is {value!r}; give a number from {low}" + (f" to {high}" if high is not None else ""))
+        upto = f" to {high}" if high is not None else ""
+        raise ConfigError(f"{name} is {value!r}; give a number from {low}{upto}")
     return number
 
 

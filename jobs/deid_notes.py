@@ -6,13 +6,13 @@
 Exit status: 0 the run reconciled; 1 it failed; 2 the command line, config, input or key is wrong; 3 it left more
 notes in quarantine than job.max_quarantine_share. A failure is one line on stderr (--debug: with the traceback).
 
-Reads an OMOP NOTE table (Delta, a catalog table, Parquet, CSV or JSON Lines), finds, tiers and masks PHI with the deid pipeline, and writes the Delta
-tables note_phi_spans, note_deid_l1..l3, deid_quarantine and deid_runs. Incremental and idempotent: a note is
-processed when it is new, changed, or carries another pipeline_version; each table gets one commit per run
-that replaces all rows of the processed notes, so a retried or killed run never duplicates a row. A note
-quarantined for a cause in the note itself stays quarantined, unprocessed, until it or the pipeline changes, so
-a run over the same input commits nothing but its deid_runs row (a note quarantined for a cause that may pass,
-the LLM unavailable or the time budget overrun, is tried again on every run).
+Reads an OMOP NOTE table (Delta, a catalog table, Parquet, CSV or JSON Lines), finds, tiers and masks PHI with the
+deid pipeline, and writes the Delta tables note_phi_spans, note_deid_l1..l3, deid_quarantine and deid_runs.
+Incremental and idempotent: a note is processed when it is new, changed, or carries another pipeline_version; each
+table gets one commit per run that replaces all rows of the processed notes, so a retried or killed run never
+duplicates a row. A note quarantined for a cause in the note itself stays quarantined, unprocessed, until it or the
+pipeline changes, so a run over the same input commits nothing but its deid_runs row (a note quarantined for a
+cause that may pass, the LLM unavailable or the time budget overrun, is tried again on every run).
 
 note_digest, in every masked table and the span table, is HMAC-SHA256 keyed by $DEID_SECRET (pipeline.secret_env)
 of the note's title and text: an unkeyed hash of a short note would let anyone check guesses of its masked words
@@ -93,14 +93,25 @@ def _driver_has_delta() -> bool:
         return False
 
 
+def _in_terminal(submitted: bool) -> bool:
+    """Whether Spark's console (the driver JVM's stderr) is a terminal. spark-submit gives this interpreter a pipe,
+    so there the JVM is asked: it has a console when started from one without redirection."""
+    if not submitted:
+        return sys.stderr.isatty()
+    from pyspark import SparkContext
+    SparkContext._ensure_initialized()
+    return SparkContext._jvm.java.lang.System.console() is not None
+
+
 def build_spark(cfg: JobConfig, progress_bar: bool = False):
-    """The job's session. `progress_bar`: Spark's console progress bar (for a terminal; a log file would fill with
-    its redraws), unless the config sets spark.ui.showConsoleProgress itself."""
+    """The job's session. `progress_bar`: Spark's console progress bar where its console is a terminal (a log file
+    would fill with its redraws), unless the config sets spark.ui.showConsoleProgress itself."""
     from pyspark.sql import SparkSession
     builder = SparkSession.builder.appName(cfg.app_name)
-    if "spark.ui.showConsoleProgress" not in cfg.spark_conf:
-        builder = builder.config("spark.ui.showConsoleProgress", str(progress_bar).lower())
     submitted = bool(os.environ.get("PYSPARK_GATEWAY_PORT"))   # spark-submit started this interpreter and its JVM
+    if "spark.ui.showConsoleProgress" not in cfg.spark_conf:
+        shown = progress_bar and _in_terminal(submitted)
+        builder = builder.config("spark.ui.showConsoleProgress", str(shown).lower())
     if "spark.driver.extraJavaOptions" not in cfg.spark_conf:
         builder = quiet_spark(builder, submitted)
     master = cfg.master
@@ -172,9 +183,22 @@ def _arrow_schema(schema: StructType) -> pa.Schema:
 
 
 def _spark_reason(exc: Exception) -> str:
-    """Spark's error condition (e.g. PATH_NOT_FOUND), never its message, which may quote a row of the input."""
-    condition = getattr(exc, "getCondition", None) or getattr(exc, "getErrorClass", None)
-    return (condition() if condition else None) or type(exc).__name__
+    """Spark's error condition (e.g. PATH_NOT_FOUND), never its message, which may quote a row of the input. A JVM
+    error that pyspark passes on unconverted (py4j's) carries it on an exception of its chain of causes."""
+    condition = getattr(exc, "getCondition", None)
+    if condition and condition():
+        return condition()
+    java = getattr(exc, "java_exception", None)
+    for _ in range(10):
+        if java is None:
+            break
+        try:
+            if java.getCondition():   # a SparkThrowable
+                return java.getCondition()
+        except Exception:  # noqa: BLE001 - py4j's error for a Throwable without the method
+            pass
+        java = java.getCause()
+    return type(exc).__name__
 
 
 def read_notes(spark, io: SparkDelta, cfg: JobConfig):
@@ -681,6 +705,7 @@ EXIT_FAILED = 1       # the run failed: an unexpected error, or counts that do n
 EXIT_USAGE = 2        # the command line, the config, the input or the environment is wrong: the message says what
 EXIT_QUARANTINE = 3   # the run succeeded but left more notes in quarantine than job.max_quarantine_share
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+READ_FAILURES = ("FAILED_READ_FILE", "CANNOT_READ_FILE", "PATH_NOT_FOUND")   # Spark's error conditions
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -747,7 +772,11 @@ def _failure(exc: Exception) -> tuple[int, str]:
         return EXIT_FAILED, f"the run does not reconcile: {exc}; deid_runs holds the failed run"
     if isinstance(exc, OSError) and exc.filename:
         return EXIT_USAGE, f"{exc.filename}: {exc.strerror or type(exc).__name__}; check the path"
-    return EXIT_FAILED, (f"unexpected {type(exc).__name__} ({_spark_reason(exc)}); deid_runs holds the failed run; "
+    reason = _spark_reason(exc)
+    if reason.startswith(READ_FAILURES):   # a file of the input that Spark met only as a task read it
+        return EXIT_USAGE, (f"a file of the input cannot be read ({reason}); check the files of --input, or give "
+                            "their format with --input-format")
+    return EXIT_FAILED, (f"unexpected {type(exc).__name__} ({reason}); deid_runs holds the failed run; "
                          "run the job again with --debug for the traceback")
 
 
@@ -761,7 +790,7 @@ def main(argv=None) -> int:
         cfg = load_job_config(args.config, args)
         dio.secret_key(cfg.secret_env)   # before Spark starts: a run without the key is refused at once
         check_input(cfg, _local_master(cfg))
-        spark = build_spark(cfg, progress_bar=sys.stderr.isatty() and not args.quiet)
+        spark = build_spark(cfg, progress_bar=not args.quiet)
         try:
             row = run(spark, cfg)
         finally:

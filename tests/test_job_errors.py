@@ -52,9 +52,11 @@ def case(name, tmp_path, notes):
     """The arguments (and environment) of each failure that is told before Spark starts, and what its line says."""
     rows = [{**r, "note_date": r["note_date"].isoformat()} for r in notes.to_pylist()]
     if name == "unknown config key":
-        return ["--config", config(tmp_path, "job:\n  partitons: 3\n")], {}, "unknown key job.partitons; did you mean job.partitions?"
+        return (["--config", config(tmp_path, "job:\n  partitons: 3\n")], {},
+                "unknown key job.partitons; did you mean job.partitions?")
     if name == "bad config value":
-        return ["--config", config(tmp_path, "delta:\n  engine: spark\n")], {}, "delta.engine is 'spark'; give one of auto, native, delta-rs"
+        return (["--config", config(tmp_path, "delta:\n  engine: spark\n")], {},
+                "delta.engine is 'spark'; give one of auto, native, delta-rs")
     if name == "config that does not exist":
         return ["--config", str(tmp_path / "nope.yaml")], {}, "nope.yaml does not exist; give --config"
     if name == "input that does not exist":
@@ -66,14 +68,16 @@ def case(name, tmp_path, notes):
         return ["--input", str(tmp_path / "in")], {}, "cannot tell the format of input"
     if name == "not a parquet file":
         write_csv(tmp_path / "notes.parquet", rows)
-        return ["--input", str(tmp_path / "notes.parquet")], {}, "is not a Parquet file; check it, or give its format with --input-format"
+        return (["--input", str(tmp_path / "notes.parquet")], {},
+                "is not a Parquet file; check it, or give its format with --input-format")
     if name == "missing column":
         write_csv(tmp_path / "notes.csv", [{"id": r["note_id"], "text": r["note_text"]} for r in rows])
-        return ["--input", str(tmp_path / "notes.csv")], {}, "no note_id or note_text column; name the input's column(s) in the job config"
+        return (["--input", str(tmp_path / "notes.csv")], {},
+                "no note_id or note_text column; name the input's column(s) in the job config")
     if name == "mapped column missing":
         write_csv(tmp_path / "notes.csv", rows)
-        return (["--input", str(tmp_path / "notes.csv"), "--config", config(tmp_path, "input:\n  columns: {note_text: body}\n")],
-                {}, "no column body (input.columns.note_text)")
+        mapped = config(tmp_path, "input:\n  columns: {note_text: body}\n")
+        return ["--input", str(tmp_path / "notes.csv"), "--config", mapped], {}, "no column body (input.columns."
     if name == "wrong encoding":
         write_csv(tmp_path / "notes.csv", rows, encoding="gb18030")
         return ["--input", str(tmp_path / "notes.csv")], {}, "is not utf-8 text ("
@@ -128,8 +132,8 @@ def test_too_many_notes_in_quarantine_exit_3_through_spark_submit(tmp_path, note
     """A repeated note_id: one of its rows is quarantined, 1 of 5 rows read, over the default share of 1%. The run
     itself succeeded and reconciled (its row says so); --quiet leaves the summary and the error line alone."""
     rows = notes.to_pylist()
-    pq.write_table(pa.Table.from_pylist([*rows, {**rows[0], "note_text": "较早的重复记录"}], schema=notes.schema),
-                   tmp_path / "notes.parquet")
+    repeated = {**rows[0], "note_text": "较早的重复记录"}
+    pq.write_table(pa.Table.from_pylist([*rows, repeated], schema=notes.schema), tmp_path / "notes.parquet")
     status, out, err = job(tmp_path, "--input", "notes.parquet", "--quiet", command=("spark-submit",))
     assert status == 3, out[-3000:]
     # spark-submit merges the Python driver's stderr into its stdout: the summary, then the error line

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from deltalake import write_deltalake
-from test_job import ROOT, engine, forget_tables, job, notes, spark  # noqa: F401
+from test_job import ROOT, engine, forget_tables, job, notes, spark  # noqa: F401 - fixtures
 
 from deid import io as dio
 
@@ -186,3 +186,37 @@ def test_the_parquet_extract_through_spark_submit_writes_what_the_delta_path_wri
     assert all(" of 12 notes done (" in line and " notes/s, " in line and " left" in line for line in progress)
     assert not any(r["note_text"][:12] in done.stdout + done.stderr for r in extract.to_pylist())
     assert outputs(out) == want
+
+
+def test_the_tasks_count_their_notes_into_the_progress_line(spark, caplog):
+    """The detect stage's counter: each task adds the notes it returned; the progress line reads it."""
+    import logging
+    import time
+
+    from jobs.deid_notes import Progress, counted
+    done = spark.sparkContext.accumulator(0)
+    rows = spark.range(0, 300, numPartitions=3).mapInArrow(counted(lambda batches: iter(batches), done), "id long")
+    assert rows.count() == 300 and done.value == 300
+    caplog.set_level(logging.INFO, logger="deid.job")
+    with Progress(lambda: done.value, 1200, 0.05):
+        time.sleep(0.3)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("detect: ")]
+    assert lines and all(line.startswith("detect: 300 of 1200 notes done (25%), ") and " notes/s, about " in line
+                         and line.endswith(" left") for line in lines), lines
+    with Progress(lambda: 0, 10, 0.05):
+        time.sleep(0.2)
+    assert caplog.records[-1].getMessage().endswith("notes/s, time left not known yet")
+
+
+def test_a_corrupt_file_in_a_folder_fails_the_run_as_an_input_error(spark, tmp_path, extract):
+    """The check before Spark reads one footer; a bad file further on fails as Spark's task reads it, and the job's
+    line says the input cannot be read (exit 2), with Spark's error condition and no note text."""
+    from jobs.deid_notes import EXIT_USAGE, _failure
+    (tmp_path / "in").mkdir()
+    pq.write_table(extract, tmp_path / "in" / "part-0.parquet")
+    (tmp_path / "in" / "part-1.parquet").write_bytes(b"PAR1" + "患者张三".encode() * 100 + b"PAR1")
+    with pytest.raises(Exception) as failed:
+        run_on(spark, tmp_path, "out", input_table=str(tmp_path / "in"))
+    status, line = _failure(failed.value)
+    assert status == EXIT_USAGE and line.startswith("a file of the input cannot be read (FAILED_READ_FILE"), line
+    assert "张三" not in line
