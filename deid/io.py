@@ -302,12 +302,11 @@ def note_columns(schema: pa.Schema, columns: dict[str, str] | None = None) -> di
         if found[note_column] is None:
             continue
         got = schema.field(found[note_column]).type
+        text = pa.types.is_string(got) or pa.types.is_large_string(got) or pa.types.is_string_view(got)
         if note_column == "note_id":
-            fits = pa.types.is_integer(got) or pa.types.is_string(got) or pa.types.is_large_string(got)
-            want = "an integer (or text of one)"
+            fits, want = pa.types.is_integer(got) or text, "an integer (or text of one)"
         else:
-            fits = pa.types.is_string(got) or pa.types.is_large_string(got)
-            want = "text"
+            fits, want = text, "text"
         if not fits:
             raise SchemaError(f"input column {found[note_column]} ({note_column}) has type {got}; it must be {want}")
     return found

@@ -12,7 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from deltalake import DeltaTable
+from deltalake import DeltaTable, write_deltalake
 
 from deid.jobconfig import quarantine_exceeded
 from deid.synth.generator import generate
@@ -74,6 +74,9 @@ def case(name, tmp_path, notes):
         write_csv(tmp_path / "notes.csv", [{"id": r["note_id"], "text": r["note_text"]} for r in rows])
         return (["--input", str(tmp_path / "notes.csv")], {},
                 "no note_id or note_text column; name the input's column(s) in the job config")
+    if name == "delta table without the text":
+        write_deltalake(str(tmp_path / "note"), notes.drop_columns(["note_text"]))
+        return ["--input", str(tmp_path / "note")], {}, "no note_text column"
     if name == "mapped column missing":
         write_csv(tmp_path / "notes.csv", rows)
         mapped = config(tmp_path, "input:\n  columns: {note_text: body}\n")
@@ -93,7 +96,8 @@ def case(name, tmp_path, notes):
 
 
 BEFORE_SPARK = ["unknown config key", "bad config value", "config that does not exist", "input that does not exist",
-                "folder of mixed files", "not a parquet file", "missing column", "mapped column missing",
+                "folder of mixed files", "not a parquet file", "missing column", "delta table without the text",
+                "mapped column missing",
                 "wrong encoding", "unknown encoding", "missing key", "unknown option"]
 
 
