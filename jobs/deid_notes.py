@@ -39,6 +39,7 @@ from functools import reduce
 from pathlib import Path
 
 import pyarrow as pa
+from pyspark.errors import AnalysisException
 from pyspark.sql import Window
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import to_arrow_type
@@ -169,6 +170,7 @@ def _stage(name: str, n: int, t0: float) -> None:
     log.info("stage %-12s %8d notes  %7.1f s  %s", name, n, dt, rate)
 
 
+READ_FAILURES = ("FAILED_READ_FILE", "CANNOT_READ_FILE", "PATH_NOT_FOUND")   # Spark's conditions for a bad input
 STANDARD_CHARSETS = ("utf-8", "ascii", "latin-1", "utf-16", "utf-16-be", "utf-16-le", "utf-32")   # Python's names
 
 
@@ -220,7 +222,10 @@ def read_notes(spark, io: SparkDelta, cfg: JobConfig):
         else:   # JSON Lines; a line that is not JSON has null columns (and so no note_id: quarantined)
             df = spark.read.json(location, encoding=encoding, lineSep="\n", mode="PERMISSIVE")
     except Exception as exc:  # noqa: BLE001 - Spark's analysis and read errors, py4j's for the JVM's
-        raise dio.InputError(f"cannot read input {location} as {fmt} ({_spark_reason(exc)}); check it exists and "
+        reason = _spark_reason(exc)
+        if not (isinstance(exc, AnalysisException) or reason.startswith(READ_FAILURES)):
+            raise   # not the input's fault (a JVM or classpath error, a Delta table only native Delta reads)
+        raise dio.InputError(f"cannot read input {location} as {fmt} ({reason}); check it exists and "
                              "is readable, or give its format with --input-format " + "|".join(dio.INPUT_FORMATS)
                              ) from None
     found = dio.note_columns(_arrow_schema(df.schema), cfg.input_columns)
@@ -705,7 +710,6 @@ EXIT_FAILED = 1       # the run failed: an unexpected error, or counts that do n
 EXIT_USAGE = 2        # the command line, the config, the input or the environment is wrong: the message says what
 EXIT_QUARANTINE = 3   # the run succeeded but left more notes in quarantine than job.max_quarantine_share
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-READ_FAILURES = ("FAILED_READ_FILE", "CANNOT_READ_FILE", "PATH_NOT_FOUND")   # Spark's error conditions
 
 
 class OneLineParser(argparse.ArgumentParser):

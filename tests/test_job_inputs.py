@@ -220,3 +220,9 @@ def test_a_corrupt_file_in_a_folder_fails_the_run_as_an_input_error(spark, tmp_p
     status, line = _failure(failed.value)
     assert status == EXIT_USAGE and line.startswith("a file of the input cannot be read (FAILED_READ_FILE"), line
     assert "张三" not in line
+
+
+def test_an_input_spark_cannot_find_is_named_with_spark_s_condition(spark, tmp_path):
+    """A catalog table that is not there: Spark's analysis error becomes the job's input error (exit 2)."""
+    with pytest.raises(dio.InputError, match=r"cannot read input no_such_notes as table \(TABLE_OR_VIEW_NOT_FOUND\)"):
+        run_on(spark, tmp_path, "out", input_table="no_such_notes")
