@@ -23,6 +23,7 @@ their rows (as for changed notes), so nothing is duplicated; a new key therefore
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import math
 import os
@@ -53,7 +54,8 @@ from deid.pipeline import Pipeline, source_part
 from deid.resources import bundle as resource_bundle
 from deid.resources import combine_digests, data_dir, dictionary_terms, digest_bytes, materialize
 from udfs.deid_udf import affected_function, make_bundle, partition_function
-from udfs.delta import SparkDelta, choose_engine, claim_staging, spark_schema
+from udfs.delta import (RunInProgress, SparkDelta, choose_engine, claim_output, claim_staging, jvm_has_delta,
+                        qualified, spark_schema)
 
 log = logging.getLogger("deid.job")
 FAIL_ENV = "DEID_FAIL_AFTER"   # tests: stop the job on purpose after a named write boundary
@@ -87,11 +89,7 @@ def _driver_has_delta() -> bool:
     """Under spark-submit: whether the running driver JVM has Delta Lake's classes (from --jars or --packages)."""
     from pyspark import SparkContext
     SparkContext._ensure_initialized()
-    try:
-        SparkContext._jvm.org.apache.spark.util.Utils.classForName("io.delta.tables.DeltaTable", True, False)
-        return True
-    except Exception:  # noqa: BLE001 - py4j's error for a missing class
-        return False
+    return jvm_has_delta(SparkContext._jvm)
 
 
 def _in_terminal(submitted: bool) -> bool:
@@ -300,6 +298,11 @@ class JobRun:
     """One run: read and plan, detect, write each table once, reconcile, record."""
 
     def __init__(self, spark, cfg: JobConfig):
+        # Every local path absolute before anything uses it (see udfs.delta.qualified); catalog names stay.
+        cfg = dataclasses.replace(
+            cfg, staging=qualified(cfg.staging), state=qualified(cfg.state),
+            output_root=qualified(cfg.output_root) if cfg.output_root else "",
+            input_table=qualified(cfg.input_table) if SparkDelta.is_path(cfg.input_table) else cfg.input_table)
         self.spark, self.cfg = spark, cfg
         self.started = datetime.now(timezone.utc)
         self.run_id = f"{self.started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
@@ -356,12 +359,19 @@ class JobRun:
 
     def execute(self) -> dict:
         c = self.counts
+        # Before anything is written, not even this run's deid_runs row: one run at a time over these tables.
+        output_lock = claim_output(self.cfg.state, self.run_id, self.cfg.output_root or self.loc["runs"])
         log.info("run %s: engine %s, pipeline %s, input %s", self.run_id, self.io.engine, self.version,
                  self.cfg.input_table)
-        if self.cfg.input_format == "auto":   # main() told it before Spark started; a notebook's run tells it here
-            self.cfg.input_format = dio.input_format(self.cfg.input_table,
-                                                     local_fs=self.spark.sparkContext.master.startswith("local"))
-        self.save_run(input_version=self.input_version())
+        try:
+            if self.cfg.input_format == "auto":   # main() told it before Spark started; a notebook's run tells it here
+                self.cfg.input_format = dio.input_format(self.cfg.input_table,
+                                                         local_fs=self.spark.sparkContext.master.startswith("local"))
+            self.save_run(input_version=self.input_version())
+        except BaseException:
+            if output_lock:
+                output_lock.close()
+            raise
         staging_lock = claim_staging(self.cfg.staging, self.run_id)   # removes killed runs' staging folders
         try:
             notes, losers, no_ids = self.read()
@@ -397,8 +407,9 @@ class JobRun:
             for df in self._cached:
                 df.unpersist()
             shutil.rmtree(os.path.join(self.cfg.staging, self.run_id), ignore_errors=True)
-            if staging_lock:
-                staging_lock.close()
+            for lock in (staging_lock, output_lock):
+                if lock:
+                    lock.close()
         return self.row
 
     # -- stages ----------------------------------------------------------------------------------------
@@ -505,10 +516,17 @@ class JobRun:
         """(note_id, note_digest, pipeline_version) of every note that is in each masked table at that digest and
         version: a run killed between the masked tables' commits leaves its notes out."""
         parts = [self.io.read(self.loc[level], dio.MASKED).select("note_id", "note_digest", "pipeline_version")
-                 for level in self.cfg.policies]
+                 .withColumn("table", F.lit(1 << i)) for i, level in enumerate(self.cfg.policies)]
         union = reduce(lambda a, b: a.unionByName(b), parts)
-        return (union.groupBy("note_id", "note_digest", "pipeline_version").count()
-                .filter(F.col("count") == len(parts)).drop("count"))
+        # Exactly one row in each table, all at one digest and version: a note a table holds twice (two runs
+        # appended it) is done again, and its rows replaced by one. Plain aggregates, no DISTINCT (a shuffle each).
+        per_note = union.groupBy("note_id").agg(
+            F.count("*").alias("rows"), F.bit_or("table").alias("tables"),
+            F.min("note_digest").alias("note_digest"), F.max("note_digest").alias("max_digest"),
+            F.min("pipeline_version").alias("pipeline_version"), F.max("pipeline_version").alias("max_version"))
+        whole = ((F.col("rows") == len(parts)) & (F.col("tables") == (1 << len(parts)) - 1)
+                 & (F.col("note_digest") == F.col("max_digest")) & (F.col("pipeline_version") == F.col("max_version")))
+        return per_note.filter(whole).select("note_id", "note_digest", "pipeline_version")
 
     def affected(self, state, todo_keys, notes):
         """--reprocess affected: when only dictionaries changed since the last successful run, re-run only the
@@ -709,6 +727,7 @@ class JobRun:
 EXIT_FAILED = 1       # the run failed: an unexpected error, or counts that do not reconcile
 EXIT_USAGE = 2        # the command line, the config, the input or the environment is wrong: the message says what
 EXIT_QUARANTINE = 3   # the run succeeded but left more notes in quarantine than job.max_quarantine_share
+EXIT_BUSY = 75        # sysexits EX_TEMPFAIL: another run holds the output tables; a scheduler's retry is right
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -770,6 +789,8 @@ def _failure(exc: Exception) -> tuple[int, str]:
     """The exit status and the one line for a failure; our own messages, which never hold note text."""
     from deid.config import ConfigError
     from deid.masking import PolicyError
+    if isinstance(exc, RunInProgress):
+        return EXIT_BUSY, str(exc)
     if isinstance(exc, (ConfigError, PolicyError, dio.MissingSecret, dio.SchemaError, dio.InputError)):
         return EXIT_USAGE, str(exc)
     if isinstance(exc, ReconciliationError):

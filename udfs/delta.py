@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import fcntl
 import glob
+import logging
 import os
 import re
 import shutil
+import socket
+from datetime import datetime, timezone
 
 import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
@@ -25,13 +28,24 @@ from deid.io import (COLUMN_COMMENTS, MARKER, TABLE_COMMENTS, DeltaRs, Retention
 
 NATIVE, DELTA_RS = "native", "delta-rs"
 STAGING_LOCK = ".lock"
+OUTPUT_LOCK = "run.lock"   # in the job's state folder: held by the run writing the output tables
+log = logging.getLogger("deid.job")
+
+
+class RunInProgress(RuntimeError):
+    """Another run is writing the same output tables."""
 RUN_FOLDER = re.compile(r"\d{8}T\d{6}-[0-9a-f]{8}")   # a run_id: the only folders a run removes from the staging root
 
 
 def native_available(spark: SparkSession) -> bool:
+    return jvm_has_delta(spark._jvm)
+
+
+def jvm_has_delta(jvm) -> bool:
+    """Whether a running JVM (py4j gateway view) has Delta Lake's classes."""
     try:
         # Spark's own class loader: jars given by spark.jars or --jars are not on the system class path.
-        spark._jvm.org.apache.spark.util.Utils.classForName("io.delta.tables.DeltaTable", True, False)
+        jvm.org.apache.spark.util.Utils.classForName("io.delta.tables.DeltaTable", True, False)
         return True
     except Exception:  # noqa: BLE001 - py4j raises its own error types for a missing class
         return False
@@ -54,7 +68,7 @@ def claim_staging(root: str, run_id: str):
     still going hold theirs, whatever their age. Both steps happen under the root's own lock, so a run that
     starts beside another is never taken for a dead one. Returns None for a staging root that is not a local
     path (an object store has no file locks)."""
-    if re.match(r"[A-Za-z][A-Za-z0-9+.-]*:", root):
+    if _is_url(root):
         return None
     os.makedirs(root, exist_ok=True)
     with open(os.path.join(root, STAGING_LOCK), "a") as root_lock:
@@ -67,6 +81,50 @@ def claim_staging(root: str, run_id: str):
         lock = open(os.path.join(root, run_id, STAGING_LOCK), "a")
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         return lock
+
+
+def claim_output(state: str, run_id: str, output: str):
+    """Lock the job's output tables for this run, for as long as the returned file stays open. Two runs writing
+    the same tables at once would each append a first load (every note twice) or undo each other's MERGE, so a
+    second run is refused at once with RunInProgress, naming the run that holds the lock. The kernel drops the
+    lock when its process ends, however it ends. Returns None where the state folder has no file locks (an object
+    store, some FUSE mounts): there the scheduler must keep to one run at a time (the deploy/ recipes do), and a
+    run that finds a note twice fails in verify, and the next run repairs it."""
+    if _is_url(state):
+        log.warning("state folder %s is not a local path: no run lock; schedule one run at a time", state)
+        return None
+    os.makedirs(state, exist_ok=True)
+    lock = open(os.path.join(state, OUTPUT_LOCK), "a+", encoding="utf-8")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip() or "a run"
+        lock.close()
+        raise RunInProgress(f"{holder} is writing the tables under {output}; run again when it has ended "
+                            "(schedule one run at a time)") from None
+    except OSError as exc:   # ENOLCK / ENOTSUP: a file system without locks
+        lock.close()
+        log.warning("state folder %s has no file locks (%s): no run lock; schedule one run at a time", state,
+                    exc.strerror)
+        return None
+    lock.seek(0)
+    lock.truncate()
+    lock.write(f"run {run_id} (pid {os.getpid()} on {socket.gethostname()}, "
+               f"since {datetime.now(timezone.utc):%Y-%m-%d %H:%M:%S} UTC)\n")
+    lock.flush()
+    return lock
+
+
+def qualified(path: str) -> str:
+    """A local path made absolute, so that it names the same folder for the driver, the JVM and the Python
+    workers (whose working directories can differ: a notebook that changed its own), and a path for Delta's SQL
+    and table builder (which read a relative one as a table name)."""
+    return path if _is_url(path) else os.path.abspath(path)
+
+
+def _is_url(path: str) -> bool:
+    return re.match(r"[A-Za-z][A-Za-z0-9+.-]*:", path) is not None
 
 
 def _locked(path: str) -> bool:
@@ -184,7 +242,7 @@ class SparkDelta:
         self._staged(source, name, lambda files: self.rs.replace_notes(location, schema, files))
 
     def _sql_name(self, location: str) -> str:
-        return f"delta.`{location}`" if self.is_path(location) else location
+        return f"delta.`{qualified(location)}`" if self.is_path(location) else location
 
     def _ensure_native(self, location: str, schema: pa.Schema) -> None:
         """Create the table with its comments and properties, or bring an existing one's properties up to date."""
@@ -205,7 +263,8 @@ class SparkDelta:
                                           {"comment": COLUMN_COMMENTS[f.name]} if f.name in COLUMN_COMMENTS else {})
                               for f in spark_schema(schema).fields])
         builder = DeltaTable.createIfNotExists(self.spark).addColumns(columns).comment(TABLE_COMMENTS[kind])
-        builder = builder.location(location) if self.is_path(location) else builder.tableName(location)
+        builder = (builder.location(qualified(location)) if self.is_path(location)
+                   else builder.tableName(location))
         for key, value in props.items():
             builder = builder.property(key, value)
         builder.execute()
