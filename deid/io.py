@@ -1,4 +1,5 @@
-"""Delta tables: the only module that knows the output schemas and how rows land in a table.
+"""Delta tables: the only module that knows the output schemas and how rows land in a table, and what the job's
+input must hold (the NOTE columns, the formats it is read from).
 
 Pure Python on Arrow (delta-rs through `deltalake`); no Spark import. The Spark adapter (udfs/delta.py)
 uses these schemas and the same MERGE statement on either engine.
@@ -21,14 +22,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-NOTE_REQUIRED = {
+# The OMOP CDM v5.4 NOTE columns and their types, as the masked tables hold them. An input needs note_id and
+# note_text; the others are carried through when it has them and are null when it does not.
+NOTE_SCHEMA = {
     "note_id": pa.int64(), "person_id": pa.int64(), "note_date": pa.date32(), "note_datetime": pa.timestamp("us"),
     "note_type_concept_id": pa.int32(), "note_class_concept_id": pa.int32(), "note_title": pa.string(),
     "note_text": pa.string(), "encoding_concept_id": pa.int32(), "language_concept_id": pa.int32(),
     "provider_id": pa.int64(), "visit_occurrence_id": pa.int64(), "visit_detail_id": pa.int64(),
     "note_source_value": pa.string(),
 }
-NOTE_COLUMNS = list(NOTE_REQUIRED)
+NOTE_COLUMNS = list(NOTE_SCHEMA)
+NOTE_REQUIRED = ("note_id", "note_text")
 MARKER = "_marker"
 LEVELS = (1, 2, 3)
 
@@ -42,7 +46,7 @@ SPANS = pa.schema([
 # A note whose LLM call failed and fell back to the detectors carries this suffix on its pipeline_version, so
 # the next incremental run (which looks for the plain version) processes it again.
 FALLBACK_SUFFIX = "+llm-fallback"
-MASKED = pa.schema([pa.field(c, t) for c, t in NOTE_REQUIRED.items()] + [
+MASKED = pa.schema([pa.field(c, t) for c, t in NOTE_SCHEMA.items()] + [
     ("masked_count", pa.int32()), ("note_digest", pa.string()), ("pipeline_version", pa.string()), ("run_id", pa.string()),
 ])
 QUARANTINE = pa.schema([
@@ -156,17 +160,156 @@ class SchemaError(ValueError):
     pass
 
 
-def check_note_schema(schema: pa.Schema) -> None:
-    """Name every missing NOTE column (and any of the wrong kind) in one clear error."""
-    missing = [c for c in NOTE_REQUIRED if c not in schema.names]
+class InputError(ValueError):
+    """The input cannot be read as given: a path that does not exist, a format that cannot be told or read."""
+
+
+# -- the job's input: an OMOP NOTE table in one of these forms ---------------------------------------------
+INPUT_FORMATS = ("delta", "table", "parquet", "csv", "jsonl")   # table: a catalog table name (spark.table)
+_FILE_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl",
+                 ".ndjson": "jsonl"}
+_COMPRESSED = (".gz", ".bz2", ".zst", ".snappy", ".lz4")
+_ENCODING_CHECK_BYTES = 1 << 20   # of each CSV or JSON Lines file: enough to meet a wrong encoding at once
+
+
+def encoding_name(name: str) -> str:
+    import codecs
+    try:
+        return codecs.lookup(name).name
+    except (LookupError, TypeError):
+        raise InputError(f"unknown encoding {name!r}; give e.g. --encoding utf-8 or --encoding gb18030") from None
+
+
+def _is_uri(location: str) -> bool:
+    return bool(re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", location))
+
+
+def _file_format(name: str) -> str | None:
+    stem = name.lower()
+    for suffix in _COMPRESSED:
+        stem = stem.removesuffix(suffix)
+    return next((fmt for suffix, fmt in _FILE_FORMATS.items() if stem.endswith(suffix)), None)
+
+
+def _data_files(folder: str) -> list[str]:
+    """The files Spark reads in a folder: not those whose name starts with _ or . (logs, checksums, markers)."""
+    found = []
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(("_", ".")))
+        found += [os.path.join(root, n) for n in sorted(names) if not n.startswith(("_", "."))]
+    return found
+
+
+def input_format(location: str, given: str = "auto", local_fs: bool = True) -> str:
+    """The input's format: `given`, or told by the path: a folder with _delta_log is Delta, a file or a folder of
+    files by their suffix, a name that is not a path a catalog table. A local path must exist. `local_fs`: paths
+    without a scheme are on this machine (Spark in local mode), not on a cluster's default file system."""
+    local = local_fs and not _is_uri(location)
+    looks_like_path = "/" in location or location.startswith(".") or _file_format(location) is not None
+    if local and (looks_like_path or os.path.exists(location)) and not os.path.exists(location):
+        raise InputError(f"input {location} does not exist; check --input (or input.table in the config)")
+    if given != "auto":
+        return given
+    if not local:
+        return _file_format(location.rstrip("/")) or "delta"
+    if not os.path.exists(location):
+        return "table"
+    if os.path.isdir(os.path.join(location, "_delta_log")):
+        return "delta"
+    if os.path.isfile(location):
+        found = {_file_format(location)}
+    else:
+        found = {_file_format(f) for f in _data_files(location)}
+    if len(found) == 1 and None not in found:
+        return found.pop()
+    kinds = ", ".join(sorted(str(k) for k in found if k)) or "no .parquet, .csv or .jsonl files"
+    raise InputError(f"cannot tell the format of input {location} ({kinds}); give --input-format "
+                     + "|".join(INPUT_FORMATS))
+
+
+def check_text_encoding(location: str, fmt: str, encoding: str) -> None:
+    """A local CSV or JSON Lines input that is not in `encoding` fails here, before Spark, which would read it
+    with replacement characters and mask garbled text. The first MiB of each file is decoded strictly."""
+    import codecs
+    if fmt not in ("csv", "jsonl") or _is_uri(location) or not os.path.exists(location):
+        return
+    for path in [location] if os.path.isfile(location) else _data_files(location):
+        if path.lower().endswith(_COMPRESSED):
+            continue
+        with open(path, "rb") as f:
+            head = f.read(_ENCODING_CHECK_BYTES)
+        try:
+            codecs.getincrementaldecoder(encoding)().decode(head, final=len(head) < _ENCODING_CHECK_BYTES)
+        except UnicodeDecodeError as exc:   # the position, never the bytes: they are note text
+            raise InputError(f"{path} is not {encoding} text ({exc.reason} at byte {exc.start}); give its "
+                             "encoding with --encoding (e.g. --encoding gb18030) or input.encoding") from None
+
+
+def local_input_schema(location: str, fmt: str, encoding: str = "utf-8") -> pa.Schema | None:
+    """The columns of a local input, read without Spark (a file footer, a header line, the Delta log), so that a
+    wrong file or a missing column fails before Spark starts; None where only Spark can tell (a catalog table,
+    an object store, JSON Lines, whose columns are those of every line)."""
+    if fmt in ("table", "jsonl") or _is_uri(location) or not os.path.exists(location):
+        return None
+    if fmt == "delta":
+        from deltalake import DeltaTable
+        if not DeltaTable.is_deltatable(location):
+            raise InputError(f"{location} is not a Delta table (no _delta_log); give --input-format parquet|csv|jsonl")
+        return pa.schema(DeltaTable(location).schema())
+    files = [location] if os.path.isfile(location) else _data_files(location)
+    if not files:
+        raise InputError(f"input folder {location} holds no data files; check --input")
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+        try:
+            return pq.read_schema(files[0])
+        except (pa.ArrowException, OSError):
+            raise InputError(f"{files[0]} is not a Parquet file; check it, or give its format with --input-format "
+                             "csv|jsonl") from None
+    import csv
+    with open(files[0], encoding="utf-8-sig" if encoding == "utf-8" else encoding, newline="") as f:
+        header = next(csv.reader(f), [])
+    return pa.schema([(name, pa.string()) for name in header])
+
+
+def note_columns(schema: pa.Schema, columns: dict[str, str] | None = None) -> dict[str, str | None]:
+    """For each NOTE column, the input column that holds it: the one `columns` (input.columns) names, else the
+    one of its own name (case aside, as Spark resolves names); None where the input has none. Raises SchemaError
+    naming a required column missing or a mapped one absent, and a key column of the wrong kind."""
+    columns = columns or {}
+    by_lower: dict[str, list[str]] = {}
+    for name in schema.names:
+        by_lower.setdefault(name.lower(), []).append(name)
+
+    def find(name: str) -> str | None:
+        if name in schema.names:
+            return name
+        same = by_lower.get(name.lower(), [])
+        return same[0] if len(same) == 1 else None
+
+    has = ", ".join(schema.names[:30]) + (", ..." if len(schema.names) > 30 else "")
+    found = {}
+    for note_column in NOTE_COLUMNS:
+        source = columns.get(note_column)
+        found[note_column] = find(source or note_column)
+        if source and found[note_column] is None:
+            raise SchemaError(f"the input has no column {source} (input.columns.{note_column}); it has: {has}")
+    missing = [c for c in NOTE_REQUIRED if found[c] is None]
     if missing:
-        raise SchemaError(f"NOTE table is missing column(s): {', '.join(missing)}")
-    for name in ("note_id", "note_text", "note_title"):
-        got = schema.field(name).type
-        want = NOTE_REQUIRED[name]
-        if not (got == want or (pa.types.is_integer(got) and pa.types.is_integer(want))
-                or (pa.types.is_string(want) and (pa.types.is_large_string(got) or pa.types.is_string(got)))):
-            raise SchemaError(f"NOTE column {name} has type {got}, expected {want}")
+        raise SchemaError(f"the input has no {' or '.join(missing)} column; name the input's column(s) in the job "
+                          f"config, e.g. input: {{columns: {{{missing[0]}: YOUR_COLUMN}}}} (it has: {has})")
+    for note_column in ("note_id", "note_title", "note_text"):
+        if found[note_column] is None:
+            continue
+        got = schema.field(found[note_column]).type
+        text = pa.types.is_string(got) or pa.types.is_large_string(got) or pa.types.is_string_view(got)
+        if note_column == "note_id":
+            fits, want = pa.types.is_integer(got) or text, "an integer (or text of one)"
+        else:
+            fits, want = text, "text"
+        if not fits:
+            raise SchemaError(f"input column {found[note_column]} ({note_column}) has type {got}; it must be {want}")
+    return found
 
 
 # -- delta-rs ----------------------------------------------------------------------------------------

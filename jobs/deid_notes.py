@@ -1,14 +1,18 @@
-"""spark-submit jobs/deid_notes.py --config conf/local.yaml [--input T] [--output DIR] [--policies 1,2,3]
-                                   [--policy-preset default|paper] [--limit N] [--full-refresh]
-                                   [--reprocess version|affected] [--optimize] [--vacuum]
+"""spark-submit jobs/deid_notes.py --config conf/local.yaml [--input T] [--input-format F] [--encoding E]
+                                   [--output DIR] [--policies 1,2,3] [--policy-preset default|paper] [--limit N]
+                                   [--full-refresh] [--reprocess version|affected] [--optimize] [--vacuum]
+                                   [--log-level L] [--quiet] [--debug]
 
-Reads an OMOP NOTE Delta table, finds, tiers and masks PHI with the deid pipeline, and writes the Delta
-tables note_phi_spans, note_deid_l1..l3, deid_quarantine and deid_runs. Incremental and idempotent: a note is
-processed when it is new, changed, or carries another pipeline_version; each table gets one commit per run
-that replaces all rows of the processed notes, so a retried or killed run never duplicates a row. A note
-quarantined for a cause in the note itself stays quarantined, unprocessed, until it or the pipeline changes, so
-a run over the same input commits nothing but its deid_runs row (a note quarantined for a cause that may pass,
-the LLM unavailable or the time budget overrun, is tried again on every run).
+Exit status: 0 the run reconciled; 1 it failed; 2 the command line, config, input or key is wrong; 3 it left more
+notes in quarantine than job.max_quarantine_share. A failure is one line on stderr (--debug: with the traceback).
+
+Reads an OMOP NOTE table (Delta, a catalog table, Parquet, CSV or JSON Lines), finds, tiers and masks PHI with the
+deid pipeline, and writes the Delta tables note_phi_spans, note_deid_l1..l3, deid_quarantine and deid_runs.
+Incremental and idempotent: a note is processed when it is new, changed, or carries another pipeline_version; each
+table gets one commit per run that replaces all rows of the processed notes, so a retried or killed run never
+duplicates a row. A note quarantined for a cause in the note itself stays quarantined, unprocessed, until it or the
+pipeline changes, so a run over the same input commits nothing but its deid_runs row (a note quarantined for a
+cause that may pass, the LLM unavailable or the time budget overrun, is tried again on every run).
 
 note_digest, in every masked table and the span table, is HMAC-SHA256 keyed by $DEID_SECRET (pipeline.secret_env)
 of the note's title and text: an unkeyed hash of a short note would let anyone check guesses of its masked words
@@ -25,7 +29,9 @@ import math
 import os
 import shutil
 import sys
+import threading
 import time
+import traceback
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -33,27 +39,23 @@ from datetime import datetime, timezone
 from functools import reduce
 from pathlib import Path
 
-import yaml
+import pyarrow as pa
+from pyspark.errors import AnalysisException
+from pyspark.sql import Window
+from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import to_arrow_type
+from pyspark.sql.types import StructType
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:   # spark-submit runs this file directly; make deid and udfs importable
-    sys.path.insert(0, str(ROOT))
-
-import pyarrow as pa  # noqa: E402
-from pyspark.sql import Window  # noqa: E402
-from pyspark.sql import functions as F  # noqa: E402
-from pyspark.sql.pandas.types import to_arrow_schema  # noqa: E402
-from pyspark.sql.types import StructType  # noqa: E402
-
-from deid import io as dio  # noqa: E402
-from deid.batch import RESULT, TRANSIENT_ERRORS  # noqa: E402
-from deid.config import deep_merge, load_config  # noqa: E402
-from deid.pipeline import Pipeline, source_part  # noqa: E402
-from deid.resources import bundle as resource_bundle  # noqa: E402
-from deid.resources import combine_digests, data_dir, dictionary_terms, digest_bytes, materialize  # noqa: E402
-from udfs.deid_udf import affected_function, make_bundle, partition_function  # noqa: E402
-from udfs.delta import (RunInProgress, SparkDelta, choose_engine, claim_output, claim_staging,  # noqa: E402
-                        jvm_has_delta, qualified, spark_schema)
+from deid import io as dio
+from deid.batch import RESULT, TRANSIENT_ERRORS
+from deid.config import load_config
+from deid.jobconfig import JobConfig, load_job_config, quarantine_exceeded
+from deid.pipeline import Pipeline, source_part
+from deid.resources import bundle as resource_bundle
+from deid.resources import combine_digests, data_dir, dictionary_terms, digest_bytes, materialize
+from udfs.deid_udf import affected_function, make_bundle, partition_function
+from udfs.delta import (RunInProgress, SparkDelta, choose_engine, claim_output, claim_staging, jvm_has_delta,
+                        qualified, spark_schema)
 
 log = logging.getLogger("deid.job")
 FAIL_ENV = "DEID_FAIL_AFTER"   # tests: stop the job on purpose after a named write boundary
@@ -66,106 +68,8 @@ REDACTION = "spark.sql.redaction.string.regex"
 PADS = "0x[0-9A-F]{128}"
 
 
-EXIT_BUSY = 75   # sysexits EX_TEMPFAIL: another run holds the output tables; a scheduler's retry is right
-
-
 class ReconciliationError(RuntimeError):
     pass
-
-
-@dataclass
-class JobConfig:
-    path: Path
-    master: str | None
-    app_name: str
-    spark_conf: dict
-    input_table: str
-    output_root: str
-    tables: dict
-    staging: str
-    state: str
-    engine: str
-    pipeline_config: Path
-    pipeline_overrides: dict
-    policies: list[int]
-    keep_span_text: bool
-    secret_env: str
-    partitions: int
-    notes_per_task: int
-    reprocess: str
-    delta_jars: Path | None = None
-    retention: dio.Retention = dio.Retention()
-    full_refresh: bool = False
-    optimize: bool = False
-    vacuum: bool = False
-    optimize_target_mb: int = 128
-    limit: int | None = None
-    verify: bool = True
-
-    def location(self, name: str) -> str:
-        if "/" in name or not self.output_root:
-            return name
-        return os.path.join(self.output_root, name)
-
-
-def _read_job_yaml(path: Path) -> dict:
-    """A job config; `extends: other.yaml` (relative to it) is read first and this file merged over it."""
-    doc = yaml.safe_load(path.read_text()) or {}
-    base = doc.pop("extends", None)
-    return deep_merge(_read_job_yaml(path.parent / base), doc) if base else doc
-
-
-def load_job_config(path: str, args=None) -> JobConfig:
-    path = Path(path)
-    doc = _read_job_yaml(path)
-    spark, out, pipe, job = doc.get("spark", {}), doc.get("output", {}), doc.get("pipeline", {}), doc.get("job", {})
-    delta = doc.get("delta", {})
-    tables = out.get("tables", {})
-    cfg = JobConfig(
-        path=path, master=spark.get("master"), app_name=spark.get("app_name", "deid-notes"),
-        spark_conf={k: str(v) for k, v in (spark.get("conf") or {}).items()},
-        input_table=doc.get("input", {}).get("table", "data/omop/note"),
-        output_root=out.get("root", ""),
-        tables={"spans": tables.get("spans", "note_phi_spans"),
-                "masked": {int(k): v for k, v in (tables.get("masked") or {1: "note_deid_l1", 2: "note_deid_l2",
-                                                                          3: "note_deid_l3"}).items()},
-                "runs": tables.get("runs", "deid_runs"), "quarantine": tables.get("quarantine", "deid_quarantine")},
-        staging=out.get("staging", "data/_staging"), state=out.get("state", ""),
-        engine=delta.get("engine", "auto"),
-        delta_jars=(path.parent / delta["jars"]) if delta.get("jars") else None,
-        retention=dio.Retention(**{k: str(v) for k, v in (out.get("retention") or {}).items()}),
-        pipeline_config=(path.parent / pipe.get("config", "pipeline.yaml")),
-        pipeline_overrides=pipe.get("overrides") or {},
-        policies=[int(p) for p in pipe.get("policies", [1, 2, 3])],
-        keep_span_text=bool(pipe.get("keep_span_text", False)), secret_env=pipe.get("secret_env", "DEID_SECRET"),
-        partitions=int(job.get("partitions", 4)), notes_per_task=int(job.get("notes_per_task", 25000)),
-        reprocess=job.get("reprocess", "version"),
-        verify=bool(job.get("verify", True)), optimize=bool(job.get("optimize", False)),
-        vacuum=bool(job.get("vacuum", False)),
-        optimize_target_mb=int(job.get("optimize_target_mb", 128)),
-    )
-    if args is not None:
-        if args.input:
-            cfg.input_table = args.input
-        if args.output:
-            cfg.output_root = args.output
-            cfg.staging = os.path.join(args.output, "_staging")
-        if args.policies:
-            cfg.policies = [int(p) for p in args.policies.split(",")]
-        cfg.limit = args.limit
-        cfg.full_refresh = args.full_refresh
-        cfg.optimize = cfg.optimize or args.optimize
-        cfg.vacuum = cfg.vacuum or args.vacuum
-        if args.reprocess:
-            cfg.reprocess = args.reprocess
-        if args.policy_preset:
-            cfg.pipeline_overrides = {**cfg.pipeline_overrides, "policy_preset": args.policy_preset}
-    bad = [p for p in cfg.policies if p not in cfg.tables["masked"]]
-    if bad:
-        raise SystemExit(f"error: no masked table configured for policy level(s) {bad}")
-    if not cfg.state:
-        cfg.state = os.path.join(cfg.output_root or ".", "_deid_state")
-    return cfg
 
 
 LOG4J = data_dir("conf") / "log4j2.properties"   # Spark's own logging at WARN: the job logs its stages itself
@@ -188,10 +92,25 @@ def _driver_has_delta() -> bool:
     return jvm_has_delta(SparkContext._jvm)
 
 
-def build_spark(cfg: JobConfig):
+def _in_terminal(submitted: bool) -> bool:
+    """Whether Spark's console (the driver JVM's stderr) is a terminal. spark-submit gives this interpreter a pipe,
+    so there the JVM is asked: it has a console when started from one without redirection."""
+    if not submitted:
+        return sys.stderr.isatty()
+    from pyspark import SparkContext
+    SparkContext._ensure_initialized()
+    return SparkContext._jvm.java.lang.System.console() is not None
+
+
+def build_spark(cfg: JobConfig, progress_bar: bool = False):
+    """The job's session. `progress_bar`: Spark's console progress bar where its console is a terminal (a log file
+    would fill with its redraws), unless the config sets spark.ui.showConsoleProgress itself."""
     from pyspark.sql import SparkSession
     builder = SparkSession.builder.appName(cfg.app_name)
     submitted = bool(os.environ.get("PYSPARK_GATEWAY_PORT"))   # spark-submit started this interpreter and its JVM
+    if "spark.ui.showConsoleProgress" not in cfg.spark_conf:
+        shown = progress_bar and _in_terminal(submitted)
+        builder = builder.config("spark.ui.showConsoleProgress", str(shown).lower())
     if "spark.driver.extraJavaOptions" not in cfg.spark_conf:
         builder = quiet_spark(builder, submitted)
     master = cfg.master
@@ -249,12 +168,120 @@ def _stage(name: str, n: int, t0: float) -> None:
     log.info("stage %-12s %8d notes  %7.1f s  %s", name, n, dt, rate)
 
 
+READ_FAILURES = ("FAILED_READ_FILE", "CANNOT_READ_FILE", "PATH_NOT_FOUND")   # Spark's conditions for a bad input
+STANDARD_CHARSETS = ("utf-8", "ascii", "latin-1", "utf-16", "utf-16-be", "utf-16-le", "utf-32")   # Python's names
+
+
+def _arrow_schema(schema: StructType) -> pa.Schema:
+    """The input's columns with their Arrow types, for deid.io.note_columns (a type Arrow lacks reads as null)."""
+    def arrow(data_type):
+        try:
+            return to_arrow_type(data_type)
+        except Exception:  # noqa: BLE001 - pyspark raises its own error for types Arrow has no match for
+            return pa.null()
+    return pa.schema([pa.field(f.name, arrow(f.dataType)) for f in schema.fields])
+
+
+def _spark_reason(exc: Exception) -> str:
+    """Spark's error condition (e.g. PATH_NOT_FOUND), never its message, which may quote a row of the input. A JVM
+    error that pyspark passes on unconverted (py4j's) carries it on an exception of its chain of causes."""
+    condition = getattr(exc, "getCondition", None)
+    if condition and condition():
+        return condition()
+    java = getattr(exc, "java_exception", None)
+    for _ in range(10):
+        if java is None:
+            break
+        try:
+            if java.getCondition():   # a SparkThrowable
+                return java.getCondition()
+        except Exception:  # noqa: BLE001 - py4j's error for a Throwable without the method
+            pass
+        java = java.getCause()
+    return type(exc).__name__
+
+
+def read_notes(spark, io: SparkDelta, cfg: JobConfig):
+    """The input as NOTE rows: its columns mapped to the NOTE columns (input.columns, else by name), each cast to
+    its NOTE type (a value that does not cast is null), the NOTE columns it lacks null."""
+    location, fmt, encoding = cfg.input_table, cfg.input_format, cfg.input_encoding
+    if fmt in ("csv", "jsonl") and encoding not in STANDARD_CHARSETS:   # GB18030 is among Java's, not Spark's own
+        spark.conf.set("spark.sql.legacy.javaCharsets", "true")
+    try:
+        if fmt == "delta":
+            df = io.read(location)
+        elif fmt == "table":
+            df = spark.table(location)
+        elif fmt == "parquet":
+            df = spark.read.parquet(location)
+        elif fmt == "csv":   # RFC 4180: quoted fields hold line breaks, a quote is doubled
+            df = spark.read.csv(location, header=True, encoding=encoding, multiLine=True, escape='"',
+                                mode="PERMISSIVE")
+        else:   # JSON Lines; a line that is not JSON has null columns (and so no note_id: quarantined)
+            df = spark.read.json(location, encoding=encoding, lineSep="\n", mode="PERMISSIVE")
+    except Exception as exc:  # noqa: BLE001 - Spark's analysis and read errors, py4j's for the JVM's
+        reason = _spark_reason(exc)
+        if not (isinstance(exc, AnalysisException) or reason.startswith(READ_FAILURES)):
+            raise   # not the input's fault (a JVM or classpath error, a Delta table only native Delta reads)
+        raise dio.InputError(f"cannot read input {location} as {fmt} ({reason}); check it exists and "
+                             "is readable, or give its format with --input-format " + "|".join(dio.INPUT_FORMATS)
+                             ) from None
+    found = dio.note_columns(_arrow_schema(df.schema), cfg.input_columns)
+    spark_types = {f.name: f.dataType for f in spark_schema(pa.schema(list(dio.NOTE_SCHEMA.items()))).fields}
+    return df.select([(F.col(f"`{found[name]}`").try_cast(spark_types[name]) if found[name]
+                       else F.lit(None).cast(spark_types[name])).alias(name) for name in dio.NOTE_COLUMNS])
+
+
 def keyed_digest(message, key: bytes):
     """HMAC-SHA256 (hex) of a string column in Spark SQL, without a UDF: sha2(K^opad || sha2(K^ipad || message))
     with the pads of deid.io.hmac_pads as literals; the same value as deid.io.note_digest."""
     inner, outer = dio.hmac_pads(key)
     inner_hash = F.unhex(F.sha2(F.concat(F.lit(inner), message.cast("binary")), 256))
     return F.sha2(F.concat(F.lit(outer), inner_hash), 256)
+
+
+def counted(fn, accumulator):
+    """fn for mapInArrow, adding the rows it returns to `accumulator` (Spark merges a task's count as it ends)."""
+    def run(batches):
+        for batch in fn(batches):
+            accumulator.add(batch.num_rows)
+            yield batch
+    return run
+
+
+class Progress:
+    """While the block runs, a log line every `interval` seconds: notes done of the total, notes/s, time left.
+    Counts only, never note text."""
+
+    def __init__(self, done, total: int, interval: float):
+        self.done, self.total, self.interval = done, total, interval
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._report, name="deid-progress", daemon=True)
+
+    def __enter__(self):
+        if self.interval > 0:
+            self.t0 = time.perf_counter()
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopped.set()
+        if self.thread.is_alive():
+            self.thread.join()
+
+    def _report(self) -> None:
+        while not self.stopped.wait(self.interval):
+            done, elapsed = self.done(), time.perf_counter() - self.t0
+            rate = done / elapsed
+            left = f"about {_duration((self.total - done) / rate)} left" if rate else "time left not known yet"
+            log.info("detect: %d of %d notes done (%.0f%%), %.1f notes/s, %s", done, self.total,
+                     100 * done / max(self.total, 1), rate, left)
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
 
 
 def _llm_failed():
@@ -310,6 +337,16 @@ class JobRun:
                         reprocess="full" if cfg.full_refresh else cfg.reprocess,
                         policy_preset=driver_pipeline.policies.preset, message=None)
 
+    def input_version(self) -> int | None:
+        """The Delta version read, where the input is a Delta table (a path, or a catalog table on native Delta)."""
+        fmt = self.cfg.input_format
+        if fmt == "delta" or (fmt == "table" and self.io.engine == "native"):
+            try:
+                return self.io.version(self.cfg.input_table)
+            except Exception:  # noqa: BLE001 - a catalog table that is not Delta has no version; the read says more
+                return None
+        return None
+
     def cached(self, df):
         """df cached for this run only: execute() unpersists it at the end, so a long-lived session (a notebook, a
         shared cluster, the tests) does not fill the driver with every run's frames."""
@@ -327,7 +364,10 @@ class JobRun:
         log.info("run %s: engine %s, pipeline %s, input %s", self.run_id, self.io.engine, self.version,
                  self.cfg.input_table)
         try:
-            self.save_run(input_version=self.io.version(self.cfg.input_table))
+            if self.cfg.input_format == "auto":   # main() told it before Spark started; a notebook's run tells it here
+                self.cfg.input_format = dio.input_format(self.cfg.input_table,
+                                                         local_fs=self.spark.sparkContext.master.startswith("local"))
+            self.save_run(input_version=self.input_version())
         except BaseException:
             if output_lock:
                 output_lock.close()
@@ -358,7 +398,7 @@ class JobRun:
                      self.run_id, c.read, c.written, c.unchanged, c.moved, c.quarantined, c.spans)
         except Exception as exc:
             # Our own messages, or only the exception's class: never note text.
-            known = (ReconciliationError, dio.SchemaError, RuntimeError)
+            known = (ReconciliationError, dio.SchemaError, dio.InputError, RuntimeError)
             message = str(exc) if isinstance(exc, known) else type(exc).__name__
             self.save_run(status="failed", finished_at=datetime.now(timezone.utc), notes_read=c.read,
                           message=message[:500])
@@ -379,9 +419,7 @@ class JobRun:
         t0 = time.perf_counter()
         c = self.counts
         self.spark.sparkContext.setJobDescription("deid: read NOTE")
-        notes = self.io.read(self.cfg.input_table)
-        dio.check_note_schema(to_arrow_schema(notes.schema))
-        notes = notes.select(*dio.NOTE_COLUMNS)
+        notes = read_notes(self.spark, self.io, self.cfg)
         if self.cfg.limit:
             notes = notes.orderBy("note_id").limit(self.cfg.limit)
 
@@ -530,13 +568,15 @@ class JobRun:
         bundle = sc.broadcast(make_bundle(self.pconf.raw, Path(self.pconf.policies_path).read_bytes(), self.files,
                                           index_bytes=self.index_bytes))
         carry = [c for c in todo.columns if c not in ("note_title", "note_text", "note_id")]
-        fn = partition_function(bundle, self.cfg.secret_env, self.cfg.keep_span_text, tuple(carry))
+        done = sc.accumulator(0)   # notes finished, as tasks report them
+        fn = counted(partition_function(bundle, self.cfg.secret_env, self.cfg.keep_span_text, tuple(carry)), done)
         schema = StructType(spark_schema(RESULT).fields + [todo.schema[c] for c in carry])
         # Tasks take note_id ranges, and the writes below keep them (no join, one file per range), so each output
         # file covers a narrow note_id range: a later MERGE of recent notes rewrites the files of the tail only.
         tasks = max(1, self.cfg.partitions, math.ceil(self.counts.todo / self.cfg.notes_per_task))
-        (todo.repartitionByRange(tasks, "note_id").mapInArrow(fn, schema)
-         .write.mode("overwrite").parquet(results_dir))
+        with Progress(lambda: done.value, self.counts.todo, self.cfg.progress_interval_s):
+            (todo.repartitionByRange(tasks, "note_id").mapInArrow(fn, schema)
+             .write.mode("overwrite").parquet(results_dir))
         # One staged file per read partition (never two ranges packed into one task).
         self.spark.conf.set("spark.sql.files.openCostInBytes", self.spark.conf.get("spark.sql.files.maxPartitionBytes"))
         results = self.spark.read.parquet(results_dir)
@@ -592,7 +632,8 @@ class JobRun:
             quarantine_ids.append(ids)
         if rewrite_no_ids:
             quarantine.append(self._quarantined(no_ids, "NullNoteId",
-                                                f"note_id is null in {c.no_ids} of the input's rows"))
+                                                f"note_id is null (or not an integer) in {c.no_ids} of the "
+                                                "input's rows"))
             quarantine_ids.append(self.spark.createDataFrame([(None,)], "note_id long"))
         if quarantine:
             rows = reduce(lambda a, b: a.unionByName(b), quarantine)
@@ -683,10 +724,27 @@ class JobRun:
         _stage("verify", self.counts.todo, t0)
 
 
+EXIT_FAILED = 1       # the run failed: an unexpected error, or counts that do not reconcile
+EXIT_USAGE = 2        # the command line, the config, the input or the environment is wrong: the message says what
+EXIT_QUARANTINE = 3   # the run succeeded but left more notes in quarantine than job.max_quarantine_share
+EXIT_BUSY = 75        # sysexits EX_TEMPFAIL: another run holds the output tables; a scheduler's retry is right
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """A wrong option is one line on stderr and exit status 2, like every other failure of the job."""
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"error: {message}; see --help\n")
+
+
 def parse_args(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = OneLineParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default=str(data_dir("conf") / "local.yaml"))
-    ap.add_argument("--input", help="NOTE table (path or catalog name)")
+    ap.add_argument("--input", help="the NOTE table: a Delta table, Parquet, CSV or JSON Lines (a file or a folder), "
+                                    "or a catalog table name")
+    ap.add_argument("--input-format", choices=["auto", *dio.INPUT_FORMATS],
+                    help="the input's format (default: told by the path; a folder with _delta_log is Delta)")
+    ap.add_argument("--encoding", help="of CSV and JSON Lines input (default utf-8), e.g. gb18030")
     ap.add_argument("--output", help="output root folder (local mode)")
     ap.add_argument("--policies", help="policy levels to write, e.g. 1,2,3")
     ap.add_argument("--policy-preset", help="conf/policies.yaml preset: default (every type) or paper (the seven)")
@@ -700,29 +758,81 @@ def parse_args(argv=None):
     ap.add_argument("--reprocess", choices=["version", "affected"],
                     help="version: every note at another pipeline_version; affected: only notes holding a changed "
                          "dictionary term")
+    ap.add_argument("--log-level", default="INFO", choices=LOG_LEVELS, type=str.upper,
+                    help="the job's log lines on stderr (default INFO: each stage, and progress during detection)")
+    ap.add_argument("--quiet", action="store_true", help="log errors only (same as --log-level ERROR)")
+    ap.add_argument("--debug", action="store_true", help="show the traceback of a failure")
     return ap.parse_args(argv)
 
 
+def _local_master(cfg: JobConfig) -> bool:
+    """Whether Spark runs on this machine, so that a path without a scheme is a local one."""
+    master = cfg.master
+    if os.environ.get("PYSPARK_GATEWAY_PORT"):   # under spark-submit its --master wins
+        from pyspark import SparkConf
+        master = SparkConf().get("spark.master", None) or master
+    return (master or "local").startswith("local")
+
+
+def check_input(cfg: JobConfig, local_fs: bool) -> None:
+    """Before Spark starts: the input exists, its format is known (cfg.input_format is set to it), and where it
+    is local, its encoding and its columns are what the job needs."""
+    cfg.input_format = dio.input_format(cfg.input_table, cfg.input_format, local_fs)
+    if local_fs:
+        dio.check_text_encoding(cfg.input_table, cfg.input_format, cfg.input_encoding)
+        schema = dio.local_input_schema(cfg.input_table, cfg.input_format, cfg.input_encoding)
+        if schema is not None:
+            dio.note_columns(schema, cfg.input_columns)
+
+
+def _failure(exc: Exception) -> tuple[int, str]:
+    """The exit status and the one line for a failure; our own messages, which never hold note text."""
+    from deid.config import ConfigError
+    from deid.masking import PolicyError
+    if isinstance(exc, RunInProgress):
+        return EXIT_BUSY, str(exc)
+    if isinstance(exc, (ConfigError, PolicyError, dio.MissingSecret, dio.SchemaError, dio.InputError)):
+        return EXIT_USAGE, str(exc)
+    if isinstance(exc, ReconciliationError):
+        return EXIT_FAILED, f"the run does not reconcile: {exc}; deid_runs holds the failed run"
+    if isinstance(exc, OSError) and exc.filename:
+        return EXIT_USAGE, f"{exc.filename}: {exc.strerror or type(exc).__name__}; check the path"
+    reason = _spark_reason(exc)
+    if reason.startswith(READ_FAILURES):   # a file of the input that Spark met only as a task read it
+        return EXIT_USAGE, (f"a file of the input cannot be read ({reason}); check the files of --input, or give "
+                            "their format with --input-format")
+    return EXIT_FAILED, (f"unexpected {type(exc).__name__} ({reason}); deid_runs holds the failed run; "
+                         "run the job again with --debug for the traceback")
+
+
 def main(argv=None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    log.setLevel(logging.INFO)
     args = parse_args(argv)
-    cfg = load_job_config(args.config, args)
+    level = "ERROR" if args.quiet else args.log_level
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger().setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    logging.getLogger("deid").setLevel(level)
     try:
+        cfg = load_job_config(args.config, args)
         dio.secret_key(cfg.secret_env)   # before Spark starts: a run without the key is refused at once
-    except dio.MissingSecret as exc:
-        raise SystemExit(f"error: {exc}") from None
-    spark = build_spark(cfg)
-    try:
-        row = run(spark, cfg)
-    except RunInProgress as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BUSY
-    finally:
-        spark.stop()   # executors go before the JVM exits (a cluster would log their loss otherwise)
+        check_input(cfg, _local_master(cfg))
+        spark = build_spark(cfg, progress_bar=not args.quiet)
+        try:
+            row = run(spark, cfg)
+        finally:
+            spark.stop()   # executors go before the JVM exits (a cluster would log their loss otherwise)
+    except Exception as exc:   # a scheduler reads the exit status and one line; --debug adds the traceback
+        status, message = _failure(exc)
+        if args.debug:
+            traceback.print_exc()
+        print(f"error: {message}", file=sys.stderr)
+        return status
     print(f"run {row['run_id']} {row['status']}: read {row['notes_read']}, written {row['notes_written']}, "
           f"unchanged {row['notes_unchanged']}, moved {row['notes_moved']}, quarantined {row['notes_quarantined']}, "
           f"spans {row['spans_written']}")
+    over = quarantine_exceeded(row, cfg.max_quarantine_share)
+    if over:
+        print(f"error: {over}", file=sys.stderr)
+        return EXIT_QUARANTINE
     return 0
 
 

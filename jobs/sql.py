@@ -25,8 +25,9 @@ def main(argv=None) -> int:
     ap.add_argument("--engine", default="auto", choices=["auto", "native", "delta-rs"])
     ap.add_argument("--rows", type=int, default=20)
     args = ap.parse_args(argv)
+    from deid.jobconfig import load_job_config
     from deid.resources import data_dir
-    from jobs.deid_notes import build_spark, load_job_config
+    from jobs.deid_notes import build_spark
     from udfs.delta import SparkDelta, choose_engine
     cfg = load_job_config(data_dir("conf") / "local.yaml")   # local[2] on loopback, quiet logs, the Delta jars
     cfg.app_name, cfg.engine = "deid-sql", args.engine

@@ -11,10 +11,11 @@ from deltalake import DeltaTable, write_deltalake
 from support import FAULTS, dead_url
 
 from deid import io as dio
+from deid.jobconfig import load_job_config
 from deid.resources import resources_dir
 from deid.synth.generator import generate
 from deid.synth.omop import note_table
-from jobs.deid_notes import FAIL_ENV, ReconciliationError, build_spark, load_job_config, run
+from jobs.deid_notes import FAIL_ENV, ReconciliationError, build_spark, run
 
 ROOT = Path(__file__).resolve().parent.parent
 MASKED = ["note_deid_l1", "note_deid_l2", "note_deid_l3"]
@@ -315,11 +316,11 @@ def test_affected_only_reprocessing_after_dictionary_edit(spark, engine, tmp_pat
 
 
 def test_missing_column_is_named_and_run_marked_failed(spark, engine, tmp_path, notes):
-    write_notes(tmp_path, notes.drop(["note_title"]))
-    with pytest.raises(dio.SchemaError, match="note_title"):
+    write_notes(tmp_path, notes.drop(["note_text"]))   # a required column; the others are optional
+    with pytest.raises(dio.SchemaError, match="no note_text column"):
         run(spark, job(tmp_path, engine=engine))
     (r,) = table(tmp_path, "deid_runs").to_pylist()
-    assert r["status"] == "failed" and "note_title" in r["message"]
+    assert r["status"] == "failed" and "note_text" in r["message"]
 
 
 def test_outputs_read_back_without_spark(spark, engine, tmp_path, notes):
