@@ -47,7 +47,8 @@ SPANS = pa.schema([
 # the next incremental run (which looks for the plain version) processes it again.
 FALLBACK_SUFFIX = "+llm-fallback"
 MASKED = pa.schema([pa.field(c, t) for c, t in NOTE_SCHEMA.items()] + [
-    ("masked_count", pa.int32()), ("note_digest", pa.string()), ("pipeline_version", pa.string()), ("run_id", pa.string()),
+    ("masked_count", pa.int32()), ("note_digest", pa.string()), ("pipeline_version", pa.string()),
+    ("run_id", pa.string()),
 ])
 QUARANTINE = pa.schema([
     ("note_id", pa.int64()), ("person_id", pa.int64()), ("note_digest", pa.string()), ("stage", pa.string()),
@@ -55,7 +56,8 @@ QUARANTINE = pa.schema([
     ("quarantined_at", pa.timestamp("us", tz="UTC")),
 ])
 RUNS = pa.schema([
-    ("run_id", pa.string()), ("started_at", pa.timestamp("us", tz="UTC")), ("finished_at", pa.timestamp("us", tz="UTC")),
+    ("run_id", pa.string()), ("started_at", pa.timestamp("us", tz="UTC")),
+    ("finished_at", pa.timestamp("us", tz="UTC")),
     ("status", pa.string()), ("engine", pa.string()), ("input_table", pa.string()), ("input_version", pa.int64()),
     ("notes_read", pa.int64()), ("notes_written", pa.int64()), ("notes_unchanged", pa.int64()),
     ("notes_quarantined", pa.int64()), ("notes_moved", pa.int64()), ("spans_written", pa.int64()),
@@ -499,5 +501,5 @@ def note_digest(title: str | None, text: str | None, key: bytes | None = None) -
     would let anyone test guesses of the masked words against it."""
     def tagged(value):
         return "N" if value is None else "V" + value
-    message = f"{tagged(title)}\x1f{tagged(text)}".encode("utf-8")
+    message = f"{tagged(title)}\x1f{tagged(text)}".encode()
     return hmac.new(key or secret_key(), message, hashlib.sha256).hexdigest()

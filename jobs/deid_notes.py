@@ -35,7 +35,7 @@ import traceback
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import reduce
 from pathlib import Path
 
@@ -54,8 +54,16 @@ from deid.pipeline import Pipeline, source_part
 from deid.resources import bundle as resource_bundle
 from deid.resources import combine_digests, data_dir, dictionary_terms, digest_bytes, materialize
 from udfs.deid_udf import affected_function, make_bundle, partition_function
-from udfs.delta import (RunInProgress, SparkDelta, choose_engine, claim_output, claim_staging, jvm_has_delta,
-                        qualified, spark_schema)
+from udfs.delta import (
+    RunInProgress,
+    SparkDelta,
+    choose_engine,
+    claim_output,
+    claim_staging,
+    jvm_has_delta,
+    qualified,
+    spark_schema,
+)
 
 log = logging.getLogger("deid.job")
 FAIL_ENV = "DEID_FAIL_AFTER"   # tests: stop the job on purpose after a named write boundary
@@ -304,7 +312,7 @@ class JobRun:
             output_root=qualified(cfg.output_root) if cfg.output_root else "",
             input_table=qualified(cfg.input_table) if SparkDelta.is_path(cfg.input_table) else cfg.input_table)
         self.spark, self.cfg = spark, cfg
-        self.started = datetime.now(timezone.utc)
+        self.started = datetime.now(UTC)
         self.run_id = f"{self.started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
         self.secret = dio.secret_key(cfg.secret_env)
         redaction = spark.conf.get(REDACTION, None)
@@ -391,7 +399,7 @@ class JobRun:
                                           f"{c.moved} + quarantined {c.quarantined}")
             # This run's dictionaries, kept for the next run's --reprocess affected.
             materialize(self.files, Path(self.cfg.state) / "resources" / self.dictionary_version)
-            self.save_run(status="succeeded", finished_at=datetime.now(timezone.utc), notes_read=c.read,
+            self.save_run(status="succeeded", finished_at=datetime.now(UTC), notes_read=c.read,
                           notes_written=c.written, notes_unchanged=c.unchanged, notes_quarantined=c.quarantined,
                           notes_moved=c.moved, spans_written=c.spans)
             log.info("run %s succeeded: read %d = written %d + unchanged %d + moved %d + quarantined %d; %d spans",
@@ -400,7 +408,7 @@ class JobRun:
             # Our own messages, or only the exception's class: never note text.
             known = (ReconciliationError, dio.SchemaError, dio.InputError, RuntimeError)
             message = str(exc) if isinstance(exc, known) else type(exc).__name__
-            self.save_run(status="failed", finished_at=datetime.now(timezone.utc), notes_read=c.read,
+            self.save_run(status="failed", finished_at=datetime.now(UTC), notes_read=c.read,
                           message=message[:500])
             raise
         finally:

@@ -63,7 +63,8 @@ def test_spark_submit_beside_a_running_run_exits_for_a_retry(tmp_path, notes):
     out = tmp_path / "out"
     holder = claim_output(str(out / "_deid_state"), "20261201T000000-0123abcd", str(out))
     try:
-        env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"}
+        env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1",
+               "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"}
         proc = subprocess.run(
             ["spark-submit", "--driver-java-options", f"-Dlog4j2.configurationFile=file:{ROOT}/conf/log4j2.properties",
              str(ROOT / "jobs" / "deid_notes.py"), "--input", str(tmp_path / "note"), "--output", str(out)],

@@ -8,8 +8,7 @@ import os
 import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
-from test_job import (MASKED, engine, forget_tables, job, notes, spark, table, versions,  # noqa: F401
-                      write_notes)
+from test_job import MASKED, engine, forget_tables, job, notes, spark, table, versions, write_notes  # noqa: F401
 
 from deid import io as dio
 from jobs.deid_notes import JobRun, main, run
@@ -153,7 +152,8 @@ def test_stale_staging_folders_are_removed_and_a_running_one_kept(spark, tmp_pat
 
 def test_a_rerun_of_the_same_input_commits_only_its_runs_row(spark, engine, tmp_path, notes):
     rows = notes.slice(0, 6).to_pylist()
-    rows.append({**rows[0], "note_text": "较早的重复记录", "note_datetime": rows[0]["note_datetime"].replace(year=2000)})
+    rows.append({**rows[0], "note_text": "较早的重复记录",
+                 "note_datetime": rows[0]["note_datetime"].replace(year=2000)})
     rows.append({**rows[1], "note_id": None})
     t = pa.Table.from_pylist(rows, schema=notes.schema)
     texts = t.column("note_text").cast(pa.binary()).to_pylist()

@@ -56,7 +56,8 @@ def test_names_in_prose_and_the_places_and_organisations_other_detectors_read(tr
     assert ("北京", "LOC") in _tags(trained, "他去年从北京回到家乡")
 
 
-@pytest.mark.parametrize("text", ["予替吉奥口服，", "左膝关节肿痛3天", "双肺呼吸音粗，可闻及湿罗音", "复查血常规示白细胞升高"])
+@pytest.mark.parametrize("text", ["予替吉奥口服，", "左膝关节肿痛3天", "双肺呼吸音粗，可闻及湿罗音",
+                                  "复查血常规示白细胞升高"])
 def test_clinical_words_are_no_names_in_the_pipeline_with_the_model(trained_pipeline, text):
     """The model alone tags 湿罗音 PER (LAC tags 音); the clinical vocabulary vetoes both."""
     assert not [s for s in trained_pipeline.analyze(text) if s.entity_type.value == "NAME"]

@@ -71,7 +71,7 @@ def test_crf_loss_is_the_negative_log_likelihood_by_enumeration():
 
     def score(row, path):
         return (sum(float(emissions[row, t, path[t]]) for t in range(len(path)))
-                + sum(float(transitions[a, b]) for a, b in zip(path, path[1:])))
+                + sum(float(transitions[a, b]) for a, b in itertools.pairwise(path)))
 
     expected = []
     for row in range(2):

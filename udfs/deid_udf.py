@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pyarrow as pa
 
@@ -78,7 +78,8 @@ def affected_function(terms_broadcast):
         auto.make_automaton()
         for batch in batches:
             hits = []
-            for note_id, title, text in zip(*(batch.column(c).to_pylist() for c in ("note_id", "note_title", "note_text"))):
+            columns = (batch.column(c).to_pylist() for c in ("note_id", "note_title", "note_text"))
+            for note_id, title, text in zip(*columns, strict=True):
                 body = joined_note(title, text).lower()
                 if any(True for _ in auto.iter(body)):
                     hits.append(note_id)

@@ -15,7 +15,7 @@ import os
 import re
 import shutil
 import socket
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
@@ -23,8 +23,16 @@ from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema
 from pyspark.sql.types import StructField, StructType
 
-from deid.io import (COLUMN_COMMENTS, MARKER, TABLE_COMMENTS, DeltaRs, Retention, replace_predicate, table_kind,
-                     table_properties)
+from deid.io import (
+    COLUMN_COMMENTS,
+    MARKER,
+    TABLE_COMMENTS,
+    DeltaRs,
+    Retention,
+    replace_predicate,
+    table_kind,
+    table_properties,
+)
 
 NATIVE, DELTA_RS = "native", "delta-rs"
 STAGING_LOCK = ".lock"
@@ -55,7 +63,8 @@ def choose_engine(spark: SparkSession, setting: str) -> str:
     if setting == NATIVE or (setting == "auto" and native_available(spark)):
         if not native_available(spark):
             raise RuntimeError("delta.engine is 'native' but Delta Lake's JVM classes are not on the classpath "
-                               "(make install fetches them into build/delta-jars; on spark-submit give them with --jars, or "
+                               "(make install fetches them into build/delta-jars; on spark-submit give them with "
+                               "--jars, or "
                                "--packages io.delta:delta-spark_4.2_2.13:4.4.0)")
         return NATIVE
     return DELTA_RS
@@ -111,7 +120,7 @@ def claim_output(state: str, run_id: str, output: str):
     lock.seek(0)
     lock.truncate()
     lock.write(f"run {run_id} (pid {os.getpid()} on {socket.gethostname()}, "
-               f"since {datetime.now(timezone.utc):%Y-%m-%d %H:%M:%S} UTC)\n")
+               f"since {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC)\n")
     lock.flush()
     return lock
 
@@ -150,12 +159,12 @@ def conform(df: DataFrame, schema: pa.Schema) -> DataFrame:
 
 
 class SparkDelta:
-    def __init__(self, spark: SparkSession, engine: str, staging: str, retention: Retention = Retention()):
+    def __init__(self, spark: SparkSession, engine: str, staging: str, retention: Retention | None = None):
         self.spark = spark
         self.engine = engine
         self.staging = staging
-        self.retention = retention
-        self.rs = DeltaRs(retention=retention)
+        self.retention = retention or Retention()
+        self.rs = DeltaRs(retention=self.retention)
         self._ensured: set[str] = set()   # native tables created or brought up to date by this instance
 
     # -- locations: a path, or (native only) a catalog table name -----------------------------------
