@@ -81,9 +81,11 @@ def long_note_times(pipeline, texts: list[str]) -> dict:
 
 def _presidio_analyzer():
     import spacy
+    import tldextract
     from presidio_analyzer import AnalyzerEngine, Pattern, PatternRecognizer, RecognizerRegistry
     from presidio_analyzer.nlp_engine import SpacyNlpEngine
     from presidio_analyzer.predefined_recognizers import EmailRecognizer, PhoneRecognizer
+    from presidio_analyzer.predefined_recognizers.generic import email_recognizer
 
     from deid import resources
     from deid.detectors.id_number import check_char
@@ -91,9 +93,8 @@ def _presidio_analyzer():
 
     # EmailRecognizer validates domains with tldextract, which fetches the public suffix list at first use;
     # offline, point it at the snapshot bundled in the tldextract wheel instead.
-    import tldextract
-    from presidio_analyzer.predefined_recognizers.generic import email_recognizer
-    email_recognizer.tldextract = type("Offline", (), {"extract": staticmethod(tldextract.TLDExtract(suffix_list_urls=()))})
+    offline_extract = tldextract.TLDExtract(suffix_list_urls=())
+    email_recognizer.tldextract = type("Offline", (), {"extract": staticmethod(offline_extract)})
 
     model_dir = tempfile.mkdtemp(prefix="blank-zh-")
     spacy.blank("zh").to_disk(model_dir)

@@ -341,7 +341,7 @@ def write_icd_dictionary(root: Path, out: Path) -> int:
         kind = official_entity(code, name)
         if kind and name not in rows:
             rows[name] = (*kind, code)
-    lines = [f"# ICD-10 national clinical edition 2.0, chapters A50-A64, B15-B24 and O00-O99: one diagnosis a row,",
+    lines = ["# ICD-10 national clinical edition 2.0, chapters A50-A64, B15-B24 and O00-O99: one diagnosis a row,",
              f"# typed and tiered by deid.corpora.official_entity. Made by `deid icd-dictionary` from {src.repo}",
              f"# {src.path} (SHA-256 {src.sha256[:16]}...; MIT licence, Copyright (c) hint-lab).",
              "term\ttype\ttier\tcanonical"]

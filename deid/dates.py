@@ -53,7 +53,7 @@ FORMS: tuple[tuple[str, re.Pattern], ...] = tuple((name, re.compile(rx)) for nam
     # month and day without a year where a date goes on (10-6、11-3行化疗, 至11-13行, 03.14予): a dash, or a dot
     # between a 0-padded month and a two-digit day (12.14 alone is as often a value)
     ("md_dash", r"(?<![0-9A-Za-z.\-/])" + rf"(?P<m>{_M})(?P<sep>-)(?P<d>{_D})" + _DATE_GOES_ON),
-    ("md_dot", r"(?<![0-9A-Za-z.\-/])" + rf"(?P<m>0[1-9])(?P<sep>\.)(?P<d>0[1-9]|[12][0-9]|3[01])" + _DATE_GOES_ON),
+    ("md_dot", r"(?<![0-9A-Za-z.\-/])" + r"(?P<m>0[1-9])(?P<sep>\.)(?P<d>0[1-9]|[12][0-9]|3[01])" + _DATE_GOES_ON),
     # a day of the month alone after 于/至/到 (于11日开始, 至27日); a count of days (连5日, 27日前) is none
     ("d", rf"(?<=[于至到])(?P<d>{_D})(?P<dw>[日号])(?!前|后|内|余|来|左右|以[上内来后前]|次|起|[0-9])"),
 ))

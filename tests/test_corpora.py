@@ -3,7 +3,6 @@ import hashlib
 import io
 import json
 import zipfile
-from pathlib import Path
 
 import pytest
 

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -670,7 +670,7 @@ def test_reviewers_cannot_open_quarantined_notes(site):
         "note_id": held["note_id"], "person_id": held["person_id"],
         "note_digest": dio.note_digest(held["note_title"], held["note_text"]), "stage": "validate",
         "error_class": "NoteTooLarge", "message": "note too large", "pipeline_version": "v", "run_id": "r",
-        "quarantined_at": datetime.now(timezone.utc)}], schema=dio.QUARANTINE), mode="append")
+        "quarantined_at": datetime.now(UTC)}], schema=dio.QUARANTINE), mode="append")
     rita, admin = signed_in(settings, "rita"), signed_in(settings, "admin")
     page = rita.get(f"/note/{held['note_id']}")
     assert page.status_code == 404 and held["note_text"] not in page.text

@@ -24,7 +24,6 @@ import zoneinfo
 from pathlib import Path
 
 import pytest
-import yaml
 
 from deid.resources import bundle, combine_digests, digest_bytes
 

@@ -27,7 +27,7 @@ import re
 import threading
 import urllib.request
 import zipfile
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -121,7 +121,7 @@ class PinnedWheel:
                 self._zip = zipfile.ZipFile(io.BufferedReader(raw, buffer_size=1 << 18))
         return self._zip
 
-    @lru_cache(maxsize=None)
+    @cache
     def names(self) -> frozenset[str]:
         cached = self.cache / "NAMES"
         if not cached.is_file():
@@ -130,7 +130,7 @@ class PinnedWheel:
             cached.write_text(names, encoding="utf-8")
         return frozenset(cached.read_text(encoding="utf-8").splitlines())
 
-    @lru_cache(maxsize=None)
+    @cache
     def text(self, name: str) -> str:
         cached = self.cache / name
         if not cached.is_file():

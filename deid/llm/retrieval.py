@@ -57,7 +57,7 @@ class SentenceTransformerEmbedder:
     """Production embedder (e.g. BAAI/bge-large-zh-v1.5); needs the model's weights where it runs."""
 
     def __init__(self, model: str = "BAAI/bge-large-zh-v1.5"):
-        from sentence_transformers import SentenceTransformer   # lazy: not installed by default
+        from sentence_transformers import SentenceTransformer  # lazy: not installed by default
         self._model = SentenceTransformer(model)
         self.name, self.dim = model, self._model.get_sentence_embedding_dimension()
 
@@ -132,7 +132,7 @@ class EntryIndex:
         return len(meta).to_bytes(8, "big") + meta + buf.getvalue()
 
     @classmethod
-    def from_bytes(cls, data: bytes, embedder: Embedder | None = None) -> "EntryIndex":
+    def from_bytes(cls, data: bytes, embedder: Embedder | None = None) -> EntryIndex:
         import faiss
         n = int.from_bytes(data[:8], "big")
         meta = json.loads(data[8:8 + n])

@@ -55,12 +55,12 @@ class NoteBuilder:
     spans: list = field(default_factory=list)
     length: int = 0
 
-    def add(self, s: str) -> "NoteBuilder":
+    def add(self, s: str) -> NoteBuilder:
         self.parts.append(s)
         self.length += len(s)
         return self
 
-    def entity(self, s: str, etype: str, tier: int = 1) -> "NoteBuilder":
+    def entity(self, s: str, etype: str, tier: int = 1) -> NoteBuilder:
         start = self.length
         self.add(s)
         self.spans.append({"start": start, "end": self.length, "type": etype, "tier": tier, "text": s})
@@ -554,7 +554,7 @@ class NoteWriter:
 
     def hpi(self, b, p, base):
         s, r = self.s, self.s.rng
-        b.add(f"现病史：患者")
+        b.add("现病史：患者")
         if r.random() < 0.5:
             b.entity(p["name"], NAME)
         if p["age"] >= OLDEST_AGE and r.random() < 0.4:
@@ -574,7 +574,7 @@ class NoteWriter:
                 b.entity(s.partial_date(worse), DATE).add("加重，")
         if r.random() < 0.1:
             self.accident(b, p)
-        b.add(f"就诊于")
+        b.add("就诊于")
         if r.random() < 0.3:
             b.add(r.choice(V.GENERIC_PLACES))
         else:
@@ -629,7 +629,7 @@ class NoteWriter:
             b.add(f"{r.randrange(1, 20)}年前于")
             s.hospital(b)
             b.add(f"行{r.choice(V.OPERATIONS)}。")
-        b.add(f"否认药物过敏史。\n")
+        b.add("否认药物过敏史。\n")
 
     def personal(self, b, p, base):
         s, r = self.s, self.s.rng
