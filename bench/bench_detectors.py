@@ -37,7 +37,7 @@ def _pin_one_core():
 def _scores(notes, predictions):
     from deid.evaluate import Scores
     sc = Scores()
-    for note, pred in zip(notes, predictions):
+    for note, pred in zip(notes, predictions, strict=True):
         sc.add(note["id"], note["spans"], pred, {})
     return {t: m["overlap"]["r"] for t, m in sc.per_type().items()}, {t: m["overlap"]["p"] for t, m in sc.per_type().items()}
 

@@ -176,7 +176,7 @@ def client_throughput(latency: float, levels: list[int], per_level: int) -> list
                 break
             except OSError:
                 if time.time() > deadline or server.poll() is not None:
-                    raise RuntimeError("the fixed-latency server did not start")
+                    raise RuntimeError("the fixed-latency server did not start") from None
                 time.sleep(0.2)
         messages = load_prompts("json").messages("患者张建国，男，52岁。" * 40, ["北京协和医院（医院名称）"] * 8)
         rows = []

@@ -335,7 +335,7 @@ def cmd_summary(args) -> int:
         print(f"\n{len(examples)} notes at each policy level (from where levels 1 and 3 first differ):")
         for note_id in examples:
             t1, t3 = by_id[1][note_id]["note_text"] or "", by_id[3][note_id]["note_text"] or ""
-            cut = next((i for i, (a, b) in enumerate(zip(t1, t3)) if a != b), 0)
+            cut = next((i for i, (a, b) in enumerate(zip(t1, t3, strict=False)) if a != b), 0)
             start = max(0, cut - 12)
             for k in (1, 2, 3):
                 row = by_id[k][note_id]

@@ -144,7 +144,7 @@ def analyzed(notes, pipeline, batch: int = 64):
     """(note, spans) for gold notes ({id, text, ...}), analysed a batch at a time."""
     for i in range(0, len(notes), batch):
         chunk = notes[i:i + batch]
-        yield from zip(chunk, pipeline.analyze_many([n["text"] for n in chunk]))
+        yield from zip(chunk, pipeline.analyze_many([n["text"] for n in chunk]), strict=True)
 
 
 def evaluate(notes, pipeline, batch: int = 64) -> Scores:
@@ -166,7 +166,7 @@ def evaluate_with_llm(notes, pipeline, stage, batch: int = 16) -> dict:
         texts = [n["text"] for n in chunk]
         detected = pipeline.analyze_many(texts)
         outcomes = stage.run(texts)
-        for note, det, out in zip(chunk, detected, outcomes):
+        for note, det, out in zip(chunk, detected, outcomes, strict=True):
             variants = {"detectors": det, "llm": merge(out.spans, cfg.type_priority, cfg.tier_rule),
                         "ensemble": merge(det + out.spans, cfg.type_priority, cfg.tier_rule)}
             for name, spans in variants.items():

@@ -82,12 +82,12 @@ def load_policies(path: str, preset: str | None = None) -> Policies:
     except ValueError as exc:
         raise PolicyError(f"preset {preset}: {exc}") from None
     levels = {}
-    for level, body in (body.get("levels") or {}).items():
+    for level, level_body in (body.get("levels") or {}).items():
         level = int(level)
         if level not in (1, 2, 3):
             raise PolicyError(f"policy level must be 1, 2 or 3, not {level}")
         ops = {}
-        for etype, spec in ((body or {}).get("operators") or {}).items():
+        for etype, spec in ((level_body or {}).get("operators") or {}).items():
             try:
                 etype = EntityType(etype)
             except ValueError:

@@ -1,4 +1,6 @@
 """Parsing LLM output back to source offsets, on adversarial outputs."""
+import itertools
+
 import pytest
 
 from deid.llm.chunking import chunk, merge_found
@@ -91,7 +93,7 @@ def test_chunks_cover_the_note_with_overlap_and_map_back():
     chunks = chunk(note, max_chars=500, overlap=80)
     assert chunks[0].start == 0 and chunks[-1].end == len(note)
     assert all(c.end - c.start <= 500 for c in chunks)
-    assert all(b.start < a.end for a, b in zip(chunks, chunks[1:]))          # they overlap
+    assert all(b.start < a.end for a, b in itertools.pairwise(chunks))          # they overlap
     per_chunk = [(c, parse_json(c.text, "[" + ",".join(
         f'{{"type": "姓名", "text": "王海涛", "left": "{c.text[m - 6:m]}"}}' for m in
         [i for i in range(len(c.text)) if c.text.startswith("王海涛", i)]) + "]").found) for c in chunks]

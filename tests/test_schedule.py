@@ -351,7 +351,7 @@ def test_cron_line_parses_and_its_script_exists():
     env, jobs = cron_entries()
     assert len(jobs) == 1
     fields, command = jobs[0]
-    for value, (name, low, high) in zip(fields, CRON_FIELDS):
+    for value, (name, low, high) in zip(fields, CRON_FIELDS, strict=False):
         assert cron_field_ok(value, low, high), f"bad {name} field {value!r}"
     assert fields == ["0", "2", "*", "*", "*"]
     argv = shlex.split(command)

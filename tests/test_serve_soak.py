@@ -107,7 +107,7 @@ def test_a_few_hundred_requests_and_no_replica_restart(served):
 
     outcomes = [o for o, _ in results]
     expected = ["abandoned" if request(i)[1] else "ok" for i in range(REQUESTS)]
-    wrong = [(i, o) for i, (o, e) in enumerate(zip(outcomes, expected)) if o != e and o != "ok"]
+    wrong = [(i, o) for i, (o, e) in enumerate(zip(outcomes, expected, strict=True)) if o != e and o != "ok"]
     assert not wrong, f"requests neither answered nor abandoned by us: {wrong[:20]}"
     answered = [s for o, s in results if o == "ok"]
     assert followers == ["ok"] * len(followers), f"after an abandoned generation: {followers}"

@@ -27,7 +27,6 @@ import re
 import threading
 import urllib.request
 import zipfile
-from functools import cache
 from pathlib import Path
 
 import pytest
@@ -100,6 +99,8 @@ class PinnedWheel:
         self.cache = Path(os.environ.get("DEID_PINNED_CACHE", Path.home() / ".cache" / "deid" / "pinned")) / \
             f"vllm-{version}"
         self._zip = None
+        self._names: frozenset[str] | None = None
+        self._texts: dict[str, str] = {}
 
     def _open(self) -> zipfile.ZipFile:
         if self._zip is None:
@@ -121,24 +122,26 @@ class PinnedWheel:
                 self._zip = zipfile.ZipFile(io.BufferedReader(raw, buffer_size=1 << 18))
         return self._zip
 
-    @cache
     def names(self) -> frozenset[str]:
-        cached = self.cache / "NAMES"
-        if not cached.is_file():
-            names = "\n".join(self._open().namelist())
-            self.cache.mkdir(parents=True, exist_ok=True)
-            cached.write_text(names, encoding="utf-8")
-        return frozenset(cached.read_text(encoding="utf-8").splitlines())
+        if self._names is None:
+            cached = self.cache / "NAMES"
+            if not cached.is_file():
+                names = "\n".join(self._open().namelist())
+                self.cache.mkdir(parents=True, exist_ok=True)
+                cached.write_text(names, encoding="utf-8")
+            self._names = frozenset(cached.read_text(encoding="utf-8").splitlines())
+        return self._names
 
-    @cache
     def text(self, name: str) -> str:
-        cached = self.cache / name
-        if not cached.is_file():
-            assert name in self.names(), f"vllm {self.version}'s wheel has no {name}"
-            data = self._open().read(name)          # zipfile checks the member's CRC-32
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            cached.write_bytes(data)
-        return cached.read_text(encoding="utf-8")
+        if name not in self._texts:
+            cached = self.cache / name
+            if not cached.is_file():
+                assert name in self.names(), f"vllm {self.version}'s wheel has no {name}"
+                data = self._open().read(name)          # zipfile checks the member's CRC-32
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                cached.write_bytes(data)
+            self._texts[name] = cached.read_text(encoding="utf-8")
+        return self._texts[name]
 
     def module_file(self, module: str) -> str | None:
         base = module.replace(".", "/")

@@ -184,6 +184,6 @@ def test_eval_side_by_side_runs_without_a_server(tmp_path, capsys):
     assert main(["eval", "--gold", str(tmp_path / "notes.jsonl"), "--llm", dead_url()]) == 0
     out = capsys.readouterr().out
     assert "detectors P" in out and "llm R" in out and "ensemble R" in out
-    name_row = next(l for l in out.splitlines() if l.startswith("NAME"))
+    name_row = next(row for row in out.splitlines() if row.startswith("NAME"))
     det_p, det_r, llm_p, llm_r, ens_p, ens_r = map(float, name_row.split()[1:])
     assert llm_r == 0.0 and ens_r == det_r > 0.9          # a dead server adds nothing and takes nothing away

@@ -83,7 +83,7 @@ class LlmStage:
         replies = self.client.complete_many([m for _, _, m in plan], response_format=fmt) if plan else []
         outcomes = [NoteOutcome() for _ in texts]
         per_note: dict[int, list] = {}
-        for (i, c, _), reply in zip(plan, replies):
+        for (i, c, _), reply in zip(plan, replies, strict=True):
             out = outcomes[i]
             out.prompt_tokens += reply.prompt_tokens
             out.completion_tokens += reply.completion_tokens

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hmac
+import itertools
 import json
 import logging
 import math
@@ -388,7 +389,7 @@ def segments(text: str, spans: list[dict]) -> list[dict]:
     """The text cut at every span boundary: [{start, text, span index or None}] (the first span wins overlaps)."""
     cuts = sorted({0, len(text), *[s["span_start"] for s in spans], *[s["span_end"] for s in spans]})
     out = []
-    for a, b in zip(cuts, cuts[1:]):
+    for a, b in itertools.pairwise(cuts):
         covering = [s for s in spans if s["span_start"] <= a and b <= s["span_end"]]
         out.append({"start": a, "text": text[a:b], "span": covering[0] if covering else None})
     return out
