@@ -21,7 +21,8 @@ def test_annotate_jsonl_contract(tmp_path, capsys):
         {"id": 5, "text": "患者\ud800李四\x00，电话：０１０－６２３４５６７８"},
         [1, 2],
     ]
-    src.write_text("\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines) + "\n", encoding="utf-8")
+    src.write_text("\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines) + "\n",
+                   encoding="utf-8")
     out = tmp_path / "out.jsonl"
     assert main(["annotate", "--input", str(src), "--output", str(out)]) == EXIT_FAILED   # notes failed: the run did
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]

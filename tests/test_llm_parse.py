@@ -16,7 +16,8 @@ def placed(report):
 
 
 def test_markup_exact_echo():
-    out = "患者<<张建国: 姓名>>，男，52岁，手机<<13812345678: 联系方式>>，于<<北京协和医院: 医院名称>>就诊。<<HIV: 性传播疾病: 3>>抗体阴性。"
+    out = ("患者<<张建国: 姓名>>，男，52岁，手机<<13812345678: 联系方式>>，于<<北京协和医院: 医院名称>>就诊。"
+           "<<HIV: 性传播疾病: 3>>抗体阴性。")
     r = parse_markup(SRC, out)
     assert placed(r) == [("张建国", T.NAME, None), ("13812345678", T.CONTACT, None),
                          ("北京协和医院", T.HOSPITAL, None), ("HIV", T.STD, 3)]
@@ -25,7 +26,8 @@ def test_markup_exact_echo():
 
 def test_markup_survives_altered_echo():
     # The model dropped "男，", turned a full stop into a comma, added a space and used a full-width colon.
-    out = "```\n患者<<张建国：姓名>>，52岁，手机 <<13812345678: 联系方式>>，于<<北京协和医院: 医院名称>>就诊，HIV抗体阴性。\n```"
+    out = ("```\n患者<<张建国：姓名>>，52岁，手机 <<13812345678: 联系方式>>，于<<北京协和医院: 医院名称>>就诊，"
+           "HIV抗体阴性。\n```")
     r = parse_markup(SRC, out)
     assert [f.text for f in r.found] == ["张建国", "13812345678", "北京协和医院"]
     for f in r.found:

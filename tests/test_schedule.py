@@ -76,7 +76,8 @@ task = copy.deepcopy(t)
 context = {"var": {"value": VariableAccessor(deserialize_json=False), "json": VariableAccessor(deserialize_json=True)},
            "params": dict(out["dag"]["params"]), "ti": TI(), "task": task}
 task.render_template_fields(context, dag.get_template_env())
-rendered = {f: getattr(task, f) for f in ("application", "application_args", "conf", "env_vars", "name", "jars", "packages")}
+rendered = {f: getattr(task, f)
+            for f in ("application", "application_args", "conf", "env_vars", "name", "jars", "packages")}
 out["rendered"] = rendered
 digest_task = dag.get_task("dictionary_digest")
 dt = copy.deepcopy(digest_task)

@@ -150,7 +150,8 @@ def test_server_faults_reach_the_client_as_failures_without_note_text(served):
         [[{"role": "user", "content": NOTE + FAULTS[k]}] for k in ("error", "delay", "malformed")])
     assert (error.ok, error.error, error.attempts) == (False, "http_500", 2)
     assert (slow.ok, slow.error, slow.attempts) == (False, "timeout", 2) and slow.seconds < SLOW_FAULT_S
-    assert malformed.ok and parse_json(NOTE, malformed.content).invalid and parse_markup(NOTE, malformed.content).invalid
+    assert malformed.ok
+    assert parse_json(NOTE, malformed.content).invalid and parse_markup(NOTE, malformed.content).invalid
 
 
 @pytest.mark.parametrize("fmt", ["json", "markup"])

@@ -310,7 +310,8 @@ def create_app(settings: Settings) -> FastAPI:
                 return JSONResponse({"error": "bad type or tier"}, status_code=400)
             if action == "add":
                 if found is not None or new_type is None or new_tier is None:
-                    return JSONResponse({"error": "an added span needs a type and tier and must be new"}, status_code=400)
+                    return JSONResponse({"error": "an added span needs a type and tier and must be new"},
+                                        status_code=400)
                 decision = Decision(action="add", field=field, span_start=start, span_end=end,
                                     new_type=new_type, new_tier=new_tier, **base)
             elif action in ("confirm", "retype", "retier", "reject"):
@@ -378,7 +379,8 @@ def create_app(settings: Settings) -> FastAPI:
                 body = (Path(tmp) / "dictionaries.patch").read_bytes()
             else:
                 return PlainTextResponse("unknown export", status_code=404)
-        store.audit(session.user, f"export {kind}", detail=json.dumps({k: v for k, v in summary.items() if k != "path"}))
+        store.audit(session.user, f"export {kind}",
+                    detail=json.dumps({k: v for k, v in summary.items() if k != "path"}))
         return Response(body, media_type="application/octet-stream",
                         headers={"Content-Disposition": f'attachment; filename="{kind}"'})
 
