@@ -23,7 +23,6 @@ import importlib.util
 import io
 import json
 import os
-import re
 import threading
 import urllib.request
 import zipfile
@@ -41,10 +40,13 @@ MARKERS = {"python_version": "3.11", "sys_platform": "linux", "platform_system":
 
 
 def gpu_extra() -> dict[str, Requirement]:
-    """The `gpu` extra's requirements, by package name, read from setup.py's text (its line is a literal list)."""
-    line = re.search(r'^\s*"gpu":\s*(\[.*\]),', SETUP, re.M)
-    assert line, "setup.py has no `\"gpu\": [...]` extra on one line"
-    reqs = [Requirement(r) for r in ast.literal_eval(line.group(1))]
+    """The `gpu` extra's requirements, by package name, read from setup.py's EXTRAS (where it is a literal list)."""
+    extras = next(node.value for node in ast.parse(SETUP).body
+                  if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["EXTRAS"])
+    gpu = next((value for key, value in zip(extras.keys, extras.values, strict=True)
+                if isinstance(key, ast.Constant) and key.value == "gpu"), None)
+    assert gpu is not None, "setup.py's EXTRAS has no \"gpu\" extra"
+    reqs = [Requirement(r) for r in ast.literal_eval(gpu)]
     return {r.name.lower(): r for r in reqs}
 
 
