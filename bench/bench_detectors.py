@@ -37,9 +37,10 @@ def _pin_one_core():
 def _scores(notes, predictions):
     from deid.evaluate import Scores
     sc = Scores()
-    for note, pred in zip(notes, predictions):
+    for note, pred in zip(notes, predictions, strict=True):
         sc.add(note["id"], note["spans"], pred, {})
-    return {t: m["overlap"]["r"] for t, m in sc.per_type().items()}, {t: m["overlap"]["p"] for t, m in sc.per_type().items()}
+    per_type = sc.per_type()
+    return {t: m["overlap"]["r"] for t, m in per_type.items()}, {t: m["overlap"]["p"] for t, m in per_type.items()}
 
 
 def run_deid(notes, batch: int) -> dict:
@@ -59,8 +60,8 @@ def run_deid(notes, batch: int) -> dict:
     elapsed = time.perf_counter() - t0
     recall, precision = _scores(notes, preds)
     per_component = {k: v / len(texts) * 1000 for k, v in sorted(pipeline.timings.items(), key=lambda kv: -kv[1])}
-    return {"elapsed": elapsed, "load_s": load_s, "recall": recall, "precision": precision, "ms_per_note": per_component,
-            "long_note_s": long_note_times(pipeline, texts)}
+    return {"elapsed": elapsed, "load_s": load_s, "recall": recall, "precision": precision,
+            "ms_per_note": per_component, "long_note_s": long_note_times(pipeline, texts)}
 
 
 LONG_NOTE_CHARS = (10_000, 100_000, 1_000_000)
@@ -81,9 +82,11 @@ def long_note_times(pipeline, texts: list[str]) -> dict:
 
 def _presidio_analyzer():
     import spacy
+    import tldextract
     from presidio_analyzer import AnalyzerEngine, Pattern, PatternRecognizer, RecognizerRegistry
     from presidio_analyzer.nlp_engine import SpacyNlpEngine
     from presidio_analyzer.predefined_recognizers import EmailRecognizer, PhoneRecognizer
+    from presidio_analyzer.predefined_recognizers.generic import email_recognizer
 
     from deid import resources
     from deid.detectors.id_number import check_char
@@ -91,9 +94,8 @@ def _presidio_analyzer():
 
     # EmailRecognizer validates domains with tldextract, which fetches the public suffix list at first use;
     # offline, point it at the snapshot bundled in the tldextract wheel instead.
-    import tldextract
-    from presidio_analyzer.predefined_recognizers.generic import email_recognizer
-    email_recognizer.tldextract = type("Offline", (), {"extract": staticmethod(tldextract.TLDExtract(suffix_list_urls=()))})
+    offline_extract = tldextract.TLDExtract(suffix_list_urls=())
+    email_recognizer.tldextract = type("Offline", (), {"extract": staticmethod(offline_extract)})
 
     model_dir = tempfile.mkdtemp(prefix="blank-zh-")
     spacy.blank("zh").to_disk(model_dir)
@@ -117,18 +119,27 @@ def _presidio_analyzer():
         hospitals += [e for e in row["english"].split(";") if e]
     surnames = resources.load("dictionaries/surnames.txt").lines()
     registry = RecognizerRegistry(supported_languages=["zh"])
-    registry.add_recognizer(PhoneRecognizer(supported_language="zh", supported_regions=("CN",), context=["电话", "手机"]))
+    registry.add_recognizer(PhoneRecognizer(supported_language="zh", supported_regions=("CN",),
+                                            context=["电话", "手机"]))
     registry.add_recognizer(EmailRecognizer(supported_language="zh"))
-    registry.add_recognizer(CnIdRecognizer(supported_entity="ID_NUMBER", name="cn_id", supported_language="zh", patterns=[
-        Pattern("id18", r"(?<![0-9A-Za-z])\d{6}[ -]?\d{8}[ -]?\d{3}[\dXx](?![0-9A-Za-z])", 0.6),
-        Pattern("id15", r"(?<![0-9A-Za-z])\d{15}(?![0-9A-Za-z])", 0.4)], context=["身份证"]))
-    registry.add_recognizer(PatternRecognizer(supported_entity="CONTACT", name="qq_wechat", supported_language="zh", patterns=[
-        Pattern("qq", r"(?<=QQ[:：])\s*\d{5,11}", 0.6), Pattern("wechat", r"(?<=微信[:：])\s*[A-Za-z][\w-]{5,19}", 0.6)]))
-    registry.add_recognizer(PatternRecognizer(supported_entity="NAME", name="surname_cue", supported_language="zh", patterns=[
-        Pattern("cue", r"(?<=(?:患者|姓名：|家属|医师：|记录者：|签名：))(?:" + "|".join(surnames) + r")[\u4e00-\u9fa5]{1,2}", 0.5)]))
+    registry.add_recognizer(CnIdRecognizer(
+        supported_entity="ID_NUMBER", name="cn_id", supported_language="zh", patterns=[
+            Pattern("id18", r"(?<![0-9A-Za-z])\d{6}[ -]?\d{8}[ -]?\d{3}[\dXx](?![0-9A-Za-z])", 0.6),
+            Pattern("id15", r"(?<![0-9A-Za-z])\d{15}(?![0-9A-Za-z])", 0.4)], context=["身份证"]))
+    registry.add_recognizer(PatternRecognizer(
+        supported_entity="CONTACT", name="qq_wechat", supported_language="zh", patterns=[
+            Pattern("qq", r"(?<=QQ[:：])\s*\d{5,11}", 0.6),
+            Pattern("wechat", r"(?<=微信[:：])\s*[A-Za-z][\w-]{5,19}", 0.6)]))
+    registry.add_recognizer(PatternRecognizer(
+        supported_entity="NAME", name="surname_cue", supported_language="zh", patterns=[
+            Pattern("cue", r"(?<=(?:患者|姓名：|家属|医师：|记录者：|签名：))(?:" + "|".join(surnames)
+                    + r")[\u4e00-\u9fa5]{1,2}", 0.5)]))
     registry.add_recognizer(deny("HOSPITAL", hospitals, "hospital_dict"))
-    registry.add_recognizer(deny("STD", [r["term"] for r in resources.load("dictionaries/std_terms.tsv").rows()], "std_dict"))
-    registry.add_recognizer(deny("PREGNANCY", [r["term"] for r in resources.load("dictionaries/pregnancy_terms.tsv").rows()], "preg_dict"))
+    registry.add_recognizer(deny("STD", [r["term"] for r in resources.load("dictionaries/std_terms.tsv").rows()],
+                                 "std_dict"))
+    registry.add_recognizer(deny("PREGNANCY",
+                                 [r["term"] for r in resources.load("dictionaries/pregnancy_terms.tsv").rows()],
+                                 "preg_dict"))
     registry.add_recognizer(deny("ADDRESS", list(places()), "division_dict"))
     return AnalyzerEngine(registry=registry, nlp_engine=nlp, supported_languages=["zh"])
 
@@ -172,20 +183,22 @@ def main() -> int:
         return 0
     results = {}
     for engine in ("deid", "presidio"):
-        out = subprocess.run([sys.executable, __file__, "--engine", engine, "--n", str(args.n), "--seed", str(args.seed),
-                              "--batch", str(args.batch)], capture_output=True, text=True)
+        out = subprocess.run([sys.executable, __file__, "--engine", engine, "--n", str(args.n), "--seed",
+                              str(args.seed), "--batch", str(args.batch)], capture_output=True, text=True)
         if out.returncode != 0:
             print(out.stderr[-3000:], file=sys.stderr)
             return 1
         results[engine] = json.loads(out.stdout.strip().splitlines()[-1])
     d, p = results["deid"], results["presidio"]
     mean_chars = d["chars"] / d["notes"]
-    print(f"Detector benchmark: {d['notes']} synthetic notes (seed {args.seed}), mean {mean_chars:.0f} characters, one core each")
+    print(f"Detector benchmark: {d['notes']} synthetic notes (seed {args.seed}), mean {mean_chars:.0f} characters, "
+          "one core each")
     print(f"{'':28}{'deid':>14}{'presidio':>14}{'ratio':>10}")
     nps = {k: r["notes"] / r["elapsed"] for k, r in results.items()}
     kcps = {k: r["chars"] / r["elapsed"] / 1000 for k, r in results.items()}
     print(f"{'notes/s':28}{nps['deid']:>14.1f}{nps['presidio']:>14.1f}{nps['deid'] / nps['presidio']:>9.2f}x")
-    print(f"{'1k-char notes/s':28}{kcps['deid']:>14.1f}{kcps['presidio']:>14.1f}{kcps['deid'] / kcps['presidio']:>9.2f}x")
+    print(f"{'1k-char notes/s':28}{kcps['deid']:>14.1f}{kcps['presidio']:>14.1f}"
+          f"{kcps['deid'] / kcps['presidio']:>9.2f}x")
     print(f"{'peak RSS (MiB)':28}{d['peak_rss_mib']:>14.0f}{p['peak_rss_mib']:>14.0f}")
     print(f"{'load time (s)':28}{d['load_s']:>14.2f}{p['load_s']:>14.2f}")
     print("recall per type (overlap)")
@@ -205,7 +218,8 @@ def main() -> int:
     print(f"linear within 2x per character from {min(per_char):,} to {max(per_char):,} characters: "
           f"{'met' if growth <= 2 else 'NOT met'} ({growth:.2f}x)")
     target_ok = kcps["deid"] >= 100 and d["peak_rss_mib"] <= 1024
-    print(f"target >= 100 notes/s per core on ~1,000-character notes and <= 1 GiB RSS: {'met' if target_ok else 'NOT met'}")
+    print("target >= 100 notes/s per core on ~1,000-character notes and <= 1 GiB RSS: "
+          f"{'met' if target_ok else 'NOT met'}")
     return 0
 
 

@@ -56,7 +56,8 @@ def main() -> int:
                  (f"{engine}: day 2, {len(notes) // 100} changed notes", day2.seconds, day2.peak_mib["tree"])]
     print(f"{'':44}{'seconds':>10}{'notes/s':>10}{'vs plain':>10}{'peak MiB':>10}")
     for name, secs, peak in rows:
-        print(f"{name:44}{secs:>10.1f}{len(texts) / secs:>10.1f}{secs / base:>9.2f}x{'' if peak is None else f'{peak:>10.0f}'}")
+        print(f"{name:44}{secs:>10.1f}{len(texts) / secs:>10.1f}{secs / base:>9.2f}x"
+              f"{'' if peak is None else f'{peak:>10.0f}'}")
     print(f"native / delta-rs, first load: {first_ratio['native'] / first_ratio['delta-rs']:.2f}x")
     ratio = first_ratio["delta-rs"]
     print(f"target: end-to-end overhead <= 1.5x on local[2] (delta-rs): {'met' if ratio <= 1.5 else 'NOT met'} "

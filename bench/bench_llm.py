@@ -104,7 +104,8 @@ def ideal_answers(chunk, spans: list[dict]) -> tuple[str, str, str]:
         plain = text[pos - chunk.start:a]
         markup += [plain, f"<<{text[a:b]}: {_label(s['type'])}>>"]
         tiered += [plain, f"<<{text[a:b]}: {_label(s['type'])}: {s['tier']}>>"]
-        entities.append({"type": _label(s["type"]), "text": text[a:b], "tier": s["tier"], "left": text[max(0, a - 8):a]})
+        entities.append({"type": _label(s["type"]), "text": text[a:b], "tier": s["tier"],
+                         "left": text[max(0, a - 8):a]})
         pos = s["end"]
     markup.append(text[pos - chunk.start:])
     tiered.append(text[pos - chunk.start:])
@@ -176,7 +177,7 @@ def client_throughput(latency: float, levels: list[int], per_level: int) -> list
                 break
             except OSError:
                 if time.time() > deadline or server.poll() is not None:
-                    raise RuntimeError("the fixed-latency server did not start")
+                    raise RuntimeError("the fixed-latency server did not start") from None
                 time.sleep(0.2)
         messages = load_prompts("json").messages("患者张建国，男，52岁。" * 40, ["北京协和医院（医院名称）"] * 8)
         rows = []
@@ -265,10 +266,12 @@ def main(argv=None) -> int:
           f"(theoretical = concurrency / latency)")
     print(f"{'concurrency':>12}{'requests':>10}{'achieved/s':>12}{'theoretical/s':>15}{'ratio':>8}")
     for c, n, achieved, ratio in client_throughput(args.latency, levels, args.per_level):
-        print(f"{c:12d}{n:10d}{achieved:12.1f}{c / args.latency:15.1f}{ratio:8.2f}{'':2}{'ok' if ratio >= 0.9 else 'BELOW 0.9'}")
+        print(f"{c:12d}{n:10d}{achieved:12.1f}{c / args.latency:15.1f}{ratio:8.2f}{'':2}"
+              f"{'ok' if ratio >= 0.9 else 'BELOW 0.9'}")
 
     gpu = GpuModel()
-    print(f"\nGPU-hours for {args.notes:,.0f} notes: Qwen2.5-72B-Instruct BF16, TP {gpu.gpus_per_replica} on H100 80 GB, "
+    print(f"\nGPU-hours for {args.notes:,.0f} notes: Qwen2.5-72B-Instruct BF16, TP {gpu.gpus_per_replica} "
+          "on H100 80 GB, "
           f"vLLM; assumed prefill {gpu.prefill_tokens_per_gpu_s():,.0f} tokens/s per GPU (MFU {gpu.prefill_mfu}), "
           f"decode {gpu.decode_tokens_per_gpu_s():,.0f} tokens/s per GPU (batch {gpu.decode_batch}, "
           f"{gpu.bandwidth_efficiency:.0%} of HBM bandwidth)")

@@ -187,7 +187,7 @@ def plot(results: list[dict], path: Path) -> None:
                      ("affected", "dictionary term, affected"),
                      ("noop", "no-op")]:
         points = [(r["notes"], r["s_per_1000"][s]) for r in results if r["s_per_1000"][s] is not None]
-        ax.plot(*zip(*points), marker="o", label=label)
+        ax.plot(*zip(*points, strict=True), marker="o", label=label)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xticks(sizes, [f"{n:,}" for n in sizes])
@@ -222,21 +222,22 @@ def plain_cell(r: dict) -> str:
     return f"{r['plain_s']:.1f} s ({r['s_per_1000']['plain']:.2f} s/1k) | {r['first_load_vs_plain']:.2f}x"
 
 
+def step_cell(r: dict, step: str) -> str:
+    return f"{r['steps'][step]['seconds']:.1f} s ({r['s_per_1000'][step]:.2f} s/1k; {r['vs_first_load'][step]:.1%})"
+
+
 def markdown(results: list[dict]) -> str:
     """The README's table: seconds, seconds per 1,000 notes of the table, and the share of the first load."""
     head = ("| notes | first load | plain pipeline | first load / plain | day 2, recent changes | no-op "
             "| day 2, changes anywhere | dictionary term, affected | peak RSS: tree / JVM / driver / workers |")
     rows = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in results:
-        st, v = r["steps"], r["vs_first_load"]
-        peak = {k: max(s["peak_mib"][k] for s in st.values() if "peak_mib" in s) for k in ("tree", "jvm", "driver",
-                                                                                           "workers")}
-
-        def cell(step):
-            return f"{st[step]['seconds']:.1f} s ({r['s_per_1000'][step]:.2f} s/1k; {v[step]:.1%})"
+        peak = {k: max(s["peak_mib"][k] for s in r["steps"].values() if "peak_mib" in s)
+                for k in ("tree", "jvm", "driver", "workers")}
+        cell = {step: step_cell(r, step) for step in ("day2", "noop", "day2_uniform", "affected")}
         rows.append(f"| {r['notes']:,} | {r['first_load_s']:.1f} s ({r['s_per_1000']['first_load']:.2f} s/1k) "
                     f"| {plain_cell(r)} "
-                    f"| {cell('day2')} | {cell('noop')} | {cell('day2_uniform')} | {cell('affected')} "
+                    f"| {cell['day2']} | {cell['noop']} | {cell['day2_uniform']} | {cell['affected']} "
                     f"| {peak['tree']:,} / {peak['jvm']:,} / {peak['driver']:,} / {peak['workers']:,} MiB |")
     return "\n".join(rows)
 

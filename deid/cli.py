@@ -251,7 +251,8 @@ def cmd_eval_real(args) -> int:
         print(f"no real-text data: set ${REAL_DATA_ENV} (or --data) to a folder holding these files "
               f"(skipping, nothing to score):")
         for key, src in SOURCES.items():
-            print(f"  {key:<14} <folder>/{src.repo.split('/')[1]}/{src.path}   (github {src.repo}, sha256 {src.sha256})")
+            print(f"  {key:<14} <folder>/{src.repo.split('/')[1]}/{src.path}   "
+                  f"(github {src.repo}, sha256 {src.sha256})")
         return 0
     corpora = load_corpora(Path(root), args.corpus)
     if not corpora:
@@ -310,8 +311,9 @@ def cmd_summary(args) -> int:
     if "deid_runs" in tables:
         runs = table(root / "deid_runs").sort_by([("started_at", "descending")]).to_pylist()
         last = runs[0]
-        print(f"\nlast run {last['run_id']}: {last['status']}; read {last['notes_read']}, written {last['notes_written']},"
-              f" unchanged {last['notes_unchanged']}, moved {last['notes_moved']}, quarantined {last['notes_quarantined']},"
+        print(f"\nlast run {last['run_id']}: {last['status']}; read {last['notes_read']}, "
+              f"written {last['notes_written']}, unchanged {last['notes_unchanged']}, moved {last['notes_moved']}, "
+              f"quarantined {last['notes_quarantined']},"
               f" spans {last['spans_written']}  ({len(runs)} runs in deid_runs)")
     if "note_phi_spans" in tables:
         spans = table(root / "note_phi_spans", columns=["entity_type", "tier"])
@@ -330,12 +332,13 @@ def cmd_summary(args) -> int:
               .sort_by("note_id").to_pylist() for k in (1, 2, 3) if f"note_deid_l{k}" in tables}
     if len(levels) == 3 and args.show:
         by_id = {k: {r["note_id"]: r for r in rows} for k, rows in levels.items()}
-        common = [i for i in by_id[1] if i in by_id[3] and (by_id[3][i]["masked_count"] or 0) > (by_id[1][i]["masked_count"] or 0)]
+        common = [i for i in by_id[1]
+                  if i in by_id[3] and (by_id[3][i]["masked_count"] or 0) > (by_id[1][i]["masked_count"] or 0)]
         examples = sorted(common, key=lambda i: by_id[1][i]["masked_count"] - by_id[3][i]["masked_count"])[:args.show]
         print(f"\n{len(examples)} notes at each policy level (from where levels 1 and 3 first differ):")
         for note_id in examples:
             t1, t3 = by_id[1][note_id]["note_text"] or "", by_id[3][note_id]["note_text"] or ""
-            cut = next((i for i, (a, b) in enumerate(zip(t1, t3)) if a != b), 0)
+            cut = next((i for i, (a, b) in enumerate(zip(t1, t3, strict=False)) if a != b), 0)
             start = max(0, cut - 12)
             for k in (1, 2, 3):
                 row = by_id[k][note_id]
@@ -533,12 +536,14 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--port", type=int, default=8787)
     w.add_argument("--tls-cert", help="TLS certificate (PEM); with --tls-key, required off loopback")
     w.add_argument("--tls-key", help="TLS private key (PEM)")
-    w.add_argument("--trusted-proxy-header", help="trust this header (e.g. X-Remote-User) as the signed-in user: only "
-                                                  "behind a reverse proxy that authenticates and strips it from clients")
+    w.add_argument("--trusted-proxy-header",
+                   help="trust this header (e.g. X-Remote-User) as the signed-in user: only "
+                        "behind a reverse proxy that authenticates and strips it from clients")
     w.add_argument("--trusted-proxy", action="append", metavar="ADDR",
                    help="the reverse proxy's address (repeatable): the proxy header is believed from these only")
     w.add_argument("--allowed-host", action="append", metavar="NAME",
-                   help="a host name requests may be addressed to (repeatable; default on loopback: the loopback names)")
+                   help="a host name requests may be addressed to "
+                        "(repeatable; default on loopback: the loopback names)")
     w.add_argument("--seed", type=int, default=0, help="seed of the sampling orders")
     w.add_argument("--double-share", type=float, default=0.1, help="share of notes given to two reviewers")
     w.add_argument("--quota", type=int, default=20, help="notes per (type, tier) in the quota queue")

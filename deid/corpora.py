@@ -187,7 +187,8 @@ def cehr_notes(raw: str, corpus: str) -> list[dict]:
 _STD_CONCEPTS = (
     (re.compile(r"梅毒|杨梅疮|硬下疳|艾滋|HIV|人类免疫缺陷|淋病|淋球菌|淋菌|软下疳|性病性淋巴肉芽肿", re.I), 1),
     (re.compile(r"(?<!慢)性病(?!科)|性传播"), 2),
-    (re.compile(r"尖锐湿疣|湿疣|HPV|乳头瘤病毒|衣原体|支原体|滴虫|生殖器疱疹|(?:阴部|外阴|阴茎|龟头|肛周|肛门|生殖器)[^，。]{0,4}疱疹", re.I), 2),
+    (re.compile(r"尖锐湿疣|湿疣|HPV|乳头瘤病毒|衣原体|支原体|滴虫|生殖器疱疹|"
+                r"(?:阴部|外阴|阴茎|龟头|肛周|肛门|生殖器)[^，。]{0,4}疱疹", re.I), 2),
     (re.compile(r"乙肝|乙型肝炎|乙型病毒性肝炎|丙肝|丙型肝炎|HBV|HCV|大三阳|小三阳", re.I), 3),
 )
 _PREGNANCY_CONCEPTS = (
@@ -341,7 +342,7 @@ def write_icd_dictionary(root: Path, out: Path) -> int:
         kind = official_entity(code, name)
         if kind and name not in rows:
             rows[name] = (*kind, code)
-    lines = [f"# ICD-10 national clinical edition 2.0, chapters A50-A64, B15-B24 and O00-O99: one diagnosis a row,",
+    lines = ["# ICD-10 national clinical edition 2.0, chapters A50-A64, B15-B24 and O00-O99: one diagnosis a row,",
              f"# typed and tiered by deid.corpora.official_entity. Made by `deid icd-dictionary` from {src.repo}",
              f"# {src.path} (SHA-256 {src.sha256[:16]}...; MIT licence, Copyright (c) hint-lab).",
              "term\ttype\ttier\tcanonical"]

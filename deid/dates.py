@@ -31,8 +31,8 @@ _NOT_AFTER = r"(?<![0-9\-/近约余共第])(?<![0-9]\.)"   # a full stop before 
 # Each form: a name and its pattern, with groups y, m, d (as written) and sep, dw (日 or 号) where the form has them.
 FORMS: tuple[tuple[str, re.Pattern], ...] = tuple((name, re.compile(rx)) for name, rx in (
     # 日 is sometimes left out (2012年9月21肝...)
-    ("ymd", _NOT_AFTER + rf"(?P<y>{_Y4}|[0-9]{{2}})\s?年\s?(?P<m>{_M})\s?月\s?(?P<d>{_D})(?:\s?(?P<dw>[日号])|(?![0-9]))"
-            + _TIME),
+    ("ymd", _NOT_AFTER + rf"(?P<y>{_Y4}|[0-9]{{2}})\s?年\s?(?P<m>{_M})\s?月\s?(?P<d>{_D})"
+            rf"(?:\s?(?P<dw>[日号])|(?![0-9]))" + _TIME),
     # the same separator may not go on (2023.3.15.1 is a version) but into the next date (2010.10.26.2010.11.23);
     # another may (2011.3.20-2011.7.20, a range)
     ("ymd_sep", r"(?<![0-9A-Za-z])" + rf"(?P<y>{_Y4})(?P<sep>[-/.])(?P<m>{_M})(?P=sep)(?P<d>{_D})"
@@ -47,13 +47,13 @@ FORMS: tuple[tuple[str, re.Pattern], ...] = tuple((name, re.compile(rx)) for nam
     ("ym_sep", r"(?<![0-9A-Za-z])" + rf"(?P<y>{_Y4})(?P<sep>[-/.])(?P<m>{_M})"
                r"(?![0-9]|(?P=sep)[0-9]|\s?[A-Za-zμ%/×*])"),
     # (今年3月15日, 去年10月5日: a 年 after no number is a word, not the date's year)
-    ("md", r"(?<![0-9.\-/近约余共第])(?<![0-9〇零一二三四五六七八九]年)" + rf"(?P<m>{_M})\s?月\s?(?P<d>{_D})\s?(?P<dw>[日号])"
-           + _TIME),
+    ("md", r"(?<![0-9.\-/近约余共第])(?<![0-9〇零一二三四五六七八九]年)"
+           + rf"(?P<m>{_M})\s?月\s?(?P<d>{_D})\s?(?P<dw>[日号])" + _TIME),
     ("md_cn", rf"(?<![{_CN_DIGIT}十年])(?P<m>{_CN_MONTH})月(?P<d>{_CN_DAY})(?P<dw>[日号])"),
     # month and day without a year where a date goes on (10-6、11-3行化疗, 至11-13行, 03.14予): a dash, or a dot
     # between a 0-padded month and a two-digit day (12.14 alone is as often a value)
     ("md_dash", r"(?<![0-9A-Za-z.\-/])" + rf"(?P<m>{_M})(?P<sep>-)(?P<d>{_D})" + _DATE_GOES_ON),
-    ("md_dot", r"(?<![0-9A-Za-z.\-/])" + rf"(?P<m>0[1-9])(?P<sep>\.)(?P<d>0[1-9]|[12][0-9]|3[01])" + _DATE_GOES_ON),
+    ("md_dot", r"(?<![0-9A-Za-z.\-/])" + r"(?P<m>0[1-9])(?P<sep>\.)(?P<d>0[1-9]|[12][0-9]|3[01])" + _DATE_GOES_ON),
     # a day of the month alone after 于/至/到 (于11日开始, 至27日); a count of days (连5日, 27日前) is none
     ("d", rf"(?<=[于至到])(?P<d>{_D})(?P<dw>[日号])(?!前|后|内|余|来|左右|以[上内来后前]|次|起|[0-9])"),
 ))

@@ -106,14 +106,16 @@ class Scores:
     def to_text(self) -> str:
         lines = [f"notes: {self.notes}", "",
                  "Table 1. Entity recognition per type",
-                 f"{'type':<10} {'gold':>6} {'pred':>6}   {'P(exact)':>8} {'R(exact)':>8} {'F1':>6}   {'P(ovl)':>7} {'R(ovl)':>7} {'F1':>6}"]
+                 f"{'type':<10} {'gold':>6} {'pred':>6}   {'P(exact)':>8} {'R(exact)':>8} {'F1':>6}   "
+                 f"{'P(ovl)':>7} {'R(ovl)':>7} {'F1':>6}"]
         for t, m in self.per_type().items():
             e, o = m["exact"], m["overlap"]
             lines.append(f"{t:<10} {m['gold']:>6} {m['pred']:>6}   {e['p']:>8.4f} {e['r']:>8.4f} {e['f1']:>6.4f}   "
                          f"{o['p']:>7.4f} {o['r']:>7.4f} {o['f1']:>6.4f}")
         ts = self.tier_scores()
         lines += ["", "Table 2. Sensitivity tier, micro-average over ADDRESS, STD, PREGNANCY",
-                  f"P {ts['p']:.4f}  R {ts['r']:.4f}  F1 {ts['f1']:.4f}  (accuracy on matched spans {ts['accuracy_on_matched']:.4f})",
+                  f"P {ts['p']:.4f}  R {ts['r']:.4f}  F1 {ts['f1']:.4f}  "
+                  f"(accuracy on matched spans {ts['accuracy_on_matched']:.4f})",
                   "", "Leak rate per policy level (gold spans with tier <= k not fully masked at level k)"]
         for lvl, rate in self.leak_rates().items():
             c = self.leaks[lvl]
@@ -144,7 +146,7 @@ def analyzed(notes, pipeline, batch: int = 64):
     """(note, spans) for gold notes ({id, text, ...}), analysed a batch at a time."""
     for i in range(0, len(notes), batch):
         chunk = notes[i:i + batch]
-        yield from zip(chunk, pipeline.analyze_many([n["text"] for n in chunk]))
+        yield from zip(chunk, pipeline.analyze_many([n["text"] for n in chunk]), strict=True)
 
 
 def evaluate(notes, pipeline, batch: int = 64) -> Scores:
@@ -166,7 +168,7 @@ def evaluate_with_llm(notes, pipeline, stage, batch: int = 16) -> dict:
         texts = [n["text"] for n in chunk]
         detected = pipeline.analyze_many(texts)
         outcomes = stage.run(texts)
-        for note, det, out in zip(chunk, detected, outcomes):
+        for note, det, out in zip(chunk, detected, outcomes, strict=True):
             variants = {"detectors": det, "llm": merge(out.spans, cfg.type_priority, cfg.tier_rule),
                         "ensemble": merge(det + out.spans, cfg.type_priority, cfg.tier_rule)}
             for name, spans in variants.items():
@@ -248,38 +250,46 @@ class RealScores:
                 if not right:
                     self.errors.append(("FP", p["type"], p["text"], note["id"]))
             if p["type"] in NON_CLINICAL_TYPES and any(
-                    m["start"] < p["end"] and p["start"] < m["end"] and m.get("label") not in LABELS_OF_THE_SAME_KIND.get(
-                        p["type"], ()) for m in note.get("clinical", ())):
+                    m["start"] < p["end"] and p["start"] < m["end"]
+                    and m.get("label") not in LABELS_OF_THE_SAME_KIND.get(p["type"], ())
+                    for m in note.get("clinical", ())):
                 self.certain_fp[p["type"]] += 1
                 self.errors.append(("CLINICAL", p["type"], p["text"], note["id"]))
         for part in note.get("parts", ()):
             self.parts["total"] += 1
             for level, intervals in masked_by_level.items():
-                self.parts[f"masked_l{level}"] += _coverage(part["start"], part["end"], intervals) == part["end"] - part["start"]
+                covered = _coverage(part["start"], part["end"], intervals) == part["end"] - part["start"]
+                self.parts[f"masked_l{level}"] += covered
 
     def to_dict(self) -> dict:
         per_type = {}
         for t in sorted(self.types | set(self.gold)):
             g, c = self.gold[t], self.hits[t]
-            per_type[t] = {"gold": g, **{k: (c[k] / g if g else None) for k in ("exact", "overlap", "whole", "touched")},
+            per_type[t] = {"gold": g,
+                           **{k: (c[k] / g if g else None) for k in ("exact", "overlap", "whole", "touched")},
                            "precision": (self.pred_right[t] / self.pred[t] if self.pred[t] else None)
                            if t in self.types else None}
         out = {"corpus": self.corpus, "notes": self.notes, "per_type": per_type,
-               "spans_per_100_notes": {t: 100 * n / self.notes for t, n in sorted(self.pred.items())} if self.notes else {},
+               "spans_per_100_notes": ({t: 100 * n / self.notes for t, n in sorted(self.pred.items())}
+                                       if self.notes else {}),
                "masked_chars_l3": self.masked_chars_l3 / self.chars if self.chars else 0.0,
                "certain_fp_per_1000_notes": 1000 * sum(self.certain_fp.values()) / self.notes if self.notes else 0.0,
                "certain_fp_by_type": dict(self.certain_fp)}
         if self.parts["total"]:
             out["below_county_parts"] = {"total": self.parts["total"],
-                                         **{f"masked_l{k}": self.parts[f"masked_l{k}"] / self.parts["total"] for k in (1, 2, 3)}}
+                                         **{f"masked_l{k}": self.parts[f"masked_l{k}"] / self.parts["total"]
+                                            for k in (1, 2, 3)}}
         return out
 
     def to_text(self) -> str:
         d = self.to_dict()
         lines = [f"{self.corpus}: {self.notes} notes"]
-        fmt = lambda v: "   -  " if v is None else f"{v:6.4f}"   # noqa: E731
+
+        def fmt(v):
+            return "   -  " if v is None else f"{v:6.4f}"
         if d["per_type"]:
-            lines.append(f"  {'type':<10} {'gold':>6} {'exact':>6} {'overlap':>7} {'whole':>6} {'touched':>7} {'P(ovl)':>6}")
+            lines.append(f"  {'type':<10} {'gold':>6} {'exact':>6} {'overlap':>7} {'whole':>6} {'touched':>7} "
+                         f"{'P(ovl)':>6}")
             for t, m in d["per_type"].items():
                 lines.append(f"  {t:<10} {m['gold']:>6} {fmt(m['exact'])} {fmt(m['overlap']):>7} {fmt(m['whole'])} "
                              f"{fmt(m['touched']):>7} {fmt(m['precision'])}")

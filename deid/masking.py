@@ -82,12 +82,12 @@ def load_policies(path: str, preset: str | None = None) -> Policies:
     except ValueError as exc:
         raise PolicyError(f"preset {preset}: {exc}") from None
     levels = {}
-    for level, body in (body.get("levels") or {}).items():
+    for level, level_body in (body.get("levels") or {}).items():
         level = int(level)
         if level not in (1, 2, 3):
             raise PolicyError(f"policy level must be 1, 2 or 3, not {level}")
         ops = {}
-        for etype, spec in ((body or {}).get("operators") or {}).items():
+        for etype, spec in ((level_body or {}).get("operators") or {}).items():
             try:
                 etype = EntityType(etype)
             except ValueError:
@@ -127,7 +127,8 @@ class Masker:
             secret = os.environ[SECRET_ENV].encode()
         if policies.uses_key and not secret:
             raise PolicyError(f"the surrogate and shift operators need a key: set {SECRET_ENV} in the environment "
-                              "(for example: export DEID_SECRET=$(python3 -c 'import secrets; print(secrets.token_hex(32))'))")
+                              "(for example: export DEID_SECRET="
+                              "$(python3 -c 'import secrets; print(secrets.token_hex(32))'))")
         self._secret = secret
 
     def mask(self, text: str, spans: list[Span], level: int, context: NoteContext | None = None) -> MaskResult:
@@ -246,7 +247,8 @@ def _canonical(entity_type: EntityType, value: str) -> str:
 
 
 def surrogate(secret: bytes, entity_type: EntityType, value: str) -> str:
-    digest = hmac.new(secret, f"{entity_type.value}\x00{_canonical(entity_type, value)}".encode(), hashlib.sha256).digest()
+    digest = hmac.new(secret, f"{entity_type.value}\x00{_canonical(entity_type, value)}".encode(),
+                      hashlib.sha256).digest()
     n = int.from_bytes(digest[:8], "big")
     if entity_type is EntityType.NAME:
         return (_FAKE_SURNAMES[n % len(_FAKE_SURNAMES)] + _FAKE_GIVEN[(n >> 8) % len(_FAKE_GIVEN)]

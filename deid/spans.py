@@ -1,10 +1,11 @@
 """The span: one finding of sensitive information, in Unicode code points (end exclusive)."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
 from enum import Enum
-from typing import Any, Mapping
+from typing import Any
 
 
 class EntityType(str, Enum):
@@ -81,10 +82,10 @@ class Span:
     def __len__(self) -> int:
         return self.end - self.start
 
-    def overlaps(self, other: "Span") -> bool:
+    def overlaps(self, other: Span) -> bool:
         return self.start < other.end and other.start < self.end
 
-    def with_(self, **changes) -> "Span":
+    def with_(self, **changes) -> Span:
         return replace(self, **changes)
 
     def to_dict(self) -> dict:

@@ -84,7 +84,7 @@ class ReaderView:
     origin: tuple[int, ...] | None = None
 
     @classmethod
-    def of(cls, note: str) -> "ReaderView":
+    def of(cls, note: str) -> ReaderView:
         drop = {m.start() for m in _invisible().finditer(note)}
         if drop:
             note_left = [i for i in range(len(note)) if i not in drop]

@@ -21,10 +21,11 @@ def test_annotate_jsonl_contract(tmp_path, capsys):
         {"id": 5, "text": "患者\ud800李四\x00，电话：０１０－６２３４５６７８"},
         [1, 2],
     ]
-    src.write_text("\n".join(l if isinstance(l, str) else json.dumps(l) for l in lines) + "\n", encoding="utf-8")
+    src.write_text("\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines) + "\n",
+                   encoding="utf-8")
     out = tmp_path / "out.jsonl"
     assert main(["annotate", "--input", str(src), "--output", str(out)]) == EXIT_FAILED   # notes failed: the run did
-    rows = [json.loads(l) for l in out.read_text(encoding="utf-8").splitlines()]
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert len(rows) == 6
     first = rows[0]
     assert first["id"] == 1 and set(first["masked"]) == {"1", "2", "3"}
@@ -134,7 +135,7 @@ def test_synth_is_byte_for_byte_reproducible(tmp_path):
 def test_synth_covers_every_note_type_and_entity(tmp_path):
     import pyarrow.parquet as pq
     main(["synth", "--n", "120", "--seed", "3", "--out", str(tmp_path)])
-    notes = [json.loads(l) for l in (tmp_path / "notes.jsonl").read_text(encoding="utf-8").splitlines()]
+    notes = [json.loads(line) for line in (tmp_path / "notes.jsonl").read_text(encoding="utf-8").splitlines()]
     assert len({n["note_type"] for n in notes}) == 13
     spans = [s for n in notes for s in n["spans"]]
     assert {s["type"] for s in spans} == TYPES

@@ -3,7 +3,6 @@ import hashlib
 import io
 import json
 import zipfile
-from pathlib import Path
 
 import pytest
 
@@ -48,7 +47,8 @@ def test_address_converter_sets_the_address_in_a_sentence_with_its_fine_parts():
 
 
 def test_cluener_offsets_are_inclusive_in_the_source():
-    line = json.dumps({"text": "总裁沈东军认为", "label": {"name": {"沈东军": [[2, 4]]}, "position": {"总裁": [[0, 1]]}}},
+    line = json.dumps({"text": "总裁沈东军认为",
+                       "label": {"name": {"沈东军": [[2, 4]]}, "position": {"总裁": [[0, 1]]}}},
                       ensure_ascii=False)
     note, = corpora.cluener_notes(line, "c")
     assert note["spans"] == [{"start": 2, "end": 5, "type": "NAME", "tier": 1, "text": "沈东军"}]
@@ -56,7 +56,8 @@ def test_cluener_offsets_are_inclusive_in_the_source():
 
 
 def test_cehr_converter_keeps_clinical_mentions():
-    line = json.dumps({"text": "予奥沙利铂(艾恒)化疗", "mention_data": [{"mention": "奥沙利铂", "label": "药物", "offset": "1"}]},
+    line = json.dumps({"text": "予奥沙利铂(艾恒)化疗",
+                       "mention_data": [{"mention": "奥沙利铂", "label": "药物", "offset": "1"}]},
                       ensure_ascii=False)
     note, = corpora.cehr_notes(line, "e")
     assert note["spans"] == [] and note["clinical"] == [{"start": 1, "end": 5, "label": "药物"}]
@@ -73,15 +74,16 @@ def test_patient_question_mentions_are_classified_by_concept(mention, expected):
 
 def test_cmedqa_mentions_with_wrong_offsets_are_skipped():
     line = json.dumps({"text": "得了尖锐湿疣怎么办", "mention_data": [
-        {"mention": "尖锐湿疣", "type": "disease", "offset": "2"}, {"mention": "感冒", "type": "disease", "offset": "0"}]},
-        ensure_ascii=False)
+        {"mention": "尖锐湿疣", "type": "disease", "offset": "2"},
+        {"mention": "感冒", "type": "disease", "offset": "0"}]}, ensure_ascii=False)
     note, = corpora.cmedqa_notes(line, "q")
     assert [s["text"] for s in note["spans"]] == ["尖锐湿疣"] and note["clinical"] == []
 
 
 @pytest.mark.parametrize("code, name, expected", [
-    ("A51.001", "一期梅毒", ("STD", 1)), ("A56.002", "衣原体性宫颈炎", ("STD", 2)), ("B18.100", "慢性乙型病毒性肝炎", ("STD", 3)),
-    ("B20.100", "HIV病", ("STD", 1)), ("O02.100", "稽留流产", ("PREGNANCY", 1)), ("O03.900", "自然流产", ("PREGNANCY", 1)),
+    ("A51.001", "一期梅毒", ("STD", 1)), ("A56.002", "衣原体性宫颈炎", ("STD", 2)),
+    ("B18.100", "慢性乙型病毒性肝炎", ("STD", 3)), ("B20.100", "HIV病", ("STD", 1)),
+    ("O02.100", "稽留流产", ("PREGNANCY", 1)), ("O03.900", "自然流产", ("PREGNANCY", 1)),
     ("O08.100", "流产后出血", ("PREGNANCY", 1)), ("O08.106", "异位妊娠后过度出血", ("PREGNANCY", 2)),
     ("O00.100", "输卵管妊娠", ("PREGNANCY", 2)), ("O80.000", "单胎顺产", ("PREGNANCY", 2)), ("J18.900", "肺炎", None),
 ])
@@ -108,8 +110,10 @@ def _xlsx(rows) -> bytes:
 
 
 def test_icd_tables_in_both_formats():
-    xlsx = _xlsx([["疾病诊断编码", "疾病诊断名称"], ["A51.001", "一期梅毒"], ["B20.100", "人类免疫缺陷病毒\\[HIV\\]病"]])
-    assert corpora.icd_entries("icd_clinical2", xlsx) == [("A51.001", "一期梅毒"), ("B20.100", "人类免疫缺陷病毒[HIV]病")]
+    xlsx = _xlsx([["疾病诊断编码", "疾病诊断名称"], ["A51.001", "一期梅毒"],
+                  ["B20.100", "人类免疫缺陷病毒\\[HIV\\]病"]])
+    assert corpora.icd_entries("icd_clinical2", xlsx) == [("A51.001", "一期梅毒"),
+                                                          ("B20.100", "人类免疫缺陷病毒[HIV]病")]
     csv = "\ufeffcode,disease\nA51.0,一期梅毒\nJ18,肺炎\n".encode("utf-8")
     notes = corpora.icd_notes(csv, "icd_v601")
     assert [n["spans"][0]["text"] for n in notes] == ["一期梅毒"]        # chapters outside the measure are left out
@@ -167,13 +171,16 @@ def test_real_scores_worked_example():
 def test_icd_dictionary_is_made_from_the_clinical_edition(tmp_path, monkeypatch):
     from deid.cli import main
     from deid.resources import TextResource
-    xlsx = _xlsx([["疾病诊断编码", "疾病诊断名称"], ["A51.001", "一期梅毒"], ["O03.900", "自然流产"], ["J18.900", "肺炎"]])
+    xlsx = _xlsx([["疾病诊断编码", "疾病诊断名称"], ["A51.001", "一期梅毒"], ["O03.900", "自然流产"],
+                  ["J18.900", "肺炎"]])
     src = corpora.SOURCES["icd_clinical2"]
-    monkeypatch.setitem(corpora.SOURCES, "icd_clinical2", corpora.Source(src.repo, src.path, hashlib.sha256(xlsx).hexdigest()))
+    monkeypatch.setitem(corpora.SOURCES, "icd_clinical2",
+                        corpora.Source(src.repo, src.path, hashlib.sha256(xlsx).hexdigest()))
     path = src.location(tmp_path)
     path.parent.mkdir(parents=True)
     path.write_bytes(xlsx)
     out = tmp_path / "icd.tsv"
     assert main(["icd-dictionary", "--data", str(tmp_path), "--out", str(out)]) == 0
     rows = TextResource("icd", out.read_text(encoding="utf-8"), "").rows()
-    assert [(r["term"], r["type"], r["tier"]) for r in rows] == [("一期梅毒", "STD", "1"), ("自然流产", "PREGNANCY", "1")]
+    assert [(r["term"], r["type"], r["tier"]) for r in rows] == [("一期梅毒", "STD", "1"),
+                                                                 ("自然流产", "PREGNANCY", "1")]

@@ -1,4 +1,6 @@
 """Parsing LLM output back to source offsets, on adversarial outputs."""
+import itertools
+
 import pytest
 
 from deid.llm.chunking import chunk, merge_found
@@ -14,7 +16,8 @@ def placed(report):
 
 
 def test_markup_exact_echo():
-    out = "患者<<张建国: 姓名>>，男，52岁，手机<<13812345678: 联系方式>>，于<<北京协和医院: 医院名称>>就诊。<<HIV: 性传播疾病: 3>>抗体阴性。"
+    out = ("患者<<张建国: 姓名>>，男，52岁，手机<<13812345678: 联系方式>>，于<<北京协和医院: 医院名称>>就诊。"
+           "<<HIV: 性传播疾病: 3>>抗体阴性。")
     r = parse_markup(SRC, out)
     assert placed(r) == [("张建国", T.NAME, None), ("13812345678", T.CONTACT, None),
                          ("北京协和医院", T.HOSPITAL, None), ("HIV", T.STD, 3)]
@@ -23,7 +26,8 @@ def test_markup_exact_echo():
 
 def test_markup_survives_altered_echo():
     # The model dropped "男，", turned a full stop into a comma, added a space and used a full-width colon.
-    out = "```\n患者<<张建国：姓名>>，52岁，手机 <<13812345678: 联系方式>>，于<<北京协和医院: 医院名称>>就诊，HIV抗体阴性。\n```"
+    out = ("```\n患者<<张建国：姓名>>，52岁，手机 <<13812345678: 联系方式>>，于<<北京协和医院: 医院名称>>就诊，"
+           "HIV抗体阴性。\n```")
     r = parse_markup(SRC, out)
     assert [f.text for f in r.found] == ["张建国", "13812345678", "北京协和医院"]
     for f in r.found:
@@ -91,7 +95,7 @@ def test_chunks_cover_the_note_with_overlap_and_map_back():
     chunks = chunk(note, max_chars=500, overlap=80)
     assert chunks[0].start == 0 and chunks[-1].end == len(note)
     assert all(c.end - c.start <= 500 for c in chunks)
-    assert all(b.start < a.end for a, b in zip(chunks, chunks[1:]))          # they overlap
+    assert all(b.start < a.end for a, b in itertools.pairwise(chunks))          # they overlap
     per_chunk = [(c, parse_json(c.text, "[" + ",".join(
         f'{{"type": "姓名", "text": "王海涛", "left": "{c.text[m - 6:m]}"}}' for m in
         [i for i in range(len(c.text)) if c.text.startswith("王海涛", i)]) + "]").found) for c in chunks]

@@ -121,7 +121,8 @@ def test_every_make_target_the_readme_gives_exists():
 
 def test_every_deid_subcommand_the_readme_gives_exists(capsys):
     code = readme_code()
-    given = set(re.findall(r"(?<![\w./-])(?<!from )(?:\.venv/bin/)?deid ([a-z][\w-]*)", code))   # not `from deid import`
+    # (?<!from ): not `from deid import`
+    given = set(re.findall(r"(?<![\w./-])(?<!from )(?:\.venv/bin/)?deid ([a-z][\w-]*)", code))
     assert given, "the README gives no deid command"
     assert given - deid_commands(capsys, []) == set()
     actions = set(re.findall(r"(?<![\w./-])(?:\.venv/bin/)?deid review ([a-z][\w-]*)", code))

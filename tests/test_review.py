@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -302,7 +302,8 @@ def test_dictionary_export_proposes_allow_list_and_entries_and_the_patch_applies
     assert sorted(summary["files_changed"]) == ["dictionaries/allow_list.tsv", "dictionaries/hospitals.tsv"]
     patch = (out / "dictionaries.patch").read_text(encoding="utf-8")
     assert f"+{term}\t{rejected['entity_type']}" in patch and f"+{TERM}\t\t\t" in patch
-    assert (resources_dir() / "dictionaries" / "allow_list.tsv").read_text(encoding="utf-8").count("\n") < 6  # untouched
+    allow_list = (resources_dir() / "dictionaries" / "allow_list.tsv").read_text(encoding="utf-8")
+    assert allow_list.count("\n") < 6  # untouched
     site_dir = tmp_path / "site"
     shutil.copytree(resources_dir(), site_dir / "resources")
     subprocess.run(["git", "apply", "--unsafe-paths", str(out / "dictionaries.patch")], cwd=site_dir, check=True)
@@ -435,8 +436,8 @@ def test_a_span_across_a_line_break_never_reaches_a_dictionary(site, tmp_path):
                   decision(view, "reject", dict(across, entity_type="HOSPITAL", tier=1), reviewer="rolf")])
     summary, patch = exported(store, source, tmp_path / "export")
     assert summary["unsafe_span_texts"] == 3 and summary["files_changed"] == [] and patch == ""
-    assert [export.safe_term(t) for t in ("仁心堂", "仁心 堂", "仁\t心堂", "仁\u200b心堂", "仁\u2028心堂", " ", "")] == \
-        [True, True, False, False, False, False, False]
+    terms = ("仁心堂", "仁心 堂", "仁\t心堂", "仁\u200b心堂", "仁\u2028心堂", " ", "")
+    assert [export.safe_term(t) for t in terms] == [True, True, False, False, False, False, False]
 
 
 def test_exports_are_readable_by_their_owner_only(site, tmp_path):
@@ -670,7 +671,7 @@ def test_reviewers_cannot_open_quarantined_notes(site):
         "note_id": held["note_id"], "person_id": held["person_id"],
         "note_digest": dio.note_digest(held["note_title"], held["note_text"]), "stage": "validate",
         "error_class": "NoteTooLarge", "message": "note too large", "pipeline_version": "v", "run_id": "r",
-        "quarantined_at": datetime.now(timezone.utc)}], schema=dio.QUARANTINE), mode="append")
+        "quarantined_at": datetime.now(UTC)}], schema=dio.QUARANTINE), mode="append")
     rita, admin = signed_in(settings, "rita"), signed_in(settings, "admin")
     page = rita.get(f"/note/{held['note_id']}")
     assert page.status_code == 404 and held["note_text"] not in page.text
@@ -828,7 +829,8 @@ def test_review_workflow_in_a_real_browser(server, browser, tmp_path, spark, mon
     # Add a missed span by selecting its text with the mouse's API and pressing the shortcut.
     browser.execute_script("""
         const term = arguments[0];
-        const seg = Array.from(document.querySelectorAll('#text-note_text .seg')).find(s => s.textContent.includes(term));
+        const seg = Array.from(document.querySelectorAll('#text-note_text .seg'))
+            .find(s => s.textContent.includes(term));
         const node = seg.firstChild, at = node.data.indexOf(term);
         const range = document.createRange();
         range.setStart(node, at); range.setEnd(node, at + term.length);

@@ -24,7 +24,6 @@ import zoneinfo
 from pathlib import Path
 
 import pytest
-import yaml
 
 from deid.resources import bundle, combine_digests, digest_bytes
 
@@ -77,7 +76,8 @@ task = copy.deepcopy(t)
 context = {"var": {"value": VariableAccessor(deserialize_json=False), "json": VariableAccessor(deserialize_json=True)},
            "params": dict(out["dag"]["params"]), "ti": TI(), "task": task}
 task.render_template_fields(context, dag.get_template_env())
-rendered = {f: getattr(task, f) for f in ("application", "application_args", "conf", "env_vars", "name", "jars", "packages")}
+rendered = {f: getattr(task, f)
+            for f in ("application", "application_args", "conf", "env_vars", "name", "jars", "packages")}
 out["rendered"] = rendered
 digest_task = dag.get_task("dictionary_digest")
 dt = copy.deepcopy(digest_task)
@@ -352,7 +352,7 @@ def test_cron_line_parses_and_its_script_exists():
     env, jobs = cron_entries()
     assert len(jobs) == 1
     fields, command = jobs[0]
-    for value, (name, low, high) in zip(fields, CRON_FIELDS):
+    for value, (name, low, high) in zip(fields, CRON_FIELDS, strict=False):
         assert cron_field_ok(value, low, high), f"bad {name} field {value!r}"
     assert fields == ["0", "2", "*", "*", "*"]
     argv = shlex.split(command)

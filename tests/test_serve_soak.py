@@ -60,7 +60,7 @@ async def soak(url: str) -> list[tuple[str, float]]:
                     assert choice["finish_reason"] in ("stop", "length")
                     assert 0 < data["usage"]["completion_tokens"] <= body["max_tokens"]
                     return "ok", time.perf_counter() - t0
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return ("abandoned" if abandon else "timeout"), time.perf_counter() - t0
             except aiohttp.ClientError as exc:
                 return f"connection:{type(exc).__name__}", time.perf_counter() - t0
@@ -82,14 +82,14 @@ async def abandon_running_then_follow(url: str, pairs: int = 10) -> list[str]:
                 async with http.post(url + "/v1/chat/completions", json=long,
                                      timeout=aiohttp.ClientTimeout(total=0.8)) as r:
                     await r.read()
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             short = {"messages": [{"role": "user", "content": f"病人{i}号。用一个字回答：好。"}], "max_tokens": 4}
             try:
                 async with http.post(url + "/v1/chat/completions", json=short,
                                      timeout=aiohttp.ClientTimeout(total=120)) as r:
                     out.append("ok" if r.status == 200 else f"http_{r.status}")
-            except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
+            except (TimeoutError, aiohttp.ClientError) as exc:
                 out.append(type(exc).__name__)
     return out
 
@@ -107,7 +107,7 @@ def test_a_few_hundred_requests_and_no_replica_restart(served):
 
     outcomes = [o for o, _ in results]
     expected = ["abandoned" if request(i)[1] else "ok" for i in range(REQUESTS)]
-    wrong = [(i, o) for i, (o, e) in enumerate(zip(outcomes, expected)) if o != e and o != "ok"]
+    wrong = [(i, o) for i, (o, e) in enumerate(zip(outcomes, expected, strict=True)) if o != e and o != "ok"]
     assert not wrong, f"requests neither answered nor abandoned by us: {wrong[:20]}"
     answered = [s for o, s in results if o == "ok"]
     assert followers == ["ok"] * len(followers), f"after an abandoned generation: {followers}"

@@ -23,11 +23,9 @@ import importlib.util
 import io
 import json
 import os
-import re
 import threading
 import urllib.request
 import zipfile
-from functools import lru_cache
 from pathlib import Path
 
 import pytest
@@ -42,10 +40,13 @@ MARKERS = {"python_version": "3.11", "sys_platform": "linux", "platform_system":
 
 
 def gpu_extra() -> dict[str, Requirement]:
-    """The `gpu` extra's requirements, by package name, read from setup.py's text (its line is a literal list)."""
-    line = re.search(r'^\s*"gpu":\s*(\[.*\]),', SETUP, re.M)
-    assert line, "setup.py has no `\"gpu\": [...]` extra on one line"
-    reqs = [Requirement(r) for r in ast.literal_eval(line.group(1))]
+    """The `gpu` extra's requirements, by package name, read from setup.py's EXTRAS (where it is a literal list)."""
+    extras = next(node.value for node in ast.parse(SETUP).body
+                  if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["EXTRAS"])
+    gpu = next((value for key, value in zip(extras.keys, extras.values, strict=True)
+                if isinstance(key, ast.Constant) and key.value == "gpu"), None)
+    assert gpu is not None, "setup.py's EXTRAS has no \"gpu\" extra"
+    reqs = [Requirement(r) for r in ast.literal_eval(gpu)]
     return {r.name.lower(): r for r in reqs}
 
 
@@ -100,6 +101,8 @@ class PinnedWheel:
         self.cache = Path(os.environ.get("DEID_PINNED_CACHE", Path.home() / ".cache" / "deid" / "pinned")) / \
             f"vllm-{version}"
         self._zip = None
+        self._names: frozenset[str] | None = None
+        self._texts: dict[str, str] = {}
 
     def _open(self) -> zipfile.ZipFile:
         if self._zip is None:
@@ -121,24 +124,26 @@ class PinnedWheel:
                 self._zip = zipfile.ZipFile(io.BufferedReader(raw, buffer_size=1 << 18))
         return self._zip
 
-    @lru_cache(maxsize=None)
     def names(self) -> frozenset[str]:
-        cached = self.cache / "NAMES"
-        if not cached.is_file():
-            names = "\n".join(self._open().namelist())
-            self.cache.mkdir(parents=True, exist_ok=True)
-            cached.write_text(names, encoding="utf-8")
-        return frozenset(cached.read_text(encoding="utf-8").splitlines())
+        if self._names is None:
+            cached = self.cache / "NAMES"
+            if not cached.is_file():
+                names = "\n".join(self._open().namelist())
+                self.cache.mkdir(parents=True, exist_ok=True)
+                cached.write_text(names, encoding="utf-8")
+            self._names = frozenset(cached.read_text(encoding="utf-8").splitlines())
+        return self._names
 
-    @lru_cache(maxsize=None)
     def text(self, name: str) -> str:
-        cached = self.cache / name
-        if not cached.is_file():
-            assert name in self.names(), f"vllm {self.version}'s wheel has no {name}"
-            data = self._open().read(name)          # zipfile checks the member's CRC-32
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            cached.write_bytes(data)
-        return cached.read_text(encoding="utf-8")
+        if name not in self._texts:
+            cached = self.cache / name
+            if not cached.is_file():
+                assert name in self.names(), f"vllm {self.version}'s wheel has no {name}"
+                data = self._open().read(name)          # zipfile checks the member's CRC-32
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                cached.write_bytes(data)
+            self._texts[name] = cached.read_text(encoding="utf-8")
+        return self._texts[name]
 
     def module_file(self, module: str) -> str | None:
         base = module.replace(".", "/")

@@ -150,7 +150,8 @@ def test_server_faults_reach_the_client_as_failures_without_note_text(served):
         [[{"role": "user", "content": NOTE + FAULTS[k]}] for k in ("error", "delay", "malformed")])
     assert (error.ok, error.error, error.attempts) == (False, "http_500", 2)
     assert (slow.ok, slow.error, slow.attempts) == (False, "timeout", 2) and slow.seconds < SLOW_FAULT_S
-    assert malformed.ok and parse_json(NOTE, malformed.content).invalid and parse_markup(NOTE, malformed.content).invalid
+    assert malformed.ok
+    assert parse_json(NOTE, malformed.content).invalid and parse_markup(NOTE, malformed.content).invalid
 
 
 @pytest.mark.parametrize("fmt", ["json", "markup"])
@@ -184,6 +185,6 @@ def test_eval_side_by_side_runs_without_a_server(tmp_path, capsys):
     assert main(["eval", "--gold", str(tmp_path / "notes.jsonl"), "--llm", dead_url()]) == 0
     out = capsys.readouterr().out
     assert "detectors P" in out and "llm R" in out and "ensemble R" in out
-    name_row = next(l for l in out.splitlines() if l.startswith("NAME"))
+    name_row = next(row for row in out.splitlines() if row.startswith("NAME"))
     det_p, det_r, llm_p, llm_r, ens_p, ens_r = map(float, name_row.split()[1:])
     assert llm_r == 0.0 and ens_r == det_r > 0.9          # a dead server adds nothing and takes nothing away

@@ -1,3 +1,5 @@
+import itertools
+
 from deid.text import normalize, sentences
 
 
@@ -17,5 +19,5 @@ def test_sentences_cover_text_and_respect_max_len():
     text = "第一句。第二句很长" + "，长" * 100 + "。尾"
     pieces = sentences(text, max_len=50)
     assert pieces[0][0] == 0 and pieces[-1][1] == len(text)
-    assert all(b[0] == a[1] for a, b in zip(pieces, pieces[1:]))
+    assert all(b[0] == a[1] for a, b in itertools.pairwise(pieces))
     assert all(e - s <= 50 for s, e in pieces)

@@ -44,8 +44,9 @@ def installed(tmp_path_factory):
 
 def test_the_wheel_carries_its_data_and_runs_outside_the_source_tree(installed):
     env_python = installed / "env" / "bin" / "python"
-    where = sh(f"{env_python} -c 'import deid, deid.detectors, jobs.deid_notes; from deid.resources import resources_dir; "
-               "from deid.config import DEFAULT_CONFIG; print(deid.__file__, resources_dir(), DEFAULT_CONFIG)'", installed)
+    where = sh(f"{env_python} -c 'import deid, deid.detectors, jobs.deid_notes; "
+               "from deid.resources import resources_dir; from deid.config import DEFAULT_CONFIG; "
+               "print(deid.__file__, resources_dir(), DEFAULT_CONFIG)'", installed)
     assert str(ROOT) not in where and where.count(str(installed / "env")) == 3, where
     out = sh(f"{installed / 'env/bin/deid'} annotate --text '患者张三，电话13812345678，住北京市朝阳区建国路88号。'",
              installed)

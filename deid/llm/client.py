@@ -69,7 +69,7 @@ class LlmClient:
                     error = f"http_{r.status}"
                     if r.status not in RETRYABLE:
                         break
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 error = "timeout"
             except aiohttp.ClientError:
                 error = "connect"

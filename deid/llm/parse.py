@@ -160,7 +160,7 @@ def _locate(source: str, text: str, left: str, taken: set) -> tuple[int, int] | 
     def score(s):
         before = source[max(0, s - len(left)):s]
         common = 0
-        for a, b in zip(reversed(before), reversed(left)):
+        for a, b in zip(reversed(before), reversed(left), strict=False):
             if a != b:
                 break
             common += 1

@@ -57,7 +57,7 @@ class SentenceTransformerEmbedder:
     """Production embedder (e.g. BAAI/bge-large-zh-v1.5); needs the model's weights where it runs."""
 
     def __init__(self, model: str = "BAAI/bge-large-zh-v1.5"):
-        from sentence_transformers import SentenceTransformer   # lazy: not installed by default
+        from sentence_transformers import SentenceTransformer  # lazy: not installed by default
         self._model = SentenceTransformer(model)
         self.name, self.dim = model, self._model.get_sentence_embedding_dimension()
 
@@ -110,7 +110,8 @@ class EntryIndex:
 
     def search(self, queries: list[str], k: int = 5) -> list[list[tuple[float, Entry]]]:
         scores, ids = self.index.search(self.embedder.embed(queries), k)
-        return [[(float(s), self.entries[i]) for s, i in zip(srow, irow) if i >= 0] for srow, irow in zip(scores, ids)]
+        return [[(float(s), self.entries[i]) for s, i in zip(srow, irow, strict=True) if i >= 0]
+                for srow, irow in zip(scores, ids, strict=True)]
 
     def for_text(self, text: str, k: int = 8, window: int = 12) -> list[Entry]:
         """Top-k entries for a chunk: windows of the text are queried and the best distinct entries kept."""
@@ -132,7 +133,7 @@ class EntryIndex:
         return len(meta).to_bytes(8, "big") + meta + buf.getvalue()
 
     @classmethod
-    def from_bytes(cls, data: bytes, embedder: Embedder | None = None) -> "EntryIndex":
+    def from_bytes(cls, data: bytes, embedder: Embedder | None = None) -> EntryIndex:
         import faiss
         n = int.from_bytes(data[:8], "big")
         meta = json.loads(data[8:8 + n])
@@ -151,5 +152,5 @@ def alias_accuracy(embedder: Embedder | None = None) -> tuple[float, int]:
     pairs = [(form, row["name"]) for row in resources.load("dictionaries/hospitals.tsv").rows()
              for form, kind in hospital_forms(row) if kind in ALIAS_KINDS]
     hits = index.search([a for a, _ in pairs], k=1)
-    right = sum(1 for (_, canon), h in zip(pairs, hits) if h and h[0][1].canonical == canon)
+    right = sum(1 for (_, canon), h in zip(pairs, hits, strict=True) if h and h[0][1].canonical == canon)
     return right / len(pairs), len(pairs)

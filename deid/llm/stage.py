@@ -16,7 +16,6 @@ from deid.llm.parse import ENTITY_SCHEMA, parse_json, parse_markup
 from deid.llm.prompts import load_prompts
 from deid.spans import FIXED_TIER, Span
 
-
 # OpenAI's response_format for the JSON prompt: json_schema needs a name beside the schema (vLLM's OpenAI server,
 # which Ray Serve LLM runs, refuses one without: tests/test_serve_vllm_api.py); it becomes constrained decoding.
 RESPONSE_FORMAT = {"type": "json_schema", "json_schema": {"name": "phi_entities", "schema": ENTITY_SCHEMA}}
@@ -34,7 +33,7 @@ class LlmConfig:
     default_tier: int = 1             # for a tiered type the model did not tier: the protective choice
 
     @classmethod
-    def from_flat(cls, doc: dict) -> "LlmConfig":
+    def from_flat(cls, doc: dict) -> LlmConfig:
         """The `llm:` section is one flat mapping; the client's keys (base_url, model, ...) go to ClientConfig."""
         doc = dict(doc)
         if "format" in doc:
@@ -84,7 +83,7 @@ class LlmStage:
         replies = self.client.complete_many([m for _, _, m in plan], response_format=fmt) if plan else []
         outcomes = [NoteOutcome() for _ in texts]
         per_note: dict[int, list] = {}
-        for (i, c, _), reply in zip(plan, replies):
+        for (i, c, _), reply in zip(plan, replies, strict=True):
             out = outcomes[i]
             out.prompt_tokens += reply.prompt_tokens
             out.completion_tokens += reply.completion_tokens

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hmac
+import itertools
 import json
 import logging
 import math
@@ -309,7 +310,8 @@ def create_app(settings: Settings) -> FastAPI:
                 return JSONResponse({"error": "bad type or tier"}, status_code=400)
             if action == "add":
                 if found is not None or new_type is None or new_tier is None:
-                    return JSONResponse({"error": "an added span needs a type and tier and must be new"}, status_code=400)
+                    return JSONResponse({"error": "an added span needs a type and tier and must be new"},
+                                        status_code=400)
                 decision = Decision(action="add", field=field, span_start=start, span_end=end,
                                     new_type=new_type, new_tier=new_tier, **base)
             elif action in ("confirm", "retype", "retier", "reject"):
@@ -377,7 +379,8 @@ def create_app(settings: Settings) -> FastAPI:
                 body = (Path(tmp) / "dictionaries.patch").read_bytes()
             else:
                 return PlainTextResponse("unknown export", status_code=404)
-        store.audit(session.user, f"export {kind}", detail=json.dumps({k: v for k, v in summary.items() if k != "path"}))
+        store.audit(session.user, f"export {kind}",
+                    detail=json.dumps({k: v for k, v in summary.items() if k != "path"}))
         return Response(body, media_type="application/octet-stream",
                         headers={"Content-Disposition": f'attachment; filename="{kind}"'})
 
@@ -388,7 +391,7 @@ def segments(text: str, spans: list[dict]) -> list[dict]:
     """The text cut at every span boundary: [{start, text, span index or None}] (the first span wins overlaps)."""
     cuts = sorted({0, len(text), *[s["span_start"] for s in spans], *[s["span_end"] for s in spans]})
     out = []
-    for a, b in zip(cuts, cuts[1:]):
+    for a, b in itertools.pairwise(cuts):
         covering = [s for s in spans if s["span_start"] <= a and b <= s["span_end"]]
         out.append({"start": a, "text": text[a:b], "span": covering[0] if covering else None})
     return out

@@ -21,7 +21,8 @@ SCRYPT = {"n": 2 ** 14, "r": 8, "p": 1}
 def hash_password(password: str, salt: bytes | None = None) -> str:
     salt = salt or secrets.token_bytes(16)
     key = hashlib.scrypt(password.encode("utf-8"), salt=salt, dklen=32, **SCRYPT)
-    b64 = lambda b: base64.b64encode(b).decode()
+    def b64(b: bytes) -> str:
+        return base64.b64encode(b).decode()
     return f"scrypt${SCRYPT['n']}${SCRYPT['r']}${SCRYPT['p']}${b64(salt)}${b64(key)}"
 
 

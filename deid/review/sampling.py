@@ -83,7 +83,8 @@ class Queue:
     def refresh(self) -> None:
         """Re-read the job's tables (after a new run)."""
         notes = self.source.processed_notes()
-        self.versions = dict(zip(notes.column("note_id").to_pylist(), notes.column("pipeline_version").to_pylist()))
+        self.versions = dict(zip(notes.column("note_id").to_pylist(), notes.column("pipeline_version").to_pylist(),
+                                 strict=True))
         self.orders = orders(notes, self.source.span_index(), self.seed, self.quota)
 
     def finished(self, rows: list[dict] | None = None) -> dict[int, set[str]]:

@@ -86,7 +86,7 @@ def agreement(rows: list[dict]) -> dict:
         per_note[note_id][reviewer] = outcomes(note_rows, reviewer)
     pairs = []
     notes = 0
-    for note_id, by_reviewer in per_note.items():
+    for by_reviewer in per_note.values():
         if len(by_reviewer) < 2:
             continue
         notes += 1

@@ -11,7 +11,7 @@ import time
 import uuid
 from dataclasses import asdict, dataclass
 from dataclasses import field as default
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -56,7 +56,7 @@ class Decision:
     comment: str | None = None
     undoes: str | None = None
     decision_id: str = default(default_factory=lambda: uuid.uuid4().hex)
-    decided_at: datetime = default(default_factory=lambda: datetime.now(timezone.utc))
+    decided_at: datetime = default(default_factory=lambda: datetime.now(UTC))
 
     def __post_init__(self):
         if self.action not in ACTIONS:
@@ -132,7 +132,7 @@ class ReviewStore:
 
 
 def audit_row(user: str, event: str, note_id: int | None = None, detail: str = "") -> dict:
-    return {"at": datetime.now(timezone.utc), "user": user, "event": event, "note_id": note_id, "detail": detail}
+    return {"at": datetime.now(UTC), "user": user, "event": event, "note_id": note_id, "detail": detail}
 
 
 class AuditBatch:

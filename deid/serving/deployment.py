@@ -38,9 +38,10 @@ REPLICA_ENV = {
 @serve.ingress(api)
 class ChatServer:
     def __init__(self, config: dict):
+        import ray
+
         from deid.serving.engines import make_engine
         from deid.serving.faults import with_faults
-        import ray
         self.config = config
         self.actor_id = ray.get_runtime_context().get_actor_id()
         self.engine = with_faults(make_engine(config), config.get("faults"))

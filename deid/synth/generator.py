@@ -18,8 +18,10 @@ from deid.detectors.id_number import check_char
 from deid.detectors.identifiers import luhn_valid, vin_valid
 from deid.synth import vocab as V
 
-NAME, IDN, CONTACT, HOSPITAL, ADDRESS, STD, PREG = ("NAME", "ID_NUMBER", "CONTACT", "HOSPITAL", "ADDRESS", "STD", "PREGNANCY")
-DATE, AGE, RECORD, ACCOUNT, CERT, VEHICLE, WORK = ("DATE", "AGE", "RECORD_ID", "ACCOUNT", "CERTIFICATE", "VEHICLE", "WORKPLACE")
+NAME, IDN, CONTACT, HOSPITAL, ADDRESS, STD, PREG = ("NAME", "ID_NUMBER", "CONTACT", "HOSPITAL", "ADDRESS", "STD",
+                                                    "PREGNANCY")
+DATE, AGE, RECORD, ACCOUNT, CERT, VEHICLE, WORK = ("DATE", "AGE", "RECORD_ID", "ACCOUNT", "CERTIFICATE", "VEHICLE",
+                                                   "WORKPLACE")
 OLDEST_AGE = 90   # ages from here on identify (HIPAA Safe Harbor); younger ones are filler
 
 _CN_DIGITS = "〇一二三四五六七八九"
@@ -29,8 +31,8 @@ def _cn_count(n: int) -> str:
     """1..199 as Chinese writes a count or a month day: 三, 十五, 二十一, 九十三, 一百零一, 一百一十二."""
     if n >= 100:
         rest = n % 100
-        return "一百" + ("" if not rest else "零" + _CN_DIGITS[rest] if rest < 10 else "一" + _cn_count(rest) if rest < 20
-                       else _cn_count(rest))
+        return "一百" + ("" if not rest else "零" + _CN_DIGITS[rest] if rest < 10
+                       else "一" + _cn_count(rest) if rest < 20 else _cn_count(rest))
     tens, ones = divmod(n, 10)
     return (_CN_DIGITS[tens] if tens > 1 else "") + ("十" if tens else "") + (_CN_DIGITS[ones] if ones else "")
 
@@ -55,12 +57,12 @@ class NoteBuilder:
     spans: list = field(default_factory=list)
     length: int = 0
 
-    def add(self, s: str) -> "NoteBuilder":
+    def add(self, s: str) -> NoteBuilder:
         self.parts.append(s)
         self.length += len(s)
         return self
 
-    def entity(self, s: str, etype: str, tier: int = 1) -> "NoteBuilder":
+    def entity(self, s: str, etype: str, tier: int = 1) -> NoteBuilder:
         start = self.length
         self.add(s)
         self.spans.append({"start": start, "end": self.length, "type": etype, "tier": tier, "text": s})
@@ -152,11 +154,12 @@ class Synth:
         r = self.rng
         area = r.choice(["010", "021", "020", "022", "023", "024", "025", "027", "028", "029", "0571", "0755", "0731",
                          "0531", "0371", "0851", "0871", "0931", "0991", "0898", "0311", "0351"])
-        local = f"{r.randrange(2, 10)}{r.randrange(10**7):07d}" if len(area) == 3 or r.random() < 0.7 else f"{r.randrange(2, 10)}{r.randrange(10**6):06d}"
+        local = (f"{r.randrange(2, 10)}{r.randrange(10**7):07d}" if len(area) == 3 or r.random() < 0.7
+                 else f"{r.randrange(2, 10)}{r.randrange(10**6):06d}")
         style = r.randrange(9)
-        forms = [f"{area}-{local}", f"({area}){local}", f"（{area}）{local[:4]} {local[4:]}", f"{area} {local[:4]} {local[4:]}",
-                 f"{area}—{local}", f"{area}-{local}转{r.randrange(100, 9999)}", f"{area}-{local}-{r.randrange(10, 999)}",
-                 f"+86-{area[1:]}-{local}", f"{area}{local}"]
+        forms = [f"{area}-{local}", f"({area}){local}", f"（{area}）{local[:4]} {local[4:]}",
+                 f"{area} {local[:4]} {local[4:]}", f"{area}—{local}", f"{area}-{local}转{r.randrange(100, 9999)}",
+                 f"{area}-{local}-{r.randrange(10, 999)}", f"+86-{area[1:]}-{local}", f"{area}{local}"]
         return forms[style]
 
     def service_number(self) -> str:
@@ -165,7 +168,8 @@ class Synth:
 
     def email(self) -> str:
         r = self.rng
-        user = r.choice(["zhang", "li", "wang", "liu", "chen", "yang", "zhao", "sun", "doctor", "hz"]) + str(r.randrange(1, 9999))
+        user = (r.choice(["zhang", "li", "wang", "liu", "chen", "yang", "zhao", "sun", "doctor", "hz"])
+                + str(r.randrange(1, 9999)))
         return user + r.choice(["@163.com", "@126.com", "@qq.com", "@sina.com", "@hospital.org.cn", "@pumch.cn"])
 
     def contact(self) -> str:
@@ -200,20 +204,22 @@ class Synth:
             b.entity(prov + city + county + self.road() + f"{r.randrange(1, 999)}号", ADDRESS, 1)
         elif g < 0.8:
             comm = "".join(r.choice(V.ROAD_WORDS) for _ in range(2)) + r.choice(V.COMMUNITY)
-            b.entity(prov + city + county + self.road() + comm + f"{r.randrange(1, 40)}号楼{r.randrange(1, 6)}单元{r.randrange(101, 2999)}室", ADDRESS, 1)
+            b.entity(prov + city + county + self.road() + comm
+                     + f"{r.randrange(1, 40)}号楼{r.randrange(1, 6)}单元{r.randrange(101, 2999)}室", ADDRESS, 1)
         elif g < 0.9:
             b.entity(r.choice([city + county, county, ""]) + self._fine_tail(), ADDRESS, 1)
         else:
             town = "".join(r.choice(V.ROAD_WORDS) for _ in range(2)) + r.choice(["镇", "乡", "街道"])
-            b.entity(city + county + town + "".join(r.choice(V.ROAD_WORDS) for _ in range(2)) + "村" + f"{r.randrange(1, 12)}组", ADDRESS, 1)
+            b.entity(city + county + town + "".join(r.choice(V.ROAD_WORDS) for _ in range(2)) + "村"
+                     + f"{r.randrange(1, 12)}组", ADDRESS, 1)
 
     def _fine_tail(self) -> str:
         """Below-county forms as people write them: 7幢3单元1341室, 40-5-594, 七幢三单元, 二队99号, a firm."""
         r = self.rng
         words = "".join(r.choice(V.ROAD_WORDS) for _ in range(2))
         numerals = "一二三四五六七八九"
-        fields = dict(a=words + r.choice(V.COMMUNITY), k=r.randrange(1, 40), u=r.randrange(1, 8), r=r.randrange(101, 2999),
-                      kz=r.choice(numerals), uz=r.choice(numerals), v=words, w=words)
+        fields = dict(a=words + r.choice(V.COMMUNITY), k=r.randrange(1, 40), u=r.randrange(1, 8),
+                      r=r.randrange(101, 2999), kz=r.choice(numerals), uz=r.choice(numerals), v=words, w=words)
         kind = r.random()
         tmpl = r.choice(V.ADDRESS_TAILS if kind < 0.6 else V.VILLAGE_TAILS if kind < 0.8 else V.FIRMS)
         return (self.road() if tmpl in V.FIRMS else "") + tmpl.format(**fields)
@@ -229,7 +235,8 @@ class Synth:
             b.entity(r.choice(rows)["name"], HOSPITAL)
         elif x < 0.6:
             row = r.choice(curated)
-            forms = [a.lstrip("~") for a in row["aliases"].split(";") if a] + [e for e in row["english"].split(";") if e]
+            forms = ([a.lstrip("~") for a in row["aliases"].split(";") if a]
+                     + [e for e in row["english"].split(";") if e])
             b.entity(r.choice(forms) if forms else row["name"], HOSPITAL)
         else:
             prov, city, county = self.division()
@@ -237,7 +244,8 @@ class Synth:
             surnames, _, _ = _names()
             tmpl = r.choice(V.OUT_OF_DICT_HOSPITALS)
             b.entity(tmpl.format(county=county, city=city, district=county, road=self.road(),
-                                 town="".join(r.choice(V.ROAD_WORDS) for _ in range(2)), surname=r.choice(surnames[:50])), HOSPITAL)
+                                 town="".join(r.choice(V.ROAD_WORDS) for _ in range(2)),
+                                 surname=r.choice(surnames[:50])), HOSPITAL)
 
     # -- dates and ages -------------------------------------------------------------------------------
     def date(self, base: datetime, back_days: int = 0, timed: bool = False) -> str:
@@ -248,8 +256,10 @@ class Synth:
         return self.rng.choice(DATE_FORMS)(d)
 
     def partial_date(self, d: datetime) -> str:
-        """A date without its year or without its day, as a history writes the next event: 3月12日, 三月十二日, 2023年3月."""
-        return self.rng.choice([f"{d.month}月{d.day}日", f"{_cn_count(d.month)}月{_cn_count(d.day)}日", f"{d.year}年{d.month}月"])
+        """A date without its year or without its day, as a history writes the next event: 3月12日, 三月十二日,
+        2023年3月."""
+        return self.rng.choice([f"{d.month}月{d.day}日", f"{_cn_count(d.month)}月{_cn_count(d.day)}日",
+                                f"{d.year}年{d.month}月"])
 
     def header_date(self, d: datetime, timed: bool) -> str:
         """A date in a header field, where forms also print eight digits run together (20230315)."""
@@ -337,7 +347,8 @@ class Synth:
         x = r.random()
         if x < 0.75:
             first = r.choice([f"192.168.{r.randrange(256)}", f"10.{r.randrange(256)}.{r.randrange(256)}",
-                              f"172.{r.randrange(16, 32)}.{r.randrange(256)}", f"{r.randrange(1, 224)}.{r.randrange(256)}.{r.randrange(256)}"])
+                              f"172.{r.randrange(16, 32)}.{r.randrange(256)}",
+                              f"{r.randrange(1, 224)}.{r.randrange(256)}.{r.randrange(256)}"])
             return f"{first}.{r.randrange(1, 255)}"
         groups = [f"{r.randrange(1, 0x10000):x}" for _ in range(8)]
         if x < 0.9:
@@ -367,15 +378,17 @@ class Synth:
         out = []
         for template in r.sample(V.NOT_IDENTIFIERS, r.randrange(1, 3)):
             a = r.randrange(1, 9)
-            out.append(template.format(a=a, b=a + r.randrange(1, 3), c=f"{r.uniform(0.5, 3):.1f}", d=f"{r.uniform(3, 6):.1f}",
-                                       e=r.randrange(20, 50), f=r.randrange(9, 23), hh=f"{r.randrange(24):02d}",
-                                       mm=f"{r.randrange(60):02d}", s=r.randrange(95, 180), dia=r.randrange(55, 110),
-                                       year=base.year - r.randrange(1, 10), young=r.randrange(5, 18)))
+            out.append(template.format(a=a, b=a + r.randrange(1, 3), c=f"{r.uniform(0.5, 3):.1f}",
+                                       d=f"{r.uniform(3, 6):.1f}", e=r.randrange(20, 50), f=r.randrange(9, 23),
+                                       hh=f"{r.randrange(24):02d}", mm=f"{r.randrange(60):02d}", s=r.randrange(95, 180),
+                                       dia=r.randrange(55, 110), year=base.year - r.randrange(1, 10),
+                                       young=r.randrange(5, 18)))
         return "".join(out)
 
     def labs(self) -> str:
         r = self.rng
-        return (f"血常规：WBC {r.uniform(3, 18):.2f}×10^9/L，Hb {r.randrange(70, 160)}g/L，PLT {r.randrange(50, 400)}×10^9/L；"
+        return (f"血常规：WBC {r.uniform(3, 18):.2f}×10^9/L，Hb {r.randrange(70, 160)}g/L，"
+                f"PLT {r.randrange(50, 400)}×10^9/L；"
                 f"ALT {r.randrange(8, 200)}U/L，Cr {r.randrange(40, 400)}μmol/L，K+ {r.uniform(3, 5.8):.1f}mmol/L，"
                 f"CRP {r.uniform(0.5, 120):.1f}mg/L，PCT {r.uniform(0.02, 5):.2f}ng/ml。")
 
@@ -523,7 +536,8 @@ class NoteWriter:
         s, r = self.s, self.s.rng
         fields = []
         if r.random() < 0.5:
-            fields.append(("就诊日期" if kind == "OUTPATIENT" else "入院日期", DATE, s.header_date(base, r.random() < 0.6)))
+            fields.append(("就诊日期" if kind == "OUTPATIENT" else "入院日期", DATE,
+                           s.header_date(base, r.random() < 0.6)))
         if r.random() < 0.25:
             fields.append(("出生日期", DATE, s.header_date(_birth_date(p, base), False)))
         if r.random() < 0.2:
@@ -544,17 +558,19 @@ class NoteWriter:
         d = base + timedelta(minutes=r.randrange(10, 60 * 24 * 5))
         b.entity(f"{d:%Y-%m-%d %H:%M:%S}" if r.random() < 0.6 else s.date(d, timed=True), DATE)
         address = s.ip()
-        b.add(f"  {'终端IPv6' if ':' in address else r.choice(['登录IP', '打印IP', '终端IP'])}：").entity(address, CONTACT)
+        b.add(f"  {'终端IPv6' if ':' in address else r.choice(['登录IP', '打印IP', '终端IP'])}：")
+        b.entity(address, CONTACT)
         b.add(f"  EMR版本v{r.randrange(1, 6)}.{r.randrange(10)}.{r.randrange(20)}\n")
 
     # -- sections --------------------------------------------------------------------------------------
     def chief(self, b, p, base):
         r = self.s.rng
-        b.add(f"主诉：{r.choice(V.SYMPTOMS)}{r.randrange(1, 30)}{r.choice(['天', '月', '年'])}，加重{r.randrange(1, 7)}天。\n")
+        b.add(f"主诉：{r.choice(V.SYMPTOMS)}{r.randrange(1, 30)}{r.choice(['天', '月', '年'])}，"
+              f"加重{r.randrange(1, 7)}天。\n")
 
     def hpi(self, b, p, base):
         s, r = self.s, self.s.rng
-        b.add(f"现病史：患者")
+        b.add("现病史：患者")
         if r.random() < 0.5:
             b.entity(p["name"], NAME)
         if p["age"] >= OLDEST_AGE and r.random() < 0.4:
@@ -574,12 +590,13 @@ class NoteWriter:
                 b.entity(s.partial_date(worse), DATE).add("加重，")
         if r.random() < 0.1:
             self.accident(b, p)
-        b.add(f"就诊于")
+        b.add("就诊于")
         if r.random() < 0.3:
             b.add(r.choice(V.GENERIC_PLACES))
         else:
             s.hospital(b)
-        b.add(f"，查{r.choice(['胸部CT', '腹部超声', '头颅MRI', '心电图'])}示异常，予{r.choice(V.DRUGS)}治疗，症状{r.choice(['缓解', '无改善', '反复'])}。")
+        b.add(f"，查{r.choice(['胸部CT', '腹部超声', '头颅MRI', '心电图'])}示异常，予{r.choice(V.DRUGS)}治疗，"
+              f"症状{r.choice(['缓解', '无改善', '反复'])}。")
         if r.random() < 0.4:
             b.add("后转诊至")
             s.hospital(b)
@@ -610,7 +627,8 @@ class NoteWriter:
         VIN, the patient's driving licence (whose number is the ID number, so an ID_NUMBER)."""
         s, r = self.s, self.s.rng
         before, after = r.choice(V.ACCIDENT_CONTEXTS).replace("{vehicle}", r.choice(V.VEHICLES)).split("{plate}")
-        b.add(f"{r.randrange(1, 30)}天前{before}").entity(s.plate(), VEHICLE).add(f"{after}，致{r.choice(V.INJURIES)}，")
+        b.add(f"{r.randrange(1, 30)}天前{before}").entity(s.plate(), VEHICLE)
+        b.add(f"{after}，致{r.choice(V.INJURIES)}，")
         if r.random() < 0.3:
             b.add("交警记录肇事车辆识别代号：").entity(s.vin(), VEHICLE).add("，")
         if r.random() < 0.2:
@@ -629,7 +647,7 @@ class NoteWriter:
             b.add(f"{r.randrange(1, 20)}年前于")
             s.hospital(b)
             b.add(f"行{r.choice(V.OPERATIONS)}。")
-        b.add(f"否认药物过敏史。\n")
+        b.add("否认药物过敏史。\n")
 
     def personal(self, b, p, base):
         s, r = self.s, self.s.rng
@@ -685,13 +703,15 @@ class NoteWriter:
             s.workplace(b, r.choice(V.RELATIVE_WORK))
             b.add("，")
         if r.random() < 0.3:
-            b.add(f"{r.choice(['哥哥', '姐姐', '母亲'])}患{r.choice(['高血压', '糖尿病', '乙肝'])}。".replace("乙肝", "冠心病"))
+            b.add(f"{r.choice(['哥哥', '姐姐', '母亲'])}患{r.choice(['高血压', '糖尿病', '乙肝'])}。"
+                  .replace("乙肝", "冠心病"))
         b.add("否认家族遗传病史。\n")
 
     def exam(self, b, p, base):
         r = self.s.rng
-        b.add(f"体格检查：{self.s.vitals()}神志清，精神可，皮肤巩膜无黄染，浅表淋巴结未触及肿大。双肺呼吸音{r.choice(['清', '粗'])}，"
-              f"未闻及干湿性啰音。心率{r.randrange(60, 110)}次/分，律齐，各瓣膜听诊区未闻及病理性杂音。腹软，无压痛及反跳痛，肝脾肋下未触及，"
+        b.add(f"体格检查：{self.s.vitals()}神志清，精神可，皮肤巩膜无黄染，浅表淋巴结未触及肿大。"
+              f"双肺呼吸音{r.choice(['清', '粗'])}，未闻及干湿性啰音。心率{r.randrange(60, 110)}次/分，律齐，"
+              "各瓣膜听诊区未闻及病理性杂音。腹软，无压痛及反跳痛，肝脾肋下未触及，"
               f"双下肢{r.choice(['无', '轻度'])}水肿。生理反射存在，病理反射未引出。\n")
 
     def aux(self, b, p, base):
@@ -699,7 +719,8 @@ class NoteWriter:
         b.add(f"辅助检查：{s.labs()}")
         if r.random() < 0.6:
             _screening(s, b)
-        b.add(f"{r.choice(['胸部CT', '腹部CT', '心脏超声'])}（").entity(s.date(base, r.randrange(1, 20)), DATE).add("）：未见明显异常。")
+        b.add(f"{r.choice(['胸部CT', '腹部CT', '心脏超声'])}（").entity(s.date(base, r.randrange(1, 20)), DATE)
+        b.add("）：未见明显异常。")
         s.record_number(b, base.year)
         if r.random() < 0.15:
             b.add("。影像报告：").entity(s.fill(r.choice(V.REPORT_URLS), base.year), CONTACT)
@@ -732,7 +753,8 @@ class NoteWriter:
             before, after = r.choice(V.FREE_NAME_CONTEXTS).split("{n}")
             b.add(before).entity(s.name(), NAME).add(after + "。")
         if r.random() < 0.4:
-            b.add("联系人：").entity(p["relative"], NAME).add(f"（{r.choice(V.RELATIONS)}），电话：").entity(s.contact(), CONTACT).add("。")
+            b.add("联系人：").entity(p["relative"], NAME).add(f"（{r.choice(V.RELATIONS)}），电话：")
+            b.entity(s.contact(), CONTACT).add("。")
         if r.random() < 0.15:
             b.add("患者微信：")
             b.entity(r.choice(["wx_", "zhang", "li_", "w"]) + f"{r.randrange(10**5, 10**8)}", CONTACT)
@@ -758,8 +780,10 @@ class NoteWriter:
         doc = s.name()
         b.entity(s.date(base, 1), DATE).add(" 今日")
         b.entity(doc, NAME)
-        b.add(f"{r.choice(['主任医师', '主任', '副主任医师'])}查房，听取病史汇报后指示：患者{r.choice(V.DIAGNOSES)}诊断明确，")
-        b.add(f"继续{r.choice(V.DRUGS)}治疗，监测{r.choice(['血压', '血糖', '肝功能', '血常规'])}。{s.vitals()}{s.course(r.randrange(2, 5))}\n")
+        b.add(f"{r.choice(['主任医师', '主任', '副主任医师'])}查房，听取病史汇报后指示："
+              f"患者{r.choice(V.DIAGNOSES)}诊断明确，")
+        b.add(f"继续{r.choice(V.DRUGS)}治疗，监测{r.choice(['血压', '血糖', '肝功能', '血常规'])}。"
+              f"{s.vitals()}{s.course(r.randrange(2, 5))}\n")
 
     def preop(self, b, p, base):
         s, r = self.s, self.s.rng
@@ -780,16 +804,19 @@ class NoteWriter:
         else:
             b.add(f"手术名称：{op}")
         b.add("\n主刀：").entity(s.name(), NAME).add("  一助：").entity(s.name(), NAME)
-        b.add("  麻醉医师：").entity(s.name(), NAME).add(f"\n麻醉方式：全身麻醉。术中出血约{r.randrange(10, 800)}ml，输液{r.randrange(500, 3000)}ml。")
+        b.add("  麻醉医师：").entity(s.name(), NAME)
+        b.add(f"\n麻醉方式：全身麻醉。术中出血约{r.randrange(10, 800)}ml，输液{r.randrange(500, 3000)}ml。")
         if r.random() < 0.2:
-            b.add(f"植入{r.choice(['起搏器', '人工关节', '支架'])}序列号：").entity(s.fill(r.choice(V.IMPLANT_SERIALS), base.year), RECORD).add("。")
+            b.add(f"植入{r.choice(['起搏器', '人工关节', '支架'])}序列号：")
+            b.entity(s.fill(r.choice(V.IMPLANT_SERIALS), base.year), RECORD).add("。")
         b.add("\n")
 
     def resuscitation(self, b, p, base):
         s, r = self.s, self.s.rng
         b.entity(s.date(base, timed=r.random() < 0.5), DATE)
         b.add(f" 患者突发意识丧失，心电监护示室颤，立即予胸外按压、电除颤{r.randrange(1, 5)}次，")
-        b.add(f"肾上腺素1mg静推，经抢救{r.randrange(10, 60)}分钟后{r.choice(['恢复自主心律', '抢救无效'])}。参加抢救人员：")
+        b.add(f"肾上腺素1mg静推，经抢救{r.randrange(10, 60)}分钟后{r.choice(['恢复自主心律', '抢救无效'])}。"
+              "参加抢救人员：")
         b.entity(s.name(), NAME).add("、").entity(s.name(), NAME).add("。\n")
 
     def death(self, b, p, base):
