@@ -70,7 +70,7 @@ setup(
     version=VERSION,
     description=__doc__,
     license="Apache-2.0",
-    python_requires=">=3.11,<3.12",
+    python_requires=">=3.11,<3.13",   # 3.12: Databricks Runtime 16 and later
     packages=find_packages(include=["deid", "deid.*", "udfs", "udfs.*", "jobs", "jobs.*"]),
     package_data={"deid.review": ["templates/*.html", "static/*"]},
     cmdclass={"build_py": BuildWithData},
