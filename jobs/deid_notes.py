@@ -306,11 +306,16 @@ class JobRun:
     """One run: read and plan, detect, write each table once, reconcile, record."""
 
     def __init__(self, spark, cfg: JobConfig):
-        # Every local path absolute before anything uses it (see udfs.delta.qualified); catalog names stay.
-        cfg = dataclasses.replace(
-            cfg, staging=qualified(cfg.staging), state=qualified(cfg.state),
-            output_root=qualified(cfg.output_root) if cfg.output_root else "",
-            input_table=qualified(cfg.input_table) if SparkDelta.is_path(cfg.input_table) else cfg.input_table)
+        local = spark.sparkContext.master.startswith("local")   # local[N] and local-cluster share this file system
+        if local:   # every path absolute before anything uses it (udfs.delta.qualified); catalog names stay
+            cfg = dataclasses.replace(
+                cfg, staging=qualified(cfg.staging), state=qualified(cfg.state),
+                output_root=qualified(cfg.output_root) if cfg.output_root else "",
+                input_table=qualified(cfg.input_table) if SparkDelta.is_path(cfg.input_table) else cfg.input_table)
+        else:       # a relative path is the cluster file system's (its working directory), not this machine's
+            cfg = dataclasses.replace(cfg)
+        if cfg.input_format == "auto":   # main() told it before Spark started; a notebook's run tells it here
+            cfg.input_format = dio.input_format(cfg.input_table, local_fs=local)
         self.spark, self.cfg = spark, cfg
         self.started = datetime.now(UTC)
         self.run_id = f"{self.started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
@@ -372,9 +377,6 @@ class JobRun:
         log.info("run %s: engine %s, pipeline %s, input %s", self.run_id, self.io.engine, self.version,
                  self.cfg.input_table)
         try:
-            if self.cfg.input_format == "auto":   # main() told it before Spark started; a notebook's run tells it here
-                self.cfg.input_format = dio.input_format(self.cfg.input_table,
-                                                         local_fs=self.spark.sparkContext.master.startswith("local"))
             self.save_run(input_version=self.input_version())
         except BaseException:
             if output_lock:
