@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +26,8 @@ def main(argv=None) -> int:
     ap.add_argument("command", nargs=argparse.REMAINDER)
     args = ap.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    # A scheduler stops a task with SIGTERM: exit through `finally`, so the server (and Ray) stop with us.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     server = ServeProcess(args.serve_config)
     try:
         try:
