@@ -22,13 +22,18 @@ SPAN_STRUCT = pa.struct([
     ("tier", pa.int8()), ("detector", pa.string()), ("score", pa.float32()), ("explanation", pa.string()),
     ("text_digest", pa.string()), ("span_text", pa.string()),
 ])
+# An answer the LLM stage got for one request, to keep (deid.llm.cache): its key and the parsed answer, no text.
+ANSWER_STRUCT = pa.struct([("key", pa.string()), ("answer", pa.string())])
+# The input column of the answers the job looked up for a note's requests (the same struct).
+CACHED_COLUMN = "llm_cached"
 RESULT = pa.schema(
     [("note_id", pa.int64()), ("status", pa.string()), ("stage", pa.string()), ("error_class", pa.string()),
      ("message", pa.string())]
     + [(f"{f}_l{k}", pa.string()) for k in LEVELS for f in ("masked_title", "masked_text")]
     + [(f"masked_count_l{k}", pa.int32()) for k in LEVELS]
     + [("spans", pa.list_(SPAN_STRUCT)), ("llm_status", pa.string()), ("prompt_tokens", pa.int64()),
-       ("completion_tokens", pa.int64())]
+       ("completion_tokens", pa.int64()), ("llm_cache_hits", pa.int32()), ("llm_calls", pa.int32()),
+       ("llm_answers", pa.list_(ANSWER_STRUCT))]
     # the NOTE row's own dates as each level's DATE operator writes dates (shifted, the year's 1 January, or none)
     + [(f"masked_{c}_l{k}", t) for k in LEVELS for c, t in (("note_date", pa.date32()),
                                                           ("note_datetime", pa.timestamp("us")))]
@@ -97,7 +102,8 @@ class BatchProcessor:
 
     def process(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         """Each row through Pipeline.process_notes, the one path of a note; a row whose title or text is not
-        valid UTF-8 is quarantined before it."""
+        valid UTF-8 is quarantined before it. The answers in a `llm_cached` column are not asked again; the
+        answers the batch had to ask for come back in its first row's `llm_answers`, to keep."""
         if not self.warm:
             self.warm_up()
         ids = batch.column("note_id").to_pylist()
@@ -111,11 +117,30 @@ class BatchProcessor:
                 rows[i] = self._failed(ids[i], "decode", "InvalidEncoding", "note text is not valid UTF-8")
             else:
                 readable.append(i)
+        known = {}
+        if CACHED_COLUMN in batch.schema.names:
+            for answers in batch.column(CACHED_COLUMN).to_pylist():
+                known.update((a["key"], a["answer"]) for a in answers or ())
+        cache = self.pipeline.llm_cache(known)
         results = self.pipeline.process_notes([Note(texts[i], titles[i], *contexts[i]) for i in readable],
-                                              budget_s=self.budget_s)
+                                              budget_s=self.budget_s, llm_cache=cache)
         for i, result in zip(readable, results, strict=True):
             rows[i] = self._row(ids[i], result)
+        if cache and cache.learnt and rows:
+            rows[0]["llm_answers"] = [{"key": k, "answer": v} for k, v in cache.learnt.items()]
         return pa.RecordBatch.from_pylist(rows, schema=RESULT)
+
+    def request_keys(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        """(note_id, key) of every LLM request process() would send for the batch's notes, for the lookup."""
+        ids = batch.column("note_id").to_pylist()
+        titles = _read_strings(batch.column("note_title"))
+        texts = _read_strings(batch.column("note_text"))
+        readable = [i for i in range(len(ids)) if not any(isinstance(v, Exception) for v in (titles[i], texts[i]))]
+        contexts = _contexts(batch, ids)   # the note's date decides some spans, so what routing sends
+        keys = self.pipeline.llm_request_keys([Note(texts[i], titles[i], *contexts[i]) for i in readable])
+        pairs = [(ids[i], k) for i, ks in zip(readable, keys, strict=True) for k in ks]
+        return pa.RecordBatch.from_pydict({"note_id": pa.array([p[0] for p in pairs], pa.int64()),
+                                           "key": pa.array([p[1] for p in pairs], pa.string())})
 
     def _row(self, note_id, result: NoteResult) -> dict:
         if result.failure:
@@ -125,7 +150,8 @@ class BatchProcessor:
             return row
         row = {"note_id": note_id, "status": "ok", "stage": None, "error_class": None, "message": None,
                "llm_status": result.llm_status, "prompt_tokens": result.prompt_tokens,
-               "completion_tokens": result.completion_tokens}
+               "completion_tokens": result.completion_tokens, "llm_cache_hits": result.llm_cache_hits,
+               "llm_calls": result.llm_calls}
         for k in LEVELS:
             for column, value in result.masked_dates[k].items():
                 row[f"masked_{column}_l{k}"] = value

@@ -295,12 +295,12 @@ def cmd_summary(args) -> int:
     """What a run left behind, read with plain deltalake (no Spark)."""
     from deltalake import DeltaTable
 
-    from deid.io import TABLE_SCHEMAS
+    from deid.io import LLM_TABLE_SCHEMAS, TABLE_SCHEMAS
     from deid.query import table
     root = Path(args.root)
     if not root.is_dir():
         raise UsageError(f"{root} is not a folder; give --root the folder the job wrote its tables into")
-    tables = {name: DeltaTable(str(root / name)) for name in TABLE_SCHEMAS
+    tables = {name: DeltaTable(str(root / name)) for name in {**TABLE_SCHEMAS, **LLM_TABLE_SCHEMAS}
               if DeltaTable.is_deltatable(str(root / name))}
     if not tables:
         raise UsageError(f"none of the job's tables ({', '.join(TABLE_SCHEMAS)}) is under {root}; give --root the "
@@ -315,6 +315,10 @@ def cmd_summary(args) -> int:
               f"written {last['notes_written']}, unchanged {last['notes_unchanged']}, moved {last['notes_moved']}, "
               f"quarantined {last['notes_quarantined']},"
               f" spans {last['spans_written']}  ({len(runs)} runs in deid_runs)")
+        if (last.get("model") or "").startswith("detectors+"):
+            print(f"LLM {last['model'].removeprefix('detectors+')}: {last.get('llm_calls') or 0} requests sent, "
+                  f"{last.get('llm_cache_hits') or 0} answered from deid_llm_answers, "
+                  f"{last['notes_llm_fallback']} notes fell back to the detectors")
     if "note_phi_spans" in tables:
         spans = table(root / "note_phi_spans", columns=["entity_type", "tier"])
         grouped = spans.group_by(["entity_type", "tier"]).aggregate([("tier", "count")]).sort_by(

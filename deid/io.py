@@ -64,20 +64,29 @@ RUNS = pa.schema([
     ("notes_llm_fallback", pa.int64()), ("prompt_tokens", pa.int64()), ("completion_tokens", pa.int64()),
     ("pipeline_version", pa.string()), ("config_digest", pa.string()), ("dictionary_version", pa.string()),
     ("prompt_version", pa.string()), ("model", pa.string()), ("reprocess", pa.string()), ("message", pa.string()),
-    ("policy_preset", pa.string()),
+    ("policy_preset", pa.string()), ("llm_cache_hits", pa.int64()), ("llm_calls", pa.int64()),
+])
+# The LLM stage's answers kept across runs (deid.llm.cache): no note text, only keyed digests and offsets.
+ANSWERS = pa.schema([
+    ("key", pa.string()), ("answer", pa.string()), ("model", pa.string()), ("prompt_version", pa.string()),
+    ("run_id", pa.string()), ("kept_at", pa.timestamp("us", tz="UTC")),
 ])
 
 TABLE_SCHEMAS = {"note_phi_spans": SPANS, "note_deid_l1": MASKED, "note_deid_l2": MASKED, "note_deid_l3": MASKED,
                  "deid_quarantine": QUARANTINE, "deid_runs": RUNS}
+# Written only by runs with the LLM stage on.
+LLM_TABLE_SCHEMAS = {"deid_llm_answers": ANSWERS}
 
 # -- what a data engineer sees in DESCRIBE DETAIL / DESCRIBE TABLE --------------------------------------------
-KINDS = {"spans": SPANS, "masked": MASKED, "quarantine": QUARANTINE, "runs": RUNS}
+KINDS = {"spans": SPANS, "masked": MASKED, "quarantine": QUARANTINE, "runs": RUNS, "answers": ANSWERS}
 TABLE_COMMENTS = {
     "spans": "deid: one row per PHI span found in a note (offsets into the note, type, tier, detector); no raw "
              "span text unless keep_span_text",
     "masked": "deid: the notes masked at one policy level, one row per note_id, OMOP NOTE columns",
     "quarantine": "deid: notes not written, with the stage and error class (never note text)",
     "runs": "deid: one row per job run: counts that reconcile, versions, status",
+    "answers": "deid: the LLM stage's parsed answers, kept so that a re-run asks the model only what changed; "
+               "keyed by an HMAC of the request, offsets and types only, no text",
 }
 COLUMN_COMMENTS = {
     "note_id": "OMOP note_id of the input note", "person_id": "OMOP person_id (dates shift per person)",
@@ -94,6 +103,10 @@ COLUMN_COMMENTS = {
     "pipeline_version": "deid version + code and resource digests that produced the row",
     "run_id": "deid_runs.run_id of the run that wrote the row", "stage": "where the note stopped",
     "error_class": "why (an error class, never note text)", "message": "our own message, never note text",
+    "key": "HMAC-SHA256, keyed by $DEID_SECRET, of the LLM request (messages, model, decoding settings)",
+    "answer": "the parsed answer as JSON: offsets into the request's text, types and tiers",
+    "kept_at": "when the run kept the answer",
+    "llm_cache_hits": "LLM requests answered from deid_llm_answers", "llm_calls": "LLM requests sent to the model",
 }
 # Tables whose old files hold superseded note content (a masked text a later dictionary edit re-masks) keep them
 # only this long: VACUUM (the job's --vacuum) then deletes them and time travel to those versions fails.

@@ -20,12 +20,14 @@ KEYS = {
     "extends": None,
     "spark": {"master": None, "app_name": None, "conf": None},
     "input": {"table": None, "format": None, "columns": None, "encoding": None},
-    "output": {"root": None, "tables": {"spans": None, "masked": None, "runs": None, "quarantine": None},
+    "output": {"root": None, "tables": {"spans": None, "masked": None, "runs": None, "quarantine": None,
+                                        "answers": None},
                "staging": None, "state": None, "retention": {"deleted_files": None, "log": None}},
     "delta": {"engine": None, "jars": None},
     "pipeline": {"config": None, "overrides": None, "policies": None, "keep_span_text": None, "secret_env": None},
     "job": {"partitions": None, "notes_per_task": None, "reprocess": None, "verify": None, "optimize": None,
-            "vacuum": None, "optimize_target_mb": None, "max_quarantine_share": None, "progress_interval_s": None},
+            "vacuum": None, "optimize_target_mb": None, "max_quarantine_share": None, "progress_interval_s": None,
+            "llm_cache": None},
 }
 # Paths a config gives relative to its own file: resolved against the file that names them, so that a config
 # which `extends` another elsewhere keeps the other's pipeline.yaml and jars.
@@ -65,6 +67,7 @@ class JobConfig:
     verify: bool = True
     max_quarantine_share: float = 0.01  # over this share of the notes read in quarantine, the job exits 3
     progress_interval_s: float = 30.0   # a progress line during detection this often; 0: none
+    llm_cache: bool = True              # keep the LLM stage's answers (tables.answers) and ask only what changed
 
     def location(self, name: str) -> str:
         if "/" in name or not self.output_root:
@@ -158,7 +161,8 @@ def load_job_config(path: str | Path, args=None) -> JobConfig:
         tables={"spans": tables.get("spans", "note_phi_spans"),
                 "masked": {int(k): v for k, v in (tables.get("masked") or {1: "note_deid_l1", 2: "note_deid_l2",
                                                                           3: "note_deid_l3"}).items()},
-                "runs": tables.get("runs", "deid_runs"), "quarantine": tables.get("quarantine", "deid_quarantine")},
+                "runs": tables.get("runs", "deid_runs"), "quarantine": tables.get("quarantine", "deid_quarantine"),
+                "answers": tables.get("answers", "deid_llm_answers")},
         staging=out.get("staging", "data/_staging"), state=out.get("state", ""),
         engine=_choice(delta.get("engine", "auto"), ENGINES, "delta.engine"),
         delta_jars=Path(delta["jars"]) if delta.get("jars") else None,   # resolved by _read_job_yaml
@@ -175,6 +179,7 @@ def load_job_config(path: str | Path, args=None) -> JobConfig:
         optimize_target_mb=_number(job.get("optimize_target_mb", 128), "job.optimize_target_mb", low=1),
         max_quarantine_share=_number(job.get("max_quarantine_share", 0.01), "job.max_quarantine_share", float, 0, 1),
         progress_interval_s=_number(job.get("progress_interval_s", 30), "job.progress_interval_s", float),
+        llm_cache=bool(job.get("llm_cache", True)),
     )
     if args is not None:
         if args.input:

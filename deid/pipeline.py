@@ -142,6 +142,8 @@ class NoteResult:
     completion_tokens: int = 0
     failure: NoteFailure | None = None
     masked_dates: dict = field(default_factory=dict)   # level -> date column -> its masked value
+    llm_cache_hits: int = 0       # LLM requests answered from the answer cache
+    llm_calls: int = 0            # LLM requests sent to the model
 
 
 @dataclass(frozen=True)
@@ -150,6 +152,8 @@ class Analysis:
     llm_status: str = "off"       # off | ok | truncated | failed:<reason>
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    llm_cache_hits: int = 0
+    llm_calls: int = 0
 
 
 @dataclass(frozen=True)
@@ -169,6 +173,7 @@ class Pipeline:
         resources: the dictionaries and lexicons every component reads; when None, the folder $DEID_RESOURCES
         names (a Spark worker's copy of the driver's), else the package's, read here once."""
         self.config = config or load_config()
+        self.secret = secret
         self.policies = load_policies(self.config.policies_path, self.config.policy_preset)
         self.masker = Masker(self.policies, secret)
         self.resources = resources or Resources.from_environment()
@@ -203,9 +208,9 @@ class Pipeline:
     def analyze_many(self, texts: list[str]) -> list[list[Span]]:
         return [a.spans for a in self.analyze_batch(texts)]
 
-    def analyze_batch(self, texts: list[str], contexts: list[NoteContext] | None = None) -> list[Analysis]:
-        """Spans per note (and the LLM stage's status). NER runs once over all notes (shared batches); detectors
-        run per note; the LLM stage, when on, sends every chunk of every note concurrently."""
+    def _detect(self, texts: list[str], contexts: list[NoteContext] | None):
+        """(the reader's views, their documents, the detectors' spans per note). NER runs once over all notes
+        (shared batches); detectors run per note."""
         for text in texts:
             self.check(text)
         views = [ReaderView.of(t) for t in texts]
@@ -220,10 +225,46 @@ class Pipeline:
                 for i, doc in enumerate(docs):
                     found[i].extend(s for s in component.detect(doc) if s.entity_type in self.policies.types)
             self.timings[name] += time.perf_counter() - t0
+        return views, docs, found
+
+    def llm_cache(self, known: dict[str, str] | None = None):
+        """An answer cache for the LLM stage holding `known` (key -> kept answer), or None where answers cannot be
+        kept: no LLM stage, or no secret to key them with."""
+        if self.llm is None or not self.secret:
+            return None
+        from deid.llm.cache import AnswerCache
+        return AnswerCache(self.secret, dict(known or {}))
+
+    def llm_request_keys(self, notes: list[Note]) -> list[list[str]]:
+        """Per note, the answer-cache keys of the LLM requests process_notes would send for it (none for a note
+        the pipeline refuses), so that a caller can look their answers up first."""
+        cache = self.llm_cache()
+        keys: list[list[str]] = [[] for _ in notes]
+        if cache is None:
+            return keys
+        texts, idx = [], []
+        for i, note in enumerate(notes):
+            text = joined_note(note.title, note.text)
+            try:
+                self.check(text)
+            except NoteError:
+                continue        # refused by process_notes too: it asks nothing
+            texts.append(text)
+            idx.append(i)
+        views, _, _ = self._detect(texts, [notes[i].context for i in idx])
+        for n, _, messages in self.llm.requests([v.text for v in views]):
+            keys[idx[n]].append(cache.key(self.llm.decoding, messages))
+        return keys
+
+    def analyze_batch(self, texts: list[str], contexts: list[NoteContext] | None = None,
+                      llm_cache=None) -> list[Analysis]:
+        """Spans per note (and the LLM stage's status). The LLM stage, when on, sends every chunk of every note
+        concurrently, but none whose answer `llm_cache` (an AnswerCache) holds."""
+        views, docs, found = self._detect(texts, contexts)
         outcomes = None
         if self.llm is not None:
             t0 = time.perf_counter()
-            outcomes = self.llm.run([v.text for v in views])
+            outcomes = self.llm.run([v.text for v in views], cache=llm_cache)
             for spans, outcome in zip(found, outcomes, strict=True):
                 spans.extend(s for s in outcome.spans if s.entity_type in self.policies.types)
             self.timings["llm"] += time.perf_counter() - t0
@@ -234,7 +275,7 @@ class Pipeline:
         self.timings["merge"] += time.perf_counter() - t0
         if outcomes is None:
             return [Analysis(spans) for spans in merged]
-        return [Analysis(spans, o.status, o.prompt_tokens, o.completion_tokens)
+        return [Analysis(spans, o.status, o.prompt_tokens, o.completion_tokens, o.cache_hits, o.calls)
                 for spans, o in zip(merged, outcomes, strict=True)]
 
     def mask(self, text: str, spans: list[Span], levels=LEVELS,
@@ -247,13 +288,14 @@ class Pipeline:
         self.timings["masking"] += time.perf_counter() - t0
         return masked, counts
 
-    def process_notes(self, notes: list[Note], levels=LEVELS, budget_s: float = 0.0) -> list[NoteResult]:
+    def process_notes(self, notes: list[Note], levels=LEVELS, budget_s: float = 0.0,
+                      llm_cache=None) -> list[NoteResult]:
         """Every note's one path, the job's and the command line's: title and text joined as one string (one LLM
         request per chunk, not one more for the title), checked, analysed with the other notes (the NER model's
         batches are shared), split back into the title's spans and the text's, masked per field and level. A
         note that fails is isolated: the notes are retried one by one, so only the failing note comes back with
         a failure and no masked text. budget_s bounds one call (time_budget); a note that alone overruns it fails
-        with NoteTimeout."""
+        with NoteTimeout. llm_cache: an AnswerCache (Pipeline.llm_cache) the LLM stage reads and fills."""
         results: list[NoteResult | None] = [None] * len(notes)
         valid = []
         for i, note in enumerate(notes):
@@ -267,24 +309,25 @@ class Pipeline:
                 results[i] = _failed(NoteFailure("validate", type(exc).__name__, str(exc), exc))
                 continue
             valid.append(i)
-        self._process_isolated(notes, valid, levels, budget_s, results)
+        self._process_isolated(notes, valid, levels, budget_s, results, llm_cache)
         return results
 
     def process_note(self, note: Note, levels=LEVELS) -> NoteResult:
         return self.process_notes([note], levels)[0]
 
-    def _process_isolated(self, notes: list[Note], idx: list[int], levels, budget_s: float, results: list) -> None:
+    def _process_isolated(self, notes: list[Note], idx: list[int], levels, budget_s: float, results: list,
+                          llm_cache=None) -> None:
         if not idx:
             return
         try:
             with time_budget(budget_s):
                 analyses = self.analyze_batch([joined_note(notes[i].title, notes[i].text) for i in idx],
-                                              [notes[i].context for i in idx])
+                                              [notes[i].context for i in idx], llm_cache)
                 outputs = [self._mask_note(notes[i], a, levels) for i, a in zip(idx, analyses, strict=True)]
         except (Exception, NoteTimeout) as exc:  # noqa: BLE001 - any failure must fail the note, never pass it through
             if len(idx) > 1:
                 for i in idx:
-                    self._process_isolated(notes, [i], levels, budget_s, results)
+                    self._process_isolated(notes, [i], levels, budget_s, results, llm_cache)
                 return
             if isinstance(exc, NoteTimeout):
                 failure = NoteFailure("detect", "NoteTimeout",
@@ -312,7 +355,8 @@ class Pipeline:
             total = {k: total[k] + counts[k] for k in levels}
         dates = {k: {c: self.masker.mask_date_value(v, k, note.context) for c, v in note.dates.items()} for k in levels}
         return NoteResult(spans, masked, total, analysis.llm_status, analysis.prompt_tokens,
-                          analysis.completion_tokens, masked_dates=dates)
+                          analysis.completion_tokens, masked_dates=dates, llm_cache_hits=analysis.llm_cache_hits,
+                          llm_calls=analysis.llm_calls)
 
     def process(self, text: str, levels=LEVELS, *, person_id=None, note_id=None, note_date=None) -> Result:
         """One note's spans and its masked text per level, as the job finds and masks a note's text (a note

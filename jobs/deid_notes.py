@@ -47,13 +47,13 @@ from pyspark.sql.pandas.types import to_arrow_type
 from pyspark.sql.types import StructType
 
 from deid import io as dio
-from deid.batch import RESULT, TRANSIENT_ERRORS
+from deid.batch import CACHED_COLUMN, RESULT, TRANSIENT_ERRORS
 from deid.config import load_config
 from deid.jobconfig import JobConfig, load_job_config, quarantine_exceeded
 from deid.pipeline import Pipeline, source_part
 from deid.resources import bundle as resource_bundle
 from deid.resources import combine_digests, data_dir, dictionary_terms, digest_bytes, materialize
-from udfs.deid_udf import affected_function, make_bundle, partition_function
+from udfs.deid_udf import affected_function, make_bundle, partition_function, request_keys_function
 from udfs.delta import (
     RunInProgress,
     SparkDelta,
@@ -329,13 +329,13 @@ class JobRun:
         self.version = driver_pipeline.version
         llm = driver_pipeline.llm
         self.index_bytes = llm.index.to_bytes() if llm else None
+        self.keep_answers = bool(llm) and cfg.llm_cache    # the secret is there: dio.secret_key raised otherwise
         self.files = resource_bundle()
         self.dictionary_version = combine_digests({k: digest_bytes(v) for k, v in self.files.items()
                                                    if k.startswith("dictionaries/")})
         self.io = SparkDelta(spark, choose_engine(spark, cfg.engine), os.path.join(cfg.staging, self.run_id),
                              cfg.retention)
-        self.loc = {"spans": cfg.location(cfg.tables["spans"]), "runs": cfg.location(cfg.tables["runs"]),
-                    "quarantine": cfg.location(cfg.tables["quarantine"]),
+        self.loc = {**{name: cfg.location(cfg.tables[name]) for name in ("spans", "runs", "quarantine", "answers")},
                     **{k: cfg.location(cfg.tables["masked"][k]) for k in cfg.policies}}
         self.counts = Counts()
         self._cached = []
@@ -346,7 +346,7 @@ class JobRun:
                         dictionary_version=self.dictionary_version,
                         prompt_version=llm.prompts.version if llm else "none",
                         model=f"detectors+{self.pconf.llm.model}" if llm else "detectors",
-                        notes_llm_fallback=0, prompt_tokens=0, completion_tokens=0,
+                        notes_llm_fallback=0, prompt_tokens=0, completion_tokens=0, llm_cache_hits=0, llm_calls=0,
                         reprocess="full" if cfg.full_refresh else cfg.reprocess,
                         policy_preset=driver_pipeline.policies.preset, message=None)
 
@@ -577,7 +577,9 @@ class JobRun:
         results_dir = os.path.join(self.io.staging, "results")
         bundle = sc.broadcast(make_bundle(self.pconf.raw, Path(self.pconf.policies_path).read_bytes(), self.files,
                                           index_bytes=self.index_bytes))
-        carry = [c for c in todo.columns if c not in ("note_title", "note_text", "note_id")]
+        if self.keep_answers and self.io.exists(self.loc["answers"]):
+            todo = self.with_kept_answers(todo, bundle)
+        carry = [c for c in todo.columns if c not in ("note_title", "note_text", "note_id", CACHED_COLUMN)]
         done = sc.accumulator(0)   # notes finished, as tasks report them
         fn = counted(partition_function(bundle, self.cfg.secret_env, self.cfg.keep_span_text, tuple(carry)), done)
         schema = StructType(spark_schema(RESULT).fields + [todo.schema[c] for c in carry])
@@ -594,14 +596,49 @@ class JobRun:
             F.sum(F.when(F.col("status") == "ok", 1).otherwise(0)).alias("ok"),
             F.sum(F.when(F.col("status") != "ok", 1).otherwise(0)).alias("bad"),
             F.sum(F.when(_llm_failed(), 1).otherwise(0)).alias("fallback"),
-            F.sum("prompt_tokens").alias("prompt"), F.sum("completion_tokens").alias("completion")).first()
+            F.sum("prompt_tokens").alias("prompt"), F.sum("completion_tokens").alias("completion"),
+            F.sum("llm_cache_hits").alias("hits"), F.sum("llm_calls").alias("calls")).first()
         self.counts.written = totals["ok"] or 0
         self.counts.quarantined += totals["bad"] or 0
         self.row.update(notes_llm_fallback=totals["fallback"] or 0, prompt_tokens=totals["prompt"] or 0,
-                        completion_tokens=totals["completion"] or 0)
+                        completion_tokens=totals["completion"] or 0, llm_cache_hits=totals["hits"] or 0,
+                        llm_calls=totals["calls"] or 0)
         _stage("detect", self.counts.todo, t0)
         _fail_point("detect")
+        if self.keep_answers:
+            self.keep_new_answers(results)
         return results
+
+    def with_kept_answers(self, todo, bundle):
+        """todo with the kept answers to its notes' LLM requests (column llm_cached). The requests' keys come from
+        the pipeline up to the LLM call (detectors included: routing sends what they leave), a join finds them
+        among the kept answers, and detection then asks the model only the others."""
+        t0 = time.perf_counter()
+        self.spark.sparkContext.setJobDescription("deid: look up kept LLM answers")
+        keys = todo.select("note_id", "note_title", "note_text", *[c for c in ("note_date", "note_datetime",
+                                                                                "person_id") if c in todo.columns])
+        keys = keys.mapInArrow(request_keys_function(bundle, self.cfg.secret_env, self.cfg.keep_span_text),
+                               "note_id long, key string")
+        kept = self.io.read(self.loc["answers"], dio.ANSWERS).select("key", "answer").dropDuplicates(["key"])
+        found = (keys.join(kept, "key").groupBy("note_id")
+                 .agg(F.collect_list(F.struct("key", "answer")).alias(CACHED_COLUMN)))
+        todo = todo.join(found, "note_id", "left")
+        _stage("llm_lookup", self.counts.todo, t0)
+        return todo
+
+    def keep_new_answers(self, results) -> None:
+        """Append the answers this run had to ask for (one blind append: two runs sharing the table never
+        conflict, and a key kept twice is read once). A run killed after this keeps them for its rerun."""
+        t0 = time.perf_counter()
+        answers = (results.select(F.explode("llm_answers").alias("a")).select("a.key", "a.answer")
+                   .withColumns({"model": F.lit(self.pconf.llm.model),
+                                 "prompt_version": F.lit(self.row["prompt_version"]), "run_id": F.lit(self.run_id),
+                                 "kept_at": F.current_timestamp()}))
+        n = answers.count()
+        if n:
+            self.io.append(self.loc["answers"], answers, dio.ANSWERS, "llm_answers")
+        _stage("llm_keep", n, t0)
+        _fail_point("llm_keep")
 
     def write(self, todo, losers, no_ids, results, rewrite_no_ids, moved_from) -> None:
         """One commit per table with something to change, each replacing every row of the processed notes (or,

@@ -66,6 +66,17 @@ def partition_function(bundle_broadcast, secret_env: str, keep_span_text: bool, 
     return run
 
 
+def request_keys_function(bundle_broadcast, secret_env: str, keep_span_text: bool):
+    """mapInArrow function: NOTE rows -> (note_id, key) of the LLM requests the detect function would send (the
+    same worker processor: keep_span_text as the detect function's)."""
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        secret = os.environ.get(secret_env, "").encode() or None
+        processor = worker_processor(bundle_broadcast.value, secret, keep_span_text)
+        for batch in batches:
+            yield processor.request_keys(batch)
+    return run
+
+
 def affected_function(terms_broadcast):
     """mapInArrow function: (note_id, note_title, note_text) -> (note_id) of notes holding a changed term."""
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
