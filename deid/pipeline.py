@@ -178,7 +178,8 @@ class Pipeline:
         if self.config.llm.enabled:
             from deid.llm.retrieval import build_index
             from deid.llm.stage import LlmStage
-            self.llm = LlmStage(self.config.llm, llm_index or build_index())
+            self.llm = LlmStage(self.config.llm, llm_index or build_index(), self.resources,
+                                dict(self.components).get("name"))
         self.allow_list = AllowList(self.resources.load(ALLOW_LIST))
         self.timings: dict[str, float] = defaultdict(float)
         versions = {name: getattr(c, "version", "") for name, c in self.components}
@@ -206,6 +207,29 @@ class Pipeline:
     def analyze_batch(self, texts: list[str], contexts: list[NoteContext] | None = None) -> list[Analysis]:
         """Spans per note (and the LLM stage's status). NER runs once over all notes (shared batches); detectors
         run per note; the LLM stage, when on, sends every chunk of every note concurrently."""
+        views, docs, found = self.detect(texts, contexts)
+        outcomes = None
+        if self.llm is not None:
+            t0 = time.perf_counter()
+            # The detectors' spans and the NER tokens tell the stage what is settled (llm.routing).
+            outcomes = self.llm.run([v.text for v in views], [list(f) for f in found], docs)
+            for spans, outcome in zip(found, outcomes, strict=True):
+                spans.extend(s for s in outcome.spans if s.entity_type in self.policies.types)
+            self.timings["llm"] += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        merged = [_in_note(text, view, self.allow_list.apply(merge(spans, self.config.type_priority,
+                                                                   self.config.tier_rule)))
+                  for text, view, spans in zip(texts, views, found, strict=True)]
+        self.timings["merge"] += time.perf_counter() - t0
+        if outcomes is None:
+            return [Analysis(spans) for spans in merged]
+        return [Analysis(spans, o.status, o.prompt_tokens, o.completion_tokens)
+                for spans, o in zip(merged, outcomes, strict=True)]
+
+    def detect(self, texts: list[str], contexts: list[NoteContext] | None = None
+               ) -> tuple[list[ReaderView], list[Document], list[list[Span]]]:
+        """The detectors alone: each note's reader view, its Document (with the NER tokens) and the spans found on
+        the view, before the merge."""
         for text in texts:
             self.check(text)
         views = [ReaderView.of(t) for t in texts]
@@ -220,22 +244,7 @@ class Pipeline:
                 for i, doc in enumerate(docs):
                     found[i].extend(s for s in component.detect(doc) if s.entity_type in self.policies.types)
             self.timings[name] += time.perf_counter() - t0
-        outcomes = None
-        if self.llm is not None:
-            t0 = time.perf_counter()
-            outcomes = self.llm.run([v.text for v in views])
-            for spans, outcome in zip(found, outcomes, strict=True):
-                spans.extend(s for s in outcome.spans if s.entity_type in self.policies.types)
-            self.timings["llm"] += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        merged = [_in_note(text, view, self.allow_list.apply(merge(spans, self.config.type_priority,
-                                                                   self.config.tier_rule)))
-                  for text, view, spans in zip(texts, views, found, strict=True)]
-        self.timings["merge"] += time.perf_counter() - t0
-        if outcomes is None:
-            return [Analysis(spans) for spans in merged]
-        return [Analysis(spans, o.status, o.prompt_tokens, o.completion_tokens)
-                for spans, o in zip(merged, outcomes, strict=True)]
+        return views, docs, found
 
     def mask(self, text: str, spans: list[Span], levels=LEVELS,
              context: NoteContext | None = None) -> tuple[dict, dict]:

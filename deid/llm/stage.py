@@ -5,15 +5,19 @@ stay full. Each note gets a status: "ok"; "truncated" when an answer hit max_tok
 a rerun would cut it the same way, so it is not a failure: raise max_tokens or lower chunk_chars); or
 "failed:<reason>" when any of its chunks failed, and the caller decides whether such a note falls back to
 the detectors or is quarantined. Spans say detector "llm".
+
+What is sent: with `routing: routed` only the segments the detectors cannot settle (deid.llm.routing), given the
+detectors' spans and the NER tokens; with `routing: whole` every chunk of every note.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from deid.llm.chunking import Chunk, chunk, merge_found
 from deid.llm.client import ClientConfig, LlmClient
-from deid.llm.parse import ENTITY_SCHEMA, parse_json, parse_markup
+from deid.llm.parse import ENTITY_SCHEMA, Found, parse_json, parse_markup
 from deid.llm.prompts import load_prompts
+from deid.llm.routing import Router
 from deid.spans import FIXED_TIER, Span
 
 # OpenAI's response_format for the JSON prompt: json_schema needs a name beside the schema (vLLM's OpenAI server,
@@ -21,10 +25,15 @@ from deid.spans import FIXED_TIER, Span
 RESPONSE_FORMAT = {"type": "json_schema", "json_schema": {"name": "phi_entities", "schema": ENTITY_SCHEMA}}
 
 
+ROUTING = ("routed", "whole")
+SEPARATOR = "\n"       # between the segments of a note in one request: each starts a line
+
+
 @dataclass(frozen=True)
 class LlmConfig:
     enabled: bool = False
     fmt: str = "json"                 # json | markup
+    routing: str = "routed"           # routed (what the detectors cannot settle) | whole (every chunk)
     client: ClientConfig = ClientConfig()
     chunk_chars: int = 1500
     chunk_overlap: int = 200
@@ -56,48 +65,98 @@ class NoteOutcome:
     dropped: int = 0
 
 
+@dataclass(frozen=True)
+class Request:
+    """What one request asks about: one chunk, or (routed) several segments of a note, one line each; the model's
+    spans in `text` map back to the parts they fall in (one across a line break is dropped)."""
+    parts: tuple[Chunk, ...]
+
+    @property
+    def text(self) -> str:
+        return SEPARATOR.join(p.text for p in self.parts)
+
+    def split(self, found: list[Found]) -> list[tuple[Chunk, list[Found]]]:
+        """Spans in `text`, as (part, spans in that part's offsets) for merge_found."""
+        out, offset = [], 0
+        for part in self.parts:
+            end = offset + len(part.text)
+            out.append((part, [replace(f, start=f.start - offset, end=f.end - offset)
+                               for f in found if offset <= f.start and f.end <= end]))
+            offset = end + len(SEPARATOR)
+        return out
+
+
+def bundle(segments: list[Chunk], max_chars: int) -> list[Request]:
+    """A note's segments in as few requests as fit max_chars, in order."""
+    out: list[list[Chunk]] = []
+    for c in segments:
+        if out and sum(len(p.text) + len(SEPARATOR) for p in out[-1]) + len(c.text) <= max_chars:
+            out[-1].append(c)
+        else:
+            out.append([c])
+    return [Request(tuple(parts)) for parts in out]
+
+
 class LlmStage:
     name = "llm"
 
-    def __init__(self, config: LlmConfig, index=None):
+    def __init__(self, config: LlmConfig, index=None, resources=None, names=None):
+        """resources: the pipeline's resources folder; names: its name detector (routing uses both)."""
+        if config.routing not in ROUTING:
+            raise ValueError(f"llm.routing must be one of {', '.join(ROUTING)}")
         self.config = config
         self.prompts = load_prompts(config.fmt)
-        self.version = f"{config.fmt}:{self.prompts.version}:{config.model}"
+        self.router = Router(resources, names) if config.routing == "routed" else None
+        routing = f"routed-{self.router.version}" if self.router else "whole"
+        self.version = f"{config.fmt}:{self.prompts.version}:{config.model}:{routing}"
         self.index = index
         self.client = LlmClient(config.client)
 
-    def requests(self, texts: list[str]) -> list[tuple[int, Chunk, list[dict]]]:
-        """(note index, chunk, chat messages) for every non-blank chunk of every note."""
+    def note_requests(self, text: str, detected: list[Span] | None = None, doc=None) -> list[Request]:
+        """What of one note goes to the model: its routed segments, bundled; or each non-blank chunk alone
+        (chunks overlap, so they are never joined)."""
+        if self.router is not None:
+            return bundle(self.router.segments(text, detected or [], doc, self.config.chunk_chars),
+                          self.config.chunk_chars)
+        return [Request((c,)) for c in chunk(text, self.config.chunk_chars, self.config.chunk_overlap)
+                if c.text.strip()]
+
+    def requests(self, texts: list[str], detected: list[list[Span]] | None = None,
+                 docs: list | None = None) -> list[tuple[int, Request, list[dict]]]:
+        """(note index, request, chat messages) for every request of every note; detected and docs (the detectors'
+        spans and Documents, per note) are what routing reads."""
         plan = []
         for i, text in enumerate(texts):
-            for c in chunk(text, self.config.chunk_chars, self.config.chunk_overlap):
-                if not c.text.strip():
-                    continue
-                entries = self.index.for_text(c.text, self.config.retrieved) if self.index is not None else []
-                plan.append((i, c, self.prompts.messages(c.text, [e.prompt_line() for e in entries])))
+            for r in self.note_requests(text, detected[i] if detected else None, docs[i] if docs else None):
+                entries = self.index.for_text(r.text, self.config.retrieved) if self.index is not None else []
+                plan.append((i, r, self.prompts.messages(r.text, [e.prompt_line() for e in entries])))
         return plan
 
-    def run(self, texts: list[str]) -> list[NoteOutcome]:
-        plan = self.requests(texts)
-        fmt = RESPONSE_FORMAT if self.config.fmt == "json" else None
-        replies = self.client.complete_many([m for _, _, m in plan], response_format=fmt) if plan else []
+    def _answers(self, plan: list[tuple[int, Request, list[dict]]], response_format: dict | None) -> list:
+        """The model's reply to every request of the plan, in order."""
+        return self.client.complete_many([m for _, _, m in plan], response_format=response_format) if plan else []
+
+    def run(self, texts: list[str], detected: list[list[Span]] | None = None,
+            docs: list | None = None) -> list[NoteOutcome]:
+        plan = self.requests(texts, detected, docs)
+        replies = self._answers(plan, RESPONSE_FORMAT if self.config.fmt == "json" else None)
         outcomes = [NoteOutcome() for _ in texts]
         per_note: dict[int, list] = {}
-        for (i, c, _), reply in zip(plan, replies, strict=True):
+        for (i, r, _), reply in zip(plan, replies, strict=True):
             out = outcomes[i]
             out.prompt_tokens += reply.prompt_tokens
             out.completion_tokens += reply.completion_tokens
             if not reply.ok:
                 out.status = f"failed:{reply.error}"
                 continue
-            report = (parse_json if self.config.fmt == "json" else parse_markup)(c.text, reply.content)
+            report = (parse_json if self.config.fmt == "json" else parse_markup)(r.text, reply.content)
             if report.invalid:
                 out.status = "failed:unparseable"
                 continue
             out.dropped += report.dropped + report.unknown_type
             if reply.finish_reason == "length" and out.status == "ok":
                 out.status = "truncated"     # the answer hit max_tokens: entities after the cut are missing
-            per_note.setdefault(i, []).append((c, report.found))
+            per_note.setdefault(i, []).extend(r.split(report.found))
         for i, found_lists in per_note.items():
             text = texts[i]
             for f in merge_found(found_lists):
