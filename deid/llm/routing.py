@@ -55,6 +55,7 @@ class Router:
                                                if len(r["word"]) > 1 or "anchor" in r["uses"]] + words["place"]))
         self._facilities = re.compile(alternation(files[FACILITY_ENDINGS].lines()))
         self._not_name = re.compile(alternation(words["not_name"]), re.I)
+        self._not_sensitive = re.compile(alternation(words["not_sensitive"]), re.I)
         self._latin_not_name = {w.lower() for w in words["latin"]}
         self._before_term = set(words["before_term"])
         translit = "".join(files[TRANSLITERATION].lines())
@@ -133,8 +134,12 @@ class Router:
                 if after < n and is_cjk(norm[after]) and not clinical[after]:
                     hits.append((s.start, after + 1, "place"))
 
+        not_sensitive = bytearray(n)
+        for m in self._not_sensitive.finditer(norm):
+            not_sensitive[m.start():m.end()] = b"\x01" * (m.end() - m.start())
         hits += [(*m.span(), "sensitive") for m in self._sensitive.finditer(norm)
-                 if not any(sensitive[m.start():m.end()]) and not any(clinical[m.start():m.end()])]
+                 if not any(sensitive[m.start():m.end()]) and not any(clinical[m.start():m.end()])
+                 and not not_sensitive[m.start()]]
         for s in spans:     # a term inside a longer one, which the detectors did not read whole
             before = norm[s.start - 1] if s.start else ""
             if (s.entity_type in _SENSITIVE_TYPES and before and is_cjk(before) and not covered[s.start - 1]
