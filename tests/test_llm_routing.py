@@ -85,9 +85,12 @@ def test_the_switch_is_validated_and_versioned(pipeline):
     assert routed_stage.version != whole.version and whole.version.endswith(":whole")
     assert Pipeline(load_config(llm={"enabled": True})).version != \
         Pipeline(load_config(llm={"enabled": True, "routing": "whole"})).version
-    text = "主诉：咳嗽3天。昨天老伴石粉兰陪他来的。"
+    text = "入院诊断：1.社区获得性肺炎 2.高血压病。昨天老伴石粉兰陪他来的。"
     assert [r.text for r in whole.note_requests(text)] == [text]
     assert whole.note_requests("   ") == []
+    # without the detectors' spans nothing is settled: every chunk goes (deid eval --llm scores the LLM alone)
+    assert routed_stage.note_requests(text) == whole.note_requests(text)
+    assert routed_stage.note_requests(text, []) != whole.note_requests(text)
 
 
 def test_requests_send_what_routing_chose(pipeline):

@@ -66,6 +66,7 @@ class Router:
                  max_chars: int = 1500) -> list[Chunk]:
         """The routed segments of a note, in order, none longer than max_chars."""
         doc = doc or Document(text)
+        self._names.vocabulary.of(doc)      # the clinical words, when no detector has looked them up yet
         hits = self.triggers(doc, spans)
         pieces = sentences(text, max_len=max_chars)
         routed = [any(s < he and hs < e for hs, he, _ in hits) or self._prose(doc, s, e) for s, e in pieces]

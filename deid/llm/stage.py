@@ -114,9 +114,10 @@ class LlmStage:
 
     def note_requests(self, text: str, detected: list[Span] | None = None, doc=None) -> list[Request]:
         """What of one note goes to the model: its routed segments, bundled; or each non-blank chunk alone
-        (chunks overlap, so they are never joined)."""
-        if self.router is not None:
-            return bundle(self.router.segments(text, detected or [], doc, self.config.chunk_chars),
+        (chunks overlap, so they are never joined). Without the detectors' spans (None: `deid eval --llm` scores
+        the LLM alone) nothing is settled, so every chunk goes, routed or not."""
+        if self.router is not None and detected is not None:
+            return bundle(self.router.segments(text, detected, doc, self.config.chunk_chars),
                           self.config.chunk_chars)
         return [Request((c,)) for c in chunk(text, self.config.chunk_chars, self.config.chunk_overlap)
                 if c.text.strip()]
