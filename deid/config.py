@@ -72,7 +72,7 @@ def load_config(path: str | Path | None = None, **overrides) -> PipelineConfig:
 def parse_config(doc: dict, base_dir: Path) -> PipelineConfig:
     """A config from its YAML document; a relative policies path is resolved against base_dir."""
     from deid.detectors.registry import COMPONENTS
-    from deid.llm.stage import LlmConfig
+    from deid.llm.stage import ROUTING, LlmConfig
     from deid.merge import DEFAULT_PRIORITY, TIER_RULES
     components = tuple(doc.get("components", COMPONENTS))
     unknown = [c for c in components if c not in COMPONENTS]
@@ -96,6 +96,8 @@ def parse_config(doc: dict, base_dir: Path) -> PipelineConfig:
         raise ConfigError(f"llm: {exc}") from None
     if llm.on_failure not in ("fallback", "quarantine"):
         raise ConfigError("llm.on_failure must be fallback or quarantine")
+    if llm.routing not in ROUTING:
+        raise ConfigError(f"llm.routing must be one of {', '.join(ROUTING)}")
     limits = doc.get("limits") or {}
     budget = float(limits.get("note_time_budget_s", 60.0))
     if budget < 0:

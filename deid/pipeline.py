@@ -183,7 +183,8 @@ class Pipeline:
         if self.config.llm.enabled:
             from deid.llm.retrieval import build_index
             from deid.llm.stage import LlmStage
-            self.llm = LlmStage(self.config.llm, llm_index or build_index())
+            self.llm = LlmStage(self.config.llm, llm_index or build_index(), self.resources,
+                                dict(self.components).get("name"))
         self.allow_list = AllowList(self.resources.load(ALLOW_LIST))
         self.timings: dict[str, float] = defaultdict(float)
         versions = {name: getattr(c, "version", "") for name, c in self.components}
@@ -208,9 +209,10 @@ class Pipeline:
     def analyze_many(self, texts: list[str]) -> list[list[Span]]:
         return [a.spans for a in self.analyze_batch(texts)]
 
-    def _detect(self, texts: list[str], contexts: list[NoteContext] | None):
-        """(the reader's views, their documents, the detectors' spans per note). NER runs once over all notes
-        (shared batches); detectors run per note."""
+    def detect(self, texts: list[str], contexts: list[NoteContext] | None = None
+               ) -> tuple[list[ReaderView], list[Document], list[list[Span]]]:
+        """The detectors alone: each note's reader view, its Document (with the NER tokens) and the spans found on
+        the view, before the merge."""
         for text in texts:
             self.check(text)
         views = [ReaderView.of(t) for t in texts]
@@ -251,20 +253,21 @@ class Pipeline:
                 continue        # refused by process_notes too: it asks nothing
             texts.append(text)
             idx.append(i)
-        views, _, _ = self._detect(texts, [notes[i].context for i in idx])
-        for n, _, messages in self.llm.requests([v.text for v in views]):
+        views, docs, found = self.detect(texts, [notes[i].context for i in idx])
+        for n, _, messages in self.llm.requests([v.text for v in views], found, docs):
             keys[idx[n]].append(cache.key(self.llm.decoding, messages))
         return keys
 
     def analyze_batch(self, texts: list[str], contexts: list[NoteContext] | None = None,
                       llm_cache=None) -> list[Analysis]:
-        """Spans per note (and the LLM stage's status). The LLM stage, when on, sends every chunk of every note
-        concurrently, but none whose answer `llm_cache` (an AnswerCache) holds."""
-        views, docs, found = self._detect(texts, contexts)
+        """Spans per note (and the LLM stage's status). The LLM stage, when on, sends what the detectors leave
+        (llm.routing) of every note concurrently, but no request whose answer `llm_cache` (an AnswerCache) holds."""
+        views, docs, found = self.detect(texts, contexts)
         outcomes = None
         if self.llm is not None:
             t0 = time.perf_counter()
-            outcomes = self.llm.run([v.text for v in views], cache=llm_cache)
+            # The detectors' spans and the NER tokens tell the stage what is settled (llm.routing).
+            outcomes = self.llm.run([v.text for v in views], [list(f) for f in found], docs, cache=llm_cache)
             for spans, outcome in zip(found, outcomes, strict=True):
                 spans.extend(s for s in outcome.spans if s.entity_type in self.policies.types)
             self.timings["llm"] += time.perf_counter() - t0

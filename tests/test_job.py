@@ -469,7 +469,9 @@ def test_llm_stage_through_the_real_server_with_faults(spark, tmp_path, notes, s
     five = notes.slice(0, 5)
     write_notes(tmp_path, five.set_column(five.schema.get_field_index("note_text"), "note_text",
                                           pa.array(texts, pa.string())))
-    llm = {"llm": {"enabled": True, "base_url": served, "timeout_s": 40, "retries": 0, "max_tokens": 128}}
+    # every chunk, as the faults need a request whatever routing would send
+    llm = {"llm": {"enabled": True, "routing": "whole", "base_url": served, "timeout_s": 40, "retries": 0,
+                   "max_tokens": 128}}
     row = run(spark, job(tmp_path, pipeline_overrides=llm))
     assert row["notes_written"] == 5 and row["notes_quarantined"] == 0 and row["notes_llm_fallback"] == 3
     assert row["prompt_tokens"] > 2 * 300 and row["completion_tokens"] > 0     # the two answered notes

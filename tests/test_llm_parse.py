@@ -110,3 +110,25 @@ def test_prompts_are_versioned_files_with_the_note_last():
     assert msgs[1]["content"].endswith("患者张三") and "PUMCH" in msgs[1]["content"]
     assert load_prompts("markup").version != p.version
     assert "<<" in load_prompts("markup").system
+
+
+def test_json_triples_are_placed_in_the_order_the_model_lists_them():
+    src = "主治医师：王海涛。家属诉患者夜间咳嗽，王海涛医师查看患者。王海涛签字。"
+    r = parse_json(src, '[["NAME", "王海涛", 1], ["NAME", "王海涛", 1], ["NAME", "王海涛", 1]]')
+    assert [f.start for f in r.found] == [5, 19, 29]
+    # a repeat listed out of order still gets an occurrence of its own
+    r = parse_json(src, '[["NAME", "王海涛", 1], ["CONTACT", "夜间", 1], ["NAME", "王海涛", 1]]')
+    assert sorted(f.start for f in r.found if f.entity_type == T.NAME) == [5, 19]
+    r = parse_json(SRC, '[["DATE", "13812345678", 1], ["NAME", "张建国", 1]]')
+    assert [(f.text, f.start) for f in r.found] == [("13812345678", 14), ("张建国", 2)]
+
+
+@pytest.mark.parametrize("output", [
+    '[["NAME", "张建国", 1]]',
+    '```json\n[["NAME", "张建国", 1], ["CONTACT", "1381',
+    '["NAME", "张建国", 1]',
+    '[["姓名", "张建国", "1"], ["NAME"]]',
+])
+def test_json_triples_survive_truncation_a_missing_list_and_labels(output):
+    r = parse_json(SRC, output)
+    assert placed(r)[0] == ("张建国", T.NAME, 1) and not r.invalid

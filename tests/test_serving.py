@@ -110,20 +110,30 @@ def test_a_note_through_client_prompt_and_parser(served):
 
 
 NOTE = "患者张建国，男，52岁，手机13812345678，于北京协和医院就诊。HIV抗体阴性。"
+PROSE = "昨天老伴石粉兰陪他来的。"
+# The tests of the server's and the client's paths send every chunk: routing would send nothing of NOTE.
+WHOLE = {"enabled": True, "routing": "whole"}
 
 
-def test_pipeline_with_the_llm_stage_on(served):
+@pytest.mark.parametrize("routing", ["whole", "routed"])
+def test_pipeline_with_the_llm_stage_on(served, routing):
     from deid.config import load_config
     from deid.pipeline import Pipeline
     p = Pipeline(load_config(llm={"enabled": True, "base_url": served, "max_tokens": 160, "timeout_s": 180,
-                                  "concurrency": 2}))
+                                  "concurrency": 2, "routing": routing}))
     assert "json:" in p.component_versions["llm"]
-    (r,) = p.process_many([NOTE])
+    # Routed, only the free-prose sentence goes to the model: the first is the detectors' alone.
+    note = NOTE + PROSE
+    (r,) = p.process_many([note])
     assert r.llm_status in ("ok", "truncated") and r.prompt_tokens > 300
     kinds = {(s.entity_type.value, s.text) for s in r.spans}
     assert {("NAME", "张建国"), ("CONTACT", "13812345678"), ("HOSPITAL", "北京协和医院")} <= kinds
     for s in r.spans:
-        assert NOTE[s.start:s.end] == s.text
+        assert note[s.start:s.end] == s.text
+    if routing == "routed":
+        _, docs, found = p.detect([note])
+        assert [request.text for _, request, _ in p.llm.requests([note], found, docs)] == [PROSE]
+        assert all(s.start >= len(NOTE) for s in r.spans if s.detector == "llm")
 
 
 PHI = ("张建国", "13812345678")
@@ -132,7 +142,7 @@ PHI = ("张建国", "13812345678")
 def test_an_answer_cut_at_max_tokens_is_used_and_reported(served):
     from deid.config import load_config
     from deid.pipeline import Pipeline
-    p = Pipeline(load_config(llm={"enabled": True, "base_url": served, "max_tokens": 8, "timeout_s": 120}))
+    p = Pipeline(load_config(llm={**WHOLE, "base_url": served, "max_tokens": 8, "timeout_s": 120}))
     (r,) = p.process_many([NOTE])
     assert r.llm_status == "truncated" and r.completion_tokens == 8
     assert "张建国" not in r.masked[1]
@@ -158,7 +168,7 @@ def test_server_faults_reach_the_client_as_failures_without_note_text(served):
 def test_every_server_fault_falls_back_to_the_detectors_and_nothing_leaks(served, fmt):
     from deid.config import load_config
     from deid.pipeline import LEVELS, Pipeline
-    p = Pipeline(load_config(llm={"enabled": True, "format": fmt, "base_url": served, "timeout_s": 3,
+    p = Pipeline(load_config(llm={**WHOLE, "format": fmt, "base_url": served, "timeout_s": 3,
                                   "retries": 1, "backoff_s": 0.1, "max_tokens": 16}))
     results = p.process_many([NOTE + FAULTS[k] for k in ("error", "delay", "malformed")])
     assert [r.llm_status for r in results] == ["failed:http_500", "failed:timeout", "failed:unparseable"]
@@ -171,7 +181,7 @@ def test_every_server_fault_falls_back_to_the_detectors_and_nothing_leaks(served
 def test_llm_down_falls_back_to_the_detectors():
     from deid.config import load_config
     from deid.pipeline import Pipeline
-    p = Pipeline(load_config(llm={"enabled": True, "base_url": dead_url(), "retries": 1,
+    p = Pipeline(load_config(llm={**WHOLE, "base_url": dead_url(), "retries": 1,
                                   "timeout_s": 2}))
     (r,) = p.process_many([NOTE])
     assert r.llm_status == "failed:connect"

@@ -4,9 +4,11 @@ Markup (`患者<<张三: 姓名>>`): the markers are stripped to recover the tex
 to the source character by character (the model may drop, add or alter characters), and each marker is mapped
 back through the alignment. Every alteration is reported; a marker whose text cannot be mapped is dropped.
 
-JSON (`[{"type", "text", "tier", "left"}]`): each entity is located in the source, its left context choosing
-among repeats. Code fences, prose around the JSON, truncated or invalid JSON and entities that are not in the
-text are survived and counted, never raised.
+JSON (`[["NAME", "张三", 1], ...]`: type, text, tier, in the order of the text): each entity is located at the
+first unused occurrence of its text at or after the previous entity's, so repeats need no context; the older long
+form (`{"type", "text", "tier", "left"}`, the left context choosing among repeats) is read too. Code fences, prose
+around the JSON, truncated or invalid JSON and entities that are not in the text are survived and counted, never
+raised.
 """
 from __future__ import annotations
 
@@ -37,11 +39,12 @@ _BY_LABEL = {**{v: k for k, v in LABELS_ZH.items()}, **{t.value: t for t in Enti
 # The label may be an English value (CERTIFICATE: 11 letters), so up to 12 characters.
 _MARKER = re.compile(r"<<(.+?)[:：]\s*([^:：<>]{1,12}?)\s*(?:[:：]\s*([123]))?\s*>>", re.S)
 
-# Output schema for constrained decoding of the JSON format (the OpenAI response_format): the type is one of
-# the English values, so a model held to it cannot invent a type.
-ENTITY_SCHEMA = {"type": "array", "items": {"type": "object", "properties": {
-    "type": {"type": "string", "enum": [t.value for t in EntityType]}, "text": {"type": "string"},
-    "tier": {"type": "integer"}, "left": {"type": "string"}}, "required": ["type", "text"]}}
+# Output schema for constrained decoding of the JSON format (the OpenAI response_format): each entity a
+# [type, text, tier] triple, the type one of the English values, so a model held to it cannot invent a type. A
+# triple costs about half the tokens of an object with keys and a left context (bench/bench_llm.py).
+ENTITY_SCHEMA = {"type": "array", "items": {"type": "array", "minItems": 3, "maxItems": 3, "prefixItems": [
+    {"type": "string", "enum": [t.value for t in EntityType]}, {"type": "string"},
+    {"type": "integer", "enum": [1, 2, 3]}]}}
 
 
 @dataclass(frozen=True)
@@ -132,39 +135,60 @@ def parse_json(source: str, output: str) -> ParseReport:
         report.invalid = True
         return report
     taken: set[tuple[int, int]] = set()
+    previous = 0
     for item in items:
-        if not isinstance(item, dict) or not isinstance(item.get("text"), str) or not item["text"]:
+        entity = _entity(item)
+        if entity is None:
             report.dropped += 1
             continue
-        etype = entity_type(str(item.get("type", "")))
+        label, text, tier, left = entity
+        etype = entity_type(label)
         if etype is None:
             report.unknown_type += 1
             continue
-        place = _locate(source, item["text"], str(item.get("left") or ""), taken)
+        place = _locate(source, text, left, taken, previous)
         if place is None:
             report.dropped += 1
             continue
         taken.add(place)
-        tier = item.get("tier")
+        previous = place[0]
         tier = int(tier) if str(tier) in ("1", "2", "3") else None
         report.found.append(Found(place[0], place[1], etype, tier, source[place[0]:place[1]]))
     return report
 
 
-def _locate(source: str, text: str, left: str, taken: set) -> tuple[int, int] | None:
-    """The occurrence of text whose preceding characters best match `left`, preferring one not yet used."""
+def _entity(item) -> tuple[str, str, object, str | None] | None:
+    """(type, text, tier, left context or None) of a triple or of an object of the long form."""
+    if isinstance(item, list) and len(item) >= 2:
+        label, text, tier = (item + [None])[:3]
+        left = None
+    elif isinstance(item, dict):
+        label, text, tier, left = item.get("type", ""), item.get("text"), item.get("tier"), item.get("left")
+        left = str(left or "")
+    else:
+        return None
+    return (str(label), text, tier, left) if isinstance(text, str) and text else None
+
+
+def _locate(source: str, text: str, left: str | None, taken: set, previous: int) -> tuple[int, int] | None:
+    """Where an entity's text is: with a left context (the long form), the occurrence whose preceding characters
+    match it best; without one, the first occurrence at or after the previous entity's start. Either way an
+    occurrence not yet used comes first."""
     starts = [m.start() for m in re.finditer(re.escape(text), source)]
     if not starts:
         return None
 
     def score(s):
+        unused = (s, s + len(text)) not in taken
+        if left is None:
+            return unused, s >= previous, -s
         before = source[max(0, s - len(left)):s]
         common = 0
         for a, b in zip(reversed(before), reversed(left), strict=False):
             if a != b:
                 break
             common += 1
-        return ((s, s + len(text)) not in taken, common, -s)
+        return unused, common, -s
     best = max(starts, key=score)
     return best, best + len(text)
 
@@ -184,6 +208,8 @@ def _json_items(text: str):
             continue
         if isinstance(data, dict):
             data = next((v for v in data.values() if isinstance(v, list)), [data])
+        if isinstance(data, list) and data and isinstance(data[0], str):
+            data = [data]          # one triple, not inside a list
         return data if isinstance(data, list) else None
     return None
 
@@ -209,10 +235,10 @@ def _balanced_prefix(body: str) -> str | None:
 
 
 def _repair_truncated(body: str) -> str | None:
-    """Output cut off mid-list: keep the complete objects and close the array."""
+    """Output cut off mid-list: keep the complete entities (objects or triples) and close the array."""
     if not body.startswith("["):
         return None
-    last = body.rfind("}")
+    last = max(body.rfind("}"), body.rfind("]"))
     return body[: last + 1] + "]" if last > 0 else "[]"
 
 
