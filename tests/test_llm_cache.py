@@ -53,7 +53,9 @@ def test_a_kept_answer_holds_offsets_and_types_never_the_text():
 
 
 def llm_pipeline(url: str, secret=SECRET, **llm) -> Pipeline:
-    return Pipeline(load_config(llm={"enabled": True, "base_url": url, "retries": 0, "timeout_s": 5, **llm}), secret)
+    """The stage sends every chunk (routing: whole), so each of these short notes makes one request."""
+    return Pipeline(load_config(llm={"enabled": True, "base_url": url, "retries": 0, "timeout_s": 5,
+                                     "routing": "whole", **llm}), secret)
 
 
 def test_a_request_the_cache_knows_is_not_sent():
@@ -87,11 +89,18 @@ def notes_with(texts: list[str]) -> pa.Table:
     return table_.set_column(table_.schema.get_field_index("note_text"), "note_text", pa.array(texts, pa.string()))
 
 
+# Routed (the default): the first two notes hold what the detectors leave to the model, the third does not.
 TEXTS = ["患者张建国，男，52岁，于仁心堂就诊。", "家属李秀英陪同，住北京市东城区。", "患者王志强，孕2产1。"]
 
 
 def answers(tmp_path) -> list[dict]:
     return table(tmp_path, "deid_llm_answers").to_pylist()
+
+
+def request_keys(notes: pa.Table, llm: dict) -> list[list[str]]:
+    """What the job will ask, per note, as the driver sees it (the resources $DEID_RESOURCES names)."""
+    pipeline = Pipeline(load_config(**llm), os.environ["DEID_SECRET"].encode())
+    return pipeline.llm_request_keys([Note(r["note_text"], r["note_title"]) for r in notes.to_pylist()])
 
 
 def test_a_rerun_after_a_dictionary_edit_asks_only_what_changed(spark, tmp_path, served, monkeypatch):
@@ -101,33 +110,32 @@ def test_a_rerun_after_a_dictionary_edit_asks_only_what_changed(spark, tmp_path,
     notes = notes_with(TEXTS)
     write_notes(tmp_path, notes)
     llm = {"llm": {"enabled": True, "base_url": served, "timeout_s": 120, "retries": 1, "max_tokens": 128}}
+    before = {k for keys in request_keys(notes, llm) for k in keys}
+    assert before
     first = run(spark, job(tmp_path, pipeline_overrides=llm))
-    assert (first["notes_written"], first["llm_cache_hits"], first["llm_calls"]) == (3, 0, 3)
+    assert (first["notes_written"], first["llm_cache_hits"], first["llm_calls"]) == (3, 0, len(before))
     kept = answers(tmp_path)
-    assert len(kept) == 3 and {a["run_id"] for a in kept} == {first["run_id"]}
+    assert {a["key"] for a in kept} == before and {a["run_id"] for a in kept} == {first["run_id"]}
     for a in kept:      # the table holds keys and offsets: no text, no unkeyed digest of any note
         assert not any(word in a["answer"] for word in ("张建国", "李秀英", "王志强", "仁心堂"))
         assert a["key"] not in {hashlib.sha256(t.encode()).hexdigest() for t in TEXTS}
 
     with open(res / "dictionaries" / "hospitals.tsv", "a", encoding="utf-8") as f:
         f.write("仁心堂中医医院\t北京\t仁心堂\t\n")
-    pipeline = Pipeline(load_config(**llm), os.environ["DEID_SECRET"].encode())
-    rows = notes.to_pylist()
-    expected = pipeline.llm_request_keys([Note(r["note_text"], r["note_title"]) for r in rows])
-    known = {a["key"] for a in kept}
-    changed = {k for keys in expected for k in keys if k not in known}
+    after = [k for keys in request_keys(notes, llm) for k in keys]
+    changed = set(after) - before
     second = run(spark, job(tmp_path, pipeline_overrides=llm))
     assert second["pipeline_version"] != first["pipeline_version"] and second["notes_written"] == 3
-    assert second["llm_calls"] == len(changed) and second["llm_cache_hits"] == 3 - len(changed)
+    assert second["llm_calls"] == len(changed) and second["llm_cache_hits"] == sum(k in before for k in after)
     assert second["llm_cache_hits"] >= 1          # the edit reaches some notes' requests, not every one
-    assert len(answers(tmp_path)) == 3 + len(changed)
+    assert len(answers(tmp_path)) == len(before) + len(changed)
 
     # The same spans as a run that keeps nothing (the model asked again for every request).
     fresh = tmp_path / "fresh"
     fresh.mkdir()
     shutil.copytree(tmp_path / "note", fresh / "note")
     third = run(spark, job(fresh, pipeline_overrides=llm, llm_cache=False))
-    assert third["llm_calls"] == 3 and not (fresh / "out" / "deid_llm_answers").exists()
+    assert third["llm_calls"] == len(set(after)) and not (fresh / "out" / "deid_llm_answers").exists()
 
     def spans(root):
         return sorted((s["note_id"], s["field"], s["span_start"], s["span_end"], s["entity_type"], s["tier"],
@@ -137,7 +145,7 @@ def test_a_rerun_after_a_dictionary_edit_asks_only_what_changed(spark, tmp_path,
 
 def test_answers_kept_before_a_kill_serve_the_rerun(spark, engine, tmp_path, served, monkeypatch):
     """Killed after the answers are kept, before any note table: the rerun asks the model nothing."""
-    write_notes(tmp_path, notes_with(TEXTS[:2]))
+    write_notes(tmp_path, notes_with(TEXTS[:2]))     # each makes one request
     llm = {"llm": {"enabled": True, "base_url": served, "timeout_s": 120, "retries": 1, "max_tokens": 128}}
     monkeypatch.setenv(FAIL_ENV, "llm_keep")
     with pytest.raises(RuntimeError, match="stopped on purpose"):
