@@ -282,8 +282,9 @@ class Progress:
             done, elapsed = self.done(), time.perf_counter() - self.t0
             rate = done / elapsed
             left = f"about {_duration((self.total - done) / rate)} left" if rate else "time left not known yet"
-            log.info("detect: %d of %d notes done (%.0f%%), %.1f notes/s, %s", done, self.total,
-                     100 * done / max(self.total, 1), rate, left)
+            speed = f"{rate:.1f} notes/s" if rate >= 1 or not rate else f"{1 / rate:.0f} s/note"   # the LLM's pace
+            log.info("detect: %d of %d notes done (%.0f%%), %s, %s", done, self.total,
+                     100 * done / max(self.total, 1), speed, left)
 
 
 def _duration(seconds: float) -> str:
