@@ -195,9 +195,10 @@ def cmd_annotate(args) -> int:
 
 
 def cmd_synth(args) -> int:
+    from deid.resources import Resources
     from deid.synth.generator import generate
     from deid.synth.omop import write_note_delta, write_outputs
-    notes = generate(args.n, args.seed)
+    notes = generate(args.n, args.seed, Resources.from_environment())
     paths = write_outputs(notes, Path(args.out))
     if args.delta:
         paths.append(write_note_delta(notes, Path(args.delta)))

@@ -84,7 +84,7 @@ class AddressDetector(Component):
     def __init__(self, gazetteer: Gazetteer | None = None, vocabulary: ClinicalVocabulary | None = None,
                  resources: Resources | None = None):
         files = resources or Resources.packaged()
-        self.gazetteer = gazetteer or Gazetteer()
+        self.gazetteer = gazetteer or Gazetteer(files)
         self.vocabulary = vocabulary or ClinicalVocabulary()
         verbs = files.load("lexicons/place_verbs.txt")
         cues = files.load("lexicons/address_cues.txt")

@@ -77,7 +77,7 @@ class HospitalDetector(Component):
     def __init__(self, gazetteer: Gazetteer | None = None, vocabulary: ClinicalVocabulary | None = None,
                  resources: Resources | None = None):
         files = resources or Resources.packaged()
-        self.gazetteer = gazetteer or Gazetteer()
+        self.gazetteer = gazetteer or Gazetteer(files)
         self.vocabulary = vocabulary or ClinicalVocabulary()
         res = files.load("dictionaries/hospitals.tsv")
         endings = files.load("lexicons/health_facility_endings.txt")
