@@ -175,6 +175,8 @@ def test_an_address_starts_after_the_verb_before_it(analyze, text, starts):
     ("lexicons/contact_cues.tsv", "contact"),
     ("lexicons/age_cues.tsv", "age"),
     ("lexicons/id_number_cues.txt", "id_number"),
+    ("lexicons/mention_words.tsv", "std"),
+    ("lexicons/mention_words.tsv", "pregnancy"),
 ])
 def test_each_lexicon_the_rules_read_enters_pipeline_version(tmp_path, lexicon, detector):
     import shutil
@@ -184,12 +186,13 @@ def test_each_lexicon_the_rules_read_enters_pipeline_version(tmp_path, lexicon, 
     from deid.detectors.date import AgeDetector
     from deid.detectors.hospital import HospitalDetector
     from deid.detectors.id_number import IdNumberDetector
+    from deid.detectors.medical import PregnancyDetector, StdDetector
     from deid.detectors.name import NameDetector
     from deid.detectors.workplace import WorkplaceDetector
     from deid.resources import Resources, resources_dir
     make = {"address": AddressDetector, "hospital": HospitalDetector, "name": NameDetector,
             "workplace": WorkplaceDetector, "contact": ContactDetector, "age": AgeDetector,
-            "id_number": IdNumberDetector}[detector]
+            "id_number": IdNumberDetector, "std": StdDetector, "pregnancy": PregnancyDetector}[detector]
     before = make().version
     copy = tmp_path / "resources"
     shutil.copytree(resources_dir(), copy)
@@ -235,11 +238,13 @@ def test_alternation_puts_the_longest_word_first():
     assert re.fullmatch(alternation(["a.b"]), "axb") is None   # words are literal
 
 
-def test_cue_words_of_contacts_and_ages_are_read_from_their_lexicons(tmp_path):
-    """A phone cue makes a local number a phone, an age cue makes a number an age, once the files hold them."""
+def test_cue_words_of_contacts_ages_and_std_mentions_are_read_from_their_lexicons(tmp_path):
+    """A phone cue makes a local number a phone, an age cue makes a number an age, a genital site makes herpes an
+    STD, once the files hold them."""
     from deid.detectors.base import Document
     from deid.detectors.contact import ContactDetector
     from deid.detectors.date import AgeDetector
+    from deid.detectors.medical import StdDetector
 
     def found(detector, text):
         return [s.text for s in detector.detect(Document(text))]
@@ -250,3 +255,6 @@ def test_cue_words_of_contacts_and_ages_are_read_from_their_lexicons(tmp_path):
     assert found(AgeDetector(), "寿数：95") == []
     edited = _with_lexicon_lines(tmp_path / "b", "lexicons/age_cues.tsv", "寿数\tfield\n")
     assert found(AgeDetector(resources=edited), "寿数：95") == ["95"]
+    assert found(StdDetector(), "腹股沟疱疹") == []
+    edited = _with_lexicon_lines(tmp_path / "c", "lexicons/mention_words.tsv", "腹股沟\tgenital_site\n")
+    assert found(StdDetector(resources=edited), "腹股沟疱疹") == ["腹股沟疱疹"]
