@@ -67,6 +67,9 @@ class AgeDetector(Component):
     def __init__(self, resources: Resources | None = None):
         cues = (resources or Resources.packaged()).load("lexicons/age_cues.tsv")
         self.version = cues.digest
+        # each pattern is scanned only where one of its words is in the note
+        self._field_words = cues.words("field")
+        self._birth_words = cues.words("born_in") + cues.words("birth_field") + cues.words("born_after")
         self._field = re.compile(rf"(?:{alternation(cues.words('field'))})\s?[:]?\s?((?:9[0-9]|1[01][0-9]|120))"
                                  r"(?![0-9.])")
         # A birth year said as such (1930年出生, 生于1930年, 出生年份：1930); a full birth date is a DATE already.
@@ -78,13 +81,14 @@ class AgeDetector(Component):
     def detect(self, doc: Document) -> list[Span]:
         norm = doc.norm
         spans = []
-        if "岁" in norm:   # each pattern is scanned only where the word it needs is in the note
+        if "岁" in norm:
             spans += [make_span(doc.text, *m.span(), EntityType.AGE, 1, "pattern", 0.95, why)
                       for rx, why in ((_AGE, "age.years"), (_AGE_CN, "age.years_cn")) for m in rx.finditer(norm)]
-        spans += [make_span(doc.text, *m.span(1), EntityType.AGE, 1, "pattern", 0.9, "age.field")
-                  for m in self._field.finditer(norm) if not any(s.start <= m.start(1) < s.end for s in spans)]
+        if any(w in norm for w in self._field_words):
+            spans += [make_span(doc.text, *m.span(1), EntityType.AGE, 1, "pattern", 0.9, "age.field")
+                      for m in self._field.finditer(norm) if not any(s.start <= m.start(1) < s.end for s in spans)]
         this_year = (doc.note_date or date.today()).year
-        for m in self._birth_year.finditer(norm):
+        for m in self._birth_year.finditer(norm) if any(w in norm for w in self._birth_words) else ():
             group = 1 if m.group(1) else 2
             if this_year - int(m.group(group)) >= 90:
                 spans.append(make_span(doc.text, *m.span(group), EntityType.AGE, 1, "pattern", 0.85, "age.birth_year"))
