@@ -4,8 +4,8 @@ refactoring that must not change behaviour can be checked span by span (`diff` t
     deid synth --n 2000 --seed 20251127 --out /tmp/vocab-eval
     python bench/span_dump.py --gold /tmp/vocab-eval/notes.jsonl --real /tmp/real --out before.tsv
 
---path note dumps the text spans of each note as Pipeline.process_notes finds them (a NOTE row without a title,
-as the job and the command line read it) instead of what Pipeline.analyze finds in the bare text.
+--path note dumps the text spans of each note as `deid eval` and the job find them (Pipeline.process_notes, a NOTE
+row without a title) instead of what Pipeline.analyze finds in the bare text.
 """
 from __future__ import annotations
 
@@ -15,18 +15,16 @@ import sys
 from pathlib import Path
 
 
-def _as_rows(notes: list[dict], pipeline, batch: int):
-    from deid.pipeline import Note
+def _bare_texts(notes: list[dict], pipeline, batch: int):
     for i in range(0, len(notes), batch):
         chunk = notes[i:i + batch]
-        results = pipeline.process_notes([Note(n["text"]) for n in chunk])
-        yield from zip(chunk, (r.spans["text"] for r in results), strict=True)
+        yield from zip(chunk, pipeline.analyze_many([n["text"] for n in chunk]), strict=True)
 
 
 def dump_lines(corpus: str, notes: list[dict], pipeline, path: str = "analyze", batch: int = 64):
     """corpus, note id, start, end, type, tier, detector, score and rule of every span, in the order found."""
     from deid.evaluate import analyzed
-    found = analyzed(notes, pipeline, batch) if path == "analyze" else _as_rows(notes, pipeline, batch)
+    found = _bare_texts(notes, pipeline, batch) if path == "analyze" else analyzed(notes, pipeline, batch)
     for note, spans in found:
         for s in spans:
             fields = (corpus, note["id"], s.start, s.end, s.entity_type.value, s.tier, s.detector, f"{s.score:.4f}",

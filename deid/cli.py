@@ -11,15 +11,13 @@ import json
 import logging
 import os
 import sys
-import traceback
 from collections import Counter
 from datetime import date
 from pathlib import Path
 
 from deid import __version__
+from deid.exits import EXIT_FAILED, EXIT_USAGE, report
 
-EXIT_FAILED = 1   # the run itself failed: notes it could not annotate, an unexpected error
-EXIT_USAGE = 2    # the command line or its inputs are wrong (argparse exits 2 as well)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -197,9 +195,10 @@ def cmd_annotate(args) -> int:
 
 
 def cmd_synth(args) -> int:
+    from deid.resources import Resources
     from deid.synth.generator import generate
     from deid.synth.omop import write_note_delta, write_outputs
-    notes = generate(args.n, args.seed)
+    notes = generate(args.n, args.seed, Resources.from_environment())
     paths = write_outputs(notes, Path(args.out))
     if args.delta:
         paths.append(write_note_delta(notes, Path(args.delta)))
@@ -600,12 +599,8 @@ def main(argv=None) -> int:
     logging.getLogger().setLevel("ERROR" if args.quiet else args.log_level)   # also where handlers already exist
     try:
         return args.func(args)
-    except Exception as exc:   # the scheduler reads the exit status and one line; --debug adds the traceback
-        status, message = _failure(exc)
-        if args.debug:
-            traceback.print_exc()
-        print(f"error: {message}", file=sys.stderr)
-        return status
+    except Exception as exc:
+        return report(exc, _failure, args.debug)
 
 
 if __name__ == "__main__":

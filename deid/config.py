@@ -6,6 +6,7 @@ from pathlib import Path
 
 import yaml
 
+from deid.merge import DEFAULT_PRIORITY, DEFAULT_TIER_RULE, TIER_RULES
 from deid.resources import data_dir, digest_bytes
 from deid.spans import EntityType
 
@@ -49,7 +50,7 @@ class PipelineConfig:
     policy_preset: str | None = None   # None: the policy file's own `preset`
     max_chars: int = 2_000_000
     note_time_budget_s: float = 60.0   # 0: no budget
-    tier_rule: str = "detectors_first"
+    tier_rule: str = DEFAULT_TIER_RULE
     llm: object = None            # deid.llm.stage.LlmConfig
     digest: str = ""
     raw: dict = field(default_factory=dict, compare=False)
@@ -73,7 +74,6 @@ def parse_config(doc: dict, base_dir: Path) -> PipelineConfig:
     """A config from its YAML document; a relative policies path is resolved against base_dir."""
     from deid.detectors.registry import COMPONENTS
     from deid.llm.stage import ROUTING, LlmConfig
-    from deid.merge import DEFAULT_PRIORITY, TIER_RULES
     components = tuple(doc.get("components", COMPONENTS))
     unknown = [c for c in components if c not in COMPONENTS]
     if unknown:
@@ -87,7 +87,7 @@ def parse_config(doc: dict, base_dir: Path) -> PipelineConfig:
                                                                       [t.value for t in DEFAULT_PRIORITY]))
     if len(priority) != len(EntityType) or set(priority) != set(EntityType):
         raise ConfigError("merge.type_priority must list every entity type once")
-    tier_rule = (doc.get("merge") or {}).get("tier_rule", "detectors_first")
+    tier_rule = (doc.get("merge") or {}).get("tier_rule", DEFAULT_TIER_RULE)
     if tier_rule not in TIER_RULES:
         raise ConfigError(f"merge.tier_rule must be one of {', '.join(TIER_RULES)}")
     try:

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from datetime import date
 
-from deid.spans import TIERED_TYPES, EntityType
+from deid.pipeline import Note
+from deid.spans import TIERED_TYPES, EntityType, NoteContext
 
 TYPES = [t.value for t in EntityType]
 TIERED = [t.value for t in TIERED_TYPES]
@@ -142,11 +144,24 @@ def _covered(start: int, end: int, intervals: list[tuple[int, int]]) -> bool:
     return _coverage(start, end, intervals) == end - start
 
 
+def as_note(gold: dict) -> Note:
+    """A gold note ({id, text} and, from deid synth, note_title, person_id, note_date) as the job reads its NOTE
+    row; the gold spans are the text's."""
+    note_date = gold.get("note_date")
+    return Note(gold["text"], gold.get("note_title"),
+                NoteContext(gold.get("person_id"), gold["id"], date.fromisoformat(note_date) if note_date else None))
+
+
 def analyzed(notes, pipeline, batch: int = 64):
-    """(note, spans) for gold notes ({id, text, ...}), analysed a batch at a time."""
+    """(note, its text's spans) for gold notes, found a batch at a time on the job's path (Pipeline.process_notes);
+    a note the pipeline fails on raises its error, so no figure is made without it."""
     for i in range(0, len(notes), batch):
         chunk = notes[i:i + batch]
-        yield from zip(chunk, pipeline.analyze_many([n["text"] for n in chunk]), strict=True)
+        results = pipeline.process_notes([as_note(n) for n in chunk])
+        for note, result in zip(chunk, results, strict=True):
+            if result.failure:
+                raise result.failure.error
+            yield note, result.spans["text"]
 
 
 def evaluate(notes, pipeline, batch: int = 64) -> Scores:

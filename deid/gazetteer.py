@@ -10,7 +10,7 @@ from functools import lru_cache
 
 import ahocorasick
 
-from deid import resources
+from deid.resources import Resources
 
 _SKIP = {"市辖区", "县", "省直辖县级行政区划", "自治区直辖县级行政区划", "省直辖县级行政单位", "郊区", "矿区", "城区"}
 _PROVINCE_SUFFIXES = ("维吾尔自治区", "壮族自治区", "回族自治区", "特别行政区", "自治区", "省", "市")
@@ -76,17 +76,18 @@ def places() -> dict[str, Place]:
 class Gazetteer:
     """Longest-match finder of division names, skipping hits inside known non-place words."""
 
-    def __init__(self):
+    def __init__(self, resources: Resources | None = None):
+        """resources: where the stop words are read (the package's when None; the pipeline passes its own)."""
+        stop_words = (resources or Resources.packaged()).load("dictionaries/place_stopwords.txt")
         self._auto = ahocorasick.Automaton()
         for name, place in places().items():
             self._auto.add_word(name, place)
         self._auto.make_automaton()
         self._stop = ahocorasick.Automaton()
-        stop_words = resources.load("dictionaries/place_stopwords.txt").lines()
-        for w in stop_words:
+        for w in stop_words.lines():
             self._stop.add_word(w, len(w))
         self._stop.make_automaton()
-        self.version = resources.load("dictionaries/place_stopwords.txt").digest
+        self.version = stop_words.digest
 
     def find(self, text: str) -> list[tuple[int, int, Place]]:
         blocked = [(end - n + 1, end + 1) for end, n in self._stop.iter(text)]

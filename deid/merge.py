@@ -7,10 +7,11 @@ it overlapped (agreement), and a same-type LLM span may widen it where that coll
 (masking more, never less). A detector span that loses an overlap to another type keeps the parts no winner
 covers (two characters or more), so a boundary two detectors disagree on never unmasks text.
 
-Its tier, among same-type spans, follows `tier_rule`:
+Its tier, among same-type spans, follows `tier_rule` (`merge.tier_rule` in the config; the default is
+DEFAULT_TIER_RULE, and the rules differ only where the LLM stage added spans):
 - protective: the most sensitive tier any of them gave (merging never lowers protection);
-- detectors_first: the deterministic detectors' tier where they found the span (their tiers are rule-certain:
-  a dictionary row, address granularity, a negative result), the LLM's where only the LLM found it;
+- detectors_first (the default): the deterministic detectors' tier where they found the span (their tiers are
+  rule-certain: a dictionary row, address granularity, a negative result), the LLM's where only the LLM found it;
 - llm_first: the LLM's tier where it gave one, else the detectors'.
 A span of another type swallowed by the winner can still only raise its sensitivity.
 
@@ -36,6 +37,7 @@ DEFAULT_PRIORITY = (EntityType.ID_NUMBER, EntityType.CONTACT, EntityType.ACCOUNT
 
 
 TIER_RULES = ("protective", "detectors_first", "llm_first")
+DEFAULT_TIER_RULE = "detectors_first"
 
 # Types whose detectors check a structure no address reading has (a mobile's prefix and length, an ID's check digit,
 # a plate's region letter, a record number's cue); a HOSPITAL counts where its detector says why (`facility`).
@@ -56,7 +58,7 @@ def _tier(same: list[Span], rule: str) -> int:
 
 
 def merge(spans: list[Span], priority: tuple[EntityType, ...] = DEFAULT_PRIORITY,
-          tier_rule: str = "protective") -> list[Span]:
+          tier_rule: str = DEFAULT_TIER_RULE) -> list[Span]:
     rank = {t: i for i, t in enumerate(priority)}
     out: list[Span] = []
     for group in _overlapping_groups(spans):

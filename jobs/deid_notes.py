@@ -31,7 +31,6 @@ import shutil
 import sys
 import threading
 import time
-import traceback
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -49,6 +48,7 @@ from pyspark.sql.types import StructType
 from deid import io as dio
 from deid.batch import CACHED_COLUMN, RESULT, TRANSIENT_ERRORS
 from deid.config import load_config
+from deid.exits import EXIT_BUSY, EXIT_FAILED, EXIT_OK, EXIT_QUARANTINE, EXIT_USAGE, report
 from deid.jobconfig import JobConfig, load_job_config, quarantine_exceeded
 from deid.pipeline import Pipeline, source_part
 from deid.resources import bundle as resource_bundle
@@ -772,10 +772,6 @@ class JobRun:
         _stage("verify", self.counts.todo, t0)
 
 
-EXIT_FAILED = 1       # the run failed: an unexpected error, or counts that do not reconcile
-EXIT_USAGE = 2        # the command line, the config, the input or the environment is wrong: the message says what
-EXIT_QUARANTINE = 3   # the run succeeded but left more notes in quarantine than job.max_quarantine_share
-EXIT_BUSY = 75        # sysexits EX_TEMPFAIL: another run holds the output tables; a scheduler's retry is right
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -868,12 +864,8 @@ def main(argv=None) -> int:
             row = run(spark, cfg)
         finally:
             spark.stop()   # executors go before the JVM exits (a cluster would log their loss otherwise)
-    except Exception as exc:   # a scheduler reads the exit status and one line; --debug adds the traceback
-        status, message = _failure(exc)
-        if args.debug:
-            traceback.print_exc()
-        print(f"error: {message}", file=sys.stderr)
-        return status
+    except Exception as exc:
+        return report(exc, _failure, args.debug)
     print(f"run {row['run_id']} {row['status']}: read {row['notes_read']}, written {row['notes_written']}, "
           f"unchanged {row['notes_unchanged']}, moved {row['notes_moved']}, quarantined {row['notes_quarantined']}, "
           f"spans {row['spans_written']}")
@@ -881,7 +873,7 @@ def main(argv=None) -> int:
     if over:
         print(f"error: {over}", file=sys.stderr)
         return EXIT_QUARANTINE
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -168,21 +168,31 @@ def test_an_address_starts_after_the_verb_before_it(analyze, text, starts):
     ("lexicons/drug_stems.txt", "name"),
     ("lexicons/address_cues.txt", "address"),
     ("lexicons/place_endings.tsv", "address"),
-    ("lexicons/address_units.txt", "address"),
+    ("lexicons/address_units.tsv", "address"),
     ("lexicons/address_stops.tsv", "address"),
     ("lexicons/hospital_words.tsv", "hospital"),
     ("lexicons/person_context.tsv", "workplace"),
+    ("lexicons/contact_cues.tsv", "contact"),
+    ("lexicons/age_cues.tsv", "age"),
+    ("lexicons/id_number_cues.txt", "id_number"),
+    ("lexicons/mention_words.tsv", "std"),
+    ("lexicons/mention_words.tsv", "pregnancy"),
 ])
 def test_each_lexicon_the_rules_read_enters_pipeline_version(tmp_path, lexicon, detector):
     import shutil
 
     from deid.detectors.address import AddressDetector
+    from deid.detectors.contact import ContactDetector
+    from deid.detectors.date import AgeDetector
     from deid.detectors.hospital import HospitalDetector
+    from deid.detectors.id_number import IdNumberDetector
+    from deid.detectors.medical import PregnancyDetector, StdDetector
     from deid.detectors.name import NameDetector
     from deid.detectors.workplace import WorkplaceDetector
     from deid.resources import Resources, resources_dir
     make = {"address": AddressDetector, "hospital": HospitalDetector, "name": NameDetector,
-            "workplace": WorkplaceDetector}[detector]
+            "workplace": WorkplaceDetector, "contact": ContactDetector, "age": AgeDetector,
+            "id_number": IdNumberDetector, "std": StdDetector, "pregnancy": PregnancyDetector}[detector]
     before = make().version
     copy = tmp_path / "resources"
     shutil.copytree(resources_dir(), copy)
@@ -226,3 +236,25 @@ def test_alternation_puts_the_longest_word_first():
     from deid.resources import alternation
     assert re.match(alternation(["外孙", "外孙女", "a.b"]), "外孙女").group() == "外孙女"
     assert re.fullmatch(alternation(["a.b"]), "axb") is None   # words are literal
+
+
+def test_cue_words_of_contacts_ages_and_std_mentions_are_read_from_their_lexicons(tmp_path):
+    """A phone cue makes a local number a phone, an age cue makes a number an age, a genital site makes herpes an
+    STD, once the files hold them."""
+    from deid.detectors.base import Document
+    from deid.detectors.contact import ContactDetector
+    from deid.detectors.date import AgeDetector
+    from deid.detectors.medical import StdDetector
+
+    def found(detector, text):
+        return [s.text for s in detector.detect(Document(text))]
+
+    assert found(ContactDetector(), "宅电：8765 4321") == []
+    edited = _with_lexicon_lines(tmp_path / "a", "lexicons/contact_cues.tsv", "宅电\tphone\n")
+    assert found(ContactDetector(resources=edited), "宅电：8765 4321") == ["8765 4321"]
+    assert found(AgeDetector(), "寿数：95") == []
+    edited = _with_lexicon_lines(tmp_path / "b", "lexicons/age_cues.tsv", "寿数\tfield\n")
+    assert found(AgeDetector(resources=edited), "寿数：95") == ["95"]
+    assert found(StdDetector(), "腹股沟疱疹") == []
+    edited = _with_lexicon_lines(tmp_path / "c", "lexicons/mention_words.tsv", "腹股沟\tgenital_site\n")
+    assert found(StdDetector(resources=edited), "腹股沟疱疹") == ["腹股沟疱疹"]

@@ -43,8 +43,8 @@ def test_result_is_sorted_and_disjoint():
 def test_tier_rules_for_the_ensemble():
     detector = span(0, 4, T.STD, tier=3, det="dictionary")     # e.g. a negative screening result
     llm = span(0, 4, T.STD, tier=1, det="llm")
-    assert merge([detector, llm])[0].tier == 1                                    # protective (default)
-    assert merge([detector, llm], tier_rule="detectors_first")[0].tier == 3
+    assert merge([detector, llm])[0].tier == 3                                    # detectors_first (default)
+    assert merge([detector, llm], tier_rule="protective")[0].tier == 1
     assert merge([detector, llm], tier_rule="llm_first")[0].tier == 1
     only_llm = span(10, 14, T.ADDRESS, tier=2, det="llm")
     assert merge([only_llm], tier_rule="detectors_first")[0].tier == 2

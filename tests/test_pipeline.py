@@ -114,12 +114,14 @@ def test_component_settings_are_checked_against_what_the_component_declares(sett
 
 def test_the_registry_declares_each_component_and_the_config_fills_in_its_settings():
     from deid.detectors.registry import COMPONENTS
-    from deid.merge import DEFAULT_PRIORITY
+    from deid.merge import DEFAULT_PRIORITY, DEFAULT_TIER_RULE
     config = load_config(ner={"threads": 2})
     assert config.settings["ner"] == {"threads": 2, "batch_size": 64, "gate": True, "model": "lac"}
     assert config.settings["name"] == {}
-    assert config.type_priority == DEFAULT_PRIORITY   # pipeline.yaml spells out the one default
-    assert parse_config({}, Path(".")).type_priority == DEFAULT_PRIORITY   # ... which a config without one gets
+    bare = parse_config({}, Path("."))
+    # pipeline.yaml spells out the one default merge priority and tier rule, which a config without them gets
+    assert config.type_priority == bare.type_priority == DEFAULT_PRIORITY
+    assert config.tier_rule == bare.tier_rule == DEFAULT_TIER_RULE
     found = {t for cls in COMPONENTS.values() for t in cls.entity_types}
     assert found == set(EntityType)   # every type has a component that declares it
 

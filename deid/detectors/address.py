@@ -28,49 +28,33 @@ _METRIC_UNIT = r"mg|ml|kg|cm|mm|g"
 _BARE_NUMBER = re.compile(rf"[A-Za-z]?[0-9]{{1,5}}(?![0-9.%])(?!\s?(?:{_TIME_UNIT}|{_METRIC_UNIT}))")
 # One separator may stand between two components (2期 3栋, 7-2225, 136栋_5单元).
 _JOINER = re.compile(r"[-_ ](?=[0-9A-Za-z一二三四五六七八九十\u4e00-\u9fa5])|、(?=[0-9A-Za-z])")   # 、 in 38F、17F
-# A building number is an address on its own once a name stands before it (锦绣江南11幢, 江南4区71-11-1105,
-# 龙祥园91-1846, 国贸名品九楼1363号); not a date (2015-04-18) nor a range with a unit (尿量1000-1500ml).
+# A building number is an address on its own once a name stands before it (`_building`): not a date (2015-04-18)
+# nor a range with a unit (尿量1000-1500ml).
 _NOT_DATE = r"(?!(?:19|20)[0-9]{2}[-_][01]?[0-9][-_][0-3]?[0-9](?![0-9]))"
 _NO_UNIT_AFTER = rf"(?![0-9.%A-Za-z])(?!\s?(?:{_TIME_UNIT}|周|秒|毫|克|升|米|厘|粒|片|支|袋|滴|度|℃))"
-_BUILDING = re.compile(rf"(?<=[{_CJK}]{{2}}){_NUM}\s?(?:幢|栋|单元|号楼|号门)|"
-                       rf"(?<=[{_CJK}]{{2}})[0-9]{{1,4}}号(?=[0-9]{{2,4}}(?![0-9]))"
-                       rf"|(?<=[{_CJK}]{{2}}){_NUM}\s?(?:楼|层|F)(?=[A-Za-z]?[0-9]{{2,5}})"
-                       rf"|(?<=[{_CJK}]){_NOT_DATE}[0-9]{{1,4}}(?:[-_][0-9]{{1,4}}){{2}}{_NO_UNIT_AFTER}"
-                       rf"|(?<=[园苑区期城村庄府居庭湾座寓阁楼厦]){_NOT_DATE}[0-9]{{1,4}}[-_][0-9]{{3,4}}{_NO_UNIT_AFTER}")
-# A building, floor or room inside an institution named before it (温州市人民医院17幢11楼, 财经大学9号楼): the
-# institution is its own span, the numbers after it are the address below it.
-_INSIDE_INSTITUTION = re.compile(rf"(?:(?<=医院)|(?<=卫生院)|(?<=大学)|(?<=学院))(?:[门急]诊楼|住院部|门诊部|"
-                                 rf"[行综]\w楼|[A-Z]区)?"
-                                 rf"(?={_NUM}\s?(?:号楼|幢|栋|座|楼|层)(?!梯|道))")
+
+
+def _building(building: str, floor: str) -> str:
+    """A building or floor number after a name (锦绣江南11幢, 江南4区71-11-1105, 龙祥园91-1846, 国贸名品九楼1363号);
+    building and floor: the alternations of their units (address_units.tsv)."""
+    return (rf"(?<=[{_CJK}]{{2}}){_NUM}\s?(?:{building})|"
+            rf"(?<=[{_CJK}]{{2}})[0-9]{{1,4}}号(?=[0-9]{{2,4}}(?![0-9]))"
+            rf"|(?<=[{_CJK}]{{2}}){_NUM}\s?(?:{floor}|F)(?=[A-Za-z]?[0-9]{{2,5}})"
+            rf"|(?<=[{_CJK}]){_NOT_DATE}[0-9]{{1,4}}(?:[-_][0-9]{{1,4}}){{2}}{_NO_UNIT_AFTER}"
+            rf"|(?<=[园苑区期城村庄府居庭湾座寓阁楼厦]){_NOT_DATE}[0-9]{{1,4}}[-_][0-9]{{3,4}}{_NO_UNIT_AFTER}")
+
+
 # A native place at the head of a note: 患者，男，56岁，浙江省德清县钟管镇人，
 _NATIVE_PLACE = re.compile(r"(?:岁|男|女|族)[，,]\s*(?=[^，,。；;\n]{2,30}人[，,。；;])")
 _NAME_CHAR = re.compile(rf"[{_CJK}A-Za-z0-9]")
 _CLAUSE_MARKS = set("，。,；;：:、（）() \t\n")
 _DIVISION_NAME = re.compile(r"(?:镇|乡|村|街道)$")
-# A division's name directly before one of these begins a road or a place (温州大道, 湖州街, 丹东街道, 天水家园), so
-# generalize must not keep it as a division; nor is a province or city after a county one (江北区|宁波利星).
-_NAMED_AFTER_PLACE = re.compile(rf"(?:[东西南北中]|[0-9一二三四五六七八九十]+)?(?:路|街|大街|大道|巷|弄)|新村|家园|"
-                                rf"花园|小区|公寓|"   # 朝阳西路
-                                rf"广场|大厦|村|镇|乡|[东西南北]?站|(?:(?![省市县区])[{_CJK}]){{0,7}}?"
-                                rf"(?:开发区|集聚区|新区|园区|工业园|产业园|创业园|中心|商贸城|商城|市场|大学|学院|学校|机场|公司)")
 # The rest of an address phrase once it is known to be one (a cue, or a component below county level): names
 # with no suffix (仙浦, 莫家埭), shops and firms (东昌汽车销售公司), floors and rooms in any form (F1314, 4564档),
 # up to clause punctuation, a clinical or narrative word, or a native-place 人 (德清县钟管镇人，).
 _REST = re.compile(rf"(?:[{_CJK}A-Za-z0-9#·/]|[-_]+(?=[{_CJK}A-Za-z0-9])| (?=[A-Za-z0-9])|"
                    rf"(?<=[0-9A-Za-z号])、(?=[A-Za-z]?[0-9]))+")
 _REST_MAX = 30
-# Development zones, towns and roads may be named after a division, full name and all (平湖市经济开发区, 祁县镇,
-# 鄞县大道); a firm so named (台州市箭马缝纫机有限公司) keeps the division, which opens its address.
-_NAMED_AFTER_FULL = re.compile(r"(?:经济技术|经济|高新技术|高新|工业)?(?:开发区|产业园区|工业园区|园区|新区)|镇|乡|"
-                               r"[东西南北中]?大道")
-
-
-def _begins_named_place(norm: str, place, end: int) -> bool:
-    """A division's short name that begins a road or place (温州大道, 朝阳西路, 河南村, 浙江师范大学); a full name
-    (浙江省, 西湖区) is the division itself, except as the name of a zone, town or road (永康市经济开发区)."""
-    if place.name.endswith(("省", "市", "县", "区")):
-        return bool(_NAMED_AFTER_FULL.match(norm, end))
-    return bool(_NAMED_AFTER_PLACE.match(norm, end))
 
 
 class AddressDetector(Component):
@@ -84,12 +68,12 @@ class AddressDetector(Component):
     def __init__(self, gazetteer: Gazetteer | None = None, vocabulary: ClinicalVocabulary | None = None,
                  resources: Resources | None = None):
         files = resources or Resources.packaged()
-        self.gazetteer = gazetteer or Gazetteer()
+        self.gazetteer = gazetteer or Gazetteer(files)
         self.vocabulary = vocabulary or ClinicalVocabulary()
         verbs = files.load("lexicons/place_verbs.txt")
         cues = files.load("lexicons/address_cues.txt")
         endings = files.load("lexicons/place_endings.tsv")
-        units = files.load("lexicons/address_units.txt")
+        units = files.load("lexicons/address_units.tsv")
         stops = files.load("lexicons/address_stops.tsv")
         person = files.load("lexicons/person_context.tsv")
         self.version = combine_digests({r.name: r.digest for r in (verbs, cues, endings, units, stops, person)})
@@ -97,7 +81,28 @@ class AddressDetector(Component):
         self._cue = re.compile(rf"(?:{alternation(cues.words())}|出生于(?![0-9])|"
                                rf"(?<![发产寄滋衍])生于(?![0-9]))\s*[:：]?\s*")
         named = alternation(endings.words("named"))
-        unit = alternation(units.words()) + "|F(?![A-Za-z])"
+        unit = alternation(units.words("numbered")) + "|F(?![A-Za-z])"
+        self._building = re.compile(_building(alternation(units.words("building")), alternation(units.words("floor"))))
+        # A building, floor or room inside an institution named before it (温州市人民医院17幢11楼, 财经大学9号楼,
+        # 医院住院部165层): the institution is its own span, the numbers after it are the address below it.
+        self._inside_institution = re.compile(
+            "(?:" + "|".join(f"(?<={re.escape(w)})" for w in sorted(endings.words("institution"))) + ")"
+            rf"(?:{alternation(endings.words('institution_wing'))}|[行综]\w楼|[A-Z]区)?"
+            rf"(?={_NUM}\s?(?:{alternation(units.words('institution_floor'))})(?!梯|道))")
+        # A division's short name directly before one of these begins a road or a place (温州大道, 朝阳西路, 湖州街,
+        # 天水家园, 杭州东站, 浙江师范大学), so generalize must not keep it as a division; nor is a province or city
+        # after a county one (江北区|宁波利星).
+        self._named_after_place = re.compile(
+            rf"(?:[东西南北中]|[0-9一二三四五六七八九十]+)?(?:{alternation(endings.words('division_road'))})"
+            rf"|{alternation(endings.words('division_place'))}"
+            rf"|[东西南北]?(?:{alternation(endings.words('division_station'))})"
+            rf"|(?:(?![省市县区])[{_CJK}]){{0,7}}?(?:{alternation(endings.words('division_site'))})")
+        # Development zones, towns and roads may be named after a division, full name and all (平湖市经济开发区,
+        # 祁县镇, 鄞县大道); a firm so named (台州市箭马缝纫机有限公司) keeps the division, which opens its address.
+        self._named_after_full = re.compile(
+            rf"(?:{alternation(endings.words('zone_qualifier'))})?(?:{alternation(endings.words('division_zone'))})"
+            rf"|{alternation(endings.words('division_town'))}"
+            rf"|[东西南北中]?(?:{alternation(endings.words('division_avenue'))})")
         # A named component: a name that ends in a place word (幸福小区), or in a numbered part (朝晖五区).
         self._named = re.compile(rf"{_NAME_PART}{{0,10}}?(?:{named})(?:{_NUM}(?:区|期|片|组|队|社))?"
                                  rf"|{_NAME_PART}{{1,8}}?(?:[0-9]+|[一二三四五六七八九十]+)(?:区|期|片|组|队|社)")
@@ -138,6 +143,13 @@ class AddressDetector(Component):
         # What makes the words after a bare cue an address: a number or a place word.
         self._place_evidence = re.compile(rf"[0-9]|{named}")
 
+    def _begins_named_place(self, norm: str, place, end: int) -> bool:
+        """A division's short name that begins a road or place (温州大道, 朝阳西路, 河南村, 浙江师范大学); a full name
+        (浙江省, 西湖区) is the division itself, except as the name of a zone, town or road (永康市经济开发区)."""
+        if place.name.endswith(("省", "市", "县", "区")):
+            return bool(self._named_after_full.match(norm, end))
+        return bool(self._named_after_place.match(norm, end))
+
     def detect(self, doc: Document) -> list[Span]:
         text, norm = doc.text, doc.norm
         starts: dict[int, str] = {}
@@ -153,19 +165,19 @@ class AddressDetector(Component):
             if not place.name.endswith(("省", "市", "县", "区")) and TREATED_WITH.search(norm, max(0, s - 3), s):
                 continue   # 口服瑞宁德: a drug, not 宁德
             starts.setdefault(s, "gazetteer")
-            if _begins_named_place(norm, place, e):   # 杭州学院路, 鄞县大道: the division's name begins a named place
+            if self._begins_named_place(norm, place, e):   # 杭州学院路, 鄞县大道: the division's name begins a place
                 anchored.add(s)
         named_buildings: dict[int, int] = {}   # name start -> where its building number begins
-        for m in _INSIDE_INSTITUTION.finditer(norm):
+        for m in self._inside_institution.finditer(norm):
             starts.setdefault(m.start(), "anchor")
             named_buildings.setdefault(m.start(), m.end())   # 住院部|165层
-        for m in (*self._anchor.finditer(norm), *self._place_number.finditer(norm), *_BUILDING.finditer(norm)):
+        for m in (*self._anchor.finditer(norm), *self._place_number.finditer(norm), *self._building.finditer(norm)):
             # a place named before a building may be long (洪家星星电子产业基地A11幢)
-            name_start = self._name_start(norm, m.start(), 12 if m.re is _BUILDING else 8)
-            if m.start() - name_start >= 2 or m.re is not _BUILDING:
+            name_start = self._name_start(norm, m.start(), 12 if m.re is self._building else 8)
+            if m.start() - name_start >= 2 or m.re is not self._building:
                 starts.setdefault(name_start, "anchor")
                 anchored.add(name_start)
-            if m.re is _BUILDING and m.start() - name_start >= 2:
+            if m.re is self._building and m.start() - name_start >= 2:
                 named_buildings.setdefault(name_start, m.start())
         spans: list[Span] = []
         covered_to = -1
@@ -260,7 +272,8 @@ class AddressDetector(Component):
         pos, admin_parts, fine, has_admin, evidence = start, [], False, False, []
         while pos < len(norm):
             hit = self.gazetteer.match_at(norm, pos)
-            if hit and (_begins_named_place(norm, hit[1], hit[0]) or admin_parts and hit[1].level < admin_parts[-1][1]):
+            if hit and (self._begins_named_place(norm, hit[1], hit[0])
+                        or admin_parts and hit[1].level < admin_parts[-1][1]):
                 hit = None   # 温州大道, 湖州街, 天水家园; 江北区|宁波利星公司: a name that begins with a division's
             if hit and not fine:
                 evidence.append((pos, hit[0], "admin"))

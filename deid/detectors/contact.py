@@ -10,6 +10,7 @@ import ipaddress
 import re
 
 from deid.detectors.base import Component, Document, Taken, left_context, right_context
+from deid.resources import Resources, alternation
 from deid.spans import EntityType, Span, make_span
 
 _SEP = r"[ \-.]?"
@@ -42,19 +43,7 @@ _IPV4 = re.compile(rf"(?<![0-9A-Za-z.])(?:{_OCTET}\.){{3}}{_OCTET}(?![0-9]|\.[0-
 # IPv6 candidates: runs of letters, digits, colons and dots holding "::" or seven colons; the address is the run or
 # what follows a colon in it (IPv6:fe80::1, as 终端IPv6：fe80::1 normalizes); ipaddress decides (12:30:45 is none).
 _IPV6_RUN = re.compile(r"(?<![0-9A-Za-z:.])[0-9A-Za-z:.]*:[0-9A-Za-z:.]*(?![0-9A-Za-z:.])")
-# Where a dotted quad is a version, not an address (客户端版本 5.2.0.1).
-_VERSION_BEFORE = re.compile(r"(?:版本|版本号|version|ver|v)\s?[:]?\s?$", re.I)
-# Local numbers without area code only right after a phone cue.
-_PHONE_CUE = re.compile(r"(?:电话|手机|联系方式|联系电话|电话号码|座机|Tel|TEL|tel|Phone|phone|Mobile|mobile|"
-                        r"手机号)(?:号码|号)?\s*[:：]?\s*$")
 _LOCAL = re.compile(_NOT_DIGIT_BEFORE + r"\d{3,4}" + _SEP + r"\d{4}" + _NOT_DIGIT_AFTER)
-_QQ = re.compile(r"(?:QQ|qq|Qq|扣扣)\s*(?:号码|号)?\s*[:：]?\s*(\d{5,11})(?!\d)")
-_WECHAT = re.compile(r"(?:微信|weixin|WeChat|wechat|wx|WX|VX|vx|V信)\s*(?:号|ID|"
-                     r"id)?\s*[:：]?\s*([A-Za-z][A-Za-z0-9_-]{5,19}|1[3-9]\d{9})(?![A-Za-z0-9_-])")
-# Numbers introduced by these cues are identifiers of the record, not contacts.
-_RECORD_CUE = re.compile(r"(?:住院号|病案号|门诊号|病历号|登记号|ID号|检查号|标本号|条码|流水号|床号|医保号|卡号|编号|"
-                         r"No\.?)\s*[:：]?\s*$", re.I)
-_MEASURE_AFTER = re.compile(r"^\s*(?:mg|ml|mL|g|kg|mmol|μmol|umol|U|IU|mmHg|次|岁|元|cm|mm|%|/(?![0-9(+]))")
 # Numbers written together with nothing between them (1381234567802161234567): a digit run that splits wholly
 # into mobiles and landlines with area codes is those numbers.
 _RUN = re.compile(r"(?<![0-9])[0-9]{20,36}(?![0-9])")
@@ -64,6 +53,22 @@ _PIECE = re.compile(r"1[3-9][0-9]{9}|0(?:10|2[0-9])[0-9]{8}|0[3-9][0-9]{2}[0-9]{
 class ContactDetector(Component):
     name = "contact"
     entity_types = (EntityType.CONTACT,)
+    uses = ("resources",)
+
+    def __init__(self, resources: Resources | None = None):
+        cues = (resources or Resources.packaged()).load("lexicons/contact_cues.tsv")
+        self.version = cues.digest
+        # Local numbers without area code only right after a phone cue.
+        self._phone_cue = re.compile(rf"(?:{alternation(cues.words('phone'))})(?:号码|号)?\s*[:：]?\s*$")
+        # Numbers a record cue introduces identify the record, and a measure or count after a number makes it
+        # none: not contacts.
+        self._record_cue = re.compile(rf"(?:{alternation(cues.words('record'))}|No\.?)\s*[:：]?\s*$", re.I)
+        self._measure_after = re.compile(rf"^\s*(?:{alternation(cues.words('measure'))}|/(?![0-9(+]))")
+        # Where a dotted quad is a version, not an address (客户端版本 5.2.0.1).
+        self._version_before = re.compile(rf"(?:{alternation(cues.words('version'))})\s?[:]?\s?$", re.I)
+        self._qq = re.compile(rf"(?:{alternation(cues.words('qq'))})\s*(?:号码|号)?\s*[:：]?\s*(\d{{5,11}})(?!\d)")
+        self._wechat = re.compile(rf"(?:{alternation(cues.words('wechat'))})\s*(?:号|ID|id)?\s*[:：]?\s*"
+                                  r"([A-Za-z][A-Za-z0-9_-]{5,19}|1[3-9]\d{9})(?![A-Za-z0-9_-])")
 
     def detect(self, doc: Document) -> list[Span]:
         norm, text = doc.norm, doc.text
@@ -75,8 +80,8 @@ class ContactDetector(Component):
                 found.append(make_span(text, start, end, EntityType.CONTACT, 1, "pattern", score, why))
 
         def is_record_number(start: int, end: int) -> bool:
-            return bool(_RECORD_CUE.search(left_context(norm, start, 10)) or
-                        _MEASURE_AFTER.match(right_context(norm, end, 12)))
+            return bool(self._record_cue.search(left_context(norm, start, 10)) or
+                        self._measure_after.match(right_context(norm, end, 12)))
 
         for m in _EMAIL.finditer(norm):
             add(m.start(), m.end(), 0.99, "email")
@@ -87,7 +92,7 @@ class ContactDetector(Component):
                 end -= 1
             add(m.start(), end, 0.95, "url")
         for m in _IPV4.finditer(norm):
-            if not _VERSION_BEFORE.search(left_context(norm, m.start(), 10)):
+            if not self._version_before.search(left_context(norm, m.start(), 10)):
                 add(m.start(), m.end(), 0.9, "ip.v4")
         for m in _IPV6_RUN.finditer(norm) if "::" in norm or norm.count(":") >= 7 else ():
             if (at := _ipv6_in(m.group())) is not None:
@@ -104,14 +109,14 @@ class ContactDetector(Component):
             separators = [c for c in m.group() if not c.isdigit()]
             if len(set(separators)) == 1 and len(separators) <= 4 and not is_record_number(*m.span()):
                 add(m.start(), m.end(), 0.9, "phone.mobile_grouped")
-        for rx, why in ((_QQ, "im.qq"), (_WECHAT, "im.wechat")):
+        for rx, why in ((self._qq, "im.qq"), (self._wechat, "im.wechat")):
             for m in rx.finditer(norm):
                 add(m.start(1), m.end(1), 0.95, why)
         for m in _RUN.finditer(norm):
             for start, end in _split_run(m.group()):
                 add(m.start() + start, m.start() + end, 0.9, "phone.run")
         for m in _LOCAL.finditer(norm):
-            if _PHONE_CUE.search(left_context(norm, m.start(), 12)):
+            if self._phone_cue.search(left_context(norm, m.start(), 12)):
                 add(m.start(), m.end(), 0.9, "phone.local_after_cue")
         return found
 

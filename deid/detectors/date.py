@@ -16,15 +16,12 @@ from deid.detectors.base import Component, Document, Taken, left_context
 from deid.resources import Resources, alternation
 from deid.spans import EntityType, Span, make_span
 
-# 93岁, 101周岁, 九十三岁, 一百零一岁; 年龄：95. Under 90 an age is no identifier (HIPAA Safe Harbor).
+# 93岁, 101周岁, 九十三岁, 一百零一岁; 年龄：95 (the cues: age_cues.tsv). Under 90 an age is no identifier (HIPAA Safe
+# Harbor).
 _AGE = re.compile(r"(?<![0-9.])(?:9[0-9]|1[01][0-9]|120)\s?(?:周岁|岁)")
 _AGE_CN = re.compile(r"(?<![一二三四五六七八九十百])(?:九十[一二三四五六七八九]?|一百(?:零[一二三四五六七八九]|"
                      r"[一二]十[一二三四五六七八九]?)?)"
                      r"(?:周岁|岁)")
-_AGE_FIELD = re.compile(r"(?:年龄|年纪|享年)\s?[:]?\s?((?:9[0-9]|1[01][0-9]|120))(?![0-9.])")
-# A birth year said as such (1930年出生, 生于1930年, 出生年份：1930); a full birth date is a DATE already.
-_BIRTH_YEAR = re.compile(r"(?:(?:出生于|生于|出生年份\s?:?\s?)((?:18|19|20)[0-9]{2})年?(?![0-9]|\s?[-/.年]\s?[0-9])"
-                         r"|((?:18|19|20)[0-9]{2})年(?:出生|生人))")
 
 
 _NUMBER_START = re.compile(r"(?<![0-9])[0-9]|"
@@ -65,19 +62,33 @@ class DateDetector(Component):
 class AgeDetector(Component):
     name = "age"
     entity_types = (EntityType.AGE,)
-    version = "1"
+    uses = ("resources",)
+
+    def __init__(self, resources: Resources | None = None):
+        cues = (resources or Resources.packaged()).load("lexicons/age_cues.tsv")
+        self.version = cues.digest
+        # each pattern is scanned only where one of its words is in the note
+        self._field_words = cues.words("field")
+        self._birth_words = cues.words("born_in") + cues.words("birth_field") + cues.words("born_after")
+        self._field = re.compile(rf"(?:{alternation(cues.words('field'))})\s?[:]?\s?((?:9[0-9]|1[01][0-9]|120))"
+                                 r"(?![0-9.])")
+        # A birth year said as such (1930年出生, 生于1930年, 出生年份：1930); a full birth date is a DATE already.
+        self._birth_year = re.compile(
+            rf"(?:(?:{alternation(cues.words('born_in'))}|(?:{alternation(cues.words('birth_field'))})\s?:?\s?)"
+            r"((?:18|19|20)[0-9]{2})年?(?![0-9]|\s?[-/.年]\s?[0-9])"
+            rf"|((?:18|19|20)[0-9]{{2}})年(?:{alternation(cues.words('born_after'))}))")
 
     def detect(self, doc: Document) -> list[Span]:
         norm = doc.norm
         spans = []
-        if "岁" in norm:   # each pattern is scanned only where the word it needs is in the note
+        if "岁" in norm:
             spans += [make_span(doc.text, *m.span(), EntityType.AGE, 1, "pattern", 0.95, why)
                       for rx, why in ((_AGE, "age.years"), (_AGE_CN, "age.years_cn")) for m in rx.finditer(norm)]
-        if "年" in norm:
+        if any(w in norm for w in self._field_words):
             spans += [make_span(doc.text, *m.span(1), EntityType.AGE, 1, "pattern", 0.9, "age.field")
-                      for m in _AGE_FIELD.finditer(norm) if not any(s.start <= m.start(1) < s.end for s in spans)]
+                      for m in self._field.finditer(norm) if not any(s.start <= m.start(1) < s.end for s in spans)]
         this_year = (doc.note_date or date.today()).year
-        for m in _BIRTH_YEAR.finditer(norm) if "生" in norm else ():
+        for m in self._birth_year.finditer(norm) if any(w in norm for w in self._birth_words) else ():
             group = 1 if m.group(1) else 2
             if this_year - int(m.group(group)) >= 90:
                 spans.append(make_span(doc.text, *m.span(group), EntityType.AGE, 1, "pattern", 0.85, "age.birth_year"))

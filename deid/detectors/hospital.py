@@ -34,12 +34,8 @@ _WHICH_AFTER = re.compile(r"\s?哪[家些所]")
 _LEADING_NUMBER = re.compile(r"[0-9][0-9\-./:]*(?=[\u4e00-\u9fa5])")
 # What may follow a clinical-looking word inside a name: a place or a clan (葫芦|岛市, 风团|镇, 黄|氏).
 _PLACE_OR_CLAN = re.compile(r"镇|乡|村|街道|氏|岛|山|湖|江|河")
-_CONTEXT_LEFT = re.compile(r"(?:在|于|转|赴|至|到|去|来|往|诊于|转诊至|来自|曾在|就诊)\s*$")
-_CONTEXT_RIGHT = re.compile(r"^\s*(?:就诊|住院|治疗|手术|复查|随访|确诊|诊断|行|查|门诊|急诊|住|看|求治|诊治|会诊|"
-                            r"转诊)")
 _COLLOQUIAL = re.compile(r"(?:市|县|区)?(?:第?[一二三四五六七八九]院|附[一二三四五六七八]院?|妇保院|妇幼|"
                          r"医大[一二三四五六七八]院)(?![\u4e00-\u9fa5]{0,3}(?:医院|保健院|保健所|科))")
-_SCHOOL_RIGHT = re.compile(r"^(?:医学院|医科大学|大学|学院)")
 
 
 @dataclass(frozen=True)
@@ -77,7 +73,7 @@ class HospitalDetector(Component):
     def __init__(self, gazetteer: Gazetteer | None = None, vocabulary: ClinicalVocabulary | None = None,
                  resources: Resources | None = None):
         files = resources or Resources.packaged()
-        self.gazetteer = gazetteer or Gazetteer()
+        self.gazetteer = gazetteer or Gazetteer(files)
         self.vocabulary = vocabulary or ClinicalVocabulary()
         res = files.load("dictionaries/hospitals.tsv")
         endings = files.load("lexicons/health_facility_endings.txt")
@@ -96,6 +92,11 @@ class HospitalDetector(Component):
         self._generic = re.compile(alternation(words.words("generic")) + "|上一?级|下一?级|"
                                                                          "[某该县市省区乡镇村各其此原]")
         self._suffix = re.compile(alternation(endings.words()))
+        # What makes an ambiguous alias a hospital: a visit before it or after it (转至|浙一, 浙一|就诊); what makes
+        # an alias a school (浙医|大学).
+        self._visit_before = re.compile(rf"(?:{alternation(words.words('visit_before'))})\s*$")
+        self._visit_after = re.compile(rf"^\s*(?:{alternation(words.words('visit_after'))})")
+        self._school_after = re.compile(rf"^(?:{alternation(words.words('school_after'))})")
         self.entries: list[_Entry] = []
         auto = ahocorasick.Automaton()
         for row in res.rows():
@@ -129,11 +130,11 @@ class HospitalDetector(Component):
                 continue
             if entry.kind != "english" and entry.form.isascii() and not _ascii_word_boundary(norm, start, end):
                 continue
-            if entry.kind in ("alias", "ambiguous") and _SCHOOL_RIGHT.match(right_context(norm, end, 4)):
+            if entry.kind in ("alias", "ambiguous") and self._school_after.match(right_context(norm, end, 4)):
                 continue
             if entry.kind == "ambiguous":
-                if not (_CONTEXT_LEFT.search(left_context(norm, start, 5)) or
-                        _CONTEXT_RIGHT.match(right_context(norm, end, 5))):
+                if not (self._visit_before.search(left_context(norm, start, 5)) or
+                        self._visit_after.match(right_context(norm, end, 5))):
                     continue
             spans.append(make_span(text, start, end, EntityType.HOSPITAL, 1, "dictionary", self.SCORES[entry.kind],
                                    f"hospital.dict.{entry.kind}", canonical=entry.canonical,

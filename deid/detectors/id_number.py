@@ -11,6 +11,7 @@ from datetime import date
 from functools import lru_cache
 
 from deid.detectors.base import Component, Document, Taken, left_context
+from deid.resources import Resources, alternation
 from deid.spans import EntityType, Span, make_span
 
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -19,7 +20,6 @@ _CHECK = "10X98765432"
 # 18 (or 15) digits, optionally grouped by single spaces or hyphens; no digit or letter glued on either side.
 _ID18 = re.compile(r"(?<![0-9A-Za-z])\d(?:[ -]?\d){16}[ -]?[\dXx](?![0-9A-Za-z])")
 _ID15 = re.compile(r"(?<![0-9A-Za-z])\d(?:[ -]?\d){14}(?![0-9A-Za-z])")
-_CUE = re.compile(r"身份证|证件|公民身份|ID\s*(?:No|号|card)|身份号", re.I)
 
 
 @lru_cache(maxsize=1)
@@ -57,6 +57,13 @@ def _separators_consistent(raw: str) -> bool:
 class IdNumberDetector(Component):
     name = "id_number"
     entity_types = (EntityType.ID_NUMBER,)
+    uses = ("resources",)
+
+    def __init__(self, resources: Resources | None = None):
+        cues = (resources or Resources.packaged()).load("lexicons/id_number_cues.txt")
+        self.version = cues.digest
+        # An ID cue nearby (身份证, 证件号 ...): a failed check character or 15 digits are still an ID.
+        self._cue = re.compile(rf"{alternation(cues.words())}|ID\s*(?:No|号|card)", re.I)
 
     def detect(self, doc: Document) -> list[Span]:
         spans, taken = [], Taken(len(doc.norm))   # the characters of the 18-digit numbers found
@@ -70,7 +77,7 @@ class IdNumberDetector(Component):
                 continue
             if check_char(digits[:17]) == digits[17]:
                 score, why = 0.99, "id18.checksum"
-            elif _CUE.search(left_context(doc.norm, m.start(), 12)):
+            elif self._cue.search(left_context(doc.norm, m.start(), 12)):
                 score, why = 0.8, "id18.cue_bad_checksum"
             else:
                 continue
@@ -83,7 +90,7 @@ class IdNumberDetector(Component):
             if not (_plausible_division(digits[:6]) and
                     _valid_date(1900 + int(digits[6:8]), int(digits[8:10]), int(digits[10:12]))):
                 continue
-            cue = bool(_CUE.search(left_context(doc.norm, m.start(), 12)))
+            cue = bool(self._cue.search(left_context(doc.norm, m.start(), 12)))
             spans.append(make_span(doc.text, m.start(), m.end(), EntityType.ID_NUMBER, 1, "pattern",
                                    0.95 if cue else 0.85, "id15.cue" if cue else "id15.date_division"))
         return spans

@@ -11,7 +11,7 @@ import ahocorasick
 
 from deid import tiers
 from deid.detectors.base import Component, Document
-from deid.resources import Resources, combine_digests
+from deid.resources import Resources, alternation, combine_digests
 from deid.spans import EntityType, Span, make_span
 from deid.text import normalize
 
@@ -35,16 +35,11 @@ _NOT_STD = ((re.compile(r"支原体|衣原体"), re.compile(r"(?:肺炎|鹦鹉�
             (re.compile(r"毛?滴虫"), re.compile(r"(?:肠道?|口腔)$")))
 
 _CJK = "\u4e00-\u9fa5"
+MENTION_WORDS = "lexicons/mention_words.tsv"
 # A whole disease or procedure mention is built around its core term (梅毒, 淋球菌, 流产 ...): modifiers before it
-# (stage, course, site, sex, ICD phrasing) and a disease word after it (梅毒|性心脏病, 淋球菌|性尿道炎).
-_MODIFIER = (r"急性|慢性|亚急性|迁延性|重型|重症|轻度|中度|重度|早期|晚期|潜伏性?|先天性|胎传|获得性|复发性?|习惯性|"
-             r"不完全性?|完全性|医疗性|治疗性|自然|稽留|难免|感染性|原发性?|继发性?|隐性|显性|无症状性?|有症状的?|"
-             r"[一二三]期|神经|心血管|女性|男性|孕妇|新生儿|婴儿|幼年型?|宫内|多发性?|播散性|病毒性|细菌性|复杂性|"
-             r"未特指的?|其他的?|特指的?|其他部位的?|主要为|无痛|普通|可视|微管|超导|宫腔镜|初期|粘膜|黏膜|"
-             r"(?:输卵管|子宫|宫颈|卵巢|盆腔|免疫|内分泌|排卵障碍)[\u4e00-\u9fa5]{0,3}?性|"   # causes: 输卵管阻塞性不孕
-             r"生殖器|外生殖器|外阴|阴道|宫颈|肛周|肛门|肛门周围|阴茎|龟头|尿道|直肠|咽部?|"
-             r"眼部?|皮肤|输卵管(?:壶腹部|峡部|伞部|间质部)?|卵巢|子宫角?|腹腔|宫角|残角子宫|剖宫产(?:术后)?瘢痕(?:部位)?")
-_LEFT = re.compile(rf"(?:{_MODIFIER})(?:[或和]?(?:{_MODIFIER}))*$")
+# (stage, course, site, sex, ICD phrasing: lexicons/mention_words.tsv) and a disease word after it (梅毒|性心脏病,
+# 淋球菌|性尿道炎: `_right`).
+#
 # What may end a disease phrase; 病 not when it starts another word (病史, 病人, 病程 ...).
 _DISEASE_END = (r"(?:δ因子|炎|病毒|病(?![史人程情房例区灶变毒理])|症|感染|综合征|瘤|疹|疣|溃疡|下疳|损害|狭窄|关闭不全|"
                 r"动脉瘤|"
@@ -53,33 +48,21 @@ _DISEASE_END = (r"(?:δ因子|炎|病毒|病(?![史人程情房例区灶变毒�
                 r"检查|试纸|两对半|五项|三阳|儿(?![童科])|期(?![间内])|不育)")
 # Inside a phrase: CJK, but no clause word (史, a verb, a result, a conjunction that starts a new item).
 _PHRASE_CHAR = rf"(?:(?![史行予于在因及和与或者了为是有无经示见查阳阴抗治疗入院])[{_CJK}])"
-_RIGHT = re.compile(
-    rf"(?:(?:[，,]\s?)?(?:并发|合并|伴有?|不伴有?|也不伴有?|但伴有?|并伴有?)(?:{_PHRASE_CHAR}|"
-    rf"[和或]){{0,10}}?{_DISEASE_END}"  # 并发栓塞
-    rf"|(?:性|型|的)?{_PHRASE_CHAR}{{0,10}}?{_DISEASE_END}"                                # 性心脏病
-    rf"|[，,]\s?(?:其他的?|其他特指的|未特指的?|特指的|完全性或未特指的?|完全性|不完全性|无并发症|有症状性的?|轻度|中度|重度|"
-    rf"不可归类在他处者)"                                                                        # ICD qualifiers
-    rf"|[\[(（【][{_CJK}A-Za-z]{{2,10}}[\])）】])+")                                           # [HIV], (共同感染)
+
+
+def _right(complication: str) -> str:
+    """What may follow a core term in its mention; complication: the alternation of the words that join one."""
+    return (rf"(?:(?:[，,]\s?)?(?:{complication})(?:{_PHRASE_CHAR}|[和或]){{0,10}}?{_DISEASE_END}"   # 并发栓塞
+            rf"|(?:性|型|的)?{_PHRASE_CHAR}{{0,10}}?{_DISEASE_END}"                                # 性心脏病
+            rf"|[，,]\s?(?:其他的?|其他特指的|未特指的?|特指的|完全性或未特指的?|完全性|不完全性|无并发症|有症状性的?|"
+            rf"轻度|中度|重度|不可归类在他处者)"                                                      # ICD qualifiers
+            rf"|[\[(（【][{_CJK}A-Za-z]{{2,10}}[\])）】])+")                                      # [HIV], (共同感染)
+
+
 # Viral hepatitis written with its types in any order: 乙型丁型病毒性肝炎, 病毒性肝炎乙型丁型急性无黄疸型.
 _HEPATITIS = re.compile(rf"(?:[甲乙丙丁戊庚]型){{1,3}}{_PHRASE_CHAR}{{0,6}}?肝炎|病毒性肝炎(?:[，,]?[甲乙丙丁戊庚]型)*")
-# Herpes at a genital or perianal site is genital herpes (带状疱疹, 口唇疱疹 are not).
-_GENITAL_SITE = r"(?:生殖器|外生殖器|外阴|阴部|阴唇|阴道|宫颈|阴茎|龟头|包皮|阴囊|肛周|肛门|直肠|会阴|尿道|臀部?)"
-_GENITAL_HERPES = re.compile(rf"{_GENITAL_SITE}{_PHRASE_CHAR}{{0,4}}?疱疹|疱疹(?:病毒)?性?{_GENITAL_SITE}")
-# 主要为性传播的疾病, 经性传播: the mode of transmission names the disease group.
-_SEXUAL_TRANSMISSION = re.compile(r"性传播|经性接触传播")
 # HPV with its genotype (hpv33, HPV-6, HPV 11型): the dictionary's HPV would need a word boundary after it.
 _HPV_TYPE = re.compile(r"(?<![A-Za-z])HPV(?:-?[0-9]{1,2}(?:型)?|\s[0-9]{1,2}型)(?![0-9])", re.I)
-
-
-def whole_mention(norm: str, start: int, end: int) -> tuple[int, int]:
-    """Stretch a core term over the modifiers before it and the disease words after it."""
-    left = _LEFT.search(norm, max(0, start - 24), start)
-    if left and left.end() == start:
-        start = left.start()
-    right = _RIGHT.match(norm, end)
-    if right:
-        end = right.end()
-    return start, end
 
 
 class TermDetector(Component):
@@ -87,7 +70,6 @@ class TermDetector(Component):
     stretched to the whole mention it belongs to."""
 
     RESOURCES = ("dictionaries/icd10_sensitive.tsv",)
-    PATTERNS: tuple = ()   # (compiled pattern, tier)
 
     uses = ("resources",)
 
@@ -95,7 +77,13 @@ class TermDetector(Component):
         self.entity_type = entity_type
         files = resources or Resources.packaged()
         loaded = [files.load(r) for r in (resource, *self.RESOURCES)]
-        self.version = combine_digests({r.name: r.digest for r in loaded})
+        words = files.load(MENTION_WORDS)
+        self.version = combine_digests({r.name: r.digest for r in (*loaded, words)})
+        modifier = (alternation(words.words("modifier"))
+                    + rf"|(?:{alternation(words.words('cause'))})[{_CJK}]{{0,3}}?性")   # 输卵管阻塞性
+        self._left = re.compile(rf"(?:{modifier})(?:[或和]?(?:{modifier}))*$")
+        self._right = re.compile(_right(alternation(words.words("complication"))))
+        self.patterns = self._patterns(words)   # (compiled pattern, tier)
         self._auto = ahocorasick.Automaton()
         for res in loaded:
             for row in res.rows():
@@ -120,9 +108,23 @@ class TermDetector(Component):
                 continue
             last_end = end
             yield start, end, tier, "dictionary", canon
-        for rx, tier in self.PATTERNS:
+        for rx, tier in self.patterns:
             for m in rx.finditer(norm):
                 yield m.start(), m.end(), tier, "pattern", ""
+
+    def _patterns(self, words) -> tuple:
+        """The patterns that find terms besides the dictionaries, with their tiers (none unless a subclass has)."""
+        return ()
+
+    def _whole_mention(self, norm: str, start: int, end: int) -> tuple[int, int]:
+        """Stretch a core term over the modifiers before it and the disease words after it."""
+        left = self._left.search(norm, max(0, start - 24), start)
+        if left and left.end() == start:
+            start = left.start()
+        right = self._right.match(norm, end)
+        if right:
+            end = right.end()
+        return start, end
 
     def detect(self, doc: Document) -> list[Span]:
         norm = doc.norm
@@ -132,7 +134,7 @@ class TermDetector(Component):
                     core.match(norm, start) and before.search(norm, max(0, start - 3), start)
                     for core, before in _NOT_STD):
                 continue
-            start, end = whole_mention(norm, start, end)
+            start, end = self._whole_mention(norm, start, end)
             mentions.append([start, end, tier, kind, canon])
         mentions.sort(key=lambda m: (m[0], -m[1]))
         merged: list[list] = []
@@ -200,10 +202,16 @@ class PregnancyDetector(TermDetector):
 
 
 class StdDetector(TermDetector):
-    PATTERNS = ((_HEPATITIS, 3), (_GENITAL_HERPES, 2), (_SEXUAL_TRANSMISSION, 2), (_HPV_TYPE, 2))
-
     name = "std"
     entity_types = (EntityType.STD,)
 
     def __init__(self, resources: Resources | None = None):
         super().__init__(EntityType.STD, "dictionaries/std_terms.tsv", resources)
+
+    def _patterns(self, words) -> tuple:
+        site = f"(?:{alternation(words.words('genital_site'))})"
+        # Herpes at a genital or perianal site is genital herpes (带状疱疹, 口唇疱疹 are not).
+        genital_herpes = re.compile(rf"{site}{_PHRASE_CHAR}{{0,4}}?疱疹|疱疹(?:病毒)?性?{site}")
+        # 主要为性传播的疾病, 经性传播: the mode of transmission names the disease group.
+        transmission = re.compile(alternation(words.words("transmission")))
+        return (_HEPATITIS, 3), (genital_herpes, 2), (transmission, 2), (_HPV_TYPE, 2)

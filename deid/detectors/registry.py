@@ -23,10 +23,14 @@ from deid.vocabulary import ClinicalVocabulary
 
 @dataclass
 class Shared:
-    """What components are built with: one resources folder, and the indexes several of them search."""
+    """What components are built with: one resources folder, and the indexes several of them search (the
+    gazetteer reads its stop words from that folder)."""
     resources: Resources
-    gazetteer: Gazetteer = field(default_factory=Gazetteer)
+    gazetteer: Gazetteer = field(init=False)
     vocabulary: ClinicalVocabulary = field(default_factory=ClinicalVocabulary)
+
+    def __post_init__(self):
+        self.gazetteer = Gazetteer(self.resources)
 
 
 COMPONENTS: dict[str, type] = {c.name: c for c in (

@@ -16,6 +16,7 @@ from functools import lru_cache
 
 from deid.detectors.id_number import check_char
 from deid.detectors.identifiers import luhn_valid, vin_valid
+from deid.resources import Resources
 from deid.synth import vocab as V
 
 NAME, IDN, CONTACT, HOSPITAL, ADDRESS, STD, PREG = ("NAME", "ID_NUMBER", "CONTACT", "HOSPITAL", "ADDRESS", "STD",
@@ -91,17 +92,12 @@ def _names():
     return [s for s, _ in surnames], [w for _, w in surnames], given
 
 
-@lru_cache(maxsize=1)
-def _hospitals():
-    from deid import resources
-    rows = resources.load("dictionaries/hospitals.tsv").rows()
-    curated = [r for r in rows if r["aliases"] or r["english"]]
-    return rows, curated
-
-
 class Synth:
-    def __init__(self, seed: int):
+    def __init__(self, seed: int, resources: Resources | None = None):
+        """resources: where the hospital dictionary is read (the package's when None)."""
         self.rng = random.Random(seed)
+        self.hospitals = (resources or Resources.packaged()).load("dictionaries/hospitals.tsv").rows()
+        self.curated_hospitals = [r for r in self.hospitals if r["aliases"] or r["english"]]
 
     # -- identities -----------------------------------------------------------------------------------
     def name(self) -> str:
@@ -226,7 +222,7 @@ class Synth:
 
     def hospital(self, b: NoteBuilder, context: bool = True) -> None:
         r = self.rng
-        rows, curated = _hospitals()
+        rows, curated = self.hospitals, self.curated_hospitals
         x = r.random()
         if x < 0.04:
             _, city, _ = self.division()
@@ -875,9 +871,9 @@ SECTIONS_BY_TYPE = {
 }
 
 
-def generate(n: int, seed: int) -> list[dict]:
+def generate(n: int, seed: int, resources: Resources | None = None) -> list[dict]:
     """n OMOP NOTE rows with gold spans. Several notes per person, so surrogates can be checked across notes."""
-    s = Synth(seed)
+    s = Synth(seed, resources)
     r = s.rng
     persons = []
     for pid in range(max(1, n // 3)):
