@@ -29,8 +29,8 @@ LEVELS = (1, 2, 3)
 # Modules that decide nothing about what is found or how it is masked. Every other module of the package does
 # (a new detector too, unlisted), so its source is part of pipeline_version: an upgrade that changes a rule
 # re-processes the notes it may mask differently, whatever __version__ says.
-_NOT_DECIDING = {"cli.py", "corpora.py", "evaluate.py", "io.py", "nertrain.py", "query.py", "review", "serving",
-                 "synth"}
+_NOT_DECIDING = {"cli.py", "corpora.py", "evaluate.py", "exits.py", "io.py", "jobconfig.py", "nertrain.py", "query.py",
+                 "review", "serving", "synth"}
 
 
 @lru_cache(maxsize=1)
