@@ -206,7 +206,7 @@ class Pipeline:
 
     def analyze_batch(self, texts: list[str], contexts: list[NoteContext] | None = None) -> list[Analysis]:
         """Spans per note (and the LLM stage's status). NER runs once over all notes (shared batches); detectors
-        run per note; the LLM stage, when on, sends every chunk of every note concurrently."""
+        run per note; the LLM stage, when on, sends what llm.routing chooses of every note, concurrently."""
         views, docs, found = self.detect(texts, contexts)
         outcomes = None
         if self.llm is not None:
