@@ -126,6 +126,16 @@ def ideal_json(request, spans: list[dict]) -> str:
                       ensure_ascii=False)
 
 
+def long_form_json(request, spans: list[dict]) -> str:
+    """The same answer in the earlier long form: objects with keys and an 8-character left context."""
+    out = []
+    for part in request.parts:
+        for s in _inside(part, spans):
+            a = s["start"] - part.start
+            out.append({"type": s["type"], "text": s["text"], "tier": s["tier"], "left": part.text[max(0, a - 8):a]})
+    return json.dumps(out, ensure_ascii=False)
+
+
 def test_notes(n: int, seed: int) -> list[dict]:
     """The test notes as the job sends them: title and text as one string, gold offsets shifted past the title."""
     from deid.synth.generator import generate
@@ -228,8 +238,9 @@ def _retrieved(pipeline, text: str) -> list[str]:
     return [e.prompt_line() for e in pipeline.llm.index.for_text(text, pipeline.llm.config.retrieved)]
 
 
-def token_costs(notes: list[dict]) -> tuple[Costs, Costs, Costs, Routing]:
-    """Tokens per note: the paper's method, whole-note JSON, routed JSON; and routing on these notes."""
+def token_costs(notes: list[dict]) -> tuple[Costs, Costs, Costs, Routing, float]:
+    """Tokens per note: the paper's method, whole-note JSON, routed JSON; routing on these notes; and the mean
+    completion tokens of the whole-note answers in the long form."""
     from deid import resources
     from deid.llm.prompts import TIER_PROMPT
     from deid.llm.retrieval import build_index
@@ -240,6 +251,7 @@ def token_costs(notes: list[dict]) -> tuple[Costs, Costs, Costs, Routing]:
     tier_system = resources.load(TIER_PROMPT).content.strip()
     stages = {fmt: LlmStage(LlmConfig(enabled=True, fmt=fmt, routing="whole"), index) for fmt in ("markup", "json")}
     paper, whole = Costs(), Costs()
+    long_form = []
     for note in notes:
         requests = []
         for _, r, messages in stages["markup"].requests([note["text"]]):
@@ -249,10 +261,12 @@ def token_costs(notes: list[dict]) -> tuple[Costs, Costs, Costs, Routing]:
                          ("tier", tok.prompt([{"role": "system", "content": tier_system},
                                               {"role": "user", "content": markup}]), tok.answer(tiered))]
         paper.add(requests)
+        plan = stages["json"].requests([note["text"]])
         whole.add([("tag+tier", tok.prompt(messages), tok.answer(ideal_json(r, note["spans"])))
-                   for _, r, messages in stages["json"].requests([note["text"]])])
+                   for _, r, messages in plan])
+        long_form.append(sum(tok.answer(long_form_json(r, note["spans"])) for _, r, _ in plan))
     routed, routing = routing_costs(tok, notes)
-    return paper, whole, routed, routing
+    return paper, whole, routed, routing, statistics.mean(long_form)
 
 
 # -- 3: client throughput against a fixed-latency server -----------------------------------------------
@@ -362,7 +376,7 @@ def main(argv=None) -> int:
 
     t0 = time.perf_counter()
     notes = test_notes(args.n, args.seed)
-    paper, whole, routed, test_routing = token_costs(notes)
+    paper, whole, routed, test_routing, long_form = token_costs(notes)
     kinds = (("paper: markup tag + markup tier", paper), ("deid: JSON, whole note", whole),
              ("deid: JSON, routed", routed))
     print(f"\nLLM tokens per note: {args.n} test-set notes (seed {args.seed}, mean "
@@ -377,6 +391,8 @@ def main(argv=None) -> int:
     print("  per note. static = prompt tokens that every request of the same kind shares from its start (system "
           "prompt, few-shot examples, template head); share = static / prompt; uncached = left to prefill when the "
           "static prefix is cached")
+    print(f"  the whole-note answers in the earlier long form (objects with keys and an 8-character left context): "
+          f"{long_form:.0f} completion tokens per note, against {statistics.mean(whole.completion):.0f} as triples")
 
     t0 = time.perf_counter()
     routing = {"test": test_routing}
@@ -425,7 +441,7 @@ def main(argv=None) -> int:
         recall = {name: round(r.recall, 4) for name, r in routing.items()}
         report = {"notes": args.n, "seed": args.seed, "notes_costed": args.notes,
                   "h100_hours_4m_routed": round(r_warm, 1), "h100_hours_4m_whole": round(w_warm, 1),
-                  "h100_hours_4m_paper": round(p_warm, 1),
+                  "h100_hours_4m_paper": round(p_warm, 1), "completion_whole_long_form": round(long_form, 1),
                   "h100_hours_4m_routed_no_prefix_cache": round(r_cold, 1),
                   "h100_hours_4m_whole_no_prefix_cache": round(w_cold, 1),
                   "h100_hours_4m_paper_no_prefix_cache": round(p_cold, 1),
