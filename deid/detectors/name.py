@@ -125,6 +125,7 @@ class NameDetector(Component):
         # A PER token of three or more transliteration characters, or one joined by the interpunct (米兰·昆德拉), is
         # a foreign name though no Chinese surname starts it; a sports club written so is told apart by what follows.
         self._transliteration = frozenset(transliteration.words())
+        self._foreign_run = re.compile("[A-Z][a-z]{2}|[·•・‧]|[" + "".join(sorted(self._transliteration)) + "]{2}")
         rows = heads.rows()
         self._not_heads = tuple(r["head"][1:] for r in rows if r["head"].startswith("!"))
         words = [r for r in rows if not r["head"].startswith("!")]
@@ -182,12 +183,16 @@ class NameDetector(Component):
         return False
 
     def may_contain_name(self, clause: str) -> bool:
-        """Cheap gate for the NER model: is there any surname + given-name candidate in this clause?"""
+        """Cheap gate for the NER model: could this clause hold a name the detector would keep? A surname + given
+        name judged as the model's tokens are (谢有福, 孙长林: 有 and 长 pass there), or what a foreign name is
+        written with: letters (Anderson), an interpunct, or a run of transliteration characters (温斯莱特)."""
+        if self._foreign_run.search(clause):
+            return True
         for m in self._surname_char.finditer(clause):
             i = m.start()
             n = self.surname_len(clause[i:i + 2])
-            if n and (self.plausible(clause[i:i + n + 1], clause[i + n + 1:i + n + 5])
-                      or self.plausible(clause[i:i + n + 2], clause[i + n + 2:i + n + 6])):
+            if n and (self.plausible(clause[i:i + n + 1], clause[i + n + 1:i + n + 5], model=True)
+                      or self.plausible(clause[i:i + n + 2], clause[i + n + 2:i + n + 6], model=True)):
                 return True
         return False
 
