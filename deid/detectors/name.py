@@ -33,8 +33,8 @@ _MEDICAL_MORPHEMES = set("病症炎痛热咳喘吐泻尿液脉穴酸素胺醇钠
 _GRAMMAR = set("男女性岁因于在的了是无与及等并") | _MEDICAL_MORPHEMES
 # Grammatical words that are also the first of two given characters (郭在根, 金在中); the last one never.
 _GIVEN_MIDDLE = set("在于")
-# A grammatical word the model's token took after the name (李自成|之死, 王芳|的).
-_PARTICLE_AFTER = set("之的了是在于与及等并因")
+# A grammatical word or an adverb the model's token took after the name (李自成|之死, 盖蒂|就, 朱朱|从).
+_PARTICLE_AFTER = set("之的了是在于与及等并因就也都又还从")
 # Characters that may directly follow a name: punctuation and grammatical words, not medical morphemes.
 _BOUNDARY = set("男女因于在诉述以及和与等的了是为有无行经予今昨前后伴并未已再又均之，。、；：（）() ,.;:\n\t")
 
@@ -77,7 +77,7 @@ _LANDMARK_AFTER = re.compile(r"前|旁|下方|周围|间")
 # Function words that also happen to be rare surnames: before a role word they start a clause, not a name.
 _FUNCTION_CHARS = set("由经请向被让给和与及在于对将把同跟为是")
 # After a cue these begin a clause (患者于受凉后, 患者因腹痛), never a name.
-_CLAUSE_STARTERS = set("于在因经被由从对将把为是与及")
+_CLAUSE_STARTERS = set("于在因经被由从对将把为是与及和")   # 和: 老师和同学
 # Surname characters that in clinical text nearly always begin a word instead: 余 (余同前, 20余天), 程 (化疗3程),
 # 尚 (尚可), 毕 (术毕), 窦 (胃窦), 索 (索条影), 呼 (呼叫). The model's PER token alone does not make them a name;
 # a cue or a role does.
