@@ -6,6 +6,8 @@ and wrongly finds (one line each, with a little context), to tune the name detec
 
 Recall: gold names overlapped by a NAME span; precision: NAME spans overlapping a gold name. The same figures as
 `deid eval-real`'s cluener_train row and the trainer's (deid/nertrain.py: FINAL, DEV), on those sentences only.
+`unlabelled_persons` counts the false positives that are a surname with a title or 某 (李先生, 杨某): persons
+CLUENER leaves unlabelled, which a de-identifier masks.
 """
 from __future__ import annotations
 
@@ -21,8 +23,11 @@ def _overlaps(a, b) -> bool:
 
 
 def name_figures(notes: list[dict], pipeline) -> tuple[dict, list[tuple[str, str, str]]]:
-    """({recall, precision, gold, found}, [(MISS|FP, name, context)]) of the pipeline's NAME spans on gold notes."""
+    """({recall, precision, gold, found, unlabelled_persons}, [(MISS|FP, name, context)]) of the pipeline's NAME
+    spans on gold notes."""
     from deid.evaluate import analyzed
+    from deid.resources import Resources
+    titles = tuple(Resources.packaged().load("lexicons/person_context.tsv").words("title")) + ("某",)
     gold_hit = found_hit = n_gold = n_found = 0
     errors = []
     for note, spans in analyzed(notes, pipeline):
@@ -41,7 +46,8 @@ def name_figures(notes: list[dict], pipeline) -> tuple[dict, list[tuple[str, str
                     s, e = span
                     errors.append((kind, text[s:e], f"{text[max(0, s - 10):s]}[{text[s:e]}]{text[e:e + 10]}"))
     figures = {"recall": round(gold_hit / max(n_gold, 1), 4), "precision": round(found_hit / max(n_found, 1), 4),
-               "gold": n_gold, "found": n_found}
+               "gold": n_gold, "found": n_found,
+               "unlabelled_persons": sum(kind == "FP" and name.endswith(titles) for kind, name, _ in errors)}
     return figures, errors
 
 

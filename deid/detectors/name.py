@@ -144,7 +144,8 @@ class NameDetector(Component):
         rows = heads.rows()
         self._not_heads = tuple(r["head"][1:] for r in rows if r["head"].startswith("!"))
         words = [r for r in rows if not r["head"].startswith("!")]
-        self._head_after_any = re.compile(alternation(r["head"] for r in words if r["after"] == "any"))
+        self._head_after_any = re.compile(alternation(r["head"] for r in words if r["after"] in ("any", "name")))
+        self._head_after_name = re.compile(alternation(r["head"] for r in words if r["after"] == "name"))
         self._head_after_clan = re.compile(alternation(r["head"] for r in words))
         self.syllables = frozenset(syllables.lines())
         # one-letter readings (a, e, o) are words of every Latin text, not surnames
@@ -301,8 +302,9 @@ class NameDetector(Component):
         for s, e in per.items():
             if s > 0 and text[s - 1:s + 1] in self.compound:   # LAC cut 上官强琴 after 上
                 s -= 1
-            if e - s > 2 and text[e - 1] in _PARTICLE_AFTER and self.plausible(text[s:e - 1], model=True):
-                e -= 1
+            if e - s > 2 and (text[e - 1] in _PARTICLE_AFTER or self._word_across(text, e)) and self.plausible(
+                    text[s:e - 1], model=True):
+                e -= 1   # 王芳|征求, 陈然|副主任: the token took the first character of the word after the name
             e = self._extend_to_boundary(text, s, e)
             role = bool(self._role_after.match(text, e))
             if text.startswith(self._clinical_extra, s) and not role:
@@ -354,14 +356,19 @@ class NameDetector(Component):
         self._repeat(doc, found)
         return list(found.values())
 
+    def _word_across(self, text: str, end: int) -> bool:
+        """A word that follows names (a role, a verb: 征求, 副主任) starts on the token's last character and goes on
+        past it (not 和 of 张永和)."""
+        return any((m := word.match(text, end - 1)) and m.end() > end for word in (self._next_word, self._role_after))
+
     def _span(self, doc: Document, start: int, end: int, kind: str, rule: str) -> Span:
         return make_span(doc.text, start, end, EntityType.NAME, 1, kind, self.SCORES[rule], rule)
 
     def eponym(self, text: str, start: int, end: int) -> bool:
         """The candidate is the person's name in an eponymous term: X氏 (a surname or a transliteration) before any
         head word of lexicons/eponym_heads.tsv (罗氏征, 麦氏点, 布鲁津斯基氏征), or a transliteration before one that
-        follows bare names too (霍夫曼征, 巴宾斯基征, Murphy征); a sign (…征) follows any name (陶瑟征). The head
-        may begin inside the candidate (the model's 罗氏|征)."""
+        follows bare names too (霍夫曼征, 巴宾斯基征, Murphy征), or any name before one that follows every name (陶瑟征,
+        李斯特菌). The head may begin inside the candidate (the model's 罗氏|征)."""
         for cut in range(start + 1, end + 1):
             name = text[start:cut]
             clan = name.endswith("氏") or text[cut:cut + 1] == "氏"
@@ -370,11 +377,10 @@ class NameDetector(Component):
                 continue
             if clan and self._head_after_clan.match(text, head_at):
                 return True
-            head = self._head_after_any.match(text, head_at)
-            # a sign (…征) follows no person's name in a note, whatever its script (陶瑟征, Murphy征)
-            if head and (head.group().endswith("征") or self._transliterated(name) or _LATIN_NAME.fullmatch(name)):
+            if self._head_after_name.match(text, head_at) or self._head_after_any.match(text, head_at) and (
+                    self._transliterated(name) or _LATIN_NAME.fullmatch(name)):
                 return True
-        return False
+        return "氏" in text[start + 1:end - 1]   # the model's 蓝氏贾 of 蓝氏贾第鞭毛虫: no name holds 氏 inside
 
     def _transliterated(self, name: str) -> bool:
         """Two or more characters of the transliteration table (a long one may hold one it lacks: 布鲁津斯基)."""
