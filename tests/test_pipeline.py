@@ -116,7 +116,7 @@ def test_the_registry_declares_each_component_and_the_config_fills_in_its_settin
     from deid.detectors.registry import COMPONENTS
     from deid.merge import DEFAULT_PRIORITY
     config = load_config(ner={"threads": 2})
-    assert config.settings["ner"] == {"threads": 2, "batch_size": 64, "gate": True, "model": "lac"}
+    assert config.settings["ner"] == {"threads": 2, "batch_size": 64, "gate": True, "model": "trained"}
     assert config.settings["name"] == {}
     assert config.type_priority == DEFAULT_PRIORITY   # pipeline.yaml spells out the one default
     assert parse_config({}, Path(".")).type_priority == DEFAULT_PRIORITY   # ... which a config without one gets
