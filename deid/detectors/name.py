@@ -26,10 +26,10 @@ _NOT_GIVEN = set("男女性岁因于在患诉述主入出院以及和与等的�
                  "泻诊治疗手签字医护师生长任教授查房说讲称表要认觉看听来去"
                  "尿液脉穴品酸素胺醇钠钾片丸散汤膏剂霉菌毒瘤癌部肋节血压糖脂肝肾肺脑胃肠多"
                  "，。、；：（）() ")
-# Where the model drew the boundaries, only these are refused in a given name: grammar and medical morphemes
-# (丁肝, 白癜风); everyday characters that _NOT_GIVEN also refuses (治, 中, 生) do occur in names, and so do
-# 为, 有 and 和 (王为民, 朱有为, 张永和).
-_MEDICAL_MORPHEMES = set("病症炎痛热咳喘吐泻尿液脉穴酸素胺醇钠钾霉菌毒瘤癌肋血压糖脂肝肾肺脑胃肠疹癣疮癜伤损")
+# Where the model drew the boundaries, only these are refused in a given name: grammar, medical morphemes and
+# dosage forms (丁肝, 白癜风, 王|丸); everyday characters that _NOT_GIVEN also refuses (治, 中, 生) do occur in names,
+# and so do 为, 有 and 和 (王为民, 朱有为, 张永和).
+_MEDICAL_MORPHEMES = set("病症炎痛热咳喘吐泻尿液脉穴酸素胺醇钠钾霉菌毒瘤癌肋血压糖脂肝肾肺脑胃肠疹癣疮癜伤损丸片膏剂")
 _GRAMMAR = set("男女性岁因于在的了是无与及等并") | _MEDICAL_MORPHEMES
 # Grammatical words that are also the first of two given characters (郭在根, 金在中); the last one never.
 _GIVEN_MIDDLE = set("在于")
