@@ -158,6 +158,7 @@ def analyze_with(request):
     ("欧阳先生来电", ["欧阳先生"]),
     ("王芳女士说", ["王芳"]),                                 # a full name before the title: the name alone
     ("李医生查体：Murphy征阳性", ["李医生"]),                 # ... and a Latin eponym is no name
+    ("书写者：和阳  2018.1.1", ["和阳"]),                     # 和 after a field label's colon is a surname
 ])
 def test_names_in_prose_with_either_model(analyze_with, text, expected):
     assert names(analyze_with, text) == expected
@@ -169,6 +170,7 @@ def test_names_in_prose_with_either_model(analyze_with, text, expected):
     "左眉上方见伤口，右颊肿胀",             # a side and a body part
     "向医生反映后，语文老师说",             # a function word or a word's last character before a title
     "2013-4入组帕尼单抗,",                  # a transliteration that begins a drug's name
+    "她去问班上的老师和同学，",             # 和 right after a cue word is a conjunction
 ])
 def test_not_names_with_either_model(analyze_with, text):
     assert names(analyze_with, text) == []

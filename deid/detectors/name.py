@@ -77,7 +77,9 @@ _LANDMARK_AFTER = re.compile(r"前|旁|下方|周围|间")
 # Function words that also happen to be rare surnames: before a role word they start a clause, not a name.
 _FUNCTION_CHARS = set("由经请向被让给和与及在于对将把同跟为是")
 # After a cue these begin a clause (患者于受凉后, 患者因腹痛), never a name.
-_CLAUSE_STARTERS = set("于在因经被由从对将把为是与及和")   # 和: 老师和同学
+_CLAUSE_STARTERS = set("于在因经被由从对将把为是与及")
+# ... and right after a cue word, with no colon between, a conjunction does (老师和同学; 书写者：和阳 is a name).
+_CONJUNCTIONS = set("和")
 # Surname characters that in clinical text nearly always begin a word instead: 余 (余同前, 20余天), 程 (化疗3程),
 # 尚 (尚可), 毕 (术毕), 窦 (胃窦), 索 (索条影), 呼 (呼叫). The model's PER token alone does not make them a name;
 # a cue or a role does.
@@ -429,6 +431,8 @@ class NameDetector(Component):
                 and not text[end:end + 1].isdigit())   # 于 2016-07-20: the preposition before a date
 
     def _after_cue(self, text: str, pos: int, per: dict[int, int], add) -> None:
+        if pos < len(text) and text[pos] in _CONJUNCTIONS and is_cjk(text[pos - 1]):
+            return
         while pos < len(text) and text[pos] not in _CLAUSE_STARTERS:   # 患者于受凉后: a clause, not a name
             cut = self._cut(text, pos)
             if (pos in per and self.plausible(text[pos:per[pos]]) and self.ends_cleanly(text, per[pos])
