@@ -355,8 +355,8 @@ class Recorder(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def sent_request() -> dict:
-    """The body the LLM stage sends for one note (JSON format), as a server receives it."""
+def sent_request(**client) -> dict:
+    """The body the LLM stage sends for one note (JSON format), as a server receives it; `client`: settings."""
     from deid.llm.client import ClientConfig
     from deid.llm.stage import LlmConfig, LlmStage
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
@@ -364,7 +364,7 @@ def sent_request() -> dict:
     try:
         Recorder.bodies.clear()
         url = f"http://127.0.0.1:{server.server_address[1]}"
-        (outcome,) = LlmStage(LlmConfig(enabled=True, client=ClientConfig(base_url=url, retries=0))).run(
+        (outcome,) = LlmStage(LlmConfig(enabled=True, client=ClientConfig(base_url=url, retries=0, **client))).run(
             ["患者张建国，手机13812345678。"])
         assert outcome.status == "ok"
     finally:
@@ -395,7 +395,8 @@ def model_fields(vllm: PinnedWheel, path: str, cls: str) -> tuple[set[str], set[
 
 
 def test_the_clients_request_is_one_vllms_openai_server_accepts(vllm):
-    body = sent_request()
+    body = sent_request(repetition_penalty=1.1)     # every field the client may send
+    assert body["repetition_penalty"] == 1.1
     chat = "vllm/entrypoints/openai/chat_completion/protocol.py"
     accepted, required = model_fields(vllm, chat, "ChatCompletionRequest")
     assert set(body) <= accepted and required <= set(body), (set(body) - accepted, required - set(body))

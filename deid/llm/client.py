@@ -29,6 +29,9 @@ class ClientConfig:
     backoff_s: float = 0.5
     max_tokens: int = 512
     api_key_env: str = "DEID_LLM_API_KEY"   # sent as a bearer token when set
+    # > 1 discourages repeating tokens (vLLM's repetition_penalty): the small local model otherwise loops, listing
+    # the same entities until max_tokens; not sent when None
+    repetition_penalty: float | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,8 @@ class LlmClient:
                 "max_tokens": self.config.max_tokens}
         if response_format:
             body["response_format"] = response_format
+        if self.config.repetition_penalty is not None:
+            body["repetition_penalty"] = self.config.repetition_penalty
         payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
         url = self.config.base_url.rstrip("/") + "/v1/chat/completions"
         t0, error = time.perf_counter(), ""

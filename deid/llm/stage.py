@@ -143,7 +143,8 @@ class LlmStage:
     def decoding(self) -> dict:
         """What, besides the messages, decides an answer: the model and how it decodes (temperature is 0)."""
         c = self.config.client
-        return {"model": c.model, "max_tokens": c.max_tokens, "temperature": 0.0, "format": self.config.fmt}
+        return {"model": c.model, "max_tokens": c.max_tokens, "temperature": 0.0, "format": self.config.fmt,
+                "repetition_penalty": c.repetition_penalty}
 
     def run(self, texts: list[str], detected: list[list[Span]] | None = None, docs: list | None = None,
             cache: AnswerCache | None = None) -> list[NoteOutcome]:

@@ -72,6 +72,8 @@ class LlamaCppEngine:
         schema = _json_schema(request)
         if schema is not None:
             kwargs["response_format"] = {"type": "json_object", "schema": schema}
+        if request.get("repetition_penalty") is not None:   # vLLM's name for llama.cpp's repeat_penalty
+            kwargs["repeat_penalty"] = float(request["repetition_penalty"])
         try:
             out = await asyncio.to_thread(self._generate, cancelled, kwargs)
         except asyncio.CancelledError:
