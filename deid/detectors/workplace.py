@@ -51,11 +51,14 @@ class WorkplaceDetector(Component):
                 spans.append(make_span(doc.text, m.end(), end, EntityType.WORKPLACE, 2, "pattern",
                                        self.SCORES["workplace.cue_before"], "workplace.cue_before"))
         orgs = {e: s for s, e in doc.ner_of("ORG")}
+        places = doc.ner_of("LOC")
         for m in self._after.finditer(norm):
             end = m.start()
             # the model's organisation or the name back to its opener, whichever is longer (阳泉市|华星超市)
             starts = [s for s in (orgs.get(end), self._name_start(norm, end)) if s is not None]
             start = min(starts) if starts else None
+            if start is not None:   # a place the model tags apart is the name's head (松原市|宏达超市)
+                start = next((s for s, e in places if s < start <= e), start)
             if start is not None and not any(s.start < end and start < s.end for s in spans):
                 spans.append(make_span(doc.text, start, end, EntityType.WORKPLACE, 2, "pattern",
                                        self.SCORES["workplace.cue_after"], "workplace.cue_after"))

@@ -53,7 +53,7 @@ class Router:
         self._sensitive = re.compile(alternation(words["sensitive"]), re.I)
         self._places = re.compile(alternation([r["word"] for r in files[PLACE_ENDINGS].rows()
                                                if len(r["word"]) > 1 or "anchor" in r["uses"]] + words["place"]))
-        self._facilities = re.compile(alternation(files[FACILITY_ENDINGS].lines()))
+        self._facilities = re.compile(alternation(files[FACILITY_ENDINGS].lines() + words.get("facility", [])))
         self._not_name = re.compile(alternation(words["not_name"]), re.I)
         self._not_sensitive = re.compile(alternation(words["not_sensitive"]), re.I)
         self._latin_not_name = {w.lower() for w in words["latin"]}
