@@ -15,6 +15,8 @@ from deid.spans import EntityType, Span, make_span
 _NAME_CHARS = r"(?:(?!的)[\u4e00-\u9fa5A-Za-z0-9（）()])"   # 的 joins two nouns, not the words of one name
 # Where a name before a cue after it begins: a clause mark or a word that introduces it (患者为|浙江大学|学生).
 _NAME_OPENER = set("，,。；;:： 为是系原在于的及和与")
+# A copula or 在 the model's token took in front of the name (患者|系|新世纪大酒店): no organisation starts so.
+_LEADING_VERB = set("为是系在")
 
 
 class WorkplaceDetector(Component):
@@ -59,6 +61,8 @@ class WorkplaceDetector(Component):
             start = min(starts) if starts else None
             if start is not None:   # a place the model tags apart is the name's head (松原市|宏达超市)
                 start = next((s for s, e in places if s < start <= e), start)
+                while start < end - 1 and norm[start] in _LEADING_VERB:
+                    start += 1
             if start is not None and not any(s.start < end and start < s.end for s in spans):
                 spans.append(make_span(doc.text, start, end, EntityType.WORKPLACE, 2, "pattern",
                                        self.SCORES["workplace.cue_after"], "workplace.cue_after"))
