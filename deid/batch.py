@@ -61,6 +61,15 @@ def _contexts(batch: pa.RecordBatch, ids: list) -> list[tuple[NoteContext, dict]
             for note_id, person, day, time in zip(ids, persons, days, times, strict=True)]
 
 
+def _notes(batch: pa.RecordBatch) -> tuple[list, list]:
+    """(the note_ids, and per row its Note, or None where its title or text is not valid UTF-8)."""
+    ids = batch.column("note_id").to_pylist()
+    titles = _read_strings(batch.column("note_title"))
+    texts = _read_strings(batch.column("note_text"))
+    return ids, [None if any(isinstance(v, Exception) for v in (title, text)) else Note(text, title, *context)
+                 for title, text, context in zip(titles, texts, _contexts(batch, ids), strict=True)]
+
+
 def text_digest(secret: bytes | None, text: str) -> str | None:
     if not secret:
         return None
@@ -106,24 +115,17 @@ class BatchProcessor:
         answers the batch had to ask for come back in its first row's `llm_answers`, to keep."""
         if not self.warm:
             self.warm_up()
-        ids = batch.column("note_id").to_pylist()
-        titles = _read_strings(batch.column("note_title"))
-        texts = _read_strings(batch.column("note_text"))
-        contexts = _contexts(batch, ids)
-        rows = [None] * len(ids)
-        readable = []
-        for i, (title, text) in enumerate(zip(titles, texts, strict=True)):
-            if any(isinstance(v, Exception) for v in (title, text)):
-                rows[i] = self._failed(ids[i], "decode", "InvalidEncoding", "note text is not valid UTF-8")
-            else:
-                readable.append(i)
+        ids, notes = _notes(batch)
+        rows = [None if isinstance(note, Note) else
+                self._failed(ids[i], "decode", "InvalidEncoding", "note text is not valid UTF-8")
+                for i, note in enumerate(notes)]
+        readable = [i for i, note in enumerate(notes) if isinstance(note, Note)]
         known = {}
         if CACHED_COLUMN in batch.schema.names:
             for answers in batch.column(CACHED_COLUMN).to_pylist():
                 known.update((a["key"], a["answer"]) for a in answers or ())
         cache = self.pipeline.llm_cache(known)
-        results = self.pipeline.process_notes([Note(texts[i], titles[i], *contexts[i]) for i in readable],
-                                              budget_s=self.budget_s, llm_cache=cache)
+        results = self.pipeline.process_notes([notes[i] for i in readable], budget_s=self.budget_s, llm_cache=cache)
         for i, result in zip(readable, results, strict=True):
             rows[i] = self._row(ids[i], result)
         if cache and cache.learnt and rows:
@@ -132,12 +134,9 @@ class BatchProcessor:
 
     def request_keys(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         """(note_id, key) of every LLM request process() would send for the batch's notes, for the lookup."""
-        ids = batch.column("note_id").to_pylist()
-        titles = _read_strings(batch.column("note_title"))
-        texts = _read_strings(batch.column("note_text"))
-        readable = [i for i in range(len(ids)) if not any(isinstance(v, Exception) for v in (titles[i], texts[i]))]
-        contexts = _contexts(batch, ids)   # the note's date decides some spans, so what routing sends
-        keys = self.pipeline.llm_request_keys([Note(texts[i], titles[i], *contexts[i]) for i in readable])
+        ids, notes = _notes(batch)     # with their dates: a note's date decides some spans, so what routing sends
+        readable = [i for i, note in enumerate(notes) if isinstance(note, Note)]
+        keys = self.pipeline.llm_request_keys([notes[i] for i in readable])
         pairs = [(ids[i], k) for i, ks in zip(readable, keys, strict=True) for k in ks]
         return pa.RecordBatch.from_pydict({"note_id": pa.array([p[0] for p in pairs], pa.int64()),
                                            "key": pa.array([p[1] for p in pairs], pa.string())})
