@@ -736,10 +736,13 @@ class JobRun:
         _fail_point(label)
 
     def compact(self) -> None:
-        """--optimize: every day-2 run adds a few small files per table; fold them into files of the target size."""
+        """--optimize: every day-2 run adds a few small files per table; fold them into files of the target size.
+        The kept LLM answers (one small append per run that asked the model) are compacted too, without Z-order:
+        they are looked up by a join on their key, which reads the whole table anyway."""
         t0 = time.perf_counter()
-        for name in ["spans", "quarantine", *self.cfg.policies]:
-            got = self.io.compact(self.loc[name], self.cfg.optimize_target_mb * 2**20)
+        for name in ["spans", "quarantine", *self.cfg.policies, "answers"]:
+            got = self.io.compact(self.loc[name], self.cfg.optimize_target_mb * 2**20,
+                                  zorder_by=None if name == "answers" else "note_id")
             log.info("optimize %s: %d small files rewritten into %d", self.loc[name], got["removed"], got["added"])
         _stage("optimize", self.counts.read, t0)
 
@@ -747,7 +750,7 @@ class JobRun:
         """--vacuum: delete the files older versions of the output tables hold beyond their retention (masked text
         a later run replaced among them); time travel past the retention fails afterwards."""
         t0 = time.perf_counter()
-        for name in ["spans", "quarantine", *self.cfg.policies]:
+        for name in ["spans", "quarantine", *self.cfg.policies, "answers"]:
             self.io.vacuum(self.loc[name])
         _stage("vacuum", self.counts.read, t0)
 

@@ -8,6 +8,7 @@ import threading
 
 import pyarrow as pa
 import pytest
+from deltalake import DeltaTable
 from support import dead_url
 from test_job import engine, forget_tables, job, spark, table, write_notes  # noqa: F401
 
@@ -180,6 +181,23 @@ def test_two_runs_keeping_answers_in_one_table_at_once_both_land(spark, engine, 
     assert not errors
     keys = ios[0].read(location, dio.ANSWERS).select("key").collect()
     assert len(keys) == 101 and len({r.key for r in keys}) == 100
+
+
+def test_optimize_compacts_the_kept_answers_too(spark, engine, tmp_path):
+    """Each run that asked the model adds one small file of answers; --optimize folds them like the note tables."""
+    write_notes(tmp_path, notes_with(TEXTS[:1]))
+    run(spark, job(tmp_path, engine=engine))
+    location = str(tmp_path / "out" / "deid_llm_answers")
+    io = SparkDelta(spark, engine, str(tmp_path / "staging"))
+    for i in range(3):
+        io.append(location, spark.createDataFrame([(f"k{i}", KeptAnswer(()).to_json(), "m", "p", f"run{i}", None)],
+                                                  spark_schema(dio.ANSWERS)), dio.ANSWERS, "llm_answers")
+    before = sorted(map(repr, answers(tmp_path)))
+    assert len(DeltaTable(location).file_uris()) >= 3
+    run(spark, job(tmp_path, engine=engine, optimize=True))
+    assert len(DeltaTable(location).file_uris()) == 1
+    assert DeltaTable(location).history(1)[0]["operation"] == "OPTIMIZE"
+    assert sorted(map(repr, answers(tmp_path))) == before
 
 
 def test_a_cache_from_the_environment_of_a_pipeline_without_llm_is_none():
