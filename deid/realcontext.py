@@ -34,6 +34,8 @@ NAME_DEV_LINES = range(2000, 3000)   # 0-based lines of CLUENER train: its sente
 # A name as a Chinese record writes it: Chinese characters, a transliteration's interpunct inside.
 _CHINESE_NAME = re.compile(r"[\u4e00-\u9fff]+(?:[·•][\u4e00-\u9fff]+)*")
 _FACILITY_END = re.compile(r"(?:院|中心|所|站|部)$")
+# A school or a firm in the list (乐山职业技术学院) is no health facility.
+_HEALTH_WORD = re.compile(r"医|卫生|保健|诊|疗|康复|防治|防疫|疾病|血")
 _BRACKETED = re.compile(r"[（(][^）)]*[）)]$")
 # Hospitals the corpus starred out: `***医院`, `*二院`, or the stars alone where a visit follows (在**就诊).
 _STARRED = re.compile(r"(?<![0-9.a-zA-Z)）*])\*+(?:医院|[一二三四五六七八九十]院)"
@@ -68,12 +70,13 @@ def train_addresses(raw: str) -> list[tuple[str, int]]:
 
 
 def hospital_names(raw: str) -> list[str]:
-    """Every second distinct institution name of the hospital list (file order), kept when it ends in a
-    facility word once a bracketed campus is set aside; the other half is held back."""
+    """Every second distinct institution name of the hospital list (file order), kept when it holds a health word
+    and ends in a facility word once a bracketed campus is set aside; the other half is held back."""
     data = json.loads(raw)
     distinct = dict.fromkeys(h["name"].strip() for p in data["provinceList"] for c in p["cityList"]
                              for h in c["hospitalList"])
-    return [n for n in list(distinct)[::2] if _FACILITY_END.search(_BRACKETED.sub("", n))]
+    return [n for n in list(distinct)[::2]
+            if _FACILITY_END.search(_BRACKETED.sub("", n)) and _HEALTH_WORD.search(n)]
 
 
 # Sentences a history writes about relatives, contacts, addresses, earlier stays: {r} relation, {n} name,
