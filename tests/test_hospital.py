@@ -102,6 +102,7 @@ def test_names_run_to_their_campus_and_past_words_that_usually_stop_them(text, e
     assert found(text) == expected
 
 
-@pytest.mark.parametrize("text", ["术后2月余于外院复查", "去老年病医院看看", "建议至外科医院就诊", "于医院北院区"])
+@pytest.mark.parametrize("text", ["术后2月余于外院复查", "去老年病医院看看", "建议至外科医院就诊", "于医院北院区",
+                                  "带孩子去医院"])
 def test_kinds_and_referrals_stay_no_hospital(text):
     assert found(text) == []

@@ -177,7 +177,8 @@ class HospitalDetector(Component):
             # (整形外科医院)
             places += [z.span() for z in self._zone.finditer(prefix)]
             stops = [st for st in self._prefix_stop.finditer(prefix)
-                     if not any(s <= st.start() < e for s, e in places) and prefix[st.end():st.end() + 1] not in "氏科"]
+                     if not any(s <= st.start() < e for s, e in places)
+                     and prefix[st.end():st.end() + 1] not in ("氏", "科")]
             stops += list(_DURATION.finditer(prefix))
             if stops:
                 start += max(st.end() for st in stops)
@@ -203,7 +204,10 @@ class HospitalDetector(Component):
         return spans
 
     def _with_branch(self, text: str, norm: str, span: Span) -> Span:
-        """The span over the campus, branch or bracketed name (_BRANCH) or place (（深圳）) that follows it."""
+        """The span over the campus, branch or bracketed name (_BRANCH) or place (（深圳）) that follows it; not for a
+        hospital named by its house number (锦绣路1605号中医院|水心院区), a landmark the address phrase holds."""
+        if _HOUSE_NUMBER.search(span.text):
+            return span
         m = _BRANCH.match(norm, span.end)
         if not m:
             m = _BRACKETED_PLACE.match(norm, span.end)
