@@ -50,3 +50,22 @@ def test_gold_offsets_point_at_the_placed_values_and_mentions_move_along():
 def test_the_set_is_reproducible_from_its_seed():
     assert corpora.real_context_notes(RAW, seed=7) == corpora.real_context_notes(RAW, seed=7)
     assert corpora.real_context_notes(RAW, seed=7) != corpora.real_context_notes(RAW, seed=8)
+
+
+def test_eval_real_scores_the_set_beside_the_corpora(tmp_path, monkeypatch, capsys):
+    import hashlib
+
+    from deid.cli import main
+    for key, raw in RAW.items():
+        src = corpora.SOURCES[key]
+        path = src.location(tmp_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(raw, encoding="utf-8")
+        monkeypatch.setitem(corpora.SOURCES, key, corpora.Source(src.repo, src.path,
+                                                                 hashlib.sha256(raw.encode("utf-8")).hexdigest()))
+    out_json = tmp_path / "scores.json"
+    assert main(["eval-real", "--data", str(tmp_path), "--corpus", "real_context", "--json", str(out_json)]) == 0
+    assert "real_context: 2 notes" in capsys.readouterr().out
+    scores = json.loads(out_json.read_text())["corpora"]["real_context"]
+    assert set(scores["per_type"]) >= {"NAME", "HOSPITAL", "RECORD_ID"}
+    assert scores["per_type"]["RECORD_ID"]["masked"] == 1.0   # the header's 住院号
