@@ -82,7 +82,8 @@ eval: $(STAMP)-core key
 	$(VENV)/bin/deid synth --n $(EVAL_N) --seed $(EVAL_SEED) --out data/eval
 	$(WITH_SECRET) $(VENV)/bin/deid eval --gold data/eval/notes.jsonl
 
-# Public real text (addresses, names in prose, de-identified EMR notes, patient questions, two ICD-10 editions),
+# Public real text (addresses, names in prose, de-identified EMR notes, patient questions, two ICD-10 editions, and
+# the real-context set: EMR notes with real names, addresses, hospitals and formatted numbers placed in them),
 # read from $$DEID_REAL_DATA (a folder of the source repositories; deid eval-real lists the files and their
 # SHA-256). Without it this says so and exits 0.
 eval-real: $(STAMP)-core key

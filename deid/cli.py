@@ -498,7 +498,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--llm-format", default="json", choices=["json", "markup"])
     e.set_defaults(func=cmd_eval)
 
-    r = sub.add_parser("eval-real", help="score on public real-text corpora (addresses, names, EMR, questions)")
+    r = sub.add_parser("eval-real",
+                       help="score on public real-text corpora (addresses, names, EMR, questions, real context)")
     r.add_argument("--data", help="folder holding the corpora (default $DEID_REAL_DATA)")
     r.add_argument("--corpus", action="append", help="only this corpus (repeatable)")
     r.add_argument("--config", help="pipeline config (default conf/pipeline.yaml)")

@@ -48,6 +48,11 @@ SOURCES = {
     # Another edition (v6.01), not in any dictionary: the check that the rules generalize past one code table.
     "icd_v601": Source("yilane/rag-project-icd10", "data/ICD_10v601.csv",
                        "2b374f6b3982741d7d8bae680769d6bc2430a8e8fbfe7bb2c0407b5eaddbd663"),
+    # Fever clinics and designated hospitals of 300+ cities, from the national population health data centre and
+    # the local health commissions (MIT, hhui64; commit fd2a277792b9ff50fe8dd3e8e13c650b397dac1a): the hospital
+    # names of the real-context set (deid.realcontext), which reads every second distinct name.
+    "hospitals": Source("hhui64/wuhan2020map", "src/assets/json/data_20200211030250.json",
+                        "37dd38df95362c0fc3a230a43d1dd5a97d176f50872432ba93bdc129a71c2efc"),
 }
 
 
@@ -320,14 +325,31 @@ CONVERTERS = {"address_train": address_notes, "address_dev": address_notes, "clu
               "cehr_train": cehr_notes, "cmedqa_train": cmedqa_notes, "icd_clinical2": icd_notes, "icd_v601": icd_notes}
 
 
+# The sources the real-context set (deid.realcontext) is made of; it is listed beside the corpora.
+CONTEXT_SOURCES = ("cehr_train", "cluener_train", "address_train", "hospitals")
+CORPORA = (*CONVERTERS, "real_context")
+
+
 def load_corpora(root: Path, only: list[str] | None = None) -> dict[str, list[dict]]:
     """Every corpus found under root (or the ones named), converted; missing ones are left out."""
     out = {}
-    for key in only or CONVERTERS:
+    for key in only or CORPORA:
+        if key == "real_context":
+            raws = {k: read_source(k, root) for k in CONTEXT_SOURCES}
+            if all(raw is not None for raw in raws.values()):
+                out[key] = real_context_notes({k: raw.decode("utf-8") for k, raw in raws.items()})
+            continue
         raw = read_source(key, root)
         if raw is not None:
             out[key] = CONVERTERS[key](raw if key.startswith("icd_") else raw.decode("utf-8"), key)
     return out
+
+
+def real_context_notes(raw: dict[str, str], seed: int = 2025) -> list[dict]:
+    """The real-context set from its sources' text (CONTEXT_SOURCES)."""
+    from deid import realcontext as rc
+    return rc.context_notes(raw["cehr_train"], rc.cluener_dev_names(raw["cluener_train"]),
+                            rc.train_addresses(raw["address_train"]), rc.hospital_names(raw["hospitals"]), seed)
 
 
 def write_icd_dictionary(root: Path, out: Path) -> int:

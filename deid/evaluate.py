@@ -217,7 +217,7 @@ LABELS_OF_THE_SAME_KIND = {"DATE": {"time"}, "AGE": {"time", "crowd"}}
 @dataclass
 class RealScores:
     """What a real corpus can show, whatever it labels: per labelled type, recall (exact, overlap, whole,
-    touched) and overlap precision; the below-county address parts masked per level; certain false positives
+    touched, masked) and overlap precision; the below-county address parts masked per level; certain false positives
     (a span of a non-clinical type over a third-party clinical mention); spans per 100 notes by type; the
     share of characters masked at level 3."""
     corpus: str
@@ -253,8 +253,10 @@ class RealScores:
             covered = _coverage(g["start"], g["end"], same)
             whole = covered == g["end"] - g["start"] if t != "ADDRESS" else 2 * covered >= g["end"] - g["start"]
             c["whole"] += whole
-            touched = _coverage(g["start"], g["end"], masked_by_level[3]) > 0
+            masked_l3 = _coverage(g["start"], g["end"], masked_by_level[3])
+            touched = masked_l3 > 0
             c["touched"] += touched
+            c["masked"] += masked_l3 == g["end"] - g["start"]   # nothing of it left at level 3, whatever the type
             if not whole:
                 self.errors.append(("MISS" if not touched else "PART", t, g["text"], note["id"]))
         for p in pred:
@@ -281,7 +283,7 @@ class RealScores:
         for t in sorted(self.types | set(self.gold)):
             g, c = self.gold[t], self.hits[t]
             per_type[t] = {"gold": g,
-                           **{k: (c[k] / g if g else None) for k in ("exact", "overlap", "whole", "touched")},
+                           **{k: (c[k] / g if g else None) for k in ("exact", "overlap", "whole", "touched", "masked")},
                            "precision": (self.pred_right[t] / self.pred[t] if self.pred[t] else None)
                            if t in self.types else None}
         out = {"corpus": self.corpus, "notes": self.notes, "per_type": per_type,
@@ -303,11 +305,11 @@ class RealScores:
         def fmt(v):
             return "   -  " if v is None else f"{v:6.4f}"
         if d["per_type"]:
-            lines.append(f"  {'type':<10} {'gold':>6} {'exact':>6} {'overlap':>7} {'whole':>6} {'touched':>7} "
-                         f"{'P(ovl)':>6}")
+            lines.append(f"  {'type':<11} {'gold':>6} {'exact':>6} {'overlap':>7} {'whole':>6} {'touched':>7} "
+                         f"{'masked':>6} {'P(ovl)':>6}")
             for t, m in d["per_type"].items():
-                lines.append(f"  {t:<10} {m['gold']:>6} {fmt(m['exact'])} {fmt(m['overlap']):>7} {fmt(m['whole'])} "
-                             f"{fmt(m['touched']):>7} {fmt(m['precision'])}")
+                lines.append(f"  {t:<11} {m['gold']:>6} {fmt(m['exact'])} {fmt(m['overlap']):>7} {fmt(m['whole'])} "
+                             f"{fmt(m['touched']):>7} {fmt(m['masked'])} {fmt(m['precision'])}")
         if "below_county_parts" in d:
             bp = d["below_county_parts"]
             lines.append(f"  below-county address parts masked: L1 {bp['masked_l1']:.4f}  L2 {bp['masked_l2']:.4f}  "

@@ -81,6 +81,7 @@ def test_native_place_at_the_head_of_a_note():
     ("予长春胺缓释胶囊口服", []),                                            # a drug, not 长春
     ("9个月前开始口服瑞宁德。", []),                                         # a drug after a treatment verb, not 宁德
     ("现住北京市朝阳区幸福小区3号楼，因腹痛就诊", [("北京市朝阳区幸福小区3号楼", 1)]),
+    ("家住枫林街道徐家社区卫生服务中心2019-05-20复查", [("枫林街道徐家社区卫生服务中心", 1)]),   # a full date ends it
 ])
 def test_address_stops_at_clinical_words(text, expected):
     assert found(text) == expected

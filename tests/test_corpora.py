@@ -161,6 +161,7 @@ def test_real_scores_worked_example():
     address = d["per_type"]["ADDRESS"]
     assert address["exact"] == 0 and address["overlap"] == 1 and address["whole"] == 1   # 9 of 12 characters
     assert address["touched"] == 1 and address["precision"] == 1
+    assert address["masked"] == 0   # the room is left at level 3
     assert d["below_county_parts"]["masked_l1"] == pytest.approx(1 / 3)   # only the house number
     assert d["below_county_parts"]["masked_l3"] == pytest.approx(2 / 3)   # the room is left
     assert d["certain_fp_per_1000_notes"] == 1000 and d["certain_fp_by_type"] == {"NAME": 1}

@@ -78,3 +78,31 @@ def test_clan_clinics_keep_their_surname():
 def test_specialist_hospitals_keep_their_name():
     assert found("于北京肿瘤医院化疗") == ["北京肿瘤医院"]
     assert found("转至葫芦岛市肿瘤医院") == ["葫芦岛市肿瘤医院"]
+
+
+@pytest.mark.parametrize("text, expected", [
+    # a campus, a branch, a bracketed former name or place is the hospital's
+    ("于复旦大学附属中山医院（青浦分院）复查", ["复旦大学附属中山医院（青浦分院）"]),
+    ("在浙江大学医学院附属第一医院（之江院区）住院", ["浙江大学医学院附属第一医院（之江院区）"]),
+    ("于南安市官桥镇卫生院内厝分院就诊", ["南安市官桥镇卫生院内厝分院"]),
+    ("转入苏州市立医院北院，", ["苏州市立医院北院"]),
+    ("于海口市第三人民医院(原琼山市人民医院)手术", ["海口市第三人民医院(原琼山市人民医院)"]),
+    ("于北京大学第一医院（太原）就诊", ["北京大学第一医院（太原）"]),
+    # a stop character inside a zone's or a department's name, a referral verb, a duration before the name
+    ("在桐乡经济开发区医院就诊", ["桐乡经济开发区医院"]),
+    ("于上海交通大学医学院附属第九人民医院整形外科医院就诊", ["上海交通大学医学院附属第九人民医院整形外科医院"]),
+    ("转诊自丽水市第二人民医院。", ["丽水市第二人民医院"]),
+    ("腹痛加重3天衢州学院附属医院查腹部CT", ["衢州学院附属医院"]),
+    # specialist hospitals of a kind the endings do not hold (防治医院, 老年病医院), with a school's name
+    ("曾于温州市结核病防治医院就诊", ["温州市结核病防治医院"]),
+    ("于泉州康乐老年病医院住院", ["泉州康乐老年病医院"]),
+    ("于遵义职业技术学院附属医院治疗", ["遵义职业技术学院附属医院"]),
+])
+def test_names_run_to_their_campus_and_past_words_that_usually_stop_them(text, expected):
+    assert found(text) == expected
+
+
+@pytest.mark.parametrize("text", ["术后2月余于外院复查", "去老年病医院看看", "建议至外科医院就诊", "于医院北院区",
+                                  "带孩子去医院"])
+def test_kinds_and_referrals_stay_no_hospital(text):
+    assert found(text) == []

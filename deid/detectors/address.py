@@ -55,6 +55,8 @@ _DIVISION_NAME = re.compile(r"(?:镇|乡|村|街道)$")
 _REST = re.compile(rf"(?:[{_CJK}A-Za-z0-9#·/]|[-_]+(?=[{_CJK}A-Za-z0-9])| (?=[A-Za-z0-9])|"
                    rf"(?<=[0-9A-Za-z号])、(?=[A-Za-z]?[0-9]))+")
 _REST_MAX = 30
+# A full date (2016-03-11, 2016.3.11) ends the phrase: no address holds a year, a month and a day.
+_FULL_DATE = re.compile(r"(?:19|20)[0-9]{2}([-./])(?:0?[1-9]|1[0-2])\1(?:[0-2]?[0-9]|3[01])(?![0-9])")
 
 
 class AddressDetector(Component):
@@ -224,6 +226,8 @@ class AddressDetector(Component):
         if not m:
             return pos
         end = m.end()
+        if date := _FULL_DATE.search(norm, pos, end):
+            end = date.start()
         stops = sorted({*(w.span() for w in self._rest_stop.finditer(norm, pos, end)),
                         *((s, e) for s, e in clinical.starting_in(pos, end) if e - s >= 3)})
         for s, e in stops:   # a stop word followed, up to the next one, by a place is part of its name

@@ -32,6 +32,13 @@ _ROAD_AFTER = re.compile(r"[东西南北中]?(?:路|街|大街|大道|巷|弄|�
 _WHICH_AFTER = re.compile(r"\s?哪[家些所]")
 # Digits or a date glued to the front of a name (2016-10-14承德市中心医院) are not part of it.
 _LEADING_NUMBER = re.compile(r"[0-9][0-9\-./:]*(?=[\u4e00-\u9fa5])")
+# A duration or a date in the prefix (近日加重1月|西南大学医院, 2年前|...) ends it: no name holds one.
+_DURATION = re.compile(r"[0-9]+个?(?:年|月|日|天|周|小时)[余前后]?")
+# A campus, a branch or a bracketed former or other name right after a hospital's name is part of it
+# (瑞金医院北院, 槐南卫生院西华分院, 扬州大学附属医院（东区）, 重庆市红十字会医院（江北区人民医院）).
+_BRANCH = re.compile(r"[（(]原?[\u4e00-\u9fa50-9]{1,14}?(?:院区|分院|区|院|部|中心)[)）]"
+                     r"|[\u4e00-\u9fa5]{0,6}?(?:分院|院区)|[东南西北]院(?!长)")
+_BRACKETED_PLACE = re.compile(r"[（(]([\u4e00-\u9fa5]{2,8})[)）]")
 # What may follow a clinical-looking word inside a name: a place or a clan (葫芦|岛市, 风团|镇, 黄|氏).
 _PLACE_OR_CLAN = re.compile(r"镇|乡|村|街道|氏|岛|山|湖|江|河")
 _COLLOQUIAL = re.compile(r"(?:市|县|区)?(?:第?[一二三四五六七八九]院|附[一二三四五六七八]院?|妇保院|妇幼|"
@@ -78,8 +85,9 @@ class HospitalDetector(Component):
         res = files.load("dictionaries/hospitals.tsv")
         endings = files.load("lexicons/health_facility_endings.txt")
         words = files.load("lexicons/hospital_words.tsv")
+        zones = files.load("lexicons/place_endings.tsv")
         self.version = combine_digests({"hospitals": res.digest, "endings": endings.digest,
-                                                  "words": words.digest})
+                                        "words": words.digest, "zones": zones.digest})
         # Where a name's prefix starts: after a word of going, choosing or asking (就诊于, 推荐), or a character of
         # grammar or care (于, 在, 转, 的, 看).
         self._prefix_stop = re.compile(alternation(words.words("prefix_stop"))
@@ -92,6 +100,8 @@ class HospitalDetector(Component):
         self._generic = re.compile(alternation(words.words("generic")) + "|上一?级|下一?级|"
                                                                          "[某该县市省区乡镇村各其此原]")
         self._suffix = re.compile(alternation(endings.words()))
+        self._zone = re.compile(rf"(?:{alternation(zones.words('zone_qualifier'))})"
+                                rf"(?:{alternation(zones.words('division_zone'))})")
         # What makes an ambiguous alias a hospital: a visit before it or after it (转至|浙一, 浙一|就诊); what makes
         # an alias a school (浙医|大学).
         self._visit_before = re.compile(rf"(?:{alternation(words.words('visit_before'))})\s*$")
@@ -113,7 +123,7 @@ class HospitalDetector(Component):
     def detect(self, doc: Document) -> list[Span]:
         text, norm = doc.text, doc.norm
         spans = self._dictionary(text, norm) + self._pattern(text, norm) + self._colloquial(text, norm)
-        return spans
+        return [self._with_branch(text, norm, s) for s in spans]
 
     def _dictionary(self, text: str, norm: str) -> list[Span]:
         lowered = norm.lower()
@@ -162,12 +172,16 @@ class HospitalDetector(Component):
                 start -= 1
             prefix = norm[start:m.start()]
             places = [(s, e) for s, e, _ in self.gazetteer.find(prefix)]
-            # A stop character inside a division name (沈阳市于洪区) does not end the prefix.
-            # nor does one that is a clan name's surname (于氏诊所, 曾氏诊所)
+            # A stop character inside a division name (沈阳市于洪区) or a development zone's (枣阳|经济开发区医院)
+            # does not end the prefix, nor does a clan name's surname (于氏诊所) or a department's first character
+            # (整形外科医院)
+            places += [z.span() for z in self._zone.finditer(prefix)]
             stops = [st for st in self._prefix_stop.finditer(prefix)
-                     if not any(s <= st.start() < e for s, e in places) and prefix[st.end():st.end() + 1] != "氏"]
+                     if not any(s <= st.start() < e for s, e in places)
+                     and prefix[st.end():st.end() + 1] not in ("氏", "科")]
+            stops += list(_DURATION.finditer(prefix))
             if stops:
-                start += stops[-1].end()
+                start += max(st.end() for st in stops)
                 prefix = norm[start:m.start()]
             house = [h.end() for h in _HOUSE_NUMBER.finditer(prefix)]
             if house and self._names_something(prefix[house[-1]:]):   # (延安路521号|口腔医院: the address names it)
@@ -189,12 +203,26 @@ class HospitalDetector(Component):
                                    "hospital.pattern", facility=m.group()))
         return spans
 
+    def _with_branch(self, text: str, norm: str, span: Span) -> Span:
+        """The span over the campus, branch or bracketed name (_BRANCH) or place (（深圳）) that follows it; not for a
+        hospital named by its house number (锦绣路1605号中医院|水心院区), a landmark the address phrase holds."""
+        if _HOUSE_NUMBER.search(span.text):
+            return span
+        m = _BRANCH.match(norm, span.end)
+        if not m:
+            m = _BRACKETED_PLACE.match(norm, span.end)
+            if not m or not any(s == 0 and e == len(m.group(1)) for s, e, _ in self.gazetteer.find(m.group(1))):
+                return span
+        return span.with_(end=m.end(), text=text[span.start:m.end()])
+
     def _ending(self, name: str) -> str:
         """The health-facility ending a dictionary name ends in ('' for an alias such as 浙一 or 华西, which is no
         evidence against an address reading of the same characters)."""
         return next((m.group() for m in self._suffix.finditer(name) if m.end() == len(name)), "")
 
     def _names_something(self, prefix: str) -> bool:
+        if "某" not in prefix and len(prefix) >= 2 and re.search(r"大学|学院|医科", prefix):
+            return True   # a school's hospital (信阳职业技术学院附属医院): its clinical-looking words are the school's
         if "某" in prefix or len(prefix) < 2 or self._describes(prefix) or (
                 _DEPARTMENT.fullmatch(prefix) and not self._place_first(prefix)):
             return False   # 山东省某医院, 上海胃癌医院, 男科医院, 痛医院: no institution is named (福州肺科医院 is)
@@ -202,7 +230,7 @@ class HospitalDetector(Component):
             return False   # 精神病医院, 皮肤病医院: a kind of hospital, no name
         if self.gazetteer.find(prefix):
             return True
-        if re.search(r"第[一二三四五六七八九十0-9]+|大学|医学院|医科", prefix):
+        if re.search(r"第[一二三四五六七八九十0-9]+", prefix):
             return True
         return not re.fullmatch(f"(?:{self._generic.pattern})+", prefix)
 
@@ -217,3 +245,4 @@ class HospitalDetector(Component):
                  + [(s, e) for s, e, _ in self.gazetteer.find(prefix)])
         return any(not any(ns < e and s < ne for ns, ne in named) and not _PLACE_OR_CLAN.match(prefix, e)
                    for s, e in self.vocabulary.matches(prefix))
+
