@@ -171,7 +171,7 @@ class Pipeline:
                  resources: Resources | None = None):
         """llm_index: a prebuilt retrieval index (the Spark job broadcasts one); built here when None.
         resources: the dictionaries and lexicons every component reads; when None, the folder $DEID_RESOURCES
-        names (a Spark worker's copy of the driver's), else the package's, read here once."""
+        names, else the package's, read here once (the CLI and the job hand theirs in)."""
         self.config = config or load_config()
         self.secret = secret
         self.policies = load_policies(self.config.policies_path, self.config.policy_preset)
@@ -183,7 +183,7 @@ class Pipeline:
         if self.config.llm.enabled:
             from deid.llm.retrieval import build_index
             from deid.llm.stage import LlmStage
-            self.llm = LlmStage(self.config.llm, llm_index or build_index(), self.resources,
+            self.llm = LlmStage(self.config.llm, llm_index or build_index(resources=self.resources), self.resources,
                                 dict(self.components).get("name"))
         self.allow_list = AllowList(self.resources.load(ALLOW_LIST))
         self.timings: dict[str, float] = defaultdict(float)

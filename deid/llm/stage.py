@@ -111,7 +111,7 @@ class LlmStage:
         if config.routing not in ROUTING:
             raise ValueError(f"llm.routing must be one of {', '.join(ROUTING)}")
         self.config = config
-        self.prompts = load_prompts(config.fmt)
+        self.prompts = load_prompts(config.fmt, resources)
         self.router = Router(resources, names) if config.routing == "routed" else None
         routing = f"routed-{self.router.version}" if self.router else "whole"
         self.version = f"{config.fmt}:{self.prompts.version}:{config.model}:{routing}"
