@@ -223,7 +223,8 @@ def cmd_eval(args) -> int:
         from deid.llm.retrieval import build_index
         from deid.llm.stage import LlmConfig, LlmStage
         stage = LlmStage(LlmConfig.from_flat({"enabled": True, "base_url": args.llm, "format": args.llm_format,
-                                              "timeout_s": 600, "concurrency": 2}), build_index())
+                                              "timeout_s": 600, "concurrency": 2}),
+                         build_index(resources=pipeline.resources), pipeline.resources)
         print(f"pipeline {pipeline.version}, LLM {stage.version} at {args.llm}, {len(notes)} notes "
               f"(overlap P/R per type; tier micro P/R; leak per level)")
         print(side_by_side(evaluate_with_llm(notes, pipeline, stage)))
