@@ -409,7 +409,7 @@ def _review_settings(args):
                     tls=bool(args.tls_cert and args.tls_key), trusted_proxy_header=args.trusted_proxy_header,
                     trusted_proxies=tuple(args.trusted_proxy or ()), allowed_hosts=tuple(args.allowed_host or ()),
                     seed=args.seed, double_share=args.double_share, quota=args.quota,
-                    min_rejections=args.min_rejections, resources=Resources.from_environment())
+                    min_rejections=args.min_rejections, resources=str(Resources.from_environment().root))
 
 
 def cmd_review(args) -> int:
@@ -442,7 +442,7 @@ def cmd_review(args) -> int:
         source = ReviewSource(settings.root, settings.notes_table)
         if args.dictionaries:
             summary = write_dictionary_patch(rows, source, args.dictionaries, settings.min_rejections,
-                                             settings.resources)
+                                             settings.resource_folder())
             store.audit(getpass_user(), "export dictionaries.patch", detail=json.dumps(summary, ensure_ascii=False))
             print(f"dictionary patch in {args.dictionaries}/dictionaries.patch (edited files under "
                   f"{args.dictionaries}/resources): {json.dumps(summary, ensure_ascii=False)}")

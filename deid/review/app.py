@@ -67,7 +67,10 @@ class Settings:
     sign_in_max_delay_s: float = 300.0       # up to this
     audit_batch_rows: int = 100              # failed sign-ins reach the audit table this many at a time,
     audit_batch_s: float = 10.0              # or this long after the first of them, and at shutdown
-    resources: Resources = dataclasses.field(default_factory=Resources.packaged)   # what exports edit
+    resources: str | None = None             # the resources folder a dictionary export edits; None: the package's
+
+    def resource_folder(self) -> Resources:
+        return Resources(Path(self.resources)) if self.resources else Resources.packaged()
 
 
 class NotSignedIn(Exception):
@@ -377,7 +380,8 @@ def create_app(settings: Settings) -> FastAPI:
                 summary = write_gold(rows, source, Path(tmp) / "gold.jsonl")
                 body = (Path(tmp) / "gold.jsonl").read_bytes()
             elif kind == "dictionaries.patch":
-                summary = write_dictionary_patch(rows, source, tmp, settings.min_rejections, settings.resources)
+                summary = write_dictionary_patch(rows, source, tmp, settings.min_rejections,
+                                                 settings.resource_folder())
                 body = (Path(tmp) / "dictionaries.patch").read_bytes()
             else:
                 return PlainTextResponse("unknown export", status_code=404)
