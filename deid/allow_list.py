@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from deid import resources
+from deid.resources import Resources, TextResource
 from deid.spans import Span
 
 NAME = "dictionaries/allow_list.tsv"
@@ -11,8 +11,9 @@ ANY_TYPE = "*"
 
 
 class AllowList:
-    def __init__(self, resource: resources.TextResource | None = None):
-        resource = resource or resources.load(NAME)
+    def __init__(self, resource: TextResource | None = None):
+        """resource: the allow list file of the pipeline's resources; the package's when None."""
+        resource = resource or Resources.packaged().load(NAME)
         self.version = resource.digest
         self.terms: dict[str, set[str]] = defaultdict(set)
         for row in resource.rows():

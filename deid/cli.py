@@ -24,7 +24,8 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 def _pipeline(args):
     from deid.config import load_config
     from deid.pipeline import Pipeline
-    return Pipeline(load_config(args.config))
+    from deid.resources import Resources
+    return Pipeline(load_config(args.config), resources=Resources.from_environment())
 
 
 def _annotation(pipeline, note_id, text, person_id=None, note_date=None) -> dict:
@@ -222,7 +223,8 @@ def cmd_eval(args) -> int:
         from deid.llm.retrieval import build_index
         from deid.llm.stage import LlmConfig, LlmStage
         stage = LlmStage(LlmConfig.from_flat({"enabled": True, "base_url": args.llm, "format": args.llm_format,
-                                              "timeout_s": 600, "concurrency": 2}), build_index())
+                                              "timeout_s": 600, "concurrency": 2}),
+                         build_index(resources=pipeline.resources), pipeline.resources)
         print(f"pipeline {pipeline.version}, LLM {stage.version} at {args.llm}, {len(notes)} notes "
               f"(overlap P/R per type; tier micro P/R; leak per level)")
         print(side_by_side(evaluate_with_llm(notes, pipeline, stage)))
@@ -374,12 +376,14 @@ def _masking_table(types: list[str], preset: str | None) -> list[str]:
 
 def cmd_build_index(args) -> int:
     from deid.llm.retrieval import alias_accuracy, build_index, make_embedder
+    from deid.resources import Resources
     embedder = make_embedder(args.embedder)
-    index = build_index(embedder)
+    resources = Resources.from_environment()
+    index = build_index(embedder, resources=resources)
     data = index.to_bytes()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_bytes(data)
-    acc, n = alias_accuracy(embedder)
+    acc, n = alias_accuracy(embedder, resources)
     print(f"wrote {args.out}: {len(index.entries)} entries, {len(data)} bytes, embedder {embedder.name}; "
           f"held-out alias -> hospital top-1 {acc:.3f} on {n} aliases")
     return 0
@@ -398,13 +402,14 @@ def cmd_serve(args) -> int:
 
 
 def _review_settings(args):
+    from deid.resources import Resources
     from deid.review.app import Settings
     return Settings(root=args.root, notes_table=args.notes or str(Path(args.root) / "omop" / "note"),
                     accounts=args.accounts or str(Path(args.root) / "_review" / "accounts.yaml"),
                     tls=bool(args.tls_cert and args.tls_key), trusted_proxy_header=args.trusted_proxy_header,
                     trusted_proxies=tuple(args.trusted_proxy or ()), allowed_hosts=tuple(args.allowed_host or ()),
                     seed=args.seed, double_share=args.double_share, quota=args.quota,
-                    min_rejections=args.min_rejections)
+                    min_rejections=args.min_rejections, resources=str(Resources.from_environment().root))
 
 
 def cmd_review(args) -> int:
@@ -436,7 +441,8 @@ def cmd_review(args) -> int:
         rows = store.decisions()
         source = ReviewSource(settings.root, settings.notes_table)
         if args.dictionaries:
-            summary = write_dictionary_patch(rows, source, args.dictionaries, settings.min_rejections)
+            summary = write_dictionary_patch(rows, source, args.dictionaries, settings.min_rejections,
+                                             settings.resource_folder())
             store.audit(getpass_user(), "export dictionaries.patch", detail=json.dumps(summary, ensure_ascii=False))
             print(f"dictionary patch in {args.dictionaries}/dictionaries.patch (edited files under "
                   f"{args.dictionaries}/resources): {json.dumps(summary, ensure_ascii=False)}")

@@ -73,7 +73,7 @@ def load_config(path: str | Path | None = None, **overrides) -> PipelineConfig:
 def parse_config(doc: dict, base_dir: Path) -> PipelineConfig:
     """A config from its YAML document; a relative policies path is resolved against base_dir."""
     from deid.detectors.registry import COMPONENTS
-    from deid.llm.stage import ROUTING, LlmConfig
+    from deid.llm.stage import LlmConfig
     components = tuple(doc.get("components", COMPONENTS))
     unknown = [c for c in components if c not in COMPONENTS]
     if unknown:
@@ -94,10 +94,10 @@ def parse_config(doc: dict, base_dir: Path) -> PipelineConfig:
         llm = LlmConfig.from_flat(doc.get("llm") or {})
     except TypeError as exc:
         raise ConfigError(f"llm: {exc}") from None
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     if llm.on_failure not in ("fallback", "quarantine"):
         raise ConfigError("llm.on_failure must be fallback or quarantine")
-    if llm.routing not in ROUTING:
-        raise ConfigError(f"llm.routing must be one of {', '.join(ROUTING)}")
     limits = doc.get("limits") or {}
     budget = float(limits.get("note_time_budget_s", 60.0))
     if budget < 0:

@@ -40,6 +40,7 @@ from deid import corpora
 from deid.detectors.base import Document
 from deid.detectors.name import NameDetector
 from deid.detectors.ner import LacNer, LacVocabulary
+from deid.resources import Resources
 from deid.vocabulary import ClinicalVocabulary
 
 TAGS = ("O", "PER-B", "PER-I", "LOC-B", "LOC-I", "ORG-B", "ORG-I")
@@ -311,15 +312,16 @@ def _batches(clauses: list[Clause], size: int, rng: random.Random):
         yield [clauses[i] for i in batch], width
 
 
-def _pipeline_scorer(root: Path, indices: range):
+def _pipeline_scorer(root: Path, indices: range, resources: Resources | None = None):
     """score(model path or None for LAC) -> the whole pipeline's NAME overlap recall and precision on those CLUENER
-    train sentences; the pipeline is built once and only its NER component changes."""
+    train sentences; the pipeline (on `resources`, the package's when None) is built once and only its NER
+    component changes."""
     from deid.config import load_config
     from deid.evaluate import evaluate_real
     from deid.pipeline import Pipeline
     raw = corpora.read_source("cluener_train", root).decode("utf-8")
     notes = corpora.cluener_notes(raw, "cluener_train")[indices.start:indices.stop]
-    pipeline = Pipeline(load_config(ner={"model": "lac"}))
+    pipeline = Pipeline(load_config(ner={"model": "lac"}), resources=resources or Resources.packaged())
     gate = dict(pipeline.components)["name"].may_contain_name
     lac_ner = dict(pipeline.components)["ner"]
 
@@ -417,12 +419,12 @@ def train(root: Path, out_dir: Path, seed: int = 2026, epochs: int = 3, batch_si
     return record
 
 
-def pipeline_figures(root: Path) -> dict:
-    """The whole pipeline's NAME figures on the held-back CLUENER sentences 1-2,000, with LAC and the shipped model."""
+def pipeline_figures(root: Path, resources: Resources) -> dict:
+    """The whole pipeline's NAME figures on the held-back CLUENER sentences 1-2,000, with LAC and the trained model
+    of `resources`."""
     from deid.detectors.ner import TRAINED_MODEL
-    from deid.resources import resources_dir
-    score = _pipeline_scorer(root, FINAL)
-    return {"lac": score(None), "trained": score(resources_dir() / TRAINED_MODEL)}
+    score = _pipeline_scorer(root, FINAL, resources)
+    return {"lac": score(None), "trained": score(resources.root / TRAINED_MODEL)}
 
 
 def main(argv=None) -> int:
@@ -435,7 +437,7 @@ def main(argv=None) -> int:
                     help="no training: the pipeline's NAME figures with LAC and with the shipped model")
     args = ap.parse_args(argv)
     if args.figures:
-        print(json.dumps(pipeline_figures(args.data)))
+        print(json.dumps(pipeline_figures(args.data, Resources.from_environment())))
         return 0
     train(args.data, args.out, args.seed, args.epochs, log=lambda m: print(m, file=sys.stderr, flush=True))
     return 0

@@ -171,7 +171,7 @@ class Pipeline:
                  resources: Resources | None = None):
         """llm_index: a prebuilt retrieval index (the Spark job broadcasts one); built here when None.
         resources: the dictionaries and lexicons every component reads; when None, the folder $DEID_RESOURCES
-        names (a Spark worker's copy of the driver's), else the package's, read here once."""
+        names, else the package's, read here once (the CLI and the job hand theirs in)."""
         self.config = config or load_config()
         self.secret = secret
         self.policies = load_policies(self.config.policies_path, self.config.policy_preset)
@@ -183,7 +183,7 @@ class Pipeline:
         if self.config.llm.enabled:
             from deid.llm.retrieval import build_index
             from deid.llm.stage import LlmStage
-            self.llm = LlmStage(self.config.llm, llm_index or build_index(), self.resources,
+            self.llm = LlmStage(self.config.llm, llm_index or build_index(resources=self.resources), self.resources,
                                 dict(self.components).get("name"))
         self.allow_list = AllowList(self.resources.load(ALLOW_LIST))
         self.timings: dict[str, float] = defaultdict(float)
@@ -244,15 +244,8 @@ class Pipeline:
         keys: list[list[str]] = [[] for _ in notes]
         if cache is None:
             return keys
-        texts, idx = [], []
-        for i, note in enumerate(notes):
-            text = joined_note(note.title, note.text)
-            try:
-                self.check(text)
-            except NoteError:
-                continue        # refused by process_notes too: it asks nothing
-            texts.append(text)
-            idx.append(i)
+        idx = [i for i, note in enumerate(notes) if self._refusal(note) is None]   # a refused note asks nothing
+        texts = [joined_note(notes[i].title, notes[i].text) for i in idx]
         views, docs, found = self.detect(texts, [notes[i].context for i in idx])
         for n, _, messages in self.llm.requests([v.text for v in views], found, docs):
             keys[idx[n]].append(cache.key(self.llm.decoding, messages))
@@ -302,18 +295,26 @@ class Pipeline:
         results: list[NoteResult | None] = [None] * len(notes)
         valid = []
         for i, note in enumerate(notes):
-            try:
-                for name in FIELDS:
-                    value = getattr(note, name)
-                    if value is not None and not isinstance(value, str):
-                        raise NoteError(f"note {name} must be a string, not {type(value).__name__}")
-                self.check(joined_note(note.title, note.text))
-            except NoteError as exc:
-                results[i] = _failed(NoteFailure("validate", type(exc).__name__, str(exc), exc))
-                continue
-            valid.append(i)
+            refusal = self._refusal(note)
+            if refusal is None:
+                valid.append(i)
+            else:
+                results[i] = _failed(NoteFailure("validate", type(refusal).__name__, str(refusal), refusal))
         self._process_isolated(notes, valid, levels, budget_s, results, llm_cache)
         return results
+
+    def _refusal(self, note: Note) -> NoteError | None:
+        """Why process_notes refuses the note (a field that is not a string, a joined note over the size limit),
+        None where it analyses it: the one test for process_notes and llm_request_keys."""
+        try:
+            for name in FIELDS:
+                value = getattr(note, name)
+                if value is not None and not isinstance(value, str):
+                    raise NoteError(f"note {name} must be a string, not {type(value).__name__}")
+            self.check(joined_note(note.title, note.text))
+        except NoteError as exc:
+            return exc
+        return None
 
     def process_note(self, note: Note, levels=LEVELS) -> NoteResult:
         return self.process_notes([note], levels)[0]

@@ -19,6 +19,7 @@ from importlib import resources as importlib_resources
 import ahocorasick
 
 from deid.gazetteer import places
+from deid.resources import Resources, alternation
 
 # Attributes of a subject whose values are clinical words (not prose, dosage, departments or populations).
 _WORD_ATTRIBUTES = ("成份", "适应症", "不良反应", "常见症状", "通用名", "商品名", "别称", "常见发病部位",
@@ -27,9 +28,10 @@ _BODY_ATTRIBUTES = ("常见发病部位",)
 _LONGEST_WORD = 12
 _WORD = re.compile(rf"^[\u4e00-\u9fa5]{{2,{_LONGEST_WORD}}}$")
 # A treatment verb right before a word makes it a drug, whatever it looks like (口服瑞宁德, 予卓迪, 加用阿柏西普),
-# with at most one character between (口服他|莫西芬 is 他莫西芬 cut by the NER model).
-TREATED_WITH = re.compile(r"(?:口服|服用|予以?|给予|加用|改用|联用|联合|使用|应用|静滴|静推|注射|外用|换用|"
-                          r"序贯)[\u4e00-\u9fa5]?$")
+# with at most one character between (口服他|莫西芬 is 他莫西芬 cut by the NER model). The package's words: the name
+# and address detectors import the pattern.
+_TREATMENT_VERBS = Resources.packaged().load("lexicons/treatment_verbs.txt")
+TREATED_WITH = re.compile(rf"(?:{alternation(_TREATMENT_VERBS.words())})[\u4e00-\u9fa5]?$")
 _PLACE_ENDINGS = ("地区", "省", "市", "县", "区", "氏")   # and clan names (黄氏)
 _QUALIFIER = re.compile(r"[［\[（(].*?[］\]）)]")
 
@@ -56,7 +58,7 @@ class ClinicalVocabulary:
     """Finder of clinical words: `matches(text)` says where they lie, `of(doc)` keeps them on a note.
     Built on first use (about 2 s): a Spark driver that only needs the pipeline's version never pays it."""
 
-    version = "PyCMeKG-0.2.5"
+    version = f"PyCMeKG-0.2.5+{_TREATMENT_VERBS.digest}"
 
     def __init__(self, graph: dict | None = None):
         self._graph = graph

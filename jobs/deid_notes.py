@@ -51,8 +51,8 @@ from deid.config import load_config
 from deid.exits import EXIT_BUSY, EXIT_FAILED, EXIT_OK, EXIT_QUARANTINE, EXIT_USAGE, report
 from deid.jobconfig import JobConfig, load_job_config, quarantine_exceeded
 from deid.pipeline import Pipeline, source_part
+from deid.resources import Resources, combine_digests, data_dir, dictionary_terms, digest_bytes, materialize
 from deid.resources import bundle as resource_bundle
-from deid.resources import combine_digests, data_dir, dictionary_terms, digest_bytes, materialize
 from udfs.deid_udf import affected_function, make_bundle, partition_function, request_keys_function
 from udfs.delta import (
     RunInProgress,
@@ -326,12 +326,13 @@ class JobRun:
             spark.conf.set(REDACTION, f"{redaction}|{PADS}" if redaction else PADS)
         self.pconf = load_config(cfg.pipeline_config, **cfg.pipeline_overrides)
         # Built on the driver first so a bad config or a surrogate policy without a key fails before any write.
-        driver_pipeline = Pipeline(self.pconf, self.secret)
+        resources = Resources.from_environment()
+        driver_pipeline = Pipeline(self.pconf, self.secret, resources=resources)
         self.version = driver_pipeline.version
         llm = driver_pipeline.llm
         self.index_bytes = llm.index.to_bytes() if llm else None
         self.keep_answers = bool(llm) and cfg.llm_cache    # the secret is there: dio.secret_key raised otherwise
-        self.files = resource_bundle()
+        self.files = resource_bundle(resources.root)
         self.dictionary_version = combine_digests({k: digest_bytes(v) for k, v in self.files.items()
                                                    if k.startswith("dictionaries/")})
         self.io = SparkDelta(spark, choose_engine(spark, cfg.engine), os.path.join(cfg.staging, self.run_id),

@@ -179,6 +179,8 @@ def test_an_address_starts_after_the_verb_before_it(analyze, text, starts):
     ("lexicons/id_number_cues.txt", "id_number"),
     ("lexicons/mention_words.tsv", "std"),
     ("lexicons/mention_words.tsv", "pregnancy"),
+    ("lexicons/obstetric_formula_words.tsv", "pregnancy"),
+    ("lexicons/identifier_cue_tails.tsv", "identifiers"),
 ])
 def test_each_lexicon_the_rules_read_enters_pipeline_version(tmp_path, lexicon, detector):
     import shutil
@@ -188,13 +190,15 @@ def test_each_lexicon_the_rules_read_enters_pipeline_version(tmp_path, lexicon, 
     from deid.detectors.date import AgeDetector
     from deid.detectors.hospital import HospitalDetector
     from deid.detectors.id_number import IdNumberDetector
+    from deid.detectors.identifiers import IdentifierDetector
     from deid.detectors.medical import PregnancyDetector, StdDetector
     from deid.detectors.name import NameDetector
     from deid.detectors.workplace import WorkplaceDetector
     from deid.resources import Resources, resources_dir
     make = {"address": AddressDetector, "hospital": HospitalDetector, "name": NameDetector,
             "workplace": WorkplaceDetector, "contact": ContactDetector, "age": AgeDetector,
-            "id_number": IdNumberDetector, "std": StdDetector, "pregnancy": PregnancyDetector}[detector]
+            "id_number": IdNumberDetector, "std": StdDetector, "pregnancy": PregnancyDetector,
+            "identifiers": IdentifierDetector}[detector]
     before = make().version
     copy = tmp_path / "resources"
     shutil.copytree(resources_dir(), copy)
@@ -260,3 +264,6 @@ def test_cue_words_of_contacts_ages_and_std_mentions_are_read_from_their_lexicon
     assert found(StdDetector(), "腹股沟疱疹") == []
     edited = _with_lexicon_lines(tmp_path / "c", "lexicons/mention_words.tsv", "腹股沟\tgenital_site\n")
     assert found(StdDetector(resources=edited), "腹股沟疱疹") == ["腹股沟疱疹"]
+    assert found(ContactDetector(), "0571-87654321内线8001") == ["0571-87654321"]
+    edited = _with_lexicon_lines(tmp_path / "d", "lexicons/contact_cues.tsv", "内线\textension\n")
+    assert found(ContactDetector(resources=edited), "0571-87654321内线8001") == ["0571-87654321内线8001"]

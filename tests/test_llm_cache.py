@@ -77,6 +77,15 @@ def test_a_request_the_cache_knows_is_not_sent():
     assert llm_pipeline(dead_url(), secret=None).llm_cache() is None
 
 
+def test_a_note_process_notes_refuses_asks_nothing():
+    """A title that is not a string, a note over the size limit: refused by process_notes, so no request keys."""
+    pipeline = llm_pipeline(dead_url())
+    notes = [Note("家属李秀英陪同。", 42), Note("患" * (pipeline.config.max_chars + 1)), Note("家属李秀英陪同。")]
+    results = pipeline.process_notes(notes, llm_cache=pipeline.llm_cache())
+    assert [r.failure.stage if r.failure else None for r in results] == ["validate", "validate", None]
+    assert [len(k) for k in pipeline.llm_request_keys(notes)] == [0, 0, 1]
+
+
 def test_the_same_request_twice_in_a_batch_is_sent_once():
     pipeline = llm_pipeline(dead_url())
     cache = pipeline.llm_cache()

@@ -83,6 +83,8 @@ def test_segments_share_a_request_and_the_answer_maps_back_to_the_note():
 def test_the_switch_is_validated_and_versioned(pipeline):
     with pytest.raises(ConfigError, match="llm.routing"):
         load_config(llm={"routing": "some"})
+    with pytest.raises(ValueError, match="llm.routing"):     # a stage's config built directly: the same check
+        LlmConfig(enabled=True, routing="some")
     routed_stage = LlmStage(LlmConfig(enabled=True), resources=pipeline.resources)
     whole = LlmStage(LlmConfig(enabled=True, routing="whole"))
     assert routed_stage.version != whole.version and whole.version.endswith(":whole")

@@ -1,12 +1,15 @@
-"""The gazetteer and the synthetic generator read the resources folder they are handed (the pipeline's, else the
-package's), never $DEID_RESOURCES behind the caller's back."""
+"""The components read the resources folder they are handed (the pipeline's, else the package's), never
+$DEID_RESOURCES behind the caller's back."""
 import shutil
 
 import pytest
 
+from deid.allow_list import AllowList
 from deid.config import load_config
 from deid.gazetteer import Gazetteer
-from deid.pipeline import Pipeline
+from deid.llm.prompts import load_prompts
+from deid.llm.retrieval import build_index
+from deid.pipeline import ALLOW_LIST, Pipeline
 from deid.resources import Resources, data_dir
 from deid.synth.generator import Synth
 
@@ -46,3 +49,14 @@ def test_the_pipeline_hands_its_folder_to_the_gazetteer(edited):
 def test_the_generator_reads_hospitals_from_the_folder_it_is_given(edited):
     assert "测试专科医院" in [r["name"] for r in Synth(1, edited).hospitals]
     assert "测试专科医院" not in [r["name"] for r in Synth(1).hospitals]
+
+
+def test_the_llm_index_prompts_and_allow_list_read_the_folder_they_are_given(edited):
+    with open(edited.root / "prompts" / "note_user.md", "a", encoding="utf-8") as f:
+        f.write("\n")
+    with open(edited.root / "dictionaries" / "allow_list.tsv", "a", encoding="utf-8") as f:
+        f.write("测试专科医院\tHOSPITAL\n")
+    assert "测试专科医院" in {e.canonical for e in build_index(resources=edited).entries}
+    assert "测试专科医院" not in {e.canonical for e in build_index().entries}
+    assert load_prompts("json", edited).version != load_prompts("json").version
+    assert AllowList(edited.load(ALLOW_LIST)).version != AllowList().version

@@ -35,19 +35,19 @@ def worker_processor(bundle: dict, secret: bytes | None, keep_span_text: bool):
         from deid.batch import BatchProcessor
         from deid.config import parse_config
         from deid.pipeline import Pipeline
-        from deid.resources import materialize
+        from deid.resources import Resources, materialize
         root = Path(tempfile.gettempdir()) / f"deid-bundle-{key}"
         if not (root / ".complete").exists():
             materialize(bundle["files"], root / "resources")
             (root / "policies.yaml").write_bytes(bundle["policies"])
             (root / ".complete").touch()
-        os.environ["DEID_RESOURCES"] = str(root / "resources")   # this worker's configuration
         config = parse_config({**bundle["config"], "policies": str(root / "policies.yaml")}, root)
         index = None
         if bundle.get("index"):
             from deid.llm.retrieval import EntryIndex
             index = EntryIndex.from_bytes(bundle["index"])   # once per worker, not per task
-        _WORKER_CACHE[key] = BatchProcessor(Pipeline(config, secret, index), secret, keep_span_text)
+        pipeline = Pipeline(config, secret, index, Resources(root / "resources"))   # the driver's files
+        _WORKER_CACHE[key] = BatchProcessor(pipeline, secret, keep_span_text)
     return _WORKER_CACHE[key]
 
 

@@ -19,15 +19,21 @@ _NOT_DIGIT_AFTER = r"(?![0-9])"
 _COUNTRY = r"(?:(?:\+|00)\s?86[ \-]?)"
 # Area codes in use: 010, 020-029, and four-digit 03xx-09xx.
 _AREA = r"0(?:10|2\d|[3-9]\d{2})"
-_EXT = r"(?:\s?(?:转|分机|ext\.?|x|-)\s?\d{1,5})?"
 
 _MOBILE = re.compile(_NOT_DIGIT_BEFORE + _COUNTRY + r"?1[3-9]\d" + _SEP + r"\d{4}" + _SEP + r"\d{4}" + _NOT_DIGIT_AFTER)
 # A mobile grouped some other way (13 812 345 678, 1381-234-5678): one kind of separator, at most four of them.
 _MOBILE_GROUPED = re.compile(_NOT_DIGIT_BEFORE + r"1[ .\-]?[3-9](?:[ .\-]?\d){9}" + _NOT_DIGIT_AFTER)
-_LANDLINE = re.compile(
-    _NOT_DIGIT_BEFORE
-    + r"(?:" + _COUNTRY + r"\(?0?(?:10|2\d|[3-9]\d{2})\)?|\(" + _AREA + r"\)|" + _AREA + r")"
-    + r"\s?[ \-.]?\s?(?:\d{4}" + _SEP + r"\d{3,4}|\d{3}" + _SEP + r"\d{4})" + _EXT + _NOT_DIGIT_AFTER)
+
+
+def _landline(extension: str) -> re.Pattern:
+    """A landline with its area code, and an extension after one of the `extension` words or a hyphen."""
+    return re.compile(
+        _NOT_DIGIT_BEFORE
+        + r"(?:" + _COUNTRY + r"\(?0?(?:10|2\d|[3-9]\d{2})\)?|\(" + _AREA + r"\)|" + _AREA + r")"
+        + r"\s?[ \-.]?\s?(?:\d{4}" + _SEP + r"\d{3,4}|\d{3}" + _SEP + r"\d{4})"
+        + rf"(?:\s?(?:{extension}|-)\s?\d{{1,5}})?" + _NOT_DIGIT_AFTER)
+
+
 _SERVICE = re.compile(_NOT_DIGIT_BEFORE + r"[48]00" + _SEP + r"\d{3}" + _SEP + r"\d{4}" + _NOT_DIGIT_AFTER)
 # Boundaries are ASCII word characters: a Chinese character may touch an address (患者邮箱zhangsan@...), as
 # Python's \w (which matches Chinese) would refuse. The @ and the dots may be spelt out, as people do to hide an
@@ -58,6 +64,7 @@ class ContactDetector(Component):
     def __init__(self, resources: Resources | None = None):
         cues = (resources or Resources.packaged()).load("lexicons/contact_cues.tsv")
         self.version = cues.digest
+        self._landline = _landline(alternation(cues.words("extension")))
         # Local numbers without area code only right after a phone cue.
         self._phone_cue = re.compile(rf"(?:{alternation(cues.words('phone'))})(?:号码|号)?\s*[:：]?\s*$")
         # Numbers a record cue introduces identify the record, and a measure or count after a number makes it
@@ -97,7 +104,7 @@ class ContactDetector(Component):
         for m in _IPV6_RUN.finditer(norm) if "::" in norm or norm.count(":") >= 7 else ():
             if (at := _ipv6_in(m.group())) is not None:
                 add(m.start() + at, m.end(), 0.9, "ip.v6")
-        for rx, why, score in ((_MOBILE, "phone.mobile", 0.97), (_LANDLINE, "phone.landline", 0.93),
+        for rx, why, score in ((_MOBILE, "phone.mobile", 0.97), (self._landline, "phone.landline", 0.93),
                                (_SERVICE, "phone.service", 0.9)):
             for m in rx.finditer(norm):
                 start, end = m.start(), m.end()

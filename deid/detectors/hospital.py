@@ -26,8 +26,6 @@ _PREFIX_CHAR = re.compile(r"[\u4e00-\u9fa5〇A-Za-z0-9·]")   # 〇 of 第九〇
 _DEPARTMENT = re.compile(r"[\u4e00-\u9fa5]{0,3}科")
 # A house or building number in front of a name ends the address before it (浣纱路356号|杭州市第一人民医院).
 _HOUSE_NUMBER = re.compile(r"[0-9]+\s?[号栋幢]")
-# A road named after an institution (医院路, 医院西街) is no institution.
-_ROAD_AFTER = re.compile(r"[东西南北中]?(?:路|街|大街|大道|巷|弄|胡同)")
 # Asking which one of them (上海骨科医院哪家好, 哪些, 哪所) makes the phrase a kind of institution, not one.
 _WHICH_AFTER = re.compile(r"\s?哪[家些所]")
 # Digits or a date glued to the front of a name (2016-10-14承德市中心医院) are not part of it.
@@ -39,10 +37,6 @@ _DURATION = re.compile(r"[0-9]+个?(?:年|月|日|天|周|小时)[余前后]?")
 _BRANCH = re.compile(r"[（(]原?[\u4e00-\u9fa50-9]{1,14}?(?:院区|分院|区|院|部|中心)[)）]"
                      r"|[\u4e00-\u9fa5]{0,6}?(?:分院|院区)|[东南西北]院(?!长)")
 _BRACKETED_PLACE = re.compile(r"[（(]([\u4e00-\u9fa5]{2,8})[)）]")
-# What may follow a clinical-looking word inside a name: a place or a clan (葫芦|岛市, 风团|镇, 黄|氏).
-_PLACE_OR_CLAN = re.compile(r"镇|乡|村|街道|氏|岛|山|湖|江|河")
-_COLLOQUIAL = re.compile(r"(?:市|县|区)?(?:第?[一二三四五六七八九]院|附[一二三四五六七八]院?|妇保院|妇幼|"
-                         r"医大[一二三四五六七八]院)(?![\u4e00-\u9fa5]{0,3}(?:医院|保健院|保健所|科))")
 
 
 @dataclass(frozen=True)
@@ -107,6 +101,15 @@ class HospitalDetector(Component):
         self._visit_before = re.compile(rf"(?:{alternation(words.words('visit_before'))})\s*$")
         self._visit_after = re.compile(rf"^\s*(?:{alternation(words.words('visit_after'))})")
         self._school_after = re.compile(rf"^(?:{alternation(words.words('school_after'))})")
+        # A road named after an institution (医院路, 医院西街) is no institution.
+        self._road_after = re.compile(rf"[东西南北中]?(?:{alternation(words.words('road_after'))})")
+        # What may follow a clinical-looking word inside a name: a place or a clan (葫芦|岛市, 风团|镇, 黄|氏).
+        self._place_or_clan = re.compile(alternation(words.words("place_or_clan")))
+        # A colloquial name after a division's (赣州市|一院, 长春|附一院, 徐州|妇保院), unless a longer name goes on.
+        self._colloquial_name = re.compile(
+            rf"(?:市|县|区)?(?:第?[一二三四五六七八九]院|附[一二三四五六七八]院?|医大[一二三四五六七八]院|"
+            rf"{alternation(words.words('colloquial'))})"
+            rf"(?![\u4e00-\u9fa5]{{0,3}}(?:{alternation(words.words('full_ending'))}))")
         self.entries: list[_Entry] = []
         auto = ahocorasick.Automaton()
         for row in res.rows():
@@ -156,7 +159,7 @@ class HospitalDetector(Component):
         """赣州市一院, 长春附一院, 徐州妇保院: a division name then a numbered or abbreviated hospital."""
         spans = []
         for s, e, _place in self.gazetteer.find(norm):
-            m = _COLLOQUIAL.match(norm, e)
+            m = self._colloquial_name.match(norm, e)
             if m:
                 spans.append(make_span(text, s, m.end(), EntityType.HOSPITAL, 1, "pattern", self.SCORES["colloquial"],
                                        "hospital.colloquial"))
@@ -165,7 +168,7 @@ class HospitalDetector(Component):
     def _pattern(self, text: str, norm: str) -> list[Span]:
         spans = []
         for m in self._suffix.finditer(norm):
-            if _ROAD_AFTER.match(norm, m.end()) or _WHICH_AFTER.match(norm, m.end()):
+            if self._road_after.match(norm, m.end()) or _WHICH_AFTER.match(norm, m.end()):
                 continue   # 医院路94号: a road named after the institution; 上海骨科医院哪家好: a kind of hospital
             start = m.start()
             while start > 0 and m.start() - start < 24 and _PREFIX_CHAR.match(norm[start - 1]):
@@ -243,6 +246,6 @@ class HospitalDetector(Component):
         (葫芦 of 葫芦岛市, 风团 of 风团镇, 黄氏)."""
         named = ([m.span() for m in self._specialty.finditer(prefix)]
                  + [(s, e) for s, e, _ in self.gazetteer.find(prefix)])
-        return any(not any(ns < e and s < ne for ns, ne in named) and not _PLACE_OR_CLAN.match(prefix, e)
+        return any(not any(ns < e and s < ne for ns, ne in named) and not self._place_or_clan.match(prefix, e)
                    for s, e in self.vocabulary.matches(prefix))
 

@@ -14,12 +14,10 @@ import re
 import ahocorasick
 
 from deid.detectors.base import Component, Document, Taken
-from deid.resources import Resources, combine_digests
+from deid.resources import Resources, alternation, combine_digests
 from deid.spans import EntityType, Span, make_span
 
-# After a cue: its 号/号码/编号, a colon, 为/是; then the value.
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
-_CUE_TAIL = re.compile(r"(?:号码|编号|编码|号)?\s?(?:[:]|为|是)?\s?")
 _VALUE = {
     # letters, digits, hyphens and dots (46920.15); short groups may be joined by single spaces; an account 12 to
     # 25 digits
@@ -65,7 +63,11 @@ class IdentifierDetector(Component):
         files = resources or Resources.packaged()
         cues = files.load("lexicons/identifier_cues.tsv")
         regions = files.load("lexicons/plate_regions.txt")
-        self.version = combine_digests({"cues": cues.digest, "regions": regions.digest})
+        tails = files.load("lexicons/identifier_cue_tails.tsv")
+        self.version = combine_digests({"cues": cues.digest, "regions": regions.digest, "tails": tails.digest})
+        # After a cue: its 号/号码/编号, a colon, 为/是; then the value.
+        self._cue_tail = re.compile(rf"(?:{alternation(tails.words('number'))})?\s?"
+                                    rf"(?:[:]|{alternation(tails.words('copula'))})?\s?")
         self._cues = ahocorasick.Automaton()   # one pass over the note finds every cue (ID号 as id号 too)
         for row in cues.rows():
             cue = row["cue"].translate(_ASCII_LOWER)
@@ -88,7 +90,7 @@ class IdentifierDetector(Component):
                 spans.append(make_span(doc.text, start, end, entity_type, 1, "pattern", score, why))
 
         for cue_end, entity_type in self._cues_in(norm):
-            value = _VALUE[entity_type].match(norm, _CUE_TAIL.match(norm, cue_end).end())
+            value = _VALUE[entity_type].match(norm, self._cue_tail.match(norm, cue_end).end())
             if not value or not any(c.isdigit() for c in value.group()):
                 continue
             end = value.end()

@@ -40,23 +40,24 @@ MENTION_WORDS = "lexicons/mention_words.tsv"
 # (stage, course, site, sex, ICD phrasing: lexicons/mention_words.tsv) and a disease word after it (梅毒|性心脏病,
 # 淋球菌|性尿道炎: `_right`).
 #
-# What may end a disease phrase; 病 not when it starts another word (病史, 病人, 病程 ...).
-_DISEASE_END = (r"(?:δ因子|炎|病毒|病(?![史人程情房例区灶变毒理])|症|感染|综合征|瘤|疹|疣|溃疡|下疳|损害|狭窄|关闭不全|"
-                r"动脉瘤|"
-                r"畸形|破裂|出血|痴呆|截瘫|麻痹|结节|白斑|坏死|栓塞|休克|衰竭|妊娠|流产|携带者|携带状态|产物|"
-                r"[甲乙丙丁戊庚]型|无?黄疸型|淤胆型|重型|轻度|中度|重度|因子|失败|宫内孕|穿孔|血肿|粘连|残留|凝血|情况|结核|"
-                r"检查|试纸|两对半|五项|三阳|儿(?![童科])|期(?![间内])|不育)")
 # Inside a phrase: CJK, but no clause word (史, a verb, a result, a conjunction that starts a new item).
 _PHRASE_CHAR = rf"(?:(?![史行予于在因及和与或者了为是有无经示见查阳阴抗治疗入院])[{_CJK}])"
 
 
-def _right(complication: str) -> str:
-    """What may follow a core term in its mention; complication: the alternation of the words that join one."""
-    return (rf"(?:(?:[，,]\s?)?(?:{complication})(?:{_PHRASE_CHAR}|[和或]){{0,10}}?{_DISEASE_END}"   # 并发栓塞
-            rf"|(?:性|型|的)?{_PHRASE_CHAR}{{0,10}}?{_DISEASE_END}"                                # 性心脏病
-            rf"|[，,]\s?(?:其他的?|其他特指的|未特指的?|特指的|完全性或未特指的?|完全性|不完全性|无并发症|有症状性的?|"
-            rf"轻度|中度|重度|不可归类在他处者)"                                                      # ICD qualifiers
-            rf"|[\[(（【][{_CJK}A-Za-z]{{2,10}}[\])）】])+")                                      # [HIV], (共同感染)
+def _disease_end(words) -> str:
+    """What may end a disease phrase: the file's disease_end words, and 病, 儿, 期 where they do not start another
+    word (病史, 病人, 儿童, 期间 ...), the hepatitis types, 黄疸型."""
+    return (rf"(?:{alternation(words.words('disease_end'))}|病(?![史人程情房例区灶变毒理])|[甲乙丙丁戊庚]型|无?黄疸型|"
+            r"儿(?![童科])|期(?![间内]))")
+
+
+def _right(words) -> str:
+    """What may follow a core term in its mention (words: lexicons/mention_words.tsv)."""
+    end = _disease_end(words)
+    return (rf"(?:(?:[，,]\s?)?(?:{alternation(words.words('complication'))})(?:{_PHRASE_CHAR}|[和或]){{0,10}}?{end}"
+            rf"|(?:性|型|的)?{_PHRASE_CHAR}{{0,10}}?{end}"                                    # 性心脏病
+            rf"|[，,]\s?(?:{alternation(words.words('icd_qualifier'))})"                         # ，未特指的
+            rf"|[\[(（【][{_CJK}A-Za-z]{{2,10}}[\])）】])+")                                  # [HIV], (共同感染)
 
 
 # Viral hepatitis written with its types in any order: 乙型丁型病毒性肝炎, 病毒性肝炎乙型丁型急性无黄疸型.
@@ -82,7 +83,7 @@ class TermDetector(Component):
         modifier = (alternation(words.words("modifier"))
                     + rf"|(?:{alternation(words.words('cause'))})[{_CJK}]{{0,3}}?性")   # 输卵管阻塞性
         self._left = re.compile(rf"(?:{modifier})(?:[或和]?(?:{modifier}))*$")
-        self._right = re.compile(_right(alternation(words.words("complication"))))
+        self._right = re.compile(_right(words))
         self.patterns = self._patterns(words)   # (compiled pattern, tier)
         self._auto = ahocorasick.Automaton()
         for res in loaded:
@@ -158,14 +159,12 @@ class TermDetector(Component):
 # record an abortion (A>=1), which makes them abortion history (tier 1).
 _GPA = re.compile(r"(?<![A-Za-z0-9])G\s?\d{1,2}\s?P\s?\d{1,2}(?:\s?A\s?(\d{1,2}))?(?:\s?L\s?\d{1,2})?"
                   r"(?![A-Za-z0-9])", re.I)
-# 孕2产1 and the counts written with it: 孕3产1流2, 孕2产1(足1早0流1存1), and the bare 流 count after a comma
-# (孕1产0,流1) that is shorthand of the formula; the abortion count (流, 流产, 人流) decides the tier. A statement
-# after a comma (孕2产1,早产1次, 人流1次) is a fact of its own.
+# 孕2产1 and the counts written with it: 孕3产1流2, 孕2产1(足1早0流1存1) (their words:
+# lexicons/obstetric_formula_words.tsv), and the bare 流 count after a comma (孕1产0,流1) that is shorthand of the
+# formula; the abortion count (流, 流产, 人流) decides the tier. A statement after a comma (孕2产1,早产1次,
+# 人流1次) is a fact of its own.
+OBSTETRIC_FORMULA_WORDS = "lexicons/obstetric_formula_words.tsv"
 _COUNT_WORD = r"(?:\d{1,2}|[零一二三四五六七八九十])"
-_YUN_CHAN = re.compile(rf"孕\s?(\d{{1,2}}|[一二三四五六七八九十])\s?产\s?{_COUNT_WORD}"
-                       rf"(?:\s?[、(]?\s?(?:足月产|足月|足|早产|早|流产|人流|流|存活|存|活)\s?{_COUNT_WORD}次?\)?)*"
-                       rf"(?:\s?[,;]\s?流\s?{_COUNT_WORD}次?(?![0-9]))?")
-_ABORTIONS = re.compile(rf"(?:流产|人流|流)\s?({_COUNT_WORD})")
 _GESTATION = re.compile(r"(?:怀孕|孕|妊娠|停经)\s?\d{1,2}\s?(?:\+\s?\d\s?)?周(?:\s?\+?\s?\d\s?天)?|停经\s?\d{1,3}\s?天|"
                         r"(?:怀孕|孕|妊娠)\s?(?:\d{1,2}|[一二两三四五六七八九十])\s?个?月")
 _COUNT = re.compile(r"\s?(?:\d{1,2}|[一二三四五六七八九十])\s?次")
@@ -179,7 +178,14 @@ class PregnancyDetector(TermDetector):
     entity_types = (EntityType.PREGNANCY,)
 
     def __init__(self, resources: Resources | None = None):
-        super().__init__(EntityType.PREGNANCY, "dictionaries/pregnancy_terms.tsv", resources)
+        files = resources or Resources.packaged()
+        super().__init__(EntityType.PREGNANCY, "dictionaries/pregnancy_terms.tsv", files)
+        formula = files.load(OBSTETRIC_FORMULA_WORDS)
+        self.version = combine_digests({"terms": self.version, "formula": formula.digest})
+        self._yun_chan = re.compile(rf"孕\s?(\d{{1,2}}|[一二三四五六七八九十])\s?产\s?{_COUNT_WORD}"
+                                    rf"(?:\s?[、(]?\s?(?:{alternation(formula.words('count'))})\s?{_COUNT_WORD}次?\)?)*"
+                                    rf"(?:\s?[,;]\s?流\s?{_COUNT_WORD}次?(?![0-9]))?")
+        self._abortions = re.compile(rf"(?:{alternation(formula.words('abortion'))})\s?({_COUNT_WORD})")
 
     def detect(self, doc: Document) -> list[Span]:
         norm = doc.norm
@@ -192,8 +198,8 @@ class PregnancyDetector(TermDetector):
         for m in _GPA.finditer(norm):
             tier = 1 if m.group(1) and m.group(1) != "0" else 3
             spans.append(self._span(doc, m.start(), m.end(), tier, "pattern", 0.95, "pregnancy.gpa"))
-        for m in _YUN_CHAN.finditer(norm):
-            tier = 1 if any(a.group(1) not in _ZERO for a in _ABORTIONS.finditer(m.group())) else 3
+        for m in self._yun_chan.finditer(norm):
+            tier = 1 if any(a.group(1) not in _ZERO for a in self._abortions.finditer(m.group())) else 3
             spans.append(self._span(doc, m.start(), m.end(), tier, "pattern", 0.95, "pregnancy.yun_chan"))
         for rx, tier, why in ((_GESTATION, 2, "pregnancy.gestation"), (_CHILDREN, 3, "pregnancy.children")):
             for m in rx.finditer(norm):

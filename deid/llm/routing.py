@@ -44,7 +44,7 @@ class Router:
     def __init__(self, resources: Resources | None = None, names: NameDetector | None = None):
         """names: the pipeline's name detector, whose test of a surname + given-name candidate the surname trigger
         uses (built here when None)."""
-        resources = resources or Resources.from_environment()
+        resources = resources or Resources.packaged()
         self._names = names or NameDetector(resources=resources)
         files = {n: resources.load(n) for n in (RULES, PLACE_ENDINGS, FACILITY_ENDINGS, TRANSLITERATION)}
         words: dict[str, list[str]] = {}

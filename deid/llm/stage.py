@@ -45,6 +45,11 @@ class LlmConfig:
     on_failure: str = "fallback"      # fallback (detectors only, re-run next time) | quarantine
     default_tier: int = 1             # for a tiered type the model did not tier: the protective choice
 
+    def __post_init__(self):
+        """One check for every way a stage's config is made: the pipeline's YAML, a test's or a benchmark's."""
+        if self.routing not in ROUTING:
+            raise ValueError(f"llm.routing must be one of {', '.join(ROUTING)}")
+
     @classmethod
     def from_flat(cls, doc: dict) -> LlmConfig:
         """The `llm:` section is one flat mapping; the client's keys (base_url, model, ...) go to ClientConfig."""
@@ -108,10 +113,8 @@ class LlmStage:
 
     def __init__(self, config: LlmConfig, index=None, resources=None, names=None):
         """resources: the pipeline's resources folder; names: its name detector (routing uses both)."""
-        if config.routing not in ROUTING:
-            raise ValueError(f"llm.routing must be one of {', '.join(ROUTING)}")
         self.config = config
-        self.prompts = load_prompts(config.fmt)
+        self.prompts = load_prompts(config.fmt, resources)
         self.router = Router(resources, names) if config.routing == "routed" else None
         routing = f"routed-{self.router.version}" if self.router else "whole"
         self.version = f"{config.fmt}:{self.prompts.version}:{config.model}:{routing}"

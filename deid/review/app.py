@@ -25,6 +25,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Red
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from deid.resources import Resources
 from deid.review import stats
 from deid.review.auth import Session, Sessions, Throttle, load_accounts
 from deid.review.export import DICTIONARY_ACTIONS, safe_term, write_dictionary_patch, write_gold
@@ -66,6 +67,10 @@ class Settings:
     sign_in_max_delay_s: float = 300.0       # up to this
     audit_batch_rows: int = 100              # failed sign-ins reach the audit table this many at a time,
     audit_batch_s: float = 10.0              # or this long after the first of them, and at shutdown
+    resources: str | None = None             # the resources folder a dictionary export edits; None: the package's
+
+    def resource_folder(self) -> Resources:
+        return Resources(Path(self.resources)) if self.resources else Resources.packaged()
 
 
 class NotSignedIn(Exception):
@@ -375,7 +380,8 @@ def create_app(settings: Settings) -> FastAPI:
                 summary = write_gold(rows, source, Path(tmp) / "gold.jsonl")
                 body = (Path(tmp) / "gold.jsonl").read_bytes()
             elif kind == "dictionaries.patch":
-                summary = write_dictionary_patch(rows, source, tmp, settings.min_rejections)
+                summary = write_dictionary_patch(rows, source, tmp, settings.min_rejections,
+                                                 settings.resource_folder())
                 body = (Path(tmp) / "dictionaries.patch").read_bytes()
             else:
                 return PlainTextResponse("unknown export", status_code=404)

@@ -21,7 +21,7 @@ from deid.detectors.base import Document
 from deid.detectors.contact import ContactDetector
 from deid.detectors.hospital import hospital_forms
 from deid.detectors.id_number import IdNumberDetector
-from deid.resources import TextResource, digest_bytes, resources_dir
+from deid.resources import Resources, digest_bytes
 from deid.review.stats import NOT_PHI, final_label, finished_notes, reviewed_spans
 from deid.review.store import effective, outcomes
 from deid.text import is_cjk
@@ -151,27 +151,25 @@ def _tsv_row(name: str, term: str, tier: int, existing: list[dict]) -> str | Non
     return f"{term}\t{tier}\t{term}"
 
 
-def apply_edits(edits: DictionaryEdits, base: Path | None = None) -> dict[str, tuple[str, str]]:
-    """relative path -> (old content, new content) for every resource file the edits change."""
-    base = Path(base or resources_dir())
+def apply_edits(edits: DictionaryEdits, resources: Resources) -> dict[str, tuple[str, str]]:
+    """relative path -> (old content, new content) for every resource file of `resources` the edits change."""
     changed: dict[str, list[str]] = defaultdict(list)
-    allow = TextResource(ALLOW_LIST, (base / ALLOW_LIST).read_text(encoding="utf-8"), "")
+    allow = resources.load(ALLOW_LIST)
     listed = {(row["term"], row.get("type") or "*") for row in allow.rows()}
     for term, entity_type in sorted(edits.allow):
         if (term, entity_type) not in listed and (term, "*") not in listed:
             changed[ALLOW_LIST].append(f"{term}\t{entity_type}")
-    known = {r["word"] for r in TextResource(PERSON_CONTEXT, (base / PERSON_CONTEXT).read_text(encoding="utf-8"),
-                                               "").rows()}
+    known = {r["word"] for r in resources.load(PERSON_CONTEXT).rows()}
     changed[PERSON_CONTEXT] += [f"{word}\tcue" for word in sorted(edits.cues) if word not in known]
     for (term, entity_type), tier in sorted(edits.add.items()):
         name = TERM_FILES[entity_type]
-        existing = TextResource(name, (base / name).read_text(encoding="utf-8"), "").rows()
+        existing = resources.load(name).rows()
         line = _tsv_row(name, term, tier, existing)
         if line and line not in changed[name]:
             changed[name].append(line)
     out = {}
     for name, lines in ((n, lines) for n, lines in changed.items() if lines):
-        old = (base / name).read_text(encoding="utf-8")
+        old = resources.load(name).content
         out[name] = (old, old + ("" if old.endswith("\n") else "\n") + "\n".join(lines) + "\n")
     return out
 
@@ -191,13 +189,12 @@ def private_file(path: Path):
 
 
 def write_dictionary_patch(rows: list[dict], source, out_dir: str | Path, min_rejections: int = 2,
-                           base: Path | None = None) -> dict:
+                           resources: Resources | None = None) -> dict:
     """OUT/dictionaries.patch (apply with `git apply` at the repository root), OUT/resources/... (the edited
     files, to copy over resources/ or point $DEID_RESOURCES at) and a summary, all mode 0600; nothing in
-    resources/ changes."""
-    base = Path(base or resources_dir())
+    resources/ changes. The edits are made to the files of `resources`, the package's when None."""
     edits = propose_edits(rows, source, min_rejections)
-    files = apply_edits(edits, base)
+    files = apply_edits(edits, resources or Resources.packaged())
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     patch = []
