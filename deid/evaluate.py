@@ -180,9 +180,8 @@ def evaluate_with_llm(notes, pipeline, stage, batch: int = 16) -> dict:
     cfg = pipeline.config
     for i in range(0, len(notes), batch):
         chunk = notes[i:i + batch]
-        texts = [n["text"] for n in chunk]
-        detected = pipeline.analyze_many(texts)
-        outcomes = stage.run(texts)
+        detected = [spans for _, spans in analyzed(chunk, pipeline, len(chunk))]
+        outcomes = stage.run([n["text"] for n in chunk])
         for note, det, out in zip(chunk, detected, outcomes, strict=True):
             variants = {"detectors": det, "llm": merge(out.spans, cfg.type_priority, cfg.tier_rule),
                         "ensemble": merge(det + out.spans, cfg.type_priority, cfg.tier_rule)}
