@@ -176,7 +176,21 @@ def test_not_names_with_either_model(analyze_with, text):
     assert names(analyze_with, text) == []
 
 
-@pytest.mark.parametrize("lexicon", ["lexicons/body_surface_chars.txt", "lexicons/clinical_words_extra.txt"])
+@pytest.mark.parametrize("text, expected", [
+    ("教练说里德和邓恩都已伤愈", ["里德", "邓恩"]),          # a transliteration ending like a drug (德); an adverb after
+    ("市场总监贝克林（beckling）表示，", ["贝克林", "beckling"]),   # ... and one its spelling follows (林)
+    ("战队选手GRUBBY也来了", ["GRUBBY"]),                     # a Latin name in capitals the model calls a person
+    ("客户范某留在商场的钱包", ["范某"]),                      # X某 before a verb, then an organisation: a person
+    ("江苏某律师事务所的律师说", []),                          # X某 inside an organisation's name: none
+    ("地产经纪公司总经理杨少锋表示", ["杨少锋"]),              # a role after an organisation's name: not the name
+    ("患者行PICC置管，ECMO支持", []),                          # acronyms in capitals stay acronyms
+])
+def test_names_in_prose_with_the_trained_model(analyze, text, expected):
+    assert names(analyze, text) == expected
+
+
+@pytest.mark.parametrize("lexicon", ["lexicons/body_surface_chars.txt", "lexicons/clinical_words_extra.txt",
+                                     "lexicons/workplace_endings.txt"])
 def test_the_name_lexicons_enter_the_detector_version(tmp_path, lexicon):
     import shutil
 

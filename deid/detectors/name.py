@@ -34,13 +34,15 @@ _GRAMMAR = set("男女性岁因于在的了是无与及等并") | _MEDICAL_MORPH
 # Grammatical words that are also the first of two given characters (郭在根, 金在中); the last one never.
 _GIVEN_MIDDLE = set("在于")
 # A grammatical word or an adverb the model's token took after the name (李自成|之死, 盖蒂|就, 朱朱|从).
-_PARTICLE_AFTER = set("之的了是在于与及等并因就也都又还从")
+_ADVERBS = set("就也都又还从")
+_PARTICLE_AFTER = set("之的了是在于与及等并因") | _ADVERBS
 # Characters that may directly follow a name: punctuation and grammatical words, not medical morphemes.
 _BOUNDARY = set("男女因于在诉述以及和与等的了是为有无行经予今昨前后伴并未已再又均之，。、；：（）() ,.;:\n\t")
 
-# 张某, 欧阳某某: surname + 某; not when the surname character ends a word (其某, 该某).
-_SOMEONE = re.compile(r"某某?(?![\u4e00-\u9fa5]{0,2}(?:医院|卫生院|诊所|单位|公司|地|处|时|日|年|月|省|市|县|区|镇|村|"
-                      r"路))")
+# 张某, 欧阳某某: surname + 某; not when the surname character ends a word (其某, 该某), nor before a place or an
+# organisation (江苏某律师事务所: lexicons/workplace_endings.txt too).
+_SOMEONE_NOT_BEFORE = ("医院", "卫生院", "诊所", "单位", "地", "处", "时", "日", "年", "月", "省", "市", "县", "区", "镇",
+                       "村", "路")
 # After a cue, a word in Latin letters is a name (总监Eric, 执行董事leo, 签名：BenBell); acronyms (CT, MRI) are not.
 # Nor Roman numerals (患者为iv期胃癌).
 _LATIN_AFTER_CUE = re.compile(r"(?![ivxlIVXL]+(?![A-Za-z]))(?:[A-Z][a-z]{2,}|"
@@ -60,6 +62,9 @@ _NEXT_LATIN_WORD = re.compile(r" ([A-Za-z]+)(?![A-Za-z0-9])")
 _INTERPUNCT = re.compile("[·•・‧]")   # the middle dot as typed: Chinese, bullet, katakana, hyphenation point
 # A name in Latin letters: capitalised words, not an acronym (CT, MRI) nor a lower-case word.
 _LATIN_NAME = re.compile(r"(?:[A-Z][a-z]{2,}){1,3}")
+# ... or, where the model calls it a person, a word of four capitals or more (ROSHAN, LISA); shorter ones are
+# acronyms (CT, MRI). Lower-case words are not: there the model's persons were firms and places as often (atari).
+_LATIN_CAPITALS = re.compile(r"[A-Z]{4,}(?:-[A-Z]{2,})?")
 # A given name's initial in Latin letters before a transliterated surname (j.罗琳, a·约翰森).
 _LATIN_INITIAL = re.compile(r"[A-Za-z]{1,2}[.·•・‧]")
 _INITIAL_BEFORE = re.compile(r"(?<![A-Za-z])[A-Za-z]{1,2}[.·•・‧]$")
@@ -119,6 +124,7 @@ class NameDetector(Component):
         drug_stems = files.load("lexicons/drug_stems.txt")
         body_chars = files.load("lexicons/body_surface_chars.txt")
         clinical_extra = files.load("lexicons/clinical_words_extra.txt")
+        workplace = files.load("lexicons/workplace_endings.txt")
         self.version = combine_digests({"surnames": surnames.digest, "stop": stop.digest,
                                                   "vocabulary": self.vocabulary.version,
                                                   "syllables": syllables.digest,
@@ -126,7 +132,8 @@ class NameDetector(Component):
                                                   "eponym_heads": heads.digest, "person_context": context.digest,
                                                   "transliteration": transliteration.digest, "clubs": clubs.digest,
                                                   "drug_stems": drug_stems.digest, "body_chars": body_chars.digest,
-                                                  "clinical_extra": clinical_extra.digest})
+                                                  "clinical_extra": clinical_extra.digest,
+                                                  "workplace": workplace.digest})
         # a cue, then an optional signature word and a colon (主治医师签名：, 患者为); 参加人员, 抢救人员 ...
         self._cue_before = re.compile(rf"(?:{alternation(context.words('cue'))}|(?:参加|抢救|参与|讨论)?人员)"
                                       r"(?:签名|签字)?\s*(?:[:：]|为|是)?\s*")
@@ -136,13 +143,24 @@ class NameDetector(Component):
         self._reporting = re.compile(alternation(context.words("reporting")))
         self._club_after = re.compile(alternation(clubs.words()))
         self._body_chars = frozenset(body_chars.lines()) | _POSITIONS   # after a side, with the vocabulary's
-        self._drug_stem = re.compile(f"(?:{alternation(drug_stems.words())})$")
+        organisations = workplace.words()
+        not_before = (*_SOMEONE_NOT_BEFORE, *(w for w in organisations if len(w) >= 2))
+        # the words between 某 and the organisation's ending are its name: no grammatical word or verb of motion
+        # among them (客户范某留在商场 is a person)
+        name_char = "(?:(?![" + "".join(sorted(_BOUNDARY | _FUNCTION_CHARS | set("到去来回住"))) + r"])[\u4e00-\u9fa5])"
+        self._someone = re.compile(rf"某某?(?!{name_char}{{0,3}}(?:{alternation(not_before)}))")
+        self._organisation_end = re.compile(f"(?:{alternation(organisations)})$")
+        self._drug_stem = re.compile(f"(?:{alternation(w for w in drug_stems.words() if len(w) >= 2)})$")
+        # one-character endings (林, 德, 宁) end foreign names as often as drugs (格林, 里德): only a token of three
+        # characters or more ending in one is a drug
+        self._drug_ending = re.compile(f"(?:{alternation(w for w in drug_stems.words() if len(w) == 1)})$")
         # a stem of two characters or more right after the token: the token is the drug's first half (帕尼|单抗)
         self._drug_stem_next = re.compile(alternation(w for w in drug_stems.words() if len(w) >= 2))
         # A PER token of three or more transliteration characters, or one joined by the interpunct (米兰·昆德拉), is
         # a foreign name though no Chinese surname starts it; a sports club written so is told apart by what follows.
         self._transliteration = frozenset(transliteration.words())
-        self._foreign_run = re.compile("[A-Z][a-z]{2}|[·•・‧]|[" + "".join(sorted(self._transliteration)) + "]{2}")
+        self._foreign_run = re.compile("[A-Z][a-z]{2}|(?<![A-Za-z])[A-Z]{4,}(?![A-Za-z])|[·•・‧]|["
+                                       + "".join(sorted(self._transliteration)) + "]{2}")
         rows = heads.rows()
         self._not_heads = tuple(r["head"][1:] for r in rows if r["head"].startswith("!"))
         words = [r for r in rows if not r["head"].startswith("!")]
@@ -243,12 +261,13 @@ class NameDetector(Component):
         after_side = text[start + 1:start + 2]
         return text[start] in _SIDES and (after_side in self.vocabulary.body_initials or after_side in self._body_chars)
 
-    def foreign(self, text: str, start: int, end: int) -> bool:
-        """A foreign name: two or more transliteration characters (基恩, 索罗斯), not a drug name (阿莫西林, 帕尼|单抗);
-        parts joined by the interpunct, half of them transliteration characters (刘易斯·卡洛尔); an initial before
-        them (j.罗琳); or capitalised words in Latin letters (DavidSmith)."""
+    def foreign(self, text: str, start: int, end: int, said: bool = False) -> bool:
+        """A foreign name: two or more transliteration characters (基恩, 索罗斯), not a drug name (阿莫西林, 帕尼|单抗)
+        unless what follows says person (said: a role, a reporting verb, its spelling in brackets: 莫亚格林（moyagreene）
+        表示); parts joined by the interpunct, half of them transliteration characters (刘易斯·卡洛尔); an initial before
+        them (j.罗琳); or words in Latin letters (DavidSmith, ROSHAN)."""
         cand = text[start:end]
-        if _LATIN_NAME.fullmatch(cand):   # BradBuxer, Svensson: a capitalised word the model calls a person
+        if _LATIN_NAME.fullmatch(cand) or _LATIN_CAPITALS.fullmatch(cand):   # BradBuxer, Svensson, ROSHAN
             return True
         if initial := _LATIN_INITIAL.match(cand):   # j.罗琳, a·约翰森: an initial, then the transliteration
             cand = cand[initial.end():]
@@ -262,7 +281,9 @@ class NameDetector(Component):
         missing = sum(c not in self._transliteration for c in chars)
         if missing > (len(chars) >= 4):   # a long name may hold one character the table lacks (谢尔久科夫)
             return False
-        return len(cand) >= 2 and not (self._drug_stem.search(cand) or self._drug_stem_next.match(text, end))
+        drug = (self._drug_stem.search(cand) or len(cand) >= 3 and self._drug_ending.search(cand)
+                or self._drug_stem_next.match(text, end))
+        return len(cand) >= 2 and (said or not drug)
 
     @staticmethod
     def in_clinical_context(text: str, start: int, end: int, clinical: WordIndex) -> bool:
@@ -314,7 +335,8 @@ class NameDetector(Component):
             if (initial := _INITIAL_BEFORE.search(text[max(0, s - 3):s])) and self._transliterated(text[s:e]):
                 s -= len(initial.group())   # LAC's 罗琳 of j.罗琳
             reported = role or bool(self._reporting.match(text, e))
-            foreign = self.foreign(text, s, e)   # 索罗斯: a foreign name, not the word 索
+            said = reported or bool(_ORIGINAL_SPELLING.match(text, e))
+            foreign = self.foreign(text, s, e, said)   # 索罗斯: a foreign name, not the word 索
             if (text[s] in _WORDY_SURNAMES and not (reported or foreign or self._heads_clause(text, s, e))
                     or self.in_clinical_context(text, s, e, clinical)):
                 continue
@@ -348,7 +370,7 @@ class NameDetector(Component):
         for m in self._role_after.finditer(text):
             self._before_role(text, m.start(), per, add)
         self._surname_and_title(doc, {m.end() for m in cues}, found)
-        for m in _SOMEONE.finditer(text):   # 张某, 欧阳某某: a surname that stands for a person
+        for m in self._someone.finditer(text):   # 张某, 欧阳某某: a surname that stands for a person
             s = next((m.start() - n for n in (2, 1) if self.surname_len(text[m.start() - n:m.start()]) == n), None)
             if s is not None and s >= 0:
                 found.setdefault((s, m.end()), self._span(doc, s, m.end(), "pattern", "name.someone"))
@@ -380,7 +402,7 @@ class NameDetector(Component):
             if clan and self._head_after_clan.match(text, head_at):
                 return True
             if self._head_after_name.match(text, head_at) or self._head_after_any.match(text, head_at) and (
-                    self._transliterated(name) or _LATIN_NAME.fullmatch(name)):
+                    self._transliterated(name) or _LATIN_NAME.fullmatch(name) or _LATIN_CAPITALS.fullmatch(name)):
                 return True
         return "氏" in text[start + 1:end - 1]   # the model's 蓝氏贾 of 蓝氏贾第鞭毛虫: no name holds 氏 inside
 
@@ -453,11 +475,12 @@ class NameDetector(Component):
 
     def _extend_to_boundary(self, text: str, start: int, end: int) -> int:
         """LAC splits rare given names (张娟永 -> 张娟 + 永); take the next character when the three-character
-        name is plausible and is followed by a clear boundary while the NER token is not."""
+        name is plausible and is followed by a clear boundary while the NER token is not, and it is no adverb
+        (邓恩|都已)."""
         nxt = text[end:end + 1]
         if self.ends_cleanly(text, end):
             return end
-        if (nxt and is_cjk(nxt) and nxt not in _NOT_GIVEN and self.plausible(text[start:end + 1], text[end + 1:end + 5])
+        if (nxt and is_cjk(nxt) and nxt not in _NOT_GIVEN and nxt not in _ADVERBS and self.plausible(text[start:end + 1], text[end + 1:end + 5])
                 and self.ends_cleanly(text, end + 1)):
             return end + 1
         return end
@@ -489,7 +512,8 @@ class NameDetector(Component):
                 continue
             cand = text[s:role_start]
             before = text[s - 1] if s > 0 else " "
-            if self.plausible(cand) and (not is_cjk(before) or before in _BOUNDARY or before in _FUNCTION_CHARS):
+            if (self.plausible(cand) and not self._organisation_end.search(cand)   # 经纪|公司总经理
+                    and (not is_cjk(before) or before in _BOUNDARY or before in _FUNCTION_CHARS)):
                 add(s, role_start, "pattern", "name.role_after")
                 return
 
