@@ -184,6 +184,12 @@ def test_not_names_with_either_model(analyze_with, text):
     ("江苏某律师事务所的律师说", []),                          # X某 inside an organisation's name: none
     ("地产经纪公司总经理杨少锋表示", ["杨少锋"]),              # a role after an organisation's name: not the name
     ("患者行PICC置管，ECMO支持", []),                          # acronyms in capitals stay acronyms
+    ("留学生maria说，她很想家", ["maria"]),                    # a lower-case Latin name before a verb of saying
+    ("患者dixon术后3天，Miles术后", []),                        # a Latin name before any eponym head: a procedure
+    ("本轮阿森纳、桑德兰、斯托克均告负", []),                  # in a list with clubs the model tags: a club
+    ("他在加利福尼亚州阿纳海姆的会议中心演讲", []),            # right after a place: a place
+    ("温斯莱特联袂出演", ["温斯莱特"]),                        # 联 of a verb: no club
+    ("切尔西联主场迎战", []),                                  # ... of a club's name: a club
 ])
 def test_names_in_prose_with_the_trained_model(analyze, text, expected):
     assert names(analyze, text) == expected

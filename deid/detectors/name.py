@@ -65,6 +65,10 @@ _LATIN_NAME = re.compile(r"(?:[A-Z][a-z]{2,}){1,3}")
 # ... or, where the model calls it a person, a word of four capitals or more (ROSHAN, LISA); shorter ones are
 # acronyms (CT, MRI). Lower-case words are not: there the model's persons were firms and places as often (atari).
 _LATIN_CAPITALS = re.compile(r"[A-Z]{4,}(?:-[A-Z]{2,})?")
+# ... and a lower-case one only where a verb of saying follows it (elaine说, moore-gwyn）表示).
+_LATIN_LOWER = re.compile(r"[a-z]{4,}(?:-[a-z]{2,})?")
+# What joins the items of a list (桑德兰、斯托克, 恩波利和罗马).
+_LIST_JOINERS = set("、和与及")
 # A given name's initial in Latin letters before a transliterated surname (j.罗琳, a·约翰森).
 _LATIN_INITIAL = re.compile(r"[A-Za-z]{1,2}[.·•・‧]")
 _INITIAL_BEFORE = re.compile(r"(?<![A-Za-z])[A-Za-z]{1,2}[.·•・‧]$")
@@ -141,7 +145,9 @@ class NameDetector(Component):
         self._next_word = re.compile(alternation(context.words("next")))
         self._title = re.compile(alternation(context.words("title")))
         self._reporting = re.compile(alternation(context.words("reporting")))
-        self._club_after = re.compile(alternation(clubs.words()))
+        # "!word": a verb that begins like a club word (联袂 of 温斯莱特联袂出演)
+        verbs = [w[1:] for w in clubs.words() if w.startswith("!")]
+        self._club_after = re.compile(f"(?!{alternation(verbs)})(?:{alternation(w for w in clubs.words() if w[0] != '!')})")
         self._body_chars = frozenset(body_chars.lines()) | _POSITIONS   # after a side, with the vocabulary's
         organisations = workplace.words()
         not_before = (*_SOMEONE_NOT_BEFORE, *(w for w in organisations if len(w) >= 2))
@@ -160,7 +166,8 @@ class NameDetector(Component):
         # a foreign name though no Chinese surname starts it; a sports club written so is told apart by what follows.
         self._transliteration = frozenset(transliteration.words())
         self._foreign_run = re.compile("[A-Z][a-z]{2}|(?<![A-Za-z])[A-Z]{4,}(?![A-Za-z])|[·•・‧]|["
-                                       + "".join(sorted(self._transliteration)) + "]{2}")
+                                       + "".join(sorted(self._transliteration)) + "]{2}|(?<![A-Za-z])[a-z]{4,}"
+                                       rf"(?:-[a-z]{{2,}})?\)?(?:{alternation(context.words('reporting'))})")
         rows = heads.rows()
         self._not_heads = tuple(r["head"][1:] for r in rows if r["head"].startswith("!"))
         words = [r for r in rows if not r["head"].startswith("!")]
@@ -269,6 +276,8 @@ class NameDetector(Component):
         cand = text[start:end]
         if _LATIN_NAME.fullmatch(cand) or _LATIN_CAPITALS.fullmatch(cand):   # BradBuxer, Svensson, ROSHAN
             return True
+        if _LATIN_LOWER.fullmatch(cand):
+            return said
         if initial := _LATIN_INITIAL.match(cand):   # j.罗琳, a·约翰森: an initial, then the transliteration
             cand = cand[initial.end():]
             return len(cand) >= 2 and self._transliterated(cand)
@@ -306,6 +315,8 @@ class NameDetector(Component):
     def detect(self, doc: Document) -> list[Span]:
         text = doc.norm
         per = {s: e for s, e in doc.ner_of("PER")}
+        places = [(s, e) for s, e, label in (doc.ner or ()) if label != "PER"]
+        place_starts, place_ends = {s for s, _e in places}, {e for _s, e in places}
         clinical = self.vocabulary.of(doc)
         found: dict[tuple[int, int], Span] = {}
 
@@ -334,7 +345,7 @@ class NameDetector(Component):
                 continue   # 高敏反应: a clinical word the vocabulary lacks (高敏医生: a role makes it a name)
             if (initial := _INITIAL_BEFORE.search(text[max(0, s - 3):s])) and self._transliterated(text[s:e]):
                 s -= len(initial.group())   # LAC's 罗琳 of j.罗琳
-            reported = role or bool(self._reporting.match(text, e))
+            reported = role or bool(self._reporting.match(text, e + (text[e:e + 1] == ")")))
             said = reported or bool(_ORIGINAL_SPELLING.match(text, e))
             foreign = self.foreign(text, s, e, said)   # 索罗斯: a foreign name, not the word 索
             if (text[s] in _WORDY_SURNAMES and not (reported or foreign or self._heads_clause(text, s, e))
@@ -342,6 +353,11 @@ class NameDetector(Component):
                 continue
             if self._club_after.match(text, e) or text[max(0, s - 3):s].lower().endswith("vs"):
                 continue   # 桑坦德主场: a club, not a person
+            if not reported and (text[s - 1:s] in _LIST_JOINERS and s - 1 in place_ends
+                                 or text[e:e + 1] in _LIST_JOINERS and e + 1 in place_starts):
+                continue   # 桑德兰、斯托克: in a list with a place or an organisation the model tags, one too
+            if foreign and s in place_ends:
+                continue   # 加利福尼亚州阿纳海姆: a foreign-looking token right after a place is a place
             if foreign and not self.clinical_word(text, s, e, clinical):
                 found.setdefault((s, e), self._span(doc, s, e, "ner", "name.ner_foreign"))
             else:
@@ -392,17 +408,19 @@ class NameDetector(Component):
         """The candidate is the person's name in an eponymous term: X氏 (a surname or a transliteration) before any
         head word of lexicons/eponym_heads.tsv (罗氏征, 麦氏点, 布鲁津斯基氏征), or a transliteration before one that
         follows bare names too (霍夫曼征, 巴宾斯基征, Murphy征), or any name before one that follows every name (陶瑟征,
-        李斯特菌). The head may begin inside the candidate (the model's 罗氏|征)."""
+        李斯特菌), or a name in Latin letters before any head (Murphy征, dixon术). The head may begin inside the
+        candidate (the model's 罗氏|征)."""
         for cut in range(start + 1, end + 1):
             name = text[start:cut]
             clan = name.endswith("氏") or text[cut:cut + 1] == "氏"
             head_at = cut + (not name.endswith("氏") and clan)
             if text.startswith(self._not_heads, head_at):
                 continue
-            if clan and self._head_after_clan.match(text, head_at):
+            # a name in Latin letters takes every head, as X氏 does: no note writes a person so before 术 (dixon术)
+            if (clan or _LATIN_WORDS.fullmatch(name)) and self._head_after_clan.match(text, head_at):
                 return True
             if self._head_after_name.match(text, head_at) or self._head_after_any.match(text, head_at) and (
-                    self._transliterated(name) or _LATIN_NAME.fullmatch(name) or _LATIN_CAPITALS.fullmatch(name)):
+                    self._transliterated(name)):
                 return True
         return "氏" in text[start + 1:end - 1]   # the model's 蓝氏贾 of 蓝氏贾第鞭毛虫: no name holds 氏 inside
 
