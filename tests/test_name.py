@@ -189,6 +189,11 @@ def test_not_names_with_either_model(analyze_with, text):
     ("本轮阿森纳、桑德兰、斯托克均告负", []),                  # in a list with clubs the model tags: a club
     ("他在加利福尼亚州阿纳海姆的会议中心演讲", []),            # right after a place: a place
     ("温斯莱特联袂出演", ["温斯莱特"]),                        # 联 of a verb: no club
+    ("上轮联赛杯温格就用了新人", ["温格"]),                    # after an organisation: still a person
+    ("谢菲尔德将军指挥舰队", ["谢菲尔德"]),                    # 德 ends transliterations ...
+    ("口服瑞宁德1片，予阿那曲唑（瑞宁德）治疗", []),           # ... and drugs, which their context tells
+    ("听说小朱已经辞职了，老李说", ["小朱", "老李"]),          # a familiar form of address
+    ("双乳小叶增生", []),
     ("切尔西联主场迎战", []),                                  # ... of a club's name: a club
 ])
 def test_names_in_prose_with_the_trained_model(analyze, text, expected):

@@ -67,8 +67,10 @@ _LATIN_NAME = re.compile(r"(?:[A-Z][a-z]{2,}){1,3}")
 _LATIN_CAPITALS = re.compile(r"[A-Z]{4,}(?:-[A-Z]{2,})?")
 # ... and a lower-case one only where a verb of saying follows it (elaine说, moore-gwyn）表示).
 _LATIN_LOWER = re.compile(r"[a-z]{4,}(?:-[a-z]{2,})?")
-# What joins the items of a list (桑德兰、斯托克, 恩波利和罗马).
-_LIST_JOINERS = set("、和与及")
+# What joins the items of a list (桑德兰、斯托克); 和 and 与 join a person and a firm as often (乔尔与魁北克彩票机构).
+_LIST_JOINERS = set("、")
+# Before a surname, what makes a familiar form of address (小朱, 老李, 阿陈).
+_FAMILIAR = set("小老阿")
 # A given name's initial in Latin letters before a transliterated surname (j.罗琳, a·约翰森).
 _LATIN_INITIAL = re.compile(r"[A-Za-z]{1,2}[.·•・‧]")
 _INITIAL_BEFORE = re.compile(r"(?<![A-Za-z])[A-Za-z]{1,2}[.·•・‧]$")
@@ -156,10 +158,7 @@ class NameDetector(Component):
         name_char = "(?:(?![" + "".join(sorted(_BOUNDARY | _FUNCTION_CHARS | set("到去来回住"))) + r"])[\u4e00-\u9fa5])"
         self._someone = re.compile(rf"某某?(?!{name_char}{{0,3}}(?:{alternation(not_before)}))")
         self._organisation_end = re.compile(f"(?:{alternation(organisations)})$")
-        self._drug_stem = re.compile(f"(?:{alternation(w for w in drug_stems.words() if len(w) >= 2)})$")
-        # one-character endings (林, 德, 宁) end foreign names as often as drugs (格林, 里德): only a token of three
-        # characters or more ending in one is a drug
-        self._drug_ending = re.compile(f"(?:{alternation(w for w in drug_stems.words() if len(w) == 1)})$")
+        self._drug_stem = re.compile(f"(?:{alternation(drug_stems.words())})$")
         # a stem of two characters or more right after the token: the token is the drug's first half (帕尼|单抗)
         self._drug_stem_next = re.compile(alternation(w for w in drug_stems.words() if len(w) >= 2))
         # A PER token of three or more transliteration characters, or one joined by the interpunct (米兰·昆德拉), is
@@ -203,6 +202,12 @@ class NameDetector(Component):
         if any(c in (_GRAMMAR if model else _NOT_GIVEN) for c in given):
             return False
         return not (cand + following).startswith(self.stopwords)
+
+    def familiar(self, cand: str) -> bool:
+        """小朱, 老李: a familiar form of address, a person where the model says so; not with a surname that is
+        mostly a word or anatomy (小于, 小叶)."""
+        return (len(cand) == 2 and cand[0] in _FAMILIAR and cand[1] in self.single
+                and cand[1] not in _WORDY_SURNAMES | _ANATOMY_SURNAMES)
 
     def pinyin_syllables(self, word: str) -> int:
         """How many pinyin syllables `word` is made of (one or two; hyphens join them), or 0 when it is not pinyin."""
@@ -282,6 +287,8 @@ class NameDetector(Component):
             cand = cand[initial.end():]
             return len(cand) >= 2 and self._transliterated(cand)
         parts = _INTERPUNCT.split(cand)
+        if len(parts) > 1 and not parts[-1]:
+            parts.pop()   # 保罗·: the model's token stopped at the interpunct
         chars = "".join(parts)
         if not all(parts) or not all(is_cjk(c) for c in chars):
             return False
@@ -290,8 +297,7 @@ class NameDetector(Component):
         missing = sum(c not in self._transliteration for c in chars)
         if missing > (len(chars) >= 4):   # a long name may hold one character the table lacks (谢尔久科夫)
             return False
-        drug = (self._drug_stem.search(cand) or len(cand) >= 3 and self._drug_ending.search(cand)
-                or self._drug_stem_next.match(text, end))
+        drug = self._drug_stem.search(cand) or self._drug_stem_next.match(text, end)
         return len(cand) >= 2 and (said or not drug)
 
     @staticmethod
@@ -315,15 +321,17 @@ class NameDetector(Component):
     def detect(self, doc: Document) -> list[Span]:
         text = doc.norm
         per = {s: e for s, e in doc.ner_of("PER")}
-        places = [(s, e) for s, e, label in (doc.ner or ()) if label != "PER"]
-        place_starts, place_ends = {s for s, _e in places}, {e for _s, e in places}
+        places = [(s, e, label) for s, e, label in (doc.ner or ()) if label != "PER"]
+        place_starts, place_ends = {s for s, _e, _l in places}, {e for _s, e, _l in places}
+        loc_ends = {e for _s, e, label in places if label == "LOC"}
         clinical = self.vocabulary.of(doc)
         found: dict[tuple[int, int], Span] = {}
 
         def add(s: int, e: int, kind: str, why: str):
             # a cue or a role outweighs a same-letter word
             cued = kind != "ner" or bool(self._role_after.match(text, e))
-            if (not self.plausible(text[s:e], text[e:e + 4], model=kind == "ner")
+            if (not (self.plausible(text[s:e], text[e:e + 4], model=kind == "ner")
+                     or kind == "ner" and self.familiar(text[s:e]))
                     or self.clinical_word(text, s, e, clinical, cued=cued)):
                 return
             old = found.get((s, e))
@@ -356,8 +364,9 @@ class NameDetector(Component):
             if not reported and (text[s - 1:s] in _LIST_JOINERS and s - 1 in place_ends
                                  or text[e:e + 1] in _LIST_JOINERS and e + 1 in place_starts):
                 continue   # 桑德兰、斯托克: in a list with a place or an organisation the model tags, one too
-            if foreign and s in place_ends:
-                continue   # 加利福尼亚州阿纳海姆: a foreign-looking token right after a place is a place
+            if foreign and s in loc_ends:
+                continue   # 加利福尼亚州阿纳海姆: a foreign-looking token right after a place is a place (not
+                # after an organisation: 联赛杯温格)
             if foreign and not self.clinical_word(text, s, e, clinical):
                 found.setdefault((s, e), self._span(doc, s, e, "ner", "name.ner_foreign"))
             else:
