@@ -194,6 +194,11 @@ def test_not_names_with_either_model(analyze_with, text):
     ("口服瑞宁德1片，予阿那曲唑（瑞宁德）治疗", []),           # ... and drugs, which their context tells
     ("听说小朱已经辞职了，老李说", ["小朱", "老李"]),          # a familiar form of address
     ("双乳小叶增生", []),
+    ("他和香港的余文乐（听歌）同台，余力为：拍了三年", ["余文乐", "余力为"]),   # 余 as a surname ...
+    ("其余未见异常，余无特殊，患者于当地医院就诊", []),                        # ... and as a word
+    ("锋线上也有里卡多-富勒这位射手", ["里卡多-富勒"]),        # a hyphen joins a transliteration's parts
+    ("总经理寿柏年表示", ["寿柏年"]),                          # a surname of 百家姓 that is also a word (寿)
+    ("患者须卧床休息", []),                                    # ... which alone, without the model, is none
     ("切尔西联主场迎战", []),                                  # ... of a club's name: a club
 ])
 def test_names_in_prose_with_the_trained_model(analyze, text, expected):
@@ -201,7 +206,7 @@ def test_names_in_prose_with_the_trained_model(analyze, text, expected):
 
 
 @pytest.mark.parametrize("lexicon", ["lexicons/body_surface_chars.txt", "lexicons/clinical_words_extra.txt",
-                                     "lexicons/workplace_endings.txt"])
+                                     "lexicons/workplace_endings.txt", "dictionaries/surnames_rare.txt"])
 def test_the_name_lexicons_enter_the_detector_version(tmp_path, lexicon):
     import shutil
 

@@ -33,6 +33,8 @@ _MEDICAL_MORPHEMES = set("病症炎痛热咳喘吐泻尿液脉穴酸素胺醇钠
 _GRAMMAR = set("男女性岁因于在的了是无与及等并") | _MEDICAL_MORPHEMES
 # Grammatical words that are also the first of two given characters (郭在根, 金在中); the last one never.
 _GIVEN_MIDDLE = set("在于")
+# Characters _NOT_GIVEN refuses that names hold all the same (王为民, 朱有为, 张永和).
+_NAME_CHARS_TOO = set("为有和")
 # A grammatical word or an adverb the model's token took after the name (李自成|之死, 盖蒂|就, 朱朱|从).
 _ADVERBS = set("就也都又还从")
 _PARTICLE_AFTER = set("之的了是在于与及等并因") | _ADVERBS
@@ -60,6 +62,8 @@ _SPACED = re.compile(r"[\u4e00-\u9fa5](?: ?[\u4e00-\u9fa5]){1,3}")
 _LATIN_WORDS = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]+(?:[ \-][A-Za-z]+){0,3}(?![A-Za-z0-9])")
 _NEXT_LATIN_WORD = re.compile(r" ([A-Za-z]+)(?![A-Za-z0-9])")
 _INTERPUNCT = re.compile("[·•・‧]")   # the middle dot as typed: Chinese, bullet, katakana, hyphenation point
+# ... and a hyphen between Chinese characters, which sports news joins a foreign name's parts with (里卡多-富勒)
+_NAME_JOINER = re.compile("[·•・‧]|(?<=[\u4e00-\u9fa5])-(?=[\u4e00-\u9fa5])")
 # A name in Latin letters: capitalised words, not an acronym (CT, MRI) nor a lower-case word.
 _LATIN_NAME = re.compile(r"(?:[A-Z][a-z]{2,}){1,3}")
 # ... or, where the model calls it a person, a word of four capitals or more (ROSHAN, LISA); shorter ones are
@@ -95,8 +99,8 @@ _CONJUNCTIONS = set("和")
 # 尚 (尚可), 毕 (术毕), 窦 (胃窦), 索 (索条影), 呼 (呼叫). The model's PER token alone does not make them a name;
 # a cue or a role does.
 _WORDY_SURNAMES = _FUNCTION_CHARS | set("余程尚毕窦索呼")
-# ... except 于, a common surname: at the head of a clause, ending cleanly, with a given name that is not a time
-# or place word, the model's token is a name (，于海将彩票交给他) while the preposition is not (于今晨, 于海南).
+# ... except 于 and 余, common surnames: at the head of a clause, ending cleanly, with a given name that is not a
+# time or place word, the model's token is a name (，于海将彩票交给他) while the preposition is not (于今晨, 于海南).
 _CLAUSE_HEAD = set("。、“”\"'(,;:!? \n\t")   # as Document.norm writes them (，-> ,)
 
 
@@ -119,6 +123,7 @@ class NameDetector(Component):
     def __init__(self, vocabulary: ClinicalVocabulary | None = None, resources: Resources | None = None):
         files = resources or Resources.packaged()
         surnames = files.load("dictionaries/surnames.txt")
+        rare_surnames = files.load("dictionaries/surnames_rare.txt")
         stop = files.load("dictionaries/name_stopwords.txt")
         self.vocabulary = vocabulary or ClinicalVocabulary()
         syllables = files.load("lexicons/pinyin_syllables.txt")
@@ -131,7 +136,8 @@ class NameDetector(Component):
         body_chars = files.load("lexicons/body_surface_chars.txt")
         clinical_extra = files.load("lexicons/clinical_words_extra.txt")
         workplace = files.load("lexicons/workplace_endings.txt")
-        self.version = combine_digests({"surnames": surnames.digest, "stop": stop.digest,
+        self.version = combine_digests({"surnames": surnames.digest, "rare_surnames": rare_surnames.digest,
+                                                  "stop": stop.digest,
                                                   "vocabulary": self.vocabulary.version,
                                                   "syllables": syllables.digest,
                                                   "pinyin_surnames": pinyin_surnames.digest,
@@ -179,21 +185,25 @@ class NameDetector(Component):
         words = surnames.lines()
         self.single = {w for w in words if len(w) == 1}
         self.compound = {w for w in words if len(w) == 2}
+        # only where the model says person, and not in the gate: as everyday words they would pass a quarter
+        # more clinical text to the model
+        self.rare = frozenset(rare_surnames.lines()) - self.single
         self.stopwords = tuple(stop.lines())
         self._clinical_extra = tuple(clinical_extra.lines())
         self._surname_char = re.compile("[" + "".join(sorted(self.single | {c[0] for c in self.compound})) + "]")
 
     # -- candidate tests -------------------------------------------------------------------------
-    def surname_len(self, s: str) -> int:
+    def surname_len(self, s: str, model: bool = False) -> int:
+        """2 for a compound surname, 1 for a single one (model: also the rare ones of surnames_rare.txt), else 0."""
         if s[:2] in self.compound:
             return 2
-        return 1 if s[:1] in self.single else 0
+        return 1 if s[:1] in self.single or model and s[:1] in self.rare else 0
 
     def plausible(self, cand: str, following: str = "", model: bool = False) -> bool:
         """Surname + 1-2 given characters, none of them a stop character, and not the start of a
         clinical word (checked against the candidate plus the text that follows it). Where the NER model drew
         the boundaries (model=True), only grammatical words are refused as given names (吴冠中, 王治国 are names)."""
-        n = self.surname_len(cand)
+        n = self.surname_len(cand, model)
         if not n or not (n + 1 <= len(cand) <= n + 2) or not all(is_cjk(c) for c in cand):
             return False
         given = cand[n:]
@@ -286,7 +296,7 @@ class NameDetector(Component):
         if initial := _LATIN_INITIAL.match(cand):   # j.罗琳, a·约翰森: an initial, then the transliteration
             cand = cand[initial.end():]
             return len(cand) >= 2 and self._transliterated(cand)
-        parts = _INTERPUNCT.split(cand)
+        parts = _NAME_JOINER.split(cand)
         if len(parts) > 1 and not parts[-1]:
             parts.pop()   # 保罗·: the model's token stopped at the interpunct
         chars = "".join(parts)
@@ -474,9 +484,15 @@ class NameDetector(Component):
                 found.setdefault(key, self._span(doc, *key, "pattern", "name.original"))
 
     def _heads_clause(self, text: str, start: int, end: int) -> bool:
-        """于 as a surname, not the preposition (see _CLAUSE_HEAD)."""
-        return (text[start] == "于" and (start == 0 or text[start - 1] in _CLAUSE_HEAD)
-                and self.plausible(text[start:end], text[end:end + 4]) and self.ends_cleanly(text, end)
+        """于 or 余 as a surname, not the preposition or "the rest" (余无特殊, 20余天): at the head of a clause (see
+        _CLAUSE_HEAD), or with two given characters after a grammatical word (的于澄, 与余胤良); a given name
+        that is no time, place or clinical word, ending cleanly."""
+        if text[start] not in "于余":
+            return False
+        prev, given = text[start - 1] if start else "", text[start + 1:end]
+        head = not prev or prev in _CLAUSE_HEAD or len(given) == 2 and (prev in _BOUNDARY or prev in _FUNCTION_CHARS)
+        return (head and self.plausible(text[start:end], text[end:end + 4], model=True)
+                and not any(c in _NOT_GIVEN - _NAME_CHARS_TOO for c in given) and self.ends_cleanly(text, end)
                 and not text[end:end + 1].isdigit())   # 于 2016-07-20: the preposition before a date
 
     def _after_cue(self, text: str, pos: int, per: dict[int, int], add) -> None:
