@@ -199,6 +199,7 @@ def test_not_names_with_either_model(analyze_with, text):
     ("锋线上也有里卡多-富勒这位射手", ["里卡多-富勒"]),        # a hyphen joins a transliteration's parts
     ("总经理寿柏年表示", ["寿柏年"]),                          # a surname of 百家姓 that is also a word (寿)
     ("患者须卧床休息", []),                                    # ... which alone, without the model, is none
+    ("近日位于北京怀柔的影城", []),                            # ... nor with one given character (a place)
     ("切尔西联主场迎战", []),                                  # ... of a club's name: a club
 ])
 def test_names_in_prose_with_the_trained_model(analyze, text, expected):

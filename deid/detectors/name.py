@@ -204,6 +204,8 @@ class NameDetector(Component):
         clinical word (checked against the candidate plus the text that follows it). Where the NER model drew
         the boundaries (model=True), only grammatical words are refused as given names (吴冠中, 王治国 are names)."""
         n = self.surname_len(cand, model)
+        if n and self.surname_len(cand) != n and len(cand) != 3:
+            return False   # a rare surname with one given character is a word or a place as often (益阳, 怀柔)
         if not n or not (n + 1 <= len(cand) <= n + 2) or not all(is_cjk(c) for c in cand):
             return False
         given = cand[n:]
