@@ -53,8 +53,9 @@ def name_figures(notes: list[dict], pipeline) -> tuple[dict, list[tuple[str, str
 
 
 def _recall_precision(golds: list[list[tuple]], founds: list[list[tuple]]) -> str:
-    hit_gold = sum(any(_overlaps(g, f) for f in found) for gold, found in zip(golds, founds) for g in gold)
-    hit_found = sum(any(_overlaps(f, g) for g in gold) for gold, found in zip(golds, founds) for f in found)
+    pairs = list(zip(golds, founds, strict=True))
+    hit_gold = sum(any(_overlaps(g, f) for f in found) for gold, found in pairs for g in gold)
+    hit_found = sum(any(_overlaps(f, g) for g in gold) for gold, found in pairs for f in found)
     n_gold, n_found = sum(map(len, golds)), sum(map(len, founds))
     return f"{hit_gold / max(n_gold, 1):.3f} / {hit_found / max(n_found, 1):.3f} ({n_found} found)"
 
@@ -79,7 +80,7 @@ def stage_figures(notes: list[dict], model: str) -> dict[str, str]:
         out[f"model PER tokens, {gated}"] = _recall_precision(golds, tokens)
         if gate:
             backed = [[(s.start, s.end) for s in f if any(_overlaps((s.start, s.end), t) for t in ts)]
-                      for f, ts in zip(spans, tokens)]
+                      for f, ts in zip(spans, tokens, strict=True)]
             out["name detector, spans a model token backs"] = _recall_precision(golds, backed)
             out["name detector, all spans"] = _recall_precision(golds, [[(s.start, s.end) for s in f] for f in spans])
             from deid.evaluate import analyzed

@@ -177,7 +177,7 @@ def test_not_names_with_either_model(analyze_with, text):
 
 
 @pytest.mark.parametrize("text, expected", [
-    ("教练说里德和邓恩都已伤愈", ["里德", "邓恩"]),          # a transliteration ending like a drug (德); an adverb after
+    ("教练说里德和邓恩都已伤愈", ["里德", "邓恩"]),          # a transliteration ending in 德; an adverb after
     ("市场总监贝克林（beckling）表示，", ["贝克林", "beckling"]),   # ... and one its spelling follows (林)
     ("战队选手GRUBBY也来了", ["GRUBBY"]),                     # a Latin name in capitals the model calls a person
     ("客户范某留在商场的钱包", ["范某"]),                      # X某 before a verb, then an organisation: a person

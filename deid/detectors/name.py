@@ -43,8 +43,8 @@ _BOUNDARY = set("男女因于在诉述以及和与等的了是为有无行经予
 
 # 张某, 欧阳某某: surname + 某; not when the surname character ends a word (其某, 该某), nor before a place or an
 # organisation (江苏某律师事务所: lexicons/workplace_endings.txt too).
-_SOMEONE_NOT_BEFORE = ("医院", "卫生院", "诊所", "单位", "地", "处", "时", "日", "年", "月", "省", "市", "县", "区", "镇",
-                       "村", "路")
+_SOMEONE_NOT_BEFORE = ("医院", "卫生院", "诊所", "单位", "地", "处", "时", "日", "年", "月", "省", "市", "县", "区",
+                       "镇", "村", "路")
 # After a cue, a word in Latin letters is a name (总监Eric, 执行董事leo, 签名：BenBell); acronyms (CT, MRI) are not.
 # Nor Roman numerals (患者为iv期胃癌).
 _LATIN_AFTER_CUE = re.compile(r"(?![ivxlIVXL]+(?![A-Za-z]))(?:[A-Z][a-z]{2,}|"
@@ -155,7 +155,8 @@ class NameDetector(Component):
         self._reporting = re.compile(alternation(context.words("reporting")))
         # "!word": a verb that begins like a club word (联袂 of 温斯莱特联袂出演)
         verbs = [w[1:] for w in clubs.words() if w.startswith("!")]
-        self._club_after = re.compile(f"(?!{alternation(verbs)})(?:{alternation(w for w in clubs.words() if w[0] != '!')})")
+        club_words = [w for w in clubs.words() if w[0] != "!"]
+        self._club_after = re.compile(f"(?!{alternation(verbs)})(?:{alternation(club_words)})")
         self._body_chars = frozenset(body_chars.lines()) | _POSITIONS   # after a side, with the vocabulary's
         organisations = workplace.words()
         not_before = (*_SOMEONE_NOT_BEFORE, *(w for w in organisations if len(w) >= 2))
@@ -287,9 +288,9 @@ class NameDetector(Component):
 
     def foreign(self, text: str, start: int, end: int, said: bool = False) -> bool:
         """A foreign name: two or more transliteration characters (基恩, 索罗斯), not a drug name (阿莫西林, 帕尼|单抗)
-        unless what follows says person (said: a role, a reporting verb, its spelling in brackets: 莫亚格林（moyagreene）
-        表示); parts joined by the interpunct, half of them transliteration characters (刘易斯·卡洛尔); an initial before
-        them (j.罗琳); or words in Latin letters (DavidSmith, ROSHAN)."""
+        unless what follows says person (said: a role, a reporting verb, its spelling in brackets:
+        莫亚格林（moyagreene）表示); parts joined by the interpunct, half of them transliteration characters
+        (刘易斯·卡洛尔); an initial before them (j.罗琳); or words in Latin letters (DavidSmith, ROSHAN)."""
         cand = text[start:end]
         if _LATIN_NAME.fullmatch(cand) or _LATIN_CAPITALS.fullmatch(cand):   # BradBuxer, Svensson, ROSHAN
             return True
@@ -525,7 +526,8 @@ class NameDetector(Component):
         nxt = text[end:end + 1]
         if self.ends_cleanly(text, end):
             return end
-        if (nxt and is_cjk(nxt) and nxt not in _NOT_GIVEN and nxt not in _ADVERBS and self.plausible(text[start:end + 1], text[end + 1:end + 5])
+        if (nxt and is_cjk(nxt) and nxt not in _NOT_GIVEN and nxt not in _ADVERBS
+                and self.plausible(text[start:end + 1], text[end + 1:end + 5])
                 and self.ends_cleanly(text, end + 1)):
             return end + 1
         return end
