@@ -2,7 +2,8 @@
 
 Three sources of evidence, combined here because each alone is weak:
 - clinical cues before a name (患者, 姓名：, 家属, 其子, 主治医师：, 签名 ...) or a role after it (王五主任);
-- the surname list (single and compound) that a candidate must start with;
+- the surname list (single and compound; the rarer surnames of 百家姓 only where the model says person) that a
+  candidate must start with;
 - the NER model's PER tokens, which also fix where a cue-found name ends.
 The NER model's PER spans also count on their own in free prose (老伴石粉兰今年52岁, 总裁沈东军认为), as do
 X某 / X某某, and a speaker's label heading a line (金石开：...). Every name found is then looked for again
