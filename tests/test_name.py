@@ -176,7 +176,38 @@ def test_not_names_with_either_model(analyze_with, text):
     assert names(analyze_with, text) == []
 
 
-@pytest.mark.parametrize("lexicon", ["lexicons/body_surface_chars.txt", "lexicons/clinical_words_extra.txt"])
+@pytest.mark.parametrize("text, expected", [
+    ("教练说里德和邓恩都已伤愈", ["里德", "邓恩"]),          # a transliteration ending in 德; an adverb after
+    ("市场总监贝克林（beckling）表示，", ["贝克林", "beckling"]),   # ... and one its spelling follows (林)
+    ("战队选手GRUBBY也来了", ["GRUBBY"]),                     # a Latin name in capitals the model calls a person
+    ("客户范某留在商场的钱包", ["范某"]),                      # X某 before a verb, then an organisation: a person
+    ("江苏某律师事务所的律师说", []),                          # X某 inside an organisation's name: none
+    ("地产经纪公司总经理杨少锋表示", ["杨少锋"]),              # a role after an organisation's name: not the name
+    ("患者行PICC置管，ECMO支持", []),                          # acronyms in capitals stay acronyms
+    ("留学生maria说，她很想家", ["maria"]),                    # a lower-case Latin name before a verb of saying
+    ("患者dixon术后3天，Miles术后", []),                        # a Latin name before any eponym head: a procedure
+    ("本轮阿森纳、桑德兰、斯托克均告负", []),                  # in a list with clubs the model tags: a club
+    ("他在加利福尼亚州阿纳海姆的会议中心演讲", []),            # right after a place: a place
+    ("温斯莱特联袂出演", ["温斯莱特"]),                        # 联 of a verb: no club
+    ("上轮联赛杯温格就用了新人", ["温格"]),                    # after an organisation: still a person
+    ("谢菲尔德将军指挥舰队", ["谢菲尔德"]),                    # 德 ends transliterations ...
+    ("口服瑞宁德1片，予阿那曲唑（瑞宁德）治疗", []),           # ... and drugs, which their context tells
+    ("听说小朱已经辞职了，老李说", ["小朱", "老李"]),          # a familiar form of address
+    ("双乳小叶增生", []),
+    ("他和香港的余文乐（听歌）同台，余力为：拍了三年", ["余文乐", "余力为"]),   # 余 as a surname ...
+    ("其余未见异常，余无特殊，患者于当地医院就诊", []),                        # ... and as a word
+    ("锋线上也有里卡多-富勒这位射手", ["里卡多-富勒"]),        # a hyphen joins a transliteration's parts
+    ("总经理寿柏年表示", ["寿柏年"]),                          # a surname of 百家姓 that is also a word (寿)
+    ("患者须卧床休息", []),                                    # ... which alone, without the model, is none
+    ("近日位于北京怀柔的影城", []),                            # ... nor with one given character (a place)
+    ("切尔西联主场迎战", []),                                  # ... of a club's name: a club
+])
+def test_names_in_prose_with_the_trained_model(analyze, text, expected):
+    assert names(analyze, text) == expected
+
+
+@pytest.mark.parametrize("lexicon", ["lexicons/body_surface_chars.txt", "lexicons/clinical_words_extra.txt",
+                                     "lexicons/workplace_endings.txt", "dictionaries/surnames_rare.txt"])
 def test_the_name_lexicons_enter_the_detector_version(tmp_path, lexicon):
     import shutil
 

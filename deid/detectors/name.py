@@ -2,7 +2,8 @@
 
 Three sources of evidence, combined here because each alone is weak:
 - clinical cues before a name (患者, 姓名：, 家属, 其子, 主治医师：, 签名 ...) or a role after it (王五主任);
-- the surname list (single and compound) that a candidate must start with;
+- the surname list (single and compound; the rarer surnames of 百家姓 only where the model says person) that a
+  candidate must start with;
 - the NER model's PER tokens, which also fix where a cue-found name ends.
 The NER model's PER spans also count on their own in free prose (老伴石粉兰今年52岁, 总裁沈东军认为), as do
 X某 / X某某, and a speaker's label heading a line (金石开：...). Every name found is then looked for again
@@ -33,14 +34,18 @@ _MEDICAL_MORPHEMES = set("病症炎痛热咳喘吐泻尿液脉穴酸素胺醇钠
 _GRAMMAR = set("男女性岁因于在的了是无与及等并") | _MEDICAL_MORPHEMES
 # Grammatical words that are also the first of two given characters (郭在根, 金在中); the last one never.
 _GIVEN_MIDDLE = set("在于")
+# Characters _NOT_GIVEN refuses that names hold all the same (王为民, 朱有为, 张永和).
+_NAME_CHARS_TOO = set("为有和")
 # A grammatical word or an adverb the model's token took after the name (李自成|之死, 盖蒂|就, 朱朱|从).
-_PARTICLE_AFTER = set("之的了是在于与及等并因就也都又还从")
+_ADVERBS = set("就也都又还从")
+_PARTICLE_AFTER = set("之的了是在于与及等并因") | _ADVERBS
 # Characters that may directly follow a name: punctuation and grammatical words, not medical morphemes.
 _BOUNDARY = set("男女因于在诉述以及和与等的了是为有无行经予今昨前后伴并未已再又均之，。、；：（）() ,.;:\n\t")
 
-# 张某, 欧阳某某: surname + 某; not when the surname character ends a word (其某, 该某).
-_SOMEONE = re.compile(r"某某?(?![\u4e00-\u9fa5]{0,2}(?:医院|卫生院|诊所|单位|公司|地|处|时|日|年|月|省|市|县|区|镇|村|"
-                      r"路))")
+# 张某, 欧阳某某: surname + 某; not when the surname character ends a word (其某, 该某), nor before a place or an
+# organisation (江苏某律师事务所: lexicons/workplace_endings.txt too).
+_SOMEONE_NOT_BEFORE = ("医院", "卫生院", "诊所", "单位", "地", "处", "时", "日", "年", "月", "省", "市", "县", "区",
+                       "镇", "村", "路")
 # After a cue, a word in Latin letters is a name (总监Eric, 执行董事leo, 签名：BenBell); acronyms (CT, MRI) are not.
 # Nor Roman numerals (患者为iv期胃癌).
 _LATIN_AFTER_CUE = re.compile(r"(?![ivxlIVXL]+(?![A-Za-z]))(?:[A-Z][a-z]{2,}|"
@@ -58,8 +63,19 @@ _SPACED = re.compile(r"[\u4e00-\u9fa5](?: ?[\u4e00-\u9fa5]){1,3}")
 _LATIN_WORDS = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]+(?:[ \-][A-Za-z]+){0,3}(?![A-Za-z0-9])")
 _NEXT_LATIN_WORD = re.compile(r" ([A-Za-z]+)(?![A-Za-z0-9])")
 _INTERPUNCT = re.compile("[·•・‧]")   # the middle dot as typed: Chinese, bullet, katakana, hyphenation point
+# ... and a hyphen between Chinese characters, which sports news joins a foreign name's parts with (里卡多-富勒)
+_NAME_JOINER = re.compile("[·•・‧]|(?<=[\u4e00-\u9fa5])-(?=[\u4e00-\u9fa5])")
 # A name in Latin letters: capitalised words, not an acronym (CT, MRI) nor a lower-case word.
 _LATIN_NAME = re.compile(r"(?:[A-Z][a-z]{2,}){1,3}")
+# ... or, where the model calls it a person, a word of four capitals or more (ROSHAN, LISA); shorter ones are
+# acronyms (CT, MRI). Lower-case words are not: there the model's persons were firms and places as often (atari).
+_LATIN_CAPITALS = re.compile(r"[A-Z]{4,}(?:-[A-Z]{2,})?")
+# ... and a lower-case one only where a verb of saying follows it (elaine说, moore-gwyn）表示).
+_LATIN_LOWER = re.compile(r"[a-z]{4,}(?:-[a-z]{2,})?")
+# What joins the items of a list (桑德兰、斯托克); 和 and 与 join a person and a firm as often (乔尔与魁北克彩票机构).
+_LIST_JOINERS = set("、")
+# Before a surname, what makes a familiar form of address (小朱, 老李, 阿陈).
+_FAMILIAR = set("小老阿")
 # A given name's initial in Latin letters before a transliterated surname (j.罗琳, a·约翰森).
 _LATIN_INITIAL = re.compile(r"[A-Za-z]{1,2}[.·•・‧]")
 _INITIAL_BEFORE = re.compile(r"(?<![A-Za-z])[A-Za-z]{1,2}[.·•・‧]$")
@@ -84,8 +100,8 @@ _CONJUNCTIONS = set("和")
 # 尚 (尚可), 毕 (术毕), 窦 (胃窦), 索 (索条影), 呼 (呼叫). The model's PER token alone does not make them a name;
 # a cue or a role does.
 _WORDY_SURNAMES = _FUNCTION_CHARS | set("余程尚毕窦索呼")
-# ... except 于, a common surname: at the head of a clause, ending cleanly, with a given name that is not a time
-# or place word, the model's token is a name (，于海将彩票交给他) while the preposition is not (于今晨, 于海南).
+# ... except 于 and 余, common surnames: at the head of a clause, ending cleanly, with a given name that is not a
+# time or place word, the model's token is a name (，于海将彩票交给他) while the preposition is not (于今晨, 于海南).
 _CLAUSE_HEAD = set("。、“”\"'(,;:!? \n\t")   # as Document.norm writes them (，-> ,)
 
 
@@ -108,6 +124,7 @@ class NameDetector(Component):
     def __init__(self, vocabulary: ClinicalVocabulary | None = None, resources: Resources | None = None):
         files = resources or Resources.packaged()
         surnames = files.load("dictionaries/surnames.txt")
+        rare_surnames = files.load("dictionaries/surnames_rare.txt")
         stop = files.load("dictionaries/name_stopwords.txt")
         self.vocabulary = vocabulary or ClinicalVocabulary()
         syllables = files.load("lexicons/pinyin_syllables.txt")
@@ -119,14 +136,17 @@ class NameDetector(Component):
         drug_stems = files.load("lexicons/drug_stems.txt")
         body_chars = files.load("lexicons/body_surface_chars.txt")
         clinical_extra = files.load("lexicons/clinical_words_extra.txt")
-        self.version = combine_digests({"surnames": surnames.digest, "stop": stop.digest,
+        workplace = files.load("lexicons/workplace_endings.txt")
+        self.version = combine_digests({"surnames": surnames.digest, "rare_surnames": rare_surnames.digest,
+                                                  "stop": stop.digest,
                                                   "vocabulary": self.vocabulary.version,
                                                   "syllables": syllables.digest,
                                                   "pinyin_surnames": pinyin_surnames.digest,
                                                   "eponym_heads": heads.digest, "person_context": context.digest,
                                                   "transliteration": transliteration.digest, "clubs": clubs.digest,
                                                   "drug_stems": drug_stems.digest, "body_chars": body_chars.digest,
-                                                  "clinical_extra": clinical_extra.digest})
+                                                  "clinical_extra": clinical_extra.digest,
+                                                  "workplace": workplace.digest})
         # a cue, then an optional signature word and a colon (主治医师签名：, 患者为); 参加人员, 抢救人员 ...
         self._cue_before = re.compile(rf"(?:{alternation(context.words('cue'))}|(?:参加|抢救|参与|讨论)?人员)"
                                       r"(?:签名|签字)?\s*(?:[:：]|为|是)?\s*")
@@ -134,15 +154,27 @@ class NameDetector(Component):
         self._next_word = re.compile(alternation(context.words("next")))
         self._title = re.compile(alternation(context.words("title")))
         self._reporting = re.compile(alternation(context.words("reporting")))
-        self._club_after = re.compile(alternation(clubs.words()))
+        # "!word": a verb that begins like a club word (联袂 of 温斯莱特联袂出演)
+        verbs = [w[1:] for w in clubs.words() if w.startswith("!")]
+        club_words = [w for w in clubs.words() if w[0] != "!"]
+        self._club_after = re.compile(f"(?!{alternation(verbs)})(?:{alternation(club_words)})")
         self._body_chars = frozenset(body_chars.lines()) | _POSITIONS   # after a side, with the vocabulary's
+        organisations = workplace.words()
+        not_before = (*_SOMEONE_NOT_BEFORE, *(w for w in organisations if len(w) >= 2))
+        # the words between 某 and the organisation's ending are its name: no grammatical word or verb of motion
+        # among them (客户范某留在商场 is a person)
+        name_char = "(?:(?![" + "".join(sorted(_BOUNDARY | _FUNCTION_CHARS | set("到去来回住"))) + r"])[\u4e00-\u9fa5])"
+        self._someone = re.compile(rf"某某?(?!{name_char}{{0,3}}(?:{alternation(not_before)}))")
+        self._organisation_end = re.compile(f"(?:{alternation(organisations)})$")
         self._drug_stem = re.compile(f"(?:{alternation(drug_stems.words())})$")
         # a stem of two characters or more right after the token: the token is the drug's first half (帕尼|单抗)
         self._drug_stem_next = re.compile(alternation(w for w in drug_stems.words() if len(w) >= 2))
         # A PER token of three or more transliteration characters, or one joined by the interpunct (米兰·昆德拉), is
         # a foreign name though no Chinese surname starts it; a sports club written so is told apart by what follows.
         self._transliteration = frozenset(transliteration.words())
-        self._foreign_run = re.compile("[A-Z][a-z]{2}|[·•・‧]|[" + "".join(sorted(self._transliteration)) + "]{2}")
+        self._foreign_run = re.compile("[A-Z][a-z]{2}|(?<![A-Za-z])[A-Z]{4,}(?![A-Za-z])|[·•・‧]|["
+                                       + "".join(sorted(self._transliteration)) + "]{2}|(?<![A-Za-z])[a-z]{4,}"
+                                       rf"(?:-[a-z]{{2,}})?\)?(?:{alternation(context.words('reporting'))})")
         rows = heads.rows()
         self._not_heads = tuple(r["head"][1:] for r in rows if r["head"].startswith("!"))
         words = [r for r in rows if not r["head"].startswith("!")]
@@ -155,21 +187,27 @@ class NameDetector(Component):
         words = surnames.lines()
         self.single = {w for w in words if len(w) == 1}
         self.compound = {w for w in words if len(w) == 2}
+        # only where the model says person, and not in the gate: as everyday words they would pass a quarter
+        # more clinical text to the model
+        self.rare = frozenset(rare_surnames.lines()) - self.single
         self.stopwords = tuple(stop.lines())
         self._clinical_extra = tuple(clinical_extra.lines())
         self._surname_char = re.compile("[" + "".join(sorted(self.single | {c[0] for c in self.compound})) + "]")
 
     # -- candidate tests -------------------------------------------------------------------------
-    def surname_len(self, s: str) -> int:
+    def surname_len(self, s: str, model: bool = False) -> int:
+        """2 for a compound surname, 1 for a single one (model: also the rare ones of surnames_rare.txt), else 0."""
         if s[:2] in self.compound:
             return 2
-        return 1 if s[:1] in self.single else 0
+        return 1 if s[:1] in self.single or model and s[:1] in self.rare else 0
 
     def plausible(self, cand: str, following: str = "", model: bool = False) -> bool:
         """Surname + 1-2 given characters, none of them a stop character, and not the start of a
         clinical word (checked against the candidate plus the text that follows it). Where the NER model drew
         the boundaries (model=True), only grammatical words are refused as given names (吴冠中, 王治国 are names)."""
-        n = self.surname_len(cand)
+        n = self.surname_len(cand, model)
+        if n and self.surname_len(cand) != n and len(cand) != 3:
+            return False   # a rare surname with one given character is a word or a place as often (益阳, 怀柔)
         if not n or not (n + 1 <= len(cand) <= n + 2) or not all(is_cjk(c) for c in cand):
             return False
         given = cand[n:]
@@ -178,6 +216,12 @@ class NameDetector(Component):
         if any(c in (_GRAMMAR if model else _NOT_GIVEN) for c in given):
             return False
         return not (cand + following).startswith(self.stopwords)
+
+    def familiar(self, cand: str) -> bool:
+        """小朱, 老李: a familiar form of address, a person where the model says so; not with a surname that is
+        mostly a word or anatomy (小于, 小叶)."""
+        return (len(cand) == 2 and cand[0] in _FAMILIAR and cand[1] in self.single
+                and cand[1] not in _WORDY_SURNAMES | _ANATOMY_SURNAMES)
 
     def pinyin_syllables(self, word: str) -> int:
         """How many pinyin syllables `word` is made of (one or two; hyphens join them), or 0 when it is not pinyin."""
@@ -243,17 +287,22 @@ class NameDetector(Component):
         after_side = text[start + 1:start + 2]
         return text[start] in _SIDES and (after_side in self.vocabulary.body_initials or after_side in self._body_chars)
 
-    def foreign(self, text: str, start: int, end: int) -> bool:
-        """A foreign name: two or more transliteration characters (基恩, 索罗斯), not a drug name (阿莫西林, 帕尼|单抗);
-        parts joined by the interpunct, half of them transliteration characters (刘易斯·卡洛尔); an initial before
-        them (j.罗琳); or capitalised words in Latin letters (DavidSmith)."""
+    def foreign(self, text: str, start: int, end: int, said: bool = False) -> bool:
+        """A foreign name: two or more transliteration characters (基恩, 索罗斯), not a drug name (阿莫西林, 帕尼|单抗)
+        unless what follows says person (said: a role, a reporting verb, its spelling in brackets:
+        莫亚格林（moyagreene）表示); parts joined by the interpunct, half of them transliteration characters
+        (刘易斯·卡洛尔); an initial before them (j.罗琳); or words in Latin letters (DavidSmith, ROSHAN)."""
         cand = text[start:end]
-        if _LATIN_NAME.fullmatch(cand):   # BradBuxer, Svensson: a capitalised word the model calls a person
+        if _LATIN_NAME.fullmatch(cand) or _LATIN_CAPITALS.fullmatch(cand):   # BradBuxer, Svensson, ROSHAN
             return True
+        if _LATIN_LOWER.fullmatch(cand):
+            return said
         if initial := _LATIN_INITIAL.match(cand):   # j.罗琳, a·约翰森: an initial, then the transliteration
             cand = cand[initial.end():]
             return len(cand) >= 2 and self._transliterated(cand)
-        parts = _INTERPUNCT.split(cand)
+        parts = _NAME_JOINER.split(cand)
+        if len(parts) > 1 and not parts[-1]:
+            parts.pop()   # 保罗·: the model's token stopped at the interpunct
         chars = "".join(parts)
         if not all(parts) or not all(is_cjk(c) for c in chars):
             return False
@@ -262,7 +311,8 @@ class NameDetector(Component):
         missing = sum(c not in self._transliteration for c in chars)
         if missing > (len(chars) >= 4):   # a long name may hold one character the table lacks (谢尔久科夫)
             return False
-        return len(cand) >= 2 and not (self._drug_stem.search(cand) or self._drug_stem_next.match(text, end))
+        drug = self._drug_stem.search(cand) or self._drug_stem_next.match(text, end)
+        return len(cand) >= 2 and (said or not drug)
 
     @staticmethod
     def in_clinical_context(text: str, start: int, end: int, clinical: WordIndex) -> bool:
@@ -285,13 +335,17 @@ class NameDetector(Component):
     def detect(self, doc: Document) -> list[Span]:
         text = doc.norm
         per = {s: e for s, e in doc.ner_of("PER")}
+        places = [(s, e, label) for s, e, label in (doc.ner or ()) if label != "PER"]
+        place_starts, place_ends = {s for s, _e, _l in places}, {e for _s, e, _l in places}
+        loc_ends = {e for _s, e, label in places if label == "LOC"}
         clinical = self.vocabulary.of(doc)
         found: dict[tuple[int, int], Span] = {}
 
         def add(s: int, e: int, kind: str, why: str):
             # a cue or a role outweighs a same-letter word
             cued = kind != "ner" or bool(self._role_after.match(text, e))
-            if (not self.plausible(text[s:e], text[e:e + 4], model=kind == "ner")
+            if (not (self.plausible(text[s:e], text[e:e + 4], model=kind == "ner")
+                     or kind == "ner" and self.familiar(text[s:e]))
                     or self.clinical_word(text, s, e, clinical, cued=cued)):
                 return
             old = found.get((s, e))
@@ -313,13 +367,20 @@ class NameDetector(Component):
                 continue   # 高敏反应: a clinical word the vocabulary lacks (高敏医生: a role makes it a name)
             if (initial := _INITIAL_BEFORE.search(text[max(0, s - 3):s])) and self._transliterated(text[s:e]):
                 s -= len(initial.group())   # LAC's 罗琳 of j.罗琳
-            reported = role or bool(self._reporting.match(text, e))
-            foreign = self.foreign(text, s, e)   # 索罗斯: a foreign name, not the word 索
+            reported = role or bool(self._reporting.match(text, e + (text[e:e + 1] == ")")))
+            said = reported or bool(_ORIGINAL_SPELLING.match(text, e))
+            foreign = self.foreign(text, s, e, said)   # 索罗斯: a foreign name, not the word 索
             if (text[s] in _WORDY_SURNAMES and not (reported or foreign or self._heads_clause(text, s, e))
                     or self.in_clinical_context(text, s, e, clinical)):
                 continue
             if self._club_after.match(text, e) or text[max(0, s - 3):s].lower().endswith("vs"):
                 continue   # 桑坦德主场: a club, not a person
+            if not reported and (text[s - 1:s] in _LIST_JOINERS and s - 1 in place_ends
+                                 or text[e:e + 1] in _LIST_JOINERS and e + 1 in place_starts):
+                continue   # 桑德兰、斯托克: in a list with a place or an organisation the model tags, one too
+            if foreign and s in loc_ends:
+                continue   # 加利福尼亚州阿纳海姆: a foreign-looking token right after a place is a place (not
+                # after an organisation: 联赛杯温格)
             if foreign and not self.clinical_word(text, s, e, clinical):
                 found.setdefault((s, e), self._span(doc, s, e, "ner", "name.ner_foreign"))
             else:
@@ -348,7 +409,7 @@ class NameDetector(Component):
         for m in self._role_after.finditer(text):
             self._before_role(text, m.start(), per, add)
         self._surname_and_title(doc, {m.end() for m in cues}, found)
-        for m in _SOMEONE.finditer(text):   # 张某, 欧阳某某: a surname that stands for a person
+        for m in self._someone.finditer(text):   # 张某, 欧阳某某: a surname that stands for a person
             s = next((m.start() - n for n in (2, 1) if self.surname_len(text[m.start() - n:m.start()]) == n), None)
             if s is not None and s >= 0:
                 found.setdefault((s, m.end()), self._span(doc, s, m.end(), "pattern", "name.someone"))
@@ -370,17 +431,19 @@ class NameDetector(Component):
         """The candidate is the person's name in an eponymous term: X氏 (a surname or a transliteration) before any
         head word of lexicons/eponym_heads.tsv (罗氏征, 麦氏点, 布鲁津斯基氏征), or a transliteration before one that
         follows bare names too (霍夫曼征, 巴宾斯基征, Murphy征), or any name before one that follows every name (陶瑟征,
-        李斯特菌). The head may begin inside the candidate (the model's 罗氏|征)."""
+        李斯特菌), or a name in Latin letters before any head (Murphy征, dixon术). The head may begin inside the
+        candidate (the model's 罗氏|征)."""
         for cut in range(start + 1, end + 1):
             name = text[start:cut]
             clan = name.endswith("氏") or text[cut:cut + 1] == "氏"
             head_at = cut + (not name.endswith("氏") and clan)
             if text.startswith(self._not_heads, head_at):
                 continue
-            if clan and self._head_after_clan.match(text, head_at):
+            # a name in Latin letters takes every head, as X氏 does: no note writes a person so before 术 (dixon术)
+            if (clan or _LATIN_WORDS.fullmatch(name)) and self._head_after_clan.match(text, head_at):
                 return True
             if self._head_after_name.match(text, head_at) or self._head_after_any.match(text, head_at) and (
-                    self._transliterated(name) or _LATIN_NAME.fullmatch(name)):
+                    self._transliterated(name)):
                 return True
         return "氏" in text[start + 1:end - 1]   # the model's 蓝氏贾 of 蓝氏贾第鞭毛虫: no name holds 氏 inside
 
@@ -425,9 +488,15 @@ class NameDetector(Component):
                 found.setdefault(key, self._span(doc, *key, "pattern", "name.original"))
 
     def _heads_clause(self, text: str, start: int, end: int) -> bool:
-        """于 as a surname, not the preposition (see _CLAUSE_HEAD)."""
-        return (text[start] == "于" and (start == 0 or text[start - 1] in _CLAUSE_HEAD)
-                and self.plausible(text[start:end], text[end:end + 4]) and self.ends_cleanly(text, end)
+        """于 or 余 as a surname, not the preposition or "the rest" (余无特殊, 20余天): at the head of a clause (see
+        _CLAUSE_HEAD), or with two given characters after a grammatical word (的于澄, 与余胤良); a given name
+        that is no time, place or clinical word, ending cleanly."""
+        if text[start] not in "于余":
+            return False
+        prev, given = text[start - 1] if start else "", text[start + 1:end]
+        head = not prev or prev in _CLAUSE_HEAD or len(given) == 2 and (prev in _BOUNDARY or prev in _FUNCTION_CHARS)
+        return (head and self.plausible(text[start:end], text[end:end + 4], model=True)
+                and not any(c in _NOT_GIVEN - _NAME_CHARS_TOO for c in given) and self.ends_cleanly(text, end)
                 and not text[end:end + 1].isdigit())   # 于 2016-07-20: the preposition before a date
 
     def _after_cue(self, text: str, pos: int, per: dict[int, int], add) -> None:
@@ -453,11 +522,13 @@ class NameDetector(Component):
 
     def _extend_to_boundary(self, text: str, start: int, end: int) -> int:
         """LAC splits rare given names (张娟永 -> 张娟 + 永); take the next character when the three-character
-        name is plausible and is followed by a clear boundary while the NER token is not."""
+        name is plausible and is followed by a clear boundary while the NER token is not, and it is no adverb
+        (邓恩|都已)."""
         nxt = text[end:end + 1]
         if self.ends_cleanly(text, end):
             return end
-        if (nxt and is_cjk(nxt) and nxt not in _NOT_GIVEN and self.plausible(text[start:end + 1], text[end + 1:end + 5])
+        if (nxt and is_cjk(nxt) and nxt not in _NOT_GIVEN and nxt not in _ADVERBS
+                and self.plausible(text[start:end + 1], text[end + 1:end + 5])
                 and self.ends_cleanly(text, end + 1)):
             return end + 1
         return end
@@ -489,7 +560,8 @@ class NameDetector(Component):
                 continue
             cand = text[s:role_start]
             before = text[s - 1] if s > 0 else " "
-            if self.plausible(cand) and (not is_cjk(before) or before in _BOUNDARY or before in _FUNCTION_CHARS):
+            if (self.plausible(cand) and not self._organisation_end.search(cand)   # 经纪|公司总经理
+                    and (not is_cjk(before) or before in _BOUNDARY or before in _FUNCTION_CHARS)):
                 add(s, role_start, "pattern", "name.role_after")
                 return
 
