@@ -27,11 +27,6 @@ _WORD_ATTRIBUTES = ("成份", "适应症", "不良反应", "常见症状", "通�
 _BODY_ATTRIBUTES = ("常见发病部位",)
 _LONGEST_WORD = 12
 _WORD = re.compile(rf"^[\u4e00-\u9fa5]{{2,{_LONGEST_WORD}}}$")
-# A treatment verb right before a word makes it a drug, whatever it looks like (口服瑞宁德, 予卓迪, 加用阿柏西普),
-# with at most one character between (口服他|莫西芬 is 他莫西芬 cut by the NER model). The package's words: the name
-# and address detectors import the pattern.
-_TREATMENT_VERBS = Resources.packaged().load("lexicons/treatment_verbs.txt")
-TREATED_WITH = re.compile(rf"(?:{alternation(_TREATMENT_VERBS.words())})[\u4e00-\u9fa5]?$")
 _PLACE_ENDINGS = ("地区", "省", "市", "县", "区", "氏")   # and clan names (黄氏)
 _QUALIFIER = re.compile(r"[［\[（(].*?[］\]）)]")
 
@@ -58,10 +53,13 @@ class ClinicalVocabulary:
     """Finder of clinical words: `matches(text)` says where they lie, `of(doc)` keeps them on a note.
     Built on first use (about 2 s): a Spark driver that only needs the pipeline's version never pays it."""
 
-    version = f"PyCMeKG-0.2.5+{_TREATMENT_VERBS.digest}"
-
-    def __init__(self, graph: dict | None = None):
+    def __init__(self, graph: dict | None = None, resources: Resources | None = None):
         self._graph = graph
+        verbs = (resources or Resources.packaged()).load("lexicons/treatment_verbs.txt")
+        self.version = f"PyCMeKG-0.2.5+{verbs.digest}"
+        # A treatment verb right before a word makes it a drug, whatever it looks like (口服瑞宁德, 予卓迪,
+        # 加用阿柏西普), with at most one character between (口服他|莫西芬 is 他莫西芬 cut by the NER model).
+        self.treated_with = re.compile(rf"(?:{alternation(verbs.words())})[\u4e00-\u9fa5]?$")
 
     @cached_property
     def _index(self) -> _Index:

@@ -206,8 +206,23 @@ def test_names_in_prose_with_the_trained_model(analyze, text, expected):
     assert names(analyze, text) == expected
 
 
+@pytest.mark.parametrize("text, expected", [
+    ("姓名：透纳  性别：男  年龄：45岁", ["透纳"]),                   # a form field's value, no Chinese surname
+    ("书写者：风清扬  上级医师：织田作之助  2017-03-01", ["风清扬", "织田作之助"]),
+    ("主治医师：火来胜（医师执业证号：110420000123456）", ["火来胜"]),
+    ("医师签名：杰森·瑞特曼\n", ["杰森·瑞特曼"]),                     # parts joined by the interpunct
+    ("上级医师：同意目前治疗方案。", []),                              # a sentence after the label, not a value
+    ("上级医师：同意。", []),                                         # ... ended by a full stop: the cue rule decides
+    ("姓名：不详  性别：女", []),                                      # a word that says the name is unknown
+    ("医师签名：阿托品  ", []),                                       # a clinical word
+])
+def test_a_form_fields_value_is_a_name(analyze, text, expected):
+    assert names(analyze, text) == expected
+
+
 @pytest.mark.parametrize("lexicon", ["lexicons/body_surface_chars.txt", "lexicons/clinical_words_extra.txt",
-                                     "lexicons/workplace_endings.txt", "dictionaries/surnames_rare.txt"])
+                                     "lexicons/workplace_endings.txt", "dictionaries/surnames_rare.txt",
+                                     "lexicons/field_placeholders.txt"])
 def test_the_name_lexicons_enter_the_detector_version(tmp_path, lexicon):
     import shutil
 

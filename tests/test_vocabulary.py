@@ -38,3 +38,17 @@ def test_the_data_file_may_hold_only_plain_data():
 def test_a_small_graph_builds_a_vocabulary():
     v = ClinicalVocabulary({"阿莫西林胶囊": {"商品名": ["阿莫仙"], "常见发病部位": ["咽部"], "分类": ["青霉素类"]}})
     assert {"阿莫西林胶囊", "阿莫仙", "咽部"} <= v.words and "青霉素类" not in v.words and "咽部" in v.body
+
+
+def test_the_treatment_verbs_come_from_the_resources_the_vocabulary_is_given(tmp_path):
+    """A site's edited lexicons/treatment_verbs.txt reaches the detectors and the version (not only the package's)."""
+    import shutil
+
+    from deid.resources import Resources, resources_dir
+    copy = tmp_path / "resources"
+    shutil.copytree(resources_dir(), copy)
+    with open(copy / "lexicons" / "treatment_verbs.txt", "a", encoding="utf-8") as f:
+        f.write("\n改服\n")
+    site, packaged = ClinicalVocabulary(resources=Resources(copy)), ClinicalVocabulary()
+    assert site.version != packaged.version
+    assert site.treated_with.search("改服瑞宁德", 0, 2) and not packaged.treated_with.search("改服瑞宁德", 0, 2)

@@ -14,7 +14,7 @@ from deid.gazetteer import Gazetteer
 from deid.resources import Resources, alternation, combine_digests
 from deid.spans import EntityType, Span, make_span
 from deid.tiers import address_tier
-from deid.vocabulary import TREATED_WITH, ClinicalVocabulary, WordIndex
+from deid.vocabulary import ClinicalVocabulary, WordIndex
 
 _CJK = r"\u4e00-\u9fa5"
 _NUM = r"(?:[A-Za-z]{0,2}[0-9]+[A-Za-z]?|[一二三四五六七八九十百零〇两]+|[A-Za-z])"
@@ -164,7 +164,8 @@ class AddressDetector(Component):
         for s, e, place in self.gazetteer.find(norm):
             if any(cs <= s < ce and ce > e for cs, ce in clinical.near(s, e)):   # 长春 of 长春胺
                 continue
-            if not place.name.endswith(("省", "市", "县", "区")) and TREATED_WITH.search(norm, max(0, s - 3), s):
+            if (not place.name.endswith(("省", "市", "县", "区"))
+                    and self.vocabulary.treated_with.search(norm, max(0, s - 3), s)):
                 continue   # 口服瑞宁德: a drug, not 宁德
             starts.setdefault(s, "gazetteer")
             if self._begins_named_place(norm, place, e):   # 杭州学院路, 鄞县大道: the division's name begins a place

@@ -19,7 +19,7 @@ from deid.detectors.base import Component, Document, Taken
 from deid.resources import Resources, alternation, combine_digests
 from deid.spans import EntityType, Span, make_span
 from deid.text import is_cjk
-from deid.vocabulary import TREATED_WITH, ClinicalVocabulary, WordIndex
+from deid.vocabulary import ClinicalVocabulary, WordIndex
 
 # Characters that do not occur in given names: grammatical words and medical morphemes (关节痛, 阿托品, 任脉).
 _NOT_GIVEN = set("男女性岁因于在患诉述主入出院以及和与等的了是为有无行经予今昨前后左右上下内外"
@@ -56,6 +56,11 @@ _SPEAKER = re.compile(r"(?:^|(?<=[\n。!?]))([\u4e00-\u9fa5]{2,4}):(?=[\u4e00-\u
 # A bracket right after a name that holds only a name in Latin letters (its original spelling), with a lower-case
 # letter: an acronym is a test or a code (张三（CT）示).
 _ORIGINAL_SPELLING = re.compile(r"\(\s*(?=[^)]*[a-z])([A-Za-z][A-Za-z.'\- ]{1,40}?)\s*\)")
+# A form field's value: Chinese characters (parts joined by an interpunct) up to where the field ends, at a space,
+# a bracket or the line's end (姓名：透纳  性别：男, 记录者：杰森·瑞特曼（医师执业证...）). A value that ends at a
+# comma or a full stop may be a sentence (上级医师：同意。), so those stay with the cue rule's surname test.
+_FIELD_VALUE = re.compile(r"[\u4e00-\u9fff]{2,5}(?=[ \t\u3000\n（(]|$)"
+                          r"|[\u4e00-\u9fff]{1,8}(?:[·•・][\u4e00-\u9fff]{1,8})+(?=[ \t\u3000\n（(，,。；;]|$)")
 # A name typed with a space between its characters (姓名：张 三, 李 秀 英): one to three given characters.
 _SPACED = re.compile(r"[\u4e00-\u9fa5](?: ?[\u4e00-\u9fa5]){1,3}")
 # Words in Latin letters standing together (Zhang San, ZHANG Sanfeng, Zhang San-Feng, ZhangSan): what a name in
@@ -119,7 +124,7 @@ class NameDetector(Component):
     SCORES = {"name.cue+ner": 0.97, "name.role_after+ner": 0.95, "name.cue": 0.92, "name.cue_latin": 0.9,
               "name.cue_spaced": 0.9, "name.role_after": 0.9, "name.someone": 0.9, "name.title": 0.9,
               "name.original": 0.9, "name.repeat": 0.9, "name.ner": 0.85, "name.pinyin": 0.85, "name.speaker": 0.85,
-              "name.ner_foreign": 0.8}
+              "name.ner_foreign": 0.8, "name.field": 0.9}
 
     def __init__(self, vocabulary: ClinicalVocabulary | None = None, resources: Resources | None = None):
         files = resources or Resources.packaged()
@@ -136,6 +141,7 @@ class NameDetector(Component):
         drug_stems = files.load("lexicons/drug_stems.txt")
         body_chars = files.load("lexicons/body_surface_chars.txt")
         clinical_extra = files.load("lexicons/clinical_words_extra.txt")
+        placeholders = files.load("lexicons/field_placeholders.txt")
         workplace = files.load("lexicons/workplace_endings.txt")
         self.version = combine_digests({"surnames": surnames.digest, "rare_surnames": rare_surnames.digest,
                                                   "stop": stop.digest,
@@ -146,10 +152,13 @@ class NameDetector(Component):
                                                   "transliteration": transliteration.digest, "clubs": clubs.digest,
                                                   "drug_stems": drug_stems.digest, "body_chars": body_chars.digest,
                                                   "clinical_extra": clinical_extra.digest,
-                                                  "workplace": workplace.digest})
+                                                  "workplace": workplace.digest,
+                                                  "placeholders": placeholders.digest})
         # a cue, then an optional signature word and a colon (主治医师签名：, 患者为); 参加人员, 抢救人员 ...
         self._cue_before = re.compile(rf"(?:{alternation(context.words('cue'))}|(?:参加|抢救|参与|讨论)?人员)"
                                       r"(?:签名|签字)?\s*(?:[:：]|为|是)?\s*")
+        self._field_label = re.compile(rf"(?:{alternation(context.words('field'))})(?:签名|签字)?[ \t\u3000]*[:：]"
+                                       r"[ \t\u3000]*")
         self._role_after = re.compile(alternation(context.words("role")))
         self._next_word = re.compile(alternation(context.words("next")))
         self._title = re.compile(alternation(context.words("title")))
@@ -192,6 +201,7 @@ class NameDetector(Component):
         self.rare = frozenset(rare_surnames.lines()) - self.single
         self.stopwords = tuple(stop.lines())
         self._clinical_extra = tuple(clinical_extra.lines())
+        self._placeholders = tuple(placeholders.lines())
         self._surname_char = re.compile("[" + "".join(sorted(self.single | {c[0] for c in self.compound})) + "]")
 
     # -- candidate tests -------------------------------------------------------------------------
@@ -314,8 +324,7 @@ class NameDetector(Component):
         drug = self._drug_stem.search(cand) or self._drug_stem_next.match(text, end)
         return len(cand) >= 2 and (said or not drug)
 
-    @staticmethod
-    def in_clinical_context(text: str, start: int, end: int, clinical: WordIndex) -> bool:
+    def in_clinical_context(self, text: str, start: int, end: int, clinical: WordIndex) -> bool:
         """Model-only evidence does not hold where the candidate is glued to a clinical word (高敏|肌钙蛋白), stands in
         brackets or a list beside one (替吉奥胶囊(艾奕), 予卓迪、耐信片) or is followed by a dose (方克)1g)."""
         joined_before = bool(start) and text[start - 1] in _CLINICAL_JOINERS
@@ -330,7 +339,7 @@ class NameDetector(Component):
                                                  or _LANDMARK_AFTER.match(text, end)):
             return True
         # a dose after it, or a treatment verb before it (口服瑞宁德, 予卓迪)
-        return bool(_DOSE.match(text, after) or TREATED_WITH.search(text, max(0, start - 5), start))
+        return bool(_DOSE.match(text, after) or self.vocabulary.treated_with.search(text, max(0, start - 5), start))
 
     def detect(self, doc: Document) -> list[Span]:
         text = doc.norm
@@ -396,6 +405,7 @@ class NameDetector(Component):
                 found.setdefault(spaced, self._span(doc, *spaced, "pattern", "name.cue_spaced"))
             else:
                 self._after_cue(text, m.end(), per, add)
+        self._field_values(doc, clinical, found)
         for m in _LATIN_WORDS.finditer(text):   # Zhang San, with or without a cue
             if self.pinyin_name(m.group().split(" ")):
                 found.setdefault(m.span(), self._span(doc, *m.span(), "pattern", "name.pinyin"))
@@ -423,6 +433,23 @@ class NameDetector(Component):
         """A word that follows names (a role, a verb: 征求, 副主任) starts on the token's last character and goes on
         past it (not 和 of 张永和)."""
         return any((m := word.match(text, end - 1)) and m.end() > end for word in (self._next_word, self._role_after))
+
+    def _field_values(self, doc: Document, clinical: WordIndex, found: dict) -> None:
+        """A form field's value is a name whatever its characters (姓名：透纳, 上级医师：风清扬, 主治医师：火来胜): the
+        field's end bounds it, so no surname is needed; a clinical word (医师签名：阿托品) or a word that opens a
+        clinical phrase is not one. Its span replaces the shorter ones other rules found inside it."""
+        text = doc.norm
+        for m in self._field_label.finditer(text):
+            value = _FIELD_VALUE.match(text, m.end())
+            if not value:
+                continue
+            s, e = value.span()
+            if text[s:e].startswith(self.stopwords + self._placeholders) or self.clinical_word(text, s, e, clinical):
+                continue
+            for key in [k for k in found if s <= k[0] and k[1] <= e]:
+                del found[key]
+            if not any(ks < e and s < ke for ks, ke in found):
+                found[(s, e)] = self._span(doc, s, e, "pattern", "name.field")
 
     def _span(self, doc: Document, start: int, end: int, kind: str, rule: str) -> Span:
         return make_span(doc.text, start, end, EntityType.NAME, 1, kind, self.SCORES[rule], rule)

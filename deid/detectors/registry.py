@@ -27,10 +27,11 @@ class Shared:
     gazetteer reads its stop words from that folder)."""
     resources: Resources
     gazetteer: Gazetteer = field(init=False)
-    vocabulary: ClinicalVocabulary = field(default_factory=ClinicalVocabulary)
+    vocabulary: ClinicalVocabulary = field(init=False)
 
     def __post_init__(self):
         self.gazetteer = Gazetteer(self.resources)
+        self.vocabulary = ClinicalVocabulary(resources=self.resources)
 
 
 COMPONENTS: dict[str, type] = {c.name: c for c in (
