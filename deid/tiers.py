@@ -9,22 +9,34 @@ from __future__ import annotations
 
 import re
 
-NEGATIVE_RESULT = re.compile(
-    r"^[^，。；;,\n阳]{0,10}?(?:阴性|\(-\)|（-）|\(−\)|[:：]\s*-(?![0-9])|未检出|未见|negative|NEG|neg|无反应|不反应|均阴|阴)")
-NEGATED_BEFORE = re.compile(r"(?:否认|排除|无|未见|未发现|未诉|不伴|未曾|从未)[^，。；;,\n]{0,16}$")
-POSITIVE_RESULT = re.compile(r"^[^，。；;,\n]{0,10}?(?:阳性|\(\+\)|（\+）|\+|positive|POS|感染|携带)")
+from deid.resources import Resources, alternation
+
 CLAUSE_END = re.compile(r"[。；;\n]")
+NEGATION_CUES = "lexicons/negation_cues.tsv"
 
 
-def is_negative_context(norm: str, start: int, end: int) -> bool:
-    """True when the term at [start, end) is reported negative or denied in its clause."""
-    right = norm[end:end + 14]
-    left = norm[max(0, start - 18):start]
-    cut = max((m.end() for m in CLAUSE_END.finditer(left)), default=0)
-    left = left[cut:]
-    if POSITIVE_RESULT.match(right) and not NEGATIVE_RESULT.match(right):
-        return False
-    return bool(NEGATIVE_RESULT.match(right) or NEGATED_BEFORE.search(left))
+class NegationRule:
+    """Whether a term is reported negative or denied in its clause, from the cue words of lexicons/negation_cues.tsv
+    (the signs (-), (+) and a colon before a dash are structure, kept here)."""
+
+    def __init__(self, resources: Resources | None = None):
+        cues = (resources or Resources.packaged()).load(NEGATION_CUES)
+        self.digest = cues.digest
+        self._negative_result = re.compile(r"^[^，。；;,\n阳]{0,10}?(?:\(-\)|（-）|\(−\)|[:：]\s*-(?![0-9])|"
+                                           rf"{alternation(cues.words('negative_after'))})")
+        self._negated_before = re.compile(rf"(?:{alternation(cues.words('denied_before'))})[^，。；;,\n]{{0,16}}$")
+        self._positive_result = re.compile(r"^[^，。；;,\n]{0,10}?(?:\(\+\)|（\+）|\+|"
+                                           rf"{alternation(cues.words('positive_after'))})")
+
+    def is_negative(self, norm: str, start: int, end: int) -> bool:
+        """True when the term at [start, end) is reported negative or denied in its clause."""
+        right = norm[end:end + 14]
+        left = norm[max(0, start - 18):start]
+        cut = max((m.end() for m in CLAUSE_END.finditer(left)), default=0)
+        left = left[cut:]
+        if self._positive_result.match(right) and not self._negative_result.match(right):
+            return False
+        return bool(self._negative_result.match(right) or self._negated_before.search(left))
 
 
 def address_tier(fine: bool) -> int:

@@ -181,6 +181,8 @@ def test_an_address_starts_after_the_verb_before_it(analyze, text, starts):
     ("lexicons/mention_words.tsv", "pregnancy"),
     ("lexicons/obstetric_formula_words.tsv", "pregnancy"),
     ("lexicons/identifier_cue_tails.tsv", "identifiers"),
+    ("lexicons/negation_cues.tsv", "std"),
+    ("lexicons/negation_cues.tsv", "pregnancy"),
 ])
 def test_each_lexicon_the_rules_read_enters_pipeline_version(tmp_path, lexicon, detector):
     import shutil
@@ -267,3 +269,15 @@ def test_cue_words_of_contacts_ages_and_std_mentions_are_read_from_their_lexicon
     assert found(ContactDetector(), "0571-87654321内线8001") == ["0571-87654321"]
     edited = _with_lexicon_lines(tmp_path / "d", "lexicons/contact_cues.tsv", "内线\textension\n")
     assert found(ContactDetector(resources=edited), "0571-87654321内线8001") == ["0571-87654321内线8001"]
+
+
+def test_a_negation_cue_added_to_its_lexicon_drops_the_tier(tmp_path):
+    """The tier rule reads its cue words from the files it is given: a site's new denial word makes 梅毒 tier 3."""
+    from deid.detectors.base import Document
+    from deid.detectors.medical import StdDetector
+
+    def tiers(detector):
+        return [s.tier for s in detector.detect(Document("患者否定梅毒病史。"))]
+    assert tiers(StdDetector()) == [1]
+    assert tiers(StdDetector(resources=_with_lexicon_lines(tmp_path / "r", "lexicons/negation_cues.tsv",
+                                                             "\n否定\tdenied_before\n"))) == [3]

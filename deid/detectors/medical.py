@@ -79,7 +79,9 @@ class TermDetector(Component):
         files = resources or Resources.packaged()
         loaded = [files.load(r) for r in (resource, *self.RESOURCES)]
         words = files.load(MENTION_WORDS)
-        self.version = combine_digests({r.name: r.digest for r in (*loaded, words)})
+        self._negation = tiers.NegationRule(files)
+        self.version = combine_digests({**{r.name: r.digest for r in (*loaded, words)},
+                                        tiers.NEGATION_CUES: self._negation.digest})
         modifier = (alternation(words.words("modifier"))
                     + rf"|(?:{alternation(words.words('cause'))})[{_CJK}]{{0,3}}?性")   # 输卵管阻塞性
         self._left = re.compile(rf"(?:{modifier})(?:[或和]?(?:{modifier}))*$")
@@ -150,7 +152,7 @@ class TermDetector(Component):
                            canonical=canon) for s, e, tier, kind, canon in merged]
 
     def _span(self, doc: Document, start: int, end: int, tier: int, kind: str, score: float, why: str, **attrs) -> Span:
-        if tier < 3 and tiers.is_negative_context(doc.norm, start, end):
+        if tier < 3 and self._negation.is_negative(doc.norm, start, end):
             tier, why = 3, why + "+negative"
         return make_span(doc.text, start, end, self.entity_type, tier, kind, score, why, **attrs)
 
