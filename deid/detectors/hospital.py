@@ -82,6 +82,8 @@ class HospitalDetector(Component):
         zones = files.load("lexicons/place_endings.tsv")
         self.version = combine_digests({"hospitals": res.digest, "endings": endings.digest,
                                         "words": words.digest, "zones": zones.digest})
+        self._determiners = re.compile(f"(?:{alternation(words.words('determiner'))})+")
+        self._school_word = re.compile(alternation(words.words("school_word")))
         # Where a name's prefix starts: after a word of going, choosing or asking (就诊于, 推荐), or a character of
         # grammar or care (于, 在, 转, 的, 看).
         self._prefix_stop = re.compile(alternation(words.words("prefix_stop"))
@@ -195,7 +197,7 @@ class HospitalDetector(Component):
             if number:
                 start, prefix = start + number.end(), prefix[number.end():]
             # Strip generic determiners at the front (当地, 我院 ...) but keep a real name behind them.
-            lead = re.match(r"(?:当地|本地|外地|附近|某|该|一家|其他|其它|多家)+", prefix)
+            lead = self._determiners.match(prefix)
             if lead:
                 start, prefix = start + lead.end(), prefix[lead.end():]
             if not prefix or not self._names_something(prefix):
@@ -224,7 +226,7 @@ class HospitalDetector(Component):
         return next((m.group() for m in self._suffix.finditer(name) if m.end() == len(name)), "")
 
     def _names_something(self, prefix: str) -> bool:
-        if "某" not in prefix and len(prefix) >= 2 and re.search(r"大学|学院|医科", prefix):
+        if "某" not in prefix and len(prefix) >= 2 and self._school_word.search(prefix):
             return True   # a school's hospital (信阳职业技术学院附属医院): its clinical-looking words are the school's
         if "某" in prefix or len(prefix) < 2 or self._describes(prefix) or (
                 _DEPARTMENT.fullmatch(prefix) and not self._place_first(prefix)):
