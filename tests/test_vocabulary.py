@@ -44,6 +44,7 @@ def test_the_treatment_verbs_come_from_the_resources_the_vocabulary_is_given(tmp
     """A site's edited lexicons/treatment_verbs.txt reaches the detectors and the version (not only the package's)."""
     import shutil
 
+    from deid.detectors.name import NameDetector
     from deid.resources import Resources, resources_dir
     copy = tmp_path / "resources"
     shutil.copytree(resources_dir(), copy)
@@ -52,3 +53,5 @@ def test_the_treatment_verbs_come_from_the_resources_the_vocabulary_is_given(tmp
     site, packaged = ClinicalVocabulary(resources=Resources(copy)), ClinicalVocabulary()
     assert site.version != packaged.version
     assert site.treated_with.search("改服瑞宁德", 0, 2) and not packaged.treated_with.search("改服瑞宁德", 0, 2)
+    # a detector built alone hands its folder to its vocabulary
+    assert NameDetector(resources=Resources(copy)).vocabulary.treated_with.search("改服瑞宁德", 0, 2)

@@ -71,7 +71,7 @@ class AddressDetector(Component):
                  resources: Resources | None = None):
         files = resources or Resources.packaged()
         self.gazetteer = gazetteer or Gazetteer(files)
-        self.vocabulary = vocabulary or ClinicalVocabulary()
+        self.vocabulary = vocabulary or ClinicalVocabulary(resources=files)
         verbs = files.load("lexicons/place_verbs.txt")
         cues = files.load("lexicons/address_cues.txt")
         endings = files.load("lexicons/place_endings.tsv")

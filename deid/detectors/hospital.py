@@ -75,7 +75,7 @@ class HospitalDetector(Component):
                  resources: Resources | None = None):
         files = resources or Resources.packaged()
         self.gazetteer = gazetteer or Gazetteer(files)
-        self.vocabulary = vocabulary or ClinicalVocabulary()
+        self.vocabulary = vocabulary or ClinicalVocabulary(resources=files)
         res = files.load("dictionaries/hospitals.tsv")
         endings = files.load("lexicons/health_facility_endings.txt")
         words = files.load("lexicons/hospital_words.tsv")

@@ -131,7 +131,7 @@ class NameDetector(Component):
         surnames = files.load("dictionaries/surnames.txt")
         rare_surnames = files.load("dictionaries/surnames_rare.txt")
         stop = files.load("dictionaries/name_stopwords.txt")
-        self.vocabulary = vocabulary or ClinicalVocabulary()
+        self.vocabulary = vocabulary or ClinicalVocabulary(resources=files)
         syllables = files.load("lexicons/pinyin_syllables.txt")
         pinyin_surnames = files.load("lexicons/pinyin_surnames.txt")
         heads = files.load("lexicons/eponym_heads.tsv")
