@@ -119,15 +119,24 @@ def _components(sent) -> list[tuple[str, str]]:
     return [(label, text) for label, text in parts]
 
 
-def address_notes(raw: str, corpus: str, seed: int = 2025) -> list[dict]:
-    rng = random.Random(seed)
-    notes = []
-    for i, sent in enumerate(_bio_sentences(raw)):
+def address_components(raw: str) -> list[list[tuple[str, str]]]:
+    """The (label, text) components of each labelled address of the BIO file, what is no address trimmed from
+    either end (a sentence left with none gives an empty list)."""
+    out = []
+    for sent in _bio_sentences(raw):
         comps = _components(sent)
         while comps and comps[0][0] in _NOT_ADDRESS:
             comps.pop(0)
         while comps and comps[-1][0] in _NOT_ADDRESS:
             comps.pop()
+        out.append(comps)
+    return out
+
+
+def address_notes(raw: str, corpus: str, seed: int = 2025) -> list[dict]:
+    rng = random.Random(seed)
+    notes = []
+    for i, comps in enumerate(address_components(raw)):
         if not comps:
             continue
         template, cue = ADDRESS_TEMPLATES[rng.randrange(len(ADDRESS_TEMPLATES))]

@@ -22,7 +22,7 @@ import json
 import re
 from datetime import datetime, timedelta
 
-from deid.corpora import _NOT_ADDRESS, FINE_PARTS, _bio_sentences, _components, _json_rows, _mention
+from deid.corpora import FINE_PARTS, address_components, cehr_notes
 from deid.synth import vocab as V
 from deid.synth.generator import NoteBuilder, Synth
 
@@ -57,16 +57,8 @@ def cluener_dev_names(raw: str) -> list[str]:
 
 def train_addresses(raw: str) -> list[tuple[str, int]]:
     """(address, tier) of each labelled address of the address train split, trimmed as the address corpus is."""
-    out = []
-    for sent in _bio_sentences(raw):
-        comps = _components(sent)
-        while comps and comps[0][0] in _NOT_ADDRESS:
-            comps.pop(0)
-        while comps and comps[-1][0] in _NOT_ADDRESS:
-            comps.pop()
-        if comps:
-            out.append(("".join(t for _, t in comps), 1 if any(label in FINE_PARTS for label, _ in comps) else 2))
-    return out
+    return [("".join(t for _, t in comps), 1 if any(label in FINE_PARTS for label, _ in comps) else 2)
+            for comps in address_components(raw) if comps]
 
 
 def hospital_names(raw: str) -> list[str]:
@@ -234,11 +226,7 @@ def context_notes(cehr_raw: str, names: list[str], addresses: list[tuple[str, in
     """The real-context gold notes: each cEHRNER note with values placed, its clinical mentions moved along."""
     writer = ContextWriter(names, addresses, hospitals, seed)
     notes = []
-    for i, row in _json_rows(cehr_raw):
-        text = row["text"]
-        clinical = [{"start": at[0], "end": at[1], "label": m["label"]}
-                    for m in row["mention_data"] if (at := _mention(text, m))]
-        b, moved = writer.write(text, clinical)
-        notes.append({"id": f"{CORPUS}-{i}", "corpus": CORPUS, "text": b.text, "types": PLACED_TYPES,
-                      "spans": b.spans, "clinical": moved})
+    for note in cehr_notes(cehr_raw, CORPUS):
+        b, moved = writer.write(note["text"], note["clinical"])
+        notes.append({**note, "text": b.text, "types": PLACED_TYPES, "spans": b.spans, "clinical": moved})
     return notes
